@@ -1,0 +1,139 @@
+/* bench.c - `make bench`: speed and memory of the CNN engine.
+ *
+ * Prints one line per figure, `BENCH <name> <value> <unit>`, so scripts and
+ * people read the same output. Each figure is a median over repeated runs
+ * after a warm-up, on the reference network (150x150x3, 265,953 parameters)
+ * with synthetic data: speed does not depend on pixel values. This is a
+ * benchmark, not a test: it asserts nothing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "hemoscan/cnn.h"
+#include "hemoscan/optim.h"
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void die(const hs_error *err)
+{
+    fprintf(stderr, "hemoscan-bench: %s\n", err->msg);
+    exit(1);
+}
+
+/* Median seconds of one forward pass of `batch` images with `threads`. */
+static double time_inference(const hs_net *net, const float *x, int batch,
+                             int threads, int reps)
+{
+    hs_ws *ws;
+    hs_error err;
+    if (hs_ws_create(&ws, net, batch, 0, threads, &err) != HS_OK)
+        die(&err);
+    double *t = malloc((size_t)reps * sizeof *t);
+    for (int i = 0; i < 5; i++)
+        hs_forward(net, ws, x, batch, 0, NULL);
+    for (int i = 0; i < reps; i++) {
+        double t0 = now_s();
+        hs_forward(net, ws, x, batch, 0, NULL);
+        t[i] = now_s() - t0;
+    }
+    double m = median(t, reps);
+    free(t);
+    hs_ws_free(ws);
+    return m;
+}
+
+/* Median seconds of one training epoch: `images` images in batches of
+ * `batch`, forward + loss + backward + Adam step. */
+static double time_epoch(hs_net *net, const float *x, const int *y, int images,
+                         int batch, int threads, int epochs)
+{
+    hs_ws *ws;
+    hs_error err;
+    hs_optimizer opt;
+    hs_opt_config cfg;
+    hs_opt_config_default(&cfg, HS_OPT_ADAM);
+    if (hs_ws_create(&ws, net, batch, 1, threads, &err) != HS_OK ||
+        hs_optimizer_init(&opt, &cfg, net, &err) != HS_OK)
+        die(&err);
+    hs_rng rng;
+    hs_rng_seed(&rng, 1);
+    size_t per = (size_t)net->input.h * net->input.w * net->input.c;
+    double *t = malloc((size_t)epochs * sizeof *t);
+    for (int e = 0; e < epochs; e++) {
+        double t0 = now_s();
+        for (int b = 0; b < images; b += batch) {
+            int n = images - b < batch ? images - b : batch;
+            hs_forward(net, ws, x + (size_t)b * per, n, 1, &rng);
+            hs_loss(net, ws, y + b, n);
+            hs_backward(net, ws, x + (size_t)b * per, n);
+            hs_optimizer_step(&opt, net, 1e-4f);
+        }
+        t[e] = now_s() - t0;
+    }
+    double m = median(t, epochs);
+    free(t);
+    hs_optimizer_free(&opt);
+    hs_ws_free(ws);
+    return m;
+}
+
+int main(int argc, char **argv)
+{
+    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    hs_layer_spec specs[16];
+    int n = hs_net_reference_specs(specs, 16, 0.5f);
+    hs_net net;
+    hs_error err;
+    if (hs_net_create(&net, (hs_shape){150, 150, 3}, specs, n, &err) != HS_OK ||
+        hs_net_alloc_grads(&net, &err) != HS_OK)
+        die(&err);
+    hs_rng rng;
+    hs_rng_seed(&rng, 42);
+    hs_net_init(&net, &rng);
+    const int images = 140;
+    size_t per = 150 * 150 * 3;
+    float *x = malloc((size_t)images * per * sizeof *x);
+    int *y = malloc(images * sizeof *y);
+    for (size_t i = 0; i < (size_t)images * per; i++)
+        x[i] = (float)hs_rng_uniform(&rng);
+    for (int i = 0; i < images; i++)
+        y[i] = i % 2;
+    int reps = quick ? 5 : 200, reps32 = quick ? 2 : 15, epochs = quick ? 1 : 5;
+
+    printf("BENCH forward_gflop %.3f GFLOP\n", hs_net_forward_flops(&net) / 1e9);
+    fflush(stdout);
+    printf("BENCH infer_b1_ms %.3f ms\n", 1e3 * time_inference(&net, x, 1, 1, reps));
+    printf("BENCH infer_b1_ms_t2 %.3f ms\n", 1e3 * time_inference(&net, x, 1, 2, reps));
+    fflush(stdout);
+    printf("BENCH infer_b32_sps %.1f slices/s\n", 32.0 / time_inference(&net, x, 32, 1, reps32));
+    printf("BENCH infer_b32_sps_t2 %.1f slices/s\n", 32.0 / time_inference(&net, x, 32, 2, reps32));
+    fflush(stdout);
+    printf("BENCH train_epoch_s %.3f s\n", time_epoch(&net, x, y, images, 20, 1, epochs));
+    printf("BENCH train_epoch_s_t2 %.3f s\n", time_epoch(&net, x, y, images, 20, 2, epochs));
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("BENCH peak_rss_mb %.1f MB\n", ru.ru_maxrss / 1024.0);
+    free(x);
+    free(y);
+    hs_net_free(&net);
+    return 0;
+}

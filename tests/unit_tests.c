@@ -1,0 +1,29 @@
+/* unit_tests.c - the CUnit runner for every module's suite.
+ *
+ * Each tests/test_*.c exposes one hs_register_*_tests function; this file
+ * only registers them and runs them, so adding a suite is one line here.
+ * The exit status is non-zero when any assertion failed, which is what
+ * automake's test harness reads. */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+
+int hs_register_cnn_tests(void);
+int hs_register_optim_tests(void);
+int hs_register_model_tests(void);
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    if (hs_register_cnn_tests() != 0 || hs_register_optim_tests() != 0 ||
+        hs_register_model_tests() != 0) {
+        fprintf(stderr, "unit_tests: could not register a suite: %s\n", CU_get_error_msg());
+        CU_cleanup_registry();
+        return 2;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    CU_cleanup_registry();
+    return failed == 0 ? 0 : 1;
+}
