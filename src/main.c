@@ -1,35 +1,53 @@
-/* main.c - the hemoscan command line: parse options, wire stages together.
+/* main.c - the hemoscan command line: parse options, pick the mode.
  *
- * Nothing here computes anything itself; each mode calls the modules that
- * do the work and turns their status into a message and an exit code. The
- * option vocabulary follows DCMTK's tools (-h, --version, -q, -v). Exit
- * codes: 0 success, 1 an operation failed, 2 the command line is wrong. */
+ * Nothing here computes anything; each mode lives in a modes_*.c file that
+ * wires the pipeline modules together. The option vocabulary follows
+ * DCMTK's tools (-h, --version, -q, -v). Exit codes: 0 success, 1 an
+ * operation failed, 2 the command line is wrong. */
 #include <getopt.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/stat.h>
 
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
-#include "hemoscan/cnn.h"
-#include "hemoscan/model.h"
+#include "modes.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"
 #endif
+#ifndef HEMOSCAN_DATADIR
+#define HEMOSCAN_DATADIR "/usr/local/share/hemoscan"
+#endif
 
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+/* The installed default model, and the one in the source tree for runs
+ * from the build directory before `make install`. */
+#define DEFAULT_MODEL_NAME "default.hsm"
 
-typedef struct {
-    int verbose; /* -1 quiet, 0 normal, 1 verbose */
-    int threads;
-    uint64_t seed;
-    const char *init_model;
-    const char *model_info;
-} options;
+const char *hs_model_path(const options *o)
+{
+    static char path[4096];
+    if (o->model != NULL)
+        return o->model;
+    const char *env = getenv("HEMOSCAN_MODEL");
+    if (env != NULL && env[0] != '\0')
+        return env;
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", HEMOSCAN_DATADIR, DEFAULT_MODEL_NAME);
+#ifdef HEMOSCAN_SOURCE_MODELS
+    if (stat(path, &st) != 0) {
+        char tree[4096];
+        snprintf(tree, sizeof tree, "%s/%s", HEMOSCAN_SOURCE_MODELS, DEFAULT_MODEL_NAME);
+        if (stat(tree, &st) == 0)
+            snprintf(path, sizeof path, "%s", tree);
+    }
+#else
+    (void)st;
+#endif
+    return path;
+}
 
 static void usage(FILE *out)
 {
@@ -38,205 +56,287 @@ static void usage(FILE *out)
             "Find intracranial hemorrhage on head CT (decision support, not a diagnosis).\n"
             "\n"
             "Modes:\n"
-            "  --init-model FILE   write an untrained reference network to FILE\n"
-            "  --model-info FILE   describe a model file: layers, input recipe, classes,\n"
-            "                      threshold, provenance, parameter count, SHA-256\n"
+            "  --predict FILE.png...  score pictures: class and score per file\n"
+            "  --eval DIR             evaluate on DIR/CLASS/*.png: accuracy, sensitivity,\n"
+            "                         specificity, precision, F1, ROC AUC (95%% CI), confusion\n"
+            "  --train DIR            train a model from DIR/CLASS/*.png (or DIR/train and\n"
+            "                         DIR/validate); needs --model OUT\n"
+            "  --train DIR --cv K     K-fold cross-validation (stratified, grouped)\n"
+            "  --init-model FILE      write an untrained reference network to FILE\n"
+            "  --model-info FILE      describe a model file\n"
             "\n"
-            "Options:\n"
-            "  --model FILE        the model file to use (with --model-info: same as its argument)\n"
-            "  --seed N            seed for every random choice (default 1)\n"
-            "  --threads N         worker threads (default 1)\n"
-            "  -q, --quiet         print errors only\n"
-            "  -v, --verbose       print more detail\n"
-            "  -h, --help          print this help and exit\n"
-            "      --version       print the version and exit\n"
+            "Common options:\n"
+            "  --model FILE           model to use, or to write with --train\n"
+            "                         (default: %s/%s)\n"
+            "  --json                 machine-readable output\n"
+            "  --plots DIR            write pictures (ROC curve, training curves) as SVG\n"
+            "  --no-tta               do not average each image with its mirror image\n"
+            "  --threads N            worker threads (default 1)\n"
+            "  --seed N               seed for every random choice (default 1)\n"
+            "  -q, --quiet            print errors only\n"
+            "  -v, --verbose          print more detail\n"
+            "  -h, --help             print this help and exit\n"
+            "      --version          print the version and exit\n"
             "\n"
-            "Exit status: 0 success, 1 an operation failed, 2 usage error.\n"
-            "See hemoscan(1).\n");
+            "Training options (defaults are the recipe of the default model):\n"
+            "  --val-split F          validation fraction when DIR has no validate/ (0.2)\n"
+            "  --groups CSV           id,group lines; a group never straddles a split\n"
+            "                         (DIR/groups.csv is used when present)\n"
+            "  --epochs N (60)  --batch N (16)  --lr X (0.001)  --dropout X (0.5)\n"
+            "  --weight-decay X (0.01)  --optimizer adam|sgd (adam)\n"
+            "  --schedule cosine|step|plateau|constant (cosine)  --patience N (0 = off)\n"
+            "  --members N            ensemble members in one model file (1)\n"
+            "  --no-augment           train without augmentation\n"
+            "  --min-sensitivity X    operating point for the threshold (0.95)\n"
+            "  --cv-repeats N         repeat cross-validation with new folds (1)\n"
+            "\n"
+            "Exit status: 0 success, 1 an operation failed, 2 usage error. See hemoscan(1).\n",
+            HEMOSCAN_DATADIR, DEFAULT_MODEL_NAME);
 }
 
-static int parse_count(const char *opt, const char *text, long lo, long hi, long *out)
+static int parse_long(const char *opt, const char *text, long lo, long hi, long *out)
 {
     char *end = NULL;
     long v = strtol(text, &end, 10);
     if (end == text || *end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "hemoscan: %s: '%s' is not a whole number from %ld to %ld\n", opt,
-                text, lo, hi);
+        fprintf(stderr, "hemoscan: %s: '%s' is not a whole number from %ld to %ld\n", opt, text, lo, hi);
         return -1;
     }
     *out = v;
     return 0;
 }
 
-static int parse_options(int argc, char **argv, options *o)
+static int parse_double(const char *opt, const char *text, double lo, double hi, double *out)
 {
-    enum { OPT_VERSION = 256, OPT_INIT_MODEL, OPT_MODEL_INFO, OPT_MODEL, OPT_SEED, OPT_THREADS };
-    static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {"quiet", no_argument, NULL, 'q'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"init-model", required_argument, NULL, OPT_INIT_MODEL},
-        {"model-info", required_argument, NULL, OPT_MODEL_INFO},
-        {"model", required_argument, NULL, OPT_MODEL},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"threads", required_argument, NULL, OPT_THREADS},
-        {NULL, 0, NULL, 0},
-    };
-    memset(o, 0, sizeof *o);
-    o->threads = 1;
-    o->seed = 1;
-    opterr = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, ":hqv", longopts, NULL);
-        if (c == -1)
-            break;
-        long v;
-        switch (c) {
-        case 'h':
-            usage(stdout);
-            exit(EXIT_OK);
-        case OPT_VERSION:
-            printf("hemoscan %s\n", PACKAGE_VERSION);
-            exit(EXIT_OK);
-        case 'q':
-            o->verbose = -1;
-            break;
-        case 'v':
-            o->verbose = 1;
-            break;
-        case OPT_INIT_MODEL:
-            o->init_model = optarg;
-            break;
-        case OPT_MODEL_INFO:
-        case OPT_MODEL:
-            o->model_info = optarg;
-            break;
-        case OPT_SEED: {
-            char *end = NULL;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            if (end == optarg || *end != '\0' || optarg[0] == '-') {
-                fprintf(stderr, "hemoscan: --seed: '%s' is not a non-negative whole number\n", optarg);
-                return -1;
-            }
-            o->seed = (uint64_t)s;
-            break;
-        }
-        case OPT_THREADS:
-            if (parse_count("--threads", optarg, 1, 256, &v) != 0)
-                return -1;
-            o->threads = (int)v;
-            break;
-        case ':':
-            fprintf(stderr, "hemoscan: option '%s' needs an argument\n", argv[optind - 1]);
-            return -1;
-        default:
-            fprintf(stderr, "hemoscan: unknown option '%s' (try --help)\n", argv[optind - 1]);
-            return -1;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "hemoscan: unexpected argument '%s' (try --help)\n", argv[optind]);
+    char *end = NULL;
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0' || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "hemoscan: %s: '%s' is not a number from %g to %g\n", opt, text, lo, hi);
         return -1;
     }
-    if (o->init_model == NULL && o->model_info == NULL) {
-        fprintf(stderr, "hemoscan: no mode given (try --help)\n");
+    *out = v;
+    return 0;
+}
+
+enum {
+    OPT_VERSION = 256, OPT_INIT_MODEL, OPT_MODEL_INFO, OPT_MODEL, OPT_SEED, OPT_THREADS,
+    OPT_TRAIN, OPT_EVAL, OPT_PREDICT, OPT_JSON, OPT_PLOTS, OPT_CV, OPT_CV_REPEATS, OPT_VAL_SPLIT,
+    OPT_GROUPS, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_DROPOUT, OPT_WEIGHT_DECAY, OPT_OPTIMIZER,
+    OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS
+};
+
+static const struct option longopts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"init-model", required_argument, NULL, OPT_INIT_MODEL},
+    {"model-info", required_argument, NULL, OPT_MODEL_INFO},
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"train", required_argument, NULL, OPT_TRAIN},
+    {"eval", required_argument, NULL, OPT_EVAL},
+    {"predict", no_argument, NULL, OPT_PREDICT},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"plots", required_argument, NULL, OPT_PLOTS},
+    {"cv", required_argument, NULL, OPT_CV},
+    {"cv-repeats", required_argument, NULL, OPT_CV_REPEATS},
+    {"val-split", required_argument, NULL, OPT_VAL_SPLIT},
+    {"groups", required_argument, NULL, OPT_GROUPS},
+    {"epochs", required_argument, NULL, OPT_EPOCHS},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"lr", required_argument, NULL, OPT_LR},
+    {"dropout", required_argument, NULL, OPT_DROPOUT},
+    {"weight-decay", required_argument, NULL, OPT_WEIGHT_DECAY},
+    {"optimizer", required_argument, NULL, OPT_OPTIMIZER},
+    {"schedule", required_argument, NULL, OPT_SCHEDULE},
+    {"patience", required_argument, NULL, OPT_PATIENCE},
+    {"members", required_argument, NULL, OPT_MEMBERS},
+    {"no-augment", no_argument, NULL, OPT_NO_AUGMENT},
+    {"no-tta", no_argument, NULL, OPT_NO_TTA},
+    {"min-sensitivity", required_argument, NULL, OPT_MIN_SENS},
+    {NULL, 0, NULL, 0},
+};
+
+/* One option with its argument; -1 on a bad value. */
+static int take_option(options *o, int c, const char *arg, int *predict)
+{
+    long v;
+    double d;
+    switch (c) {
+    case 'q': o->verbose = -1; break;
+    case 'v': o->verbose = 1; break;
+    case OPT_INIT_MODEL: o->init_model = arg; break;
+    case OPT_MODEL_INFO: o->model_info = arg; break;
+    case OPT_MODEL: o->model = arg; break;
+    case OPT_TRAIN: o->train_dir = arg; break;
+    case OPT_EVAL: o->eval_dir = arg; break;
+    case OPT_PREDICT: *predict = 1; break;
+    case OPT_JSON: o->json = 1; break;
+    case OPT_PLOTS: o->plots = arg; break;
+    case OPT_GROUPS: o->groups = arg; break;
+    case OPT_NO_AUGMENT: o->train.augment = 0; break;
+    case OPT_NO_TTA: o->tta = 0; o->train.tta = 0; break;
+    case OPT_SEED: {
+        char *end = NULL;
+        unsigned long long s = strtoull(arg, &end, 10);
+        if (end == arg || *end != '\0' || arg[0] == '-') {
+            fprintf(stderr, "hemoscan: --seed: '%s' is not a non-negative whole number\n", arg);
+            return -1;
+        }
+        o->seed = (uint64_t)s;
+        o->train.seed = (uint64_t)s;
+        break;
+    }
+    case OPT_THREADS:
+        if (parse_long("--threads", arg, 1, 256, &v) != 0)
+            return -1;
+        o->threads = o->train.threads = (int)v;
+        break;
+    case OPT_CV:
+        if (parse_long("--cv", arg, 2, 100, &v) != 0)
+            return -1;
+        o->cv_folds = (int)v;
+        break;
+    case OPT_CV_REPEATS:
+        if (parse_long("--cv-repeats", arg, 1, 100, &v) != 0)
+            return -1;
+        o->cv_repeats = (int)v;
+        break;
+    case OPT_EPOCHS:
+        if (parse_long("--epochs", arg, 1, 100000, &v) != 0)
+            return -1;
+        o->train.epochs = (int)v;
+        break;
+    case OPT_BATCH:
+        if (parse_long("--batch", arg, 1, 4096, &v) != 0)
+            return -1;
+        o->train.batch = (int)v;
+        break;
+    case OPT_PATIENCE:
+        if (parse_long("--patience", arg, 0, 100000, &v) != 0)
+            return -1;
+        o->train.patience = (int)v;
+        break;
+    case OPT_MEMBERS:
+        if (parse_long("--members", arg, 1, 16, &v) != 0)
+            return -1;
+        o->train.members = (int)v;
+        break;
+    case OPT_VAL_SPLIT:
+        if (parse_double("--val-split", arg, 0.01, 0.99, &d) != 0)
+            return -1;
+        o->val_split = d;
+        break;
+    case OPT_LR:
+        if (parse_double("--lr", arg, 1e-9, 10.0, &d) != 0)
+            return -1;
+        o->train.lr = (float)d;
+        break;
+    case OPT_DROPOUT:
+        if (parse_double("--dropout", arg, 0.0, 0.95, &d) != 0)
+            return -1;
+        o->train.dropout = (float)d;
+        break;
+    case OPT_WEIGHT_DECAY:
+        if (parse_double("--weight-decay", arg, 0.0, 1.0, &d) != 0)
+            return -1;
+        o->train.weight_decay = (float)d;
+        break;
+    case OPT_MIN_SENS:
+        if (parse_double("--min-sensitivity", arg, 0.0, 1.0, &d) != 0)
+            return -1;
+        o->train.min_sensitivity = d;
+        break;
+    case OPT_OPTIMIZER:
+        if (strcmp(arg, "adam") == 0) {
+            o->train.optimizer = HS_OPT_ADAM;
+        } else if (strcmp(arg, "sgd") == 0) {
+            o->train.optimizer = HS_OPT_SGD;
+        } else {
+            fprintf(stderr, "hemoscan: --optimizer: '%s' is not adam or sgd\n", arg);
+            return -1;
+        }
+        break;
+    case OPT_SCHEDULE:
+        if (hs_sched_kind_parse(arg, &o->train.schedule) != 0) {
+            fprintf(stderr, "hemoscan: --schedule: '%s' is not cosine, step, plateau or constant\n", arg);
+            return -1;
+        }
+        break;
+    default:
         return -1;
     }
     return 0;
 }
 
-/* --init-model: the reference network with seeded He/Glorot weights. */
-static int init_model(const options *o)
+static int parse_options(int argc, char **argv, options *o)
 {
-    hs_model model;
-    hs_error err;
-    memset(&model, 0, sizeof model);
-    hs_input_recipe_default(&model.recipe);
-    hs_layer_spec specs[16];
-    int n = hs_net_reference_specs(specs, 16, 0.5f);
-    hs_shape in = {model.recipe.height, model.recipe.width, model.recipe.channels};
-    if (hs_net_create(&model.member[0], in, specs, n, &err) != HS_OK) {
-        fprintf(stderr, "hemoscan: %s\n", err.msg);
-        return EXIT_FAILED;
+    memset(o, 0, sizeof *o);
+    o->threads = 1;
+    o->seed = 1;
+    o->tta = 1;
+    o->val_split = 0.2;
+    o->cv_repeats = 1;
+    hs_train_config_default(&o->train);
+    size_t used = 0;
+    for (int i = 0; i < argc && used + 2 < sizeof o->command; i++)
+        used += (size_t)snprintf(o->command + used, sizeof o->command - used, "%s%s", i ? " " : "", argv[i]);
+    int predict = 0;
+    opterr = 0;
+    for (;;) {
+        int c = getopt_long(argc, argv, ":hqv", longopts, NULL);
+        if (c == -1)
+            break;
+        if (c == 'h') {
+            usage(stdout);
+            o->shown_help = 1;
+            return 0;
+        }
+        if (c == OPT_VERSION) {
+            printf("hemoscan %s\n", PACKAGE_VERSION);
+            o->shown_help = 1;
+            return 0;
+        }
+        if (c == ':') {
+            fprintf(stderr, "hemoscan: option '%s' needs an argument\n", argv[optind - 1]);
+            return -1;
+        }
+        if (c == '?') {
+            fprintf(stderr, "hemoscan: unknown option '%s' (try --help)\n", argv[optind - 1]);
+            return -1;
+        }
+        if (take_option(o, c, optarg, &predict) != 0)
+            return -1;
     }
-    model.n_members = 1;
-    hs_rng rng;
-    hs_rng_seed(&rng, o->seed);
-    hs_net_init(&model.member[0], &rng);
-    model.n_classes = 2;
-    snprintf(model.class_name[0], HS_MODEL_NAME_LEN, "normal");
-    snprintf(model.class_name[1], HS_MODEL_NAME_LEN, "hemorrhage");
-    model.threshold = 0.5f;
-    model.provenance.seed = o->seed;
-    model.provenance.epochs = 0;
-    snprintf(model.provenance.version, sizeof model.provenance.version, "%s", PACKAGE_VERSION);
-    snprintf(model.provenance.note, sizeof model.provenance.note,
-             "untrained reference network (hemoscan --init-model --seed %" PRIu64 ")", o->seed);
-    /* No date: an untrained network is a pure function of the seed, and
-     * its file should be too. */
-    int rc = EXIT_OK;
-    if (hs_model_save(&model, o->init_model, &err) != HS_OK) {
-        fprintf(stderr, "hemoscan: %s\n", err.msg);
-        rc = EXIT_FAILED;
-    } else if (o->verbose >= 0) {
-        printf("wrote %s (%zu parameters, sha256 %s)\n", o->init_model,
-               model.member[0].n_params, model.sha256);
+    o->train.verbose = o->verbose < 0 ? 0 : 2;
+    if (predict) {
+        o->predict_files = argv + optind;
+        o->n_predict = argc - optind;
+        if (o->n_predict == 0) {
+            fprintf(stderr, "hemoscan: --predict needs at least one PNG file\n");
+            return -1;
+        }
+    } else if (optind < argc) {
+        fprintf(stderr, "hemoscan: unexpected argument '%s' (try --help)\n", argv[optind]);
+        return -1;
     }
-    hs_model_free(&model);
-    return rc;
-}
-
-/* --model-info: everything the file says about itself, plus a test forward
- * pass on a blank image so the user sees the engine runs the network. */
-static int model_info(const options *o)
-{
-    hs_model model;
-    hs_error err;
-    if (hs_model_load(&model, o->model_info, &err) != HS_OK) {
-        fprintf(stderr, "hemoscan: %s\n", err.msg);
-        return EXIT_FAILED;
+    int modes = (o->init_model != NULL || o->model_info != NULL) + (o->train_dir != NULL) +
+                (o->eval_dir != NULL) + predict;
+    if (modes == 0) {
+        fprintf(stderr, "hemoscan: no mode given (try --help)\n");
+        return -1;
     }
-    const hs_input_recipe *r = &model.recipe;
-    const hs_provenance *p = &model.provenance;
-    printf("model:      %s\n", o->model_info);
-    printf("sha256:     %s\n", model.sha256);
-    printf("input:      %dx%d, %d channels, crop %s, normalise %s\n", r->width, r->height,
-           r->channels, r->crop, r->normalise);
-    for (int c = 0; c < r->channels; c++)
-        printf("  channel %d: %s window center %g HU, width %g HU\n", c, r->channel[c].name,
-               (double)r->channel[c].center_hu, (double)r->channel[c].width_hu);
-    printf("classes:   ");
-    for (int c = 0; c < model.n_classes; c++)
-        printf(" %s", model.class_name[c]);
-    printf("\nthreshold:  %g\n", (double)model.threshold);
-    printf("members:    %d\n", model.n_members);
-    printf("trained:    %d epochs, seed %" PRIu64 ", data sha256 %s, date %s, hemoscan %s\n",
-           p->epochs, p->seed, p->data_sha256[0] ? p->data_sha256 : "-",
-           p->date[0] ? p->date : "-", p->version[0] ? p->version : "-");
-    if (p->note[0])
-        printf("note:       %s\n", p->note);
-    printf("forward:    %.3f GFLOP per image\n", hs_net_forward_flops(&model.member[0]) / 1e9);
-    hs_net_describe(&model.member[0], stdout);
-
-    int rc = EXIT_OK;
-    hs_ws *ws = NULL;
-    const hs_net *net = &model.member[0];
-    size_t size = (size_t)net->input.h * net->input.w * net->input.c;
-    float *blank = calloc(size, sizeof *blank);
-    if (blank == NULL || hs_ws_create(&ws, net, 1, 0, o->threads, &err) != HS_OK) {
-        fprintf(stderr, "hemoscan: %s\n", blank == NULL ? "out of memory" : err.msg);
-        rc = EXIT_FAILED;
-    } else {
-        const float *prob = hs_forward(net, ws, blank, 1, 0, NULL);
-        printf("blank image: %s probability %.6f\n",
-               model.n_classes > 1 ? model.class_name[model.n_classes - 1] : "positive",
-               (double)prob[hs_net_outputs(net) - 1]);
+    if (modes > 1) {
+        fprintf(stderr, "hemoscan: give one mode at a time (try --help)\n");
+        return -1;
     }
-    hs_ws_free(ws);
-    free(blank);
-    hs_model_free(&model);
-    return rc;
+    if (o->cv_folds > 0 && o->train_dir == NULL) {
+        fprintf(stderr, "hemoscan: --cv works with --train DIR\n");
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -244,10 +344,18 @@ int main(int argc, char **argv)
     options o;
     if (parse_options(argc, argv, &o) != 0)
         return EXIT_USAGE;
+    if (o.shown_help)
+        return EXIT_OK;
+    if (o.train_dir != NULL)
+        return o.cv_folds > 0 ? hs_mode_cross_validate(&o) : hs_mode_train(&o);
+    if (o.eval_dir != NULL)
+        return hs_mode_eval(&o);
+    if (o.n_predict > 0)
+        return hs_mode_predict(&o);
     if (o.init_model != NULL) {
-        int rc = init_model(&o);
+        int rc = hs_mode_init_model(&o);
         if (rc != EXIT_OK || o.model_info == NULL)
             return rc;
     }
-    return model_info(&o);
+    return hs_mode_model_info(&o);
 }

@@ -3,63 +3,11 @@
 #
 # Run by `make check`, which sets HEMOSCAN (the binary) and HEMOSCAN_VERSION.
 # By hand:  HEMOSCAN=src/hemoscan sh tests/cli.sh
-# Every command's stderr is also scanned for sanitizer reports, so the
-# sanitizer build catches memory errors on the failure paths too.
+# The harness (run, check, why) is tests/lib.sh.
 
 set -u
 
-HEMOSCAN=${HEMOSCAN:-src/hemoscan}
-if [ ! -x "$HEMOSCAN" ]; then
-    echo "cli.sh: $HEMOSCAN is not an executable; build it first (make)" >&2
-    exit 99 # hard error for the automake test driver, not a test failure
-fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/hemoscan-cli.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' 0
-trap 'exit 1' 1 2 15
-
-passed=0
-failed=0
-
-# run CMD...: runs CMD with no stdin; leaves its stdout in $tmp/out, its
-# stderr in $tmp/err and its exit status in $status; returns that status.
-run() {
-    "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
-    status=$?
-    return $status
-}
-
-# no_sanitizer_report: true unless the last command's stderr has a report
-# from AddressSanitizer, LeakSanitizer or UndefinedBehaviorSanitizer.
-no_sanitizer_report() {
-    ! grep -Eq 'Sanitizer|runtime error:' "$tmp/err"
-}
-
-# why MESSAGE: what a failing test reports besides the command's output.
-why() {
-    echo "$*" >>"$tmp/why"
-}
-
-# check NAME FUNCTION: runs FUNCTION (a test), counts and reports it.
-check() {
-    name=$1
-    status=
-    : >"$tmp/why"
-    if "$2" && { no_sanitizer_report || { why "sanitizer report on stderr"; false; }; }; then
-        passed=$((passed + 1))
-        echo "PASS: $name"
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $name (last exit status: ${status:-none})"
-        sed 's/^/  /' "$tmp/why"
-        for f in out err; do
-            if [ -s "$tmp/$f" ]; then
-                echo "  --- std$f (first 20 lines) ---"
-                sed -n '1,20s/^/  /p' "$tmp/$f"
-            fi
-        done
-    fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # ---- the tests -------------------------------------------------------------------
 
@@ -128,5 +76,4 @@ check "--model-info prints 265953 parameters and the file's SHA-256" test_model_
 check "--init-model is reproducible for a given seed" test_init_model_reproducible
 check "--model-info refuses a truncated model and names it" test_truncated_model
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -1,0 +1,88 @@
+/* train.h - training a model from labelled images.
+ *
+ * Images are read and put through the model's input recipe once, before
+ * training (hs_examples_load), so every epoch works on tensors in memory;
+ * augmentation then draws a fresh random transform of each image per
+ * epoch. Every random choice (weight init, shuffling, dropout,
+ * augmentation) comes from generators split off cfg->seed, so a run is
+ * reproducible bit for bit on the same machine and thread count. Early
+ * stopping keeps each ensemble member's epoch with the lowest validation
+ * loss. */
+#ifndef HEMOSCAN_TRAIN_H
+#define HEMOSCAN_TRAIN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "hemoscan/cnn.h"
+#include "hemoscan/dataset.h"
+#include "hemoscan/image.h"
+#include "hemoscan/model.h"
+#include "hemoscan/optim.h"
+
+/* Prepared input tensors with their labels. */
+typedef struct {
+    int n;
+    size_t size;  /* floats per example */
+    float *x;     /* n * size */
+    int *label;
+    int *source;  /* index of the file in the data set it came from */
+} hs_examples;
+
+/* Read every file of ds (PNG) and prepare it with recipe. A file that
+ * cannot be read is reported on log (when not NULL) by name and skipped;
+ * *skipped counts them. Fails only when nothing could be read. */
+hs_status hs_examples_load(const hs_dataset *ds, const hs_input_recipe *recipe,
+                           FILE *log, hs_examples *out, int *skipped,
+                           hs_error *err);
+/* The examples whose source file has pick[source] == want. */
+hs_status hs_examples_select(const hs_examples *all, const unsigned char *pick,
+                             int want, hs_examples *out, hs_error *err);
+void hs_examples_free(hs_examples *ex);
+
+typedef struct {
+    int epochs;             /* maximum number of epochs */
+    int batch;
+    float lr;               /* base learning rate */
+    hs_opt_kind optimizer;
+    float weight_decay;     /* decoupled for Adam (AdamW), L2 for SGD */
+    hs_sched_kind schedule;
+    int warmup_epochs;      /* cosine schedule only */
+    int patience;           /* stop after this many epochs without a lower
+                               validation loss; 0 = run all epochs */
+    float dropout;          /* rate of the dense dropout layer */
+    int augment;            /* apply aug to every training image */
+    hs_augment aug;
+    int members;            /* ensemble members, each with its own seed */
+    int tta;                /* flip test-time augmentation for validation scores */
+    double min_sensitivity; /* operating point for the threshold */
+    uint64_t seed;
+    int threads;
+    int verbose;            /* 0 quiet, 1 a line per epoch, 2 plus a progress bar */
+    FILE *log;              /* where epoch lines go (stderr by default) */
+} hs_train_config;
+
+/* The defaults of hemoscan --train (the recipe that made the default model). */
+void hs_train_config_default(hs_train_config *cfg);
+
+/* Per-epoch record of member 0 (the first ensemble member). */
+typedef struct {
+    int epochs;      /* epochs run */
+    int best_epoch;  /* 0-based epoch whose weights were kept */
+    double *loss, *accuracy, *val_loss, *val_accuracy, *lr, *seconds;
+} hs_history;
+void hs_history_free(hs_history *h);
+/* Write the history as CSV: epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds. */
+hs_status hs_history_write_csv(const hs_history *h, const char *path, hs_error *err);
+
+/* Train cfg->members networks with the layer list specs on train, choosing
+ * each one's best epoch on val, and fill model (whose recipe, classes and
+ * provenance the caller sets first): members, weights, and the decision
+ * threshold (for a one-output model, the highest-specificity threshold with
+ * validation sensitivity >= cfg->min_sensitivity, on ensemble + TTA scores;
+ * 0.5 otherwise). history may be NULL. */
+hs_status hs_train(const hs_train_config *cfg, const hs_layer_spec *specs, int n_specs,
+                   const hs_examples *train, const hs_examples *val, hs_model *model,
+                   hs_history *history, hs_error *err);
+
+#endif

@@ -1,0 +1,925 @@
+/* image.c - PNG input and output, gray conversion, head crop, resizing and
+ * augmentation (see image.h for the recipe and why it is built this way).
+ *
+ * PNG decoding goes through libpng's row interface with its own transforms
+ * only for what must be expanded (palette to RGB, gray below 8 bits to 8
+ * bits); the rest (dropping alpha, scaling 8 and 16-bit samples to [0, 1])
+ * is done here from the layout libpng reports after png_read_update_info, so
+ * no combination of colour type, bit depth and tRNS can slip past. libpng
+ * reports errors by longjmp. Every resource of a decode lives in a job
+ * struct owned by the caller of the function that calls setjmp; that
+ * function keeps no local that is read after a longjmp, so nothing needs to
+ * be volatile and the caller frees whatever exists on every path.
+ *
+ * The head crop and the hole filling are flood fills over a byte of state
+ * per pixel with an explicit stack of pixel indices: every pixel is pushed
+ * at most once per fill (it is marked when pushed), so the stack never
+ * needs more than one entry per pixel and no image can exhaust the C stack.
+ *
+ * Resizing is separable: each axis gets a table of source taps and weights
+ * (area filter when it shrinks, bilinear when it grows), applied first along
+ * rows, then along columns. Weights and sums are double so the area filter
+ * keeps the mean of the picture to float precision. */
+#include "hemoscan/image.h"
+
+#include <errno.h>
+#include <math.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+/* ---- images --------------------------------------------------------------- */
+
+void hs_image_free(hs_image *img)
+{
+    if (img == NULL)
+        return;
+    free(img->px);
+    memset(img, 0, sizeof *img);
+}
+
+static int size_ok(int width, int height, int channels)
+{
+    return width >= 1 && width <= HS_IMAGE_MAX_SIDE && height >= 1 &&
+           height <= HS_IMAGE_MAX_SIDE && channels >= 1 && channels <= HS_IMAGE_MAX_CHANNELS;
+}
+
+/* 1 if img looks like something hs_image_alloc produced. */
+static int image_ok(const hs_image *img)
+{
+    return img != NULL && img->px != NULL && size_ok(img->width, img->height, img->channels);
+}
+
+static size_t image_values(const hs_image *img)
+{
+    return (size_t)img->width * (size_t)img->height * (size_t)img->channels;
+}
+
+hs_status hs_image_alloc(hs_image *img, int width, int height, int channels, hs_error *err)
+{
+    if (img == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_image_alloc: no image given");
+    memset(img, 0, sizeof *img);
+    if (!size_ok(width, height, channels))
+        return hs_fail(err, HS_ERR_ARG,
+                       "hs_image_alloc: size %dx%d with %d channels is out of range, "
+                       "expected 1..%d pixels per side and 1..%d channels",
+                       width, height, channels, HS_IMAGE_MAX_SIDE, HS_IMAGE_MAX_CHANNELS);
+    size_t n = (size_t)width * (size_t)height * (size_t)channels;
+    float *px = calloc(n, sizeof *px);
+    if (px == NULL)
+        return hs_fail(err, HS_ERR_NOMEM, "hs_image_alloc: cannot allocate a %dx%d image with %d channels",
+                       width, height, channels);
+    img->width = width;
+    img->height = height;
+    img->channels = channels;
+    img->px = px;
+    return HS_OK;
+}
+
+/* ---- PNG reading ---------------------------------------------------------- */
+
+/* Size of the buffer that receives libpng's error message. */
+#define PNG_MSG_LEN 200
+
+/* Where the bytes come from: an open stream or a memory buffer. */
+typedef struct {
+    FILE *fp;
+    const unsigned char *buf;
+    size_t len, pos;
+    int io_errno; /* errno of a failed read, 0 if none failed */
+} png_source;
+
+/* Reads up to n bytes; a short count means end of data or, if io_errno is
+ * now set, a read error. */
+static size_t source_read(png_source *src, unsigned char *dst, size_t n)
+{
+    if (src->fp != NULL) {
+        size_t got = fread(dst, 1, n, src->fp);
+        if (got < n && ferror(src->fp))
+            src->io_errno = errno != 0 ? errno : EIO;
+        return got;
+    }
+    size_t avail = src->len - src->pos;
+    if (n > avail)
+        n = avail;
+    if (n > 0)
+        memcpy(dst, src->buf + src->pos, n);
+    src->pos += n;
+    return n;
+}
+
+/* Everything one decode owns or reports; see the top of the file for why it
+ * lives outside the function that calls setjmp. */
+typedef struct {
+    png_source *src;
+    png_structp png;
+    png_infop info;
+    unsigned char *rows; /* one decoded row, or the whole image when interlaced */
+    hs_image img;
+    int truncated;       /* the data ended before the PNG did */
+    int too_large;       /* the header asks for more than HS_IMAGE_MAX_SIDE */
+    int nomem;           /* an allocation of ours failed */
+    char msg[PNG_MSG_LEN]; /* libpng's (or our) reason */
+} png_read_job;
+
+static void png_read_cb(png_structp png, png_bytep data, size_t n)
+{
+    png_read_job *job = png_get_io_ptr(png);
+    if (source_read(job->src, data, n) < n) {
+        if (job->src->io_errno == 0)
+            job->truncated = 1;
+        png_error(png, job->src->io_errno != 0 ? "read error" : "unexpected end of data");
+    }
+}
+
+/* libpng calls this for every fatal error; it must not return. Readers and
+ * writers both register their job's msg buffer (PNG_MSG_LEN bytes) as the
+ * error pointer, so one handler serves both. */
+static void png_error_cb(png_structp png, png_const_charp msg)
+{
+    char *buf = png_get_error_ptr(png);
+    if (buf != NULL)
+        snprintf(buf, PNG_MSG_LEN, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+/* Warnings (e.g. a damaged ancillary chunk, which libpng drops) do not stop
+ * a decode, and a library must not print on its own. */
+static void png_warning_cb(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg;
+}
+
+/* Converts one decoded row (8 or 16-bit samples, channels_in per pixel) to
+ * floats in row y of img, keeping only img->channels leading samples. */
+static void convert_row(const unsigned char *row, int depth, int channels_in, hs_image *img, int y)
+{
+    int c_out = img->channels;
+    float *dst = img->px + (size_t)y * (size_t)img->width * (size_t)c_out;
+    for (int x = 0; x < img->width; x++) {
+        const unsigned char *p = row + (size_t)x * (size_t)channels_in * (size_t)(depth / 8);
+        for (int c = 0; c < c_out; c++) {
+            if (depth == 16) {
+                /* libpng hands out 16-bit samples big-endian. */
+                unsigned v = ((unsigned)p[2 * c] << 8) | p[2 * c + 1];
+                dst[c] = (float)v / 65535.0f;
+            } else {
+                dst[c] = (float)p[c] / 255.0f;
+            }
+        }
+        dst += c_out;
+    }
+}
+
+/* Decodes the PNG after its 8-byte signature into job->img. Returns 0, or
+ * -1 with job->msg (and a flag) saying why. */
+static int png_decode(png_read_job *job)
+{
+    png_structp png = job->png;
+    png_infop info = job->info;
+    if (setjmp(png_jmpbuf(png)) != 0)
+        return -1;
+    png_set_read_fn(png, job, png_read_cb);
+    png_set_sig_bytes(png, 8);
+    png_read_info(png, info);
+
+    png_uint_32 width, height;
+    int depth, color, interlace;
+    png_get_IHDR(png, info, &width, &height, &depth, &color, &interlace, NULL, NULL);
+    if (width > HS_IMAGE_MAX_SIDE || height > HS_IMAGE_MAX_SIDE) {
+        snprintf(job->msg, sizeof job->msg, "%lux%lu pixels, expected at most %d per side",
+                 (unsigned long)width, (unsigned long)height, HS_IMAGE_MAX_SIDE);
+        job->too_large = 1;
+        return -1;
+    }
+
+    /* Palette to RGB, gray below 8 bits to 8 bits (scaled to full range),
+     * tRNS to an alpha channel, which is then skipped like any alpha. */
+    png_set_expand(png);
+    int passes = png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+
+    int channels_in = png_get_channels(png, info);
+    int depth_out = png_get_bit_depth(png, info);
+    int color_out = png_get_color_type(png, info);
+    size_t rowbytes = png_get_rowbytes(png, info);
+    int channels_out = (color_out & PNG_COLOR_MASK_COLOR) != 0 ? 3 : 1;
+    if ((depth_out != 8 && depth_out != 16) || channels_in < channels_out || channels_in > 4 ||
+        rowbytes != (size_t)width * (size_t)channels_in * (size_t)(depth_out / 8)) {
+        snprintf(job->msg, sizeof job->msg,
+                 "unsupported layout after expansion (%d channels of %d bits, colour type %d)",
+                 channels_in, depth_out, color_out);
+        return -1;
+    }
+
+    if (hs_image_alloc(&job->img, (int)width, (int)height, channels_out, NULL) != HS_OK) {
+        snprintf(job->msg, sizeof job->msg, "cannot allocate %lux%lu pixels", (unsigned long)width,
+                 (unsigned long)height);
+        job->nomem = 1;
+        return -1;
+    }
+    /* An interlaced image arrives in passes that each fill part of every
+     * row, so it needs every row at once; otherwise one row is enough. */
+    job->rows = malloc(passes > 1 ? rowbytes * height : rowbytes);
+    if (job->rows == NULL) {
+        snprintf(job->msg, sizeof job->msg, "cannot allocate the row buffer");
+        job->nomem = 1;
+        return -1;
+    }
+    for (int pass = 0; pass < passes; pass++) {
+        for (png_uint_32 y = 0; y < height; y++) {
+            unsigned char *row = job->rows + (passes > 1 ? (size_t)y * rowbytes : 0);
+            png_read_row(png, row, NULL);
+            if (pass == passes - 1)
+                convert_row(row, depth_out, channels_in, &job->img, (int)y);
+        }
+    }
+    /* Reading through IEND is what catches a file cut after the image data. */
+    png_read_end(png, NULL);
+    return 0;
+}
+
+static hs_status png_read_source(png_source *src, const char *name, hs_image *img, hs_error *err)
+{
+    unsigned char sig[8];
+    size_t got = source_read(src, sig, sizeof sig);
+    if (src->io_errno != 0)
+        return hs_fail(err, HS_ERR_IO, "%s: read error: %s", name, strerror(src->io_errno));
+    if (got == 0)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: empty file, expected a PNG image", name);
+    if (png_sig_cmp(sig, 0, got) != 0)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: not a PNG image (no PNG signature)", name);
+    if (got < sizeof sig)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: truncated PNG (ends inside the signature)", name);
+
+    png_read_job job;
+    memset(&job, 0, sizeof job);
+    job.src = src;
+    job.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, job.msg, png_error_cb, png_warning_cb);
+    if (job.png == NULL)
+        return hs_fail(err, HS_ERR_NOMEM, "%s: cannot set up the PNG reader", name);
+    job.info = png_create_info_struct(job.png);
+    if (job.info == NULL) {
+        png_destroy_read_struct(&job.png, NULL, NULL);
+        return hs_fail(err, HS_ERR_NOMEM, "%s: cannot set up the PNG reader", name);
+    }
+    int rc = png_decode(&job);
+    png_destroy_read_struct(&job.png, &job.info, NULL);
+    free(job.rows);
+    if (rc == 0) {
+        *img = job.img;
+        return HS_OK;
+    }
+    hs_image_free(&job.img);
+    if (src->io_errno != 0)
+        return hs_fail(err, HS_ERR_IO, "%s: read error: %s", name, strerror(src->io_errno));
+    if (job.nomem)
+        return hs_fail(err, HS_ERR_NOMEM, "%s: %s", name, job.msg);
+    if (job.truncated)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: truncated PNG (the data ends before IEND)", name);
+    if (job.too_large)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: PNG image too large: %s", name, job.msg);
+    return hs_fail(err, HS_ERR_FORMAT, "%s: corrupt PNG: %s", name, job.msg);
+}
+
+hs_status hs_png_read(const char *path, hs_image *img, hs_error *err)
+{
+    if (img != NULL)
+        memset(img, 0, sizeof *img);
+    if (path == NULL || path[0] == '\0' || img == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_png_read: no file name or no image given");
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return hs_fail(err, HS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    png_source src = {.fp = fp};
+    hs_status st = png_read_source(&src, path, img, err);
+    /* Read-only stream: closing cannot lose data, so its result is moot. */
+    fclose(fp);
+    return st;
+}
+
+hs_status hs_png_read_buffer(const unsigned char *buf, size_t len, const char *name, hs_image *img,
+                             hs_error *err)
+{
+    if (name == NULL || name[0] == '\0')
+        name = "(buffer)";
+    if (img != NULL)
+        memset(img, 0, sizeof *img);
+    if (img == NULL || (buf == NULL && len > 0))
+        return hs_fail(err, HS_ERR_ARG, "%s: hs_png_read_buffer: no image or no buffer given", name);
+    png_source src = {.buf = buf, .len = len};
+    return png_read_source(&src, name, img, err);
+}
+
+/* ---- PNG writing ---------------------------------------------------------- */
+
+/* As png_read_job: owned by the caller of the function that calls setjmp. */
+typedef struct {
+    char msg[PNG_MSG_LEN]; /* libpng's reason */
+    const hs_image *img;
+    FILE *fp;
+    png_structp png;
+    png_infop info;
+    unsigned char *row;
+    int io_errno;
+} png_write_job;
+
+static void png_write_cb(png_structp png, png_bytep data, size_t n)
+{
+    png_write_job *job = png_get_io_ptr(png);
+    if (fwrite(data, 1, n, job->fp) != n) {
+        job->io_errno = errno != 0 ? errno : EIO;
+        png_error(png, "write error");
+    }
+}
+
+static void png_flush_cb(png_structp png)
+{
+    png_write_job *job = png_get_io_ptr(png);
+    if (fflush(job->fp) != 0) {
+        job->io_errno = errno != 0 ? errno : EIO;
+        png_error(png, "write error");
+    }
+}
+
+/* Nearest of 256 levels; NaN and negatives are 0, anything above 1 is 255. */
+static unsigned char quantise(float v)
+{
+    if (!(v > 0.0f))
+        return 0;
+    if (v >= 1.0f)
+        return 255;
+    return (unsigned char)(v * 255.0f + 0.5f);
+}
+
+static int png_encode(png_write_job *job)
+{
+    png_structp png = job->png;
+    png_infop info = job->info;
+    const hs_image *img = job->img;
+    if (setjmp(png_jmpbuf(png)) != 0)
+        return -1;
+    png_set_write_fn(png, job, png_write_cb, png_flush_cb);
+    png_set_IHDR(png, info, (png_uint_32)img->width, (png_uint_32)img->height, 8,
+                 img->channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    size_t per_row = (size_t)img->width * (size_t)img->channels;
+    for (int y = 0; y < img->height; y++) {
+        const float *src = img->px + (size_t)y * per_row;
+        for (size_t i = 0; i < per_row; i++)
+            job->row[i] = quantise(src[i]);
+        png_write_row(png, job->row);
+    }
+    png_write_end(png, NULL);
+    return 0;
+}
+
+hs_status hs_png_write(const char *path, const hs_image *img, hs_error *err)
+{
+    if (path == NULL || path[0] == '\0')
+        return hs_fail(err, HS_ERR_ARG, "hs_png_write: no file name given");
+    if (!image_ok(img))
+        return hs_fail(err, HS_ERR_ARG, "%s: hs_png_write: no image or an invalid one given", path);
+    if (img->channels != 1 && img->channels != 3)
+        return hs_fail(err, HS_ERR_ARG, "%s: cannot write %d channels, expected 1 (gray) or 3 (RGB)",
+                       path, img->channels);
+
+    png_write_job job;
+    memset(&job, 0, sizeof job);
+    job.img = img;
+    job.row = malloc((size_t)img->width * (size_t)img->channels);
+    if (job.row == NULL)
+        return hs_fail(err, HS_ERR_NOMEM, "%s: cannot allocate a row buffer", path);
+    job.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, job.msg, png_error_cb, png_warning_cb);
+    if (job.png != NULL)
+        job.info = png_create_info_struct(job.png);
+    if (job.png == NULL || job.info == NULL) {
+        png_destroy_write_struct(&job.png, &job.info);
+        free(job.row);
+        return hs_fail(err, HS_ERR_NOMEM, "%s: cannot set up the PNG writer", path);
+    }
+    job.fp = fopen(path, "wb");
+    if (job.fp == NULL) {
+        int e = errno;
+        png_destroy_write_struct(&job.png, &job.info);
+        free(job.row);
+        return hs_fail(err, HS_ERR_IO, "%s: cannot create: %s", path, strerror(e));
+    }
+    int rc = png_encode(&job);
+    png_destroy_write_struct(&job.png, &job.info);
+    free(job.row);
+    /* fclose reports a write error that buffering has hidden so far. */
+    if (fclose(job.fp) != 0 && rc == 0) {
+        job.io_errno = errno != 0 ? errno : EIO;
+        rc = -1;
+    }
+    if (rc == 0)
+        return HS_OK;
+    remove(path);
+    if (job.io_errno != 0)
+        return hs_fail(err, HS_ERR_IO, "%s: write error: %s", path, strerror(job.io_errno));
+    return hs_fail(err, HS_ERR_FORMAT, "%s: cannot encode PNG: %s", path, job.msg);
+}
+
+/* ---- gray ----------------------------------------------------------------- */
+
+hs_status hs_image_to_gray(const hs_image *in, hs_image *gray, hs_error *err)
+{
+    if (gray != NULL)
+        memset(gray, 0, sizeof *gray);
+    if (!image_ok(in) || gray == NULL || gray == in)
+        return hs_fail(err, HS_ERR_ARG, "hs_image_to_gray: no image, an invalid one or no separate output given");
+    if (in->channels != 1 && in->channels != 3)
+        return hs_fail(err, HS_ERR_ARG, "hs_image_to_gray: image has %d channels, expected 1 or 3",
+                       in->channels);
+    hs_status st = hs_image_alloc(gray, in->width, in->height, 1, err);
+    if (st != HS_OK)
+        return st;
+    size_t n = (size_t)in->width * (size_t)in->height;
+    if (in->channels == 1) {
+        memcpy(gray->px, in->px, n * sizeof *gray->px);
+        return HS_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const float *p = in->px + 3 * i;
+        gray->px[i] = (float)(0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]);
+    }
+    return HS_OK;
+}
+
+/* ---- head crop ------------------------------------------------------------ */
+
+/* Per-pixel state during the crop. */
+enum {
+    PX_DARK = 0,   /* at or below threshold */
+    PX_BRIGHT,     /* above threshold, not yet visited */
+    PX_SEEN,       /* above threshold, its component has been measured */
+    PX_REGION,     /* in the head region */
+    PX_BACKGROUND  /* outside the region, connected to the border */
+};
+
+typedef struct {
+    int x0, y0, x1, y1; /* inclusive */
+} box;
+
+/* Grows the marked set from the pixels on stack[0 .. top): every neighbour
+ * inside b whose state is in from_mask (bit 1 << state) is set to `to` and
+ * pushed. Neighbours are 8-connected if eight, else 4-connected. The seeds
+ * must already carry `to`. Returns how many pixels were popped; extends
+ * *extent (if given) to cover each of them. */
+static size_t flood(unsigned char *state, int width, box b, uint32_t *stack, size_t top,
+                    unsigned from_mask, unsigned char to, int eight, box *extent)
+{
+    static const int dx[8] = {1, -1, 0, 0, 1, 1, -1, -1};
+    static const int dy[8] = {0, 0, 1, -1, 1, -1, 1, -1};
+    int n_dir = eight ? 8 : 4;
+    size_t count = 0;
+    while (top > 0) {
+        uint32_t p = stack[--top];
+        int x = (int)(p % (uint32_t)width);
+        int y = (int)(p / (uint32_t)width);
+        count++;
+        if (extent != NULL) {
+            if (x < extent->x0)
+                extent->x0 = x;
+            if (x > extent->x1)
+                extent->x1 = x;
+            if (y < extent->y0)
+                extent->y0 = y;
+            if (y > extent->y1)
+                extent->y1 = y;
+        }
+        for (int d = 0; d < n_dir; d++) {
+            int nx = x + dx[d];
+            int ny = y + dy[d];
+            if (nx < b.x0 || nx > b.x1 || ny < b.y0 || ny > b.y1)
+                continue;
+            uint32_t q = (uint32_t)ny * (uint32_t)width + (uint32_t)nx;
+            if (((from_mask >> state[q]) & 1u) == 0)
+                continue;
+            state[q] = to;
+            stack[top++] = q;
+        }
+    }
+    return count;
+}
+
+static hs_status image_copy(const hs_image *in, hs_image *out, hs_error *err)
+{
+    hs_status st = hs_image_alloc(out, in->width, in->height, in->channels, err);
+    if (st == HS_OK)
+        memcpy(out->px, in->px, image_values(in) * sizeof *in->px);
+    return st;
+}
+
+hs_status hs_image_crop_head(const hs_image *gray, float threshold, hs_image *out, hs_error *err)
+{
+    if (out != NULL)
+        memset(out, 0, sizeof *out);
+    if (!image_ok(gray) || out == NULL || out == gray)
+        return hs_fail(err, HS_ERR_ARG, "hs_image_crop_head: no image, an invalid one or no separate output given");
+    if (gray->channels != 1)
+        return hs_fail(err, HS_ERR_ARG, "hs_image_crop_head: image has %d channels, expected 1 (gray)",
+                       gray->channels);
+    if (isnan(threshold))
+        return hs_fail(err, HS_ERR_ARG, "hs_image_crop_head: threshold is NaN, expected a number in [0, 1]");
+
+    int w = gray->width, h = gray->height;
+    size_t n = (size_t)w * (size_t)h;
+    unsigned char *state = malloc(n);
+    uint32_t *stack = malloc(n * sizeof *stack);
+    if (state == NULL || stack == NULL) {
+        free(state);
+        free(stack);
+        return hs_fail(err, HS_ERR_NOMEM, "hs_image_crop_head: cannot allocate work space for %dx%d pixels", w,
+                       h);
+    }
+    for (size_t i = 0; i < n; i++)
+        state[i] = gray->px[i] > threshold ? PX_BRIGHT : PX_DARK;
+
+    /* Measure every bright component; the first largest is the head. */
+    box all = {0, 0, w - 1, h - 1};
+    size_t best = 0, seed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (state[i] != PX_BRIGHT)
+            continue;
+        state[i] = PX_SEEN;
+        stack[0] = (uint32_t)i;
+        size_t size = flood(state, w, all, stack, 1, 1u << PX_BRIGHT, PX_SEEN, 1, NULL);
+        if (size > best) {
+            best = size;
+            seed = i;
+        }
+    }
+    if (best == 0) {
+        free(state);
+        free(stack);
+        return image_copy(gray, out, err);
+    }
+
+    /* Mark the head and find its bounding box. */
+    box bb = {w, h, -1, -1};
+    state[seed] = PX_REGION;
+    stack[0] = (uint32_t)seed;
+    flood(state, w, all, stack, 1, 1u << PX_SEEN, PX_REGION, 1, &bb);
+
+    /* Background inside the box: non-region pixels 4-connected to the box's
+     * edge. Every pixel outside the box is background anyway (a straight
+     * line away from the box reaches the image border), so a non-region
+     * pixel on the box edge touches the background and seeds the fill. */
+    unsigned not_region = (1u << PX_DARK) | (1u << PX_BRIGHT) | (1u << PX_SEEN);
+    size_t top = 0;
+    for (int y = bb.y0; y <= bb.y1; y++) {
+        for (int x = bb.x0; x <= bb.x1; x++) {
+            if (y != bb.y0 && y != bb.y1 && x != bb.x0 && x != bb.x1)
+                continue;
+            size_t q = (size_t)y * (size_t)w + (size_t)x;
+            if (((not_region >> state[q]) & 1u) == 0)
+                continue;
+            state[q] = PX_BACKGROUND;
+            stack[top++] = (uint32_t)q;
+        }
+    }
+    flood(state, w, bb, stack, top, not_region, PX_BACKGROUND, 0, NULL);
+
+    hs_status st = hs_image_alloc(out, bb.x1 - bb.x0 + 1, bb.y1 - bb.y0 + 1, 1, err);
+    if (st == HS_OK) {
+        for (int y = bb.y0; y <= bb.y1; y++) {
+            const float *src = gray->px + (size_t)y * (size_t)w;
+            const unsigned char *s = state + (size_t)y * (size_t)w;
+            float *dst = out->px + (size_t)(y - bb.y0) * (size_t)out->width;
+            for (int x = bb.x0; x <= bb.x1; x++)
+                dst[x - bb.x0] = s[x] == PX_BACKGROUND ? 0.0f : src[x];
+        }
+    }
+    free(state);
+    free(stack);
+    return st;
+}
+
+/* ---- resizing ------------------------------------------------------------- */
+
+/* Taps of one axis: output i reads source index[i * taps + k] with weight
+ * weight[i * taps + k], k < taps (unused taps have weight 0, index 0). */
+typedef struct {
+    int taps;
+    int *index;
+    double *weight;
+} axis_plan;
+
+static void axis_plan_free(axis_plan *plan)
+{
+    free(plan->index);
+    free(plan->weight);
+    memset(plan, 0, sizeof *plan);
+}
+
+/* Plans resampling src_n samples to dst_n. Returns 0, or -1 if out of memory. */
+static int axis_plan_make(axis_plan *plan, int src_n, int dst_n)
+{
+    memset(plan, 0, sizeof *plan);
+    double step = (double)src_n / (double)dst_n; /* source samples per output sample */
+    int box_filter = dst_n <= src_n;
+    /* An output interval of length step starts anywhere, so it can touch
+     * ceil(step) + 1 source samples. */
+    plan->taps = box_filter ? (int)ceil(step) + 1 : 2;
+    size_t total = (size_t)dst_n * (size_t)plan->taps;
+    plan->index = calloc(total, sizeof *plan->index);
+    plan->weight = calloc(total, sizeof *plan->weight);
+    if (plan->index == NULL || plan->weight == NULL) {
+        axis_plan_free(plan);
+        return -1;
+    }
+    for (int i = 0; i < dst_n; i++) {
+        int *idx = plan->index + (size_t)i * (size_t)plan->taps;
+        double *wt = plan->weight + (size_t)i * (size_t)plan->taps;
+        if (box_filter) {
+            /* Output i covers source [a, b); each source sample counts with
+             * the length it shares with that interval. Computed from
+             * integers so that neighbouring intervals meet exactly. */
+            double a = (double)i * src_n / dst_n;
+            double b = (double)(i + 1) * src_n / dst_n;
+            int k0 = (int)floor(a);
+            int k = 0;
+            double sum = 0.0;
+            for (int s = k0; s < src_n && s < b && k < plan->taps; s++) {
+                double lo = a > s ? a : s;
+                double hi = b < s + 1 ? b : s + 1;
+                if (hi <= lo)
+                    continue;
+                idx[k] = s;
+                wt[k] = hi - lo;
+                sum += hi - lo;
+                k++;
+            }
+            for (int j = 0; j < k; j++)
+                wt[j] /= sum;
+        } else {
+            /* Bilinear between source pixel centres; the outermost half
+             * pixel extends the edge sample. */
+            double u = (i + 0.5) * step - 0.5;
+            double f = floor(u);
+            double t = u - f;
+            int s0 = (int)f;
+            int s1 = s0 + 1;
+            if (s0 < 0)
+                s0 = 0;
+            if (s1 < 0)
+                s1 = 0;
+            if (s0 > src_n - 1)
+                s0 = src_n - 1;
+            if (s1 > src_n - 1)
+                s1 = src_n - 1;
+            idx[0] = s0;
+            idx[1] = s1;
+            wt[0] = 1.0 - t;
+            wt[1] = t;
+        }
+    }
+    return 0;
+}
+
+hs_status hs_image_fit(const hs_image *in, int width, int height, hs_image *out, hs_error *err)
+{
+    if (out != NULL)
+        memset(out, 0, sizeof *out);
+    if (!image_ok(in) || out == NULL || out == in)
+        return hs_fail(err, HS_ERR_ARG, "hs_image_fit: no image, an invalid one or no separate output given");
+    if (!size_ok(width, height, in->channels))
+        return hs_fail(err, HS_ERR_ARG, "hs_image_fit: target size %dx%d is out of range, expected 1..%d per side",
+                       width, height, HS_IMAGE_MAX_SIDE);
+
+    /* Content size: the limiting side fills the canvas, the other keeps the
+     * aspect ratio, rounded to nearest (integers, so no float drift). */
+    long long sw = in->width, sh = in->height;
+    int cw, ch;
+    if ((long long)width * sh <= (long long)height * sw) {
+        cw = width;
+        ch = (int)((2 * sh * width + sw) / (2 * sw));
+    } else {
+        ch = height;
+        cw = (int)((2 * sw * height + sh) / (2 * sh));
+    }
+    if (cw < 1)
+        cw = 1;
+    if (ch < 1)
+        ch = 1;
+    int ox = (width - cw) / 2;
+    int oy = (height - ch) / 2;
+
+    int c = in->channels;
+    axis_plan px_plan, py_plan;
+    int bad = axis_plan_make(&px_plan, in->width, cw);
+    bad |= axis_plan_make(&py_plan, in->height, ch);
+    float *tmp = malloc((size_t)in->height * (size_t)cw * (size_t)c * sizeof *tmp);
+    hs_status st = HS_OK;
+    if (bad != 0 || tmp == NULL)
+        st = hs_fail(err, HS_ERR_NOMEM, "hs_image_fit: cannot allocate work space for %dx%d -> %dx%d", in->width,
+                     in->height, width, height);
+    if (st == HS_OK)
+        st = hs_image_alloc(out, width, height, c, err);
+    if (st != HS_OK) {
+        axis_plan_free(&px_plan);
+        axis_plan_free(&py_plan);
+        free(tmp);
+        return st;
+    }
+
+    /* Along rows: in (sh x sw) -> tmp (sh x cw). */
+    for (int y = 0; y < in->height; y++) {
+        const float *src = in->px + (size_t)y * (size_t)in->width * (size_t)c;
+        float *dst = tmp + (size_t)y * (size_t)cw * (size_t)c;
+        for (int x = 0; x < cw; x++) {
+            const int *idx = px_plan.index + (size_t)x * (size_t)px_plan.taps;
+            const double *wt = px_plan.weight + (size_t)x * (size_t)px_plan.taps;
+            for (int k = 0; k < c; k++) {
+                double acc = 0.0;
+                for (int t = 0; t < px_plan.taps; t++)
+                    acc += wt[t] * src[(size_t)idx[t] * (size_t)c + (size_t)k];
+                dst[(size_t)x * (size_t)c + (size_t)k] = (float)acc;
+            }
+        }
+    }
+    /* Along columns: tmp (sh x cw) -> the content box of out (ch x cw). */
+    size_t row_len = (size_t)cw * (size_t)c;
+    for (int y = 0; y < ch; y++) {
+        const int *idx = py_plan.index + (size_t)y * (size_t)py_plan.taps;
+        const double *wt = py_plan.weight + (size_t)y * (size_t)py_plan.taps;
+        float *dst = out->px + ((size_t)(y + oy) * (size_t)width + (size_t)ox) * (size_t)c;
+        for (size_t j = 0; j < row_len; j++) {
+            double acc = 0.0;
+            for (int t = 0; t < py_plan.taps; t++)
+                acc += wt[t] * tmp[(size_t)idx[t] * row_len + j];
+            dst[j] = (float)acc;
+        }
+    }
+    axis_plan_free(&px_plan);
+    axis_plan_free(&py_plan);
+    free(tmp);
+    return HS_OK;
+}
+
+/* ---- the input recipe ----------------------------------------------------- */
+
+/* 1 if the fixed-size name field holds a NUL-terminated string equal to s. */
+static int name_is(const char *field, size_t cap, const char *s)
+{
+    return memchr(field, '\0', cap) != NULL && strcmp(field, s) == 0;
+}
+
+hs_status hs_prepare_input(const hs_image *picture, const hs_input_recipe *recipe, float *out,
+                           hs_error *err)
+{
+    if (!image_ok(picture) || recipe == NULL || out == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_prepare_input: no picture, an invalid one, no recipe or no output given");
+    int crop;
+    if (name_is(recipe->crop, sizeof recipe->crop, "head")) {
+        crop = 1;
+    } else if (name_is(recipe->crop, sizeof recipe->crop, "none")) {
+        crop = 0;
+    } else {
+        return hs_fail(err, HS_ERR_ARG, "input recipe: unknown crop \"%.*s\", expected \"head\" or \"none\"",
+                       (int)sizeof recipe->crop, recipe->crop);
+    }
+    if (!name_is(recipe->normalise, sizeof recipe->normalise, "unit"))
+        return hs_fail(err, HS_ERR_ARG, "input recipe: unknown normalise \"%.*s\", expected \"unit\"",
+                       (int)sizeof recipe->normalise, recipe->normalise);
+    if (recipe->width < 1 || recipe->width > HS_IMAGE_MAX_SIDE || recipe->height < 1 ||
+        recipe->height > HS_IMAGE_MAX_SIDE)
+        return hs_fail(err, HS_ERR_ARG, "input recipe: size %dx%d out of range, expected 1..%d per side",
+                       recipe->width, recipe->height, HS_IMAGE_MAX_SIDE);
+    if (recipe->channels < 1 || recipe->channels > HS_MODEL_MAX_CHANNELS)
+        return hs_fail(err, HS_ERR_ARG, "input recipe: %d channels, expected 1..%d", recipe->channels,
+                       HS_MODEL_MAX_CHANNELS);
+
+    hs_image gray = {0}, cropped = {0}, fitted = {0};
+    hs_status st = hs_image_to_gray(picture, &gray, err);
+    if (st == HS_OK && crop)
+        st = hs_image_crop_head(&gray, HS_HEAD_THRESHOLD, &cropped, err);
+    if (st == HS_OK)
+        st = hs_image_fit(crop ? &cropped : &gray, recipe->width, recipe->height, &fitted, err);
+    if (st == HS_OK) {
+        /* "unit": the rendering already maps the window to [0, 1]. */
+        size_t n = (size_t)recipe->width * (size_t)recipe->height;
+        int c = recipe->channels;
+        for (size_t i = 0; i < n; i++) {
+            for (int k = 0; k < c; k++)
+                out[i * (size_t)c + (size_t)k] = fitted.px[i];
+        }
+    }
+    hs_image_free(&gray);
+    hs_image_free(&cropped);
+    hs_image_free(&fitted);
+    return st;
+}
+
+/* ---- augmentation --------------------------------------------------------- */
+
+void hs_augment_default(hs_augment *aug)
+{
+    aug->flip_prob = 0.5f;
+    aug->rotate_deg = 10.0f;
+    aug->shift_frac = 0.08f;
+    aug->zoom_frac = 0.10f;
+    aug->brightness = 0.08f;
+    aug->contrast = 0.15f;
+}
+
+/* Uniform in [-r, r] from a uniform u in [0, 1); exactly 0 when r is 0. */
+static double symmetric(double u, double r)
+{
+    return (2.0 * u - 1.0) * r;
+}
+
+/* out = in warped by the inverse map below, bilinear, 0 outside. The map is
+ * written so that a flip alone lands on integer coordinates exactly (the
+ * centre is a multiple of one half, the rotation terms are exactly 1 and
+ * 0), and then the sample is exactly the source pixel. */
+static void warp(const float *in, float *out, int width, int height, int channels, int flip,
+                 double angle, double tx, double ty, double zoom)
+{
+    double cx = (width - 1) * 0.5, cy = (height - 1) * 0.5;
+    double cs = cos(angle) / zoom, sn = sin(angle) / zoom;
+    size_t c = (size_t)channels;
+    for (int y = 0; y < height; y++) {
+        for (int x = 0; x < width; x++) {
+            /* Undo shift, rotation and zoom, then the flip. */
+            double dx = x - cx - tx, dy = y - cy - ty;
+            double sx = cs * dx + sn * dy;
+            double sy = cs * dy - sn * dx;
+            if (flip)
+                sx = -sx;
+            sx += cx;
+            sy += cy;
+            float *dst = out + ((size_t)y * (size_t)width + (size_t)x) * c;
+            double fx = floor(sx), fy = floor(sy);
+            if (!(fx >= -1.0 && fx < width && fy >= -1.0 && fy < height)) {
+                memset(dst, 0, c * sizeof *dst);
+                continue;
+            }
+            int x0 = (int)fx, y0 = (int)fy;
+            float ax = (float)(sx - fx), ay = (float)(sy - fy);
+            int in_x0 = x0 >= 0, in_x1 = x0 + 1 < width;
+            int in_y0 = y0 >= 0, in_y1 = y0 + 1 < height;
+            const float *r0 = in + (size_t)(in_y0 ? y0 : 0) * (size_t)width * c;
+            const float *r1 = in + (size_t)(in_y1 ? y0 + 1 : 0) * (size_t)width * c;
+            size_t c0 = (size_t)(in_x0 ? x0 : 0) * c, c1 = (size_t)(in_x1 ? x0 + 1 : 0) * c;
+            for (size_t k = 0; k < c; k++) {
+                float v00 = in_y0 && in_x0 ? r0[c0 + k] : 0.0f;
+                float v01 = in_y0 && in_x1 ? r0[c1 + k] : 0.0f;
+                float v10 = in_y1 && in_x0 ? r1[c0 + k] : 0.0f;
+                float v11 = in_y1 && in_x1 ? r1[c1 + k] : 0.0f;
+                dst[k] = (1.0f - ay) * ((1.0f - ax) * v00 + ax * v01) + ay * ((1.0f - ax) * v10 + ax * v11);
+            }
+        }
+    }
+}
+
+void hs_augment_apply(const hs_augment *aug, hs_rng *rng, const float *in, float *out, int width,
+                      int height, int channels)
+{
+    /* Always seven draws, in the documented order, before any decision. */
+    double u[7];
+    for (int i = 0; i < 7; i++)
+        u[i] = hs_rng_uniform(rng);
+    int flip = u[0] < aug->flip_prob;
+    double angle = symmetric(u[1], aug->rotate_deg) * (M_PI / 180.0);
+    double tx = symmetric(u[2], aug->shift_frac) * width;
+    double ty = symmetric(u[3], aug->shift_frac) * height;
+    double zoom = 1.0 + symmetric(u[4], aug->zoom_frac);
+    float brightness = (float)symmetric(u[5], aug->brightness);
+    float contrast = (float)(1.0 + symmetric(u[6], aug->contrast));
+    /* A zoom_frac of 1 or more could draw a zero or negative scale. */
+    if (zoom < 1e-3)
+        zoom = 1e-3;
+
+    size_t n = (size_t)width * (size_t)height * (size_t)channels;
+    int moves = flip || angle != 0.0 || tx != 0.0 || ty != 0.0 || zoom != 1.0;
+    int shades = brightness != 0.0f || contrast != 1.0f;
+    if (moves)
+        warp(in, out, width, height, channels, flip, angle, tx, ty, zoom);
+    else
+        memcpy(out, in, n * sizeof *out);
+    if (!moves && !shades)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        float v = out[i];
+        if (shades)
+            v = (v - 0.5f) * contrast + 0.5f + brightness;
+        if (!(v > 0.0f))
+            v = 0.0f;
+        else if (v > 1.0f)
+            v = 1.0f;
+        out[i] = v;
+    }
+}

@@ -1,0 +1,90 @@
+/* predict.c - ensemble and test-time-augmentation averaging (see
+ * predict.h). Members share one workspace: they have the same layer list,
+ * so the buffers fit all of them. */
+#include "hemoscan/predict.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct hs_predictor {
+    const hs_model *model;
+    hs_ws *ws;
+    int max_batch;
+    int tta;
+    float *flipped; /* max_batch mirrored inputs */
+};
+
+hs_status hs_predictor_create(hs_predictor **out, const hs_model *model, int max_batch,
+                              int tta, int threads, hs_error *err)
+{
+    *out = NULL;
+    hs_predictor *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory for a predictor");
+    p->model = model;
+    p->max_batch = max_batch;
+    p->tta = tta;
+    hs_status st = hs_ws_create(&p->ws, &model->member[0], max_batch, 0, threads, err);
+    if (st == HS_OK && tta) {
+        const hs_shape in = model->member[0].input;
+        p->flipped = malloc((size_t)max_batch * in.h * in.w * in.c * sizeof *p->flipped);
+        if (p->flipped == NULL)
+            st = hs_fail(err, HS_ERR_NOMEM, "out of memory for a predictor");
+    }
+    if (st != HS_OK) {
+        hs_predictor_free(p);
+        return st;
+    }
+    *out = p;
+    return HS_OK;
+}
+
+void hs_predictor_free(hs_predictor *pred)
+{
+    if (pred == NULL)
+        return;
+    hs_ws_free(pred->ws);
+    free(pred->flipped);
+    free(pred);
+}
+
+int hs_predictor_max_batch(const hs_predictor *pred)
+{
+    return pred->max_batch;
+}
+
+void hs_flip_horizontal(const float *in, float *out, int n, int h, int w, int c)
+{
+    for (long row = 0; row < (long)n * h; row++) {
+        const float *src = in + (size_t)row * w * c;
+        float *dst = out + (size_t)row * w * c;
+        for (int x = 0; x < w; x++)
+            memcpy(dst + (size_t)(w - 1 - x) * c, src + (size_t)x * c, (size_t)c * sizeof *dst);
+    }
+}
+
+void hs_predictor_run(hs_predictor *pred, const float *x, int n, float *probs)
+{
+    const hs_model *m = pred->model;
+    const hs_shape in = m->member[0].input;
+    const size_t per = (size_t)in.h * in.w * in.c;
+    const int k = hs_net_outputs(&m->member[0]);
+    const int views = pred->tta ? 2 : 1;
+    const float scale = 1.0f / (float)(m->n_members * views);
+    for (int b = 0; b < n; b += pred->max_batch) {
+        int count = n - b < pred->max_batch ? n - b : pred->max_batch;
+        const float *xb = x + (size_t)b * per;
+        float *pb = probs + (size_t)b * k;
+        memset(pb, 0, (size_t)count * k * sizeof *pb);
+        if (pred->tta)
+            hs_flip_horizontal(xb, pred->flipped, count, in.h, in.w, in.c);
+        for (int v = 0; v < views; v++) {
+            const float *input = v == 0 ? xb : pred->flipped;
+            for (int mi = 0; mi < m->n_members; mi++) {
+                const float *out = hs_forward(&m->member[mi], pred->ws, input, count, 0, NULL);
+                for (int j = 0; j < count * k; j++)
+                    pb[j] += scale * out[j];
+            }
+        }
+    }
+}

@@ -1,0 +1,398 @@
+/* train.c - the training loop (see train.h).
+ *
+ * One member at a time: shuffle, gather a batch (augmented on the fly into
+ * a batch buffer), forward, loss, backward, optimiser step; then score the
+ * validation set without dropout or augmentation, keep the weights of the
+ * epoch with the lowest validation loss, and stop when it has not improved
+ * for `patience` epochs. Members differ only in their random streams. The
+ * threshold is chosen at the end on what users will actually get: the
+ * ensemble average, with test-time augmentation if asked for. */
+#include "hemoscan/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hemoscan/metrics.h"
+#include "hemoscan/predict.h"
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+void hs_examples_free(hs_examples *ex)
+{
+    free(ex->x);
+    free(ex->label);
+    free(ex->source);
+    memset(ex, 0, sizeof *ex);
+}
+
+static hs_status examples_alloc(hs_examples *ex, int n, size_t size, hs_error *err)
+{
+    memset(ex, 0, sizeof *ex);
+    ex->size = size;
+    ex->x = malloc((size_t)(n > 0 ? n : 1) * size * sizeof *ex->x);
+    ex->label = malloc((size_t)(n > 0 ? n : 1) * sizeof *ex->label);
+    ex->source = malloc((size_t)(n > 0 ? n : 1) * sizeof *ex->source);
+    if (ex->x == NULL || ex->label == NULL || ex->source == NULL) {
+        hs_examples_free(ex);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory for %d images", n);
+    }
+    return HS_OK;
+}
+
+hs_status hs_examples_load(const hs_dataset *ds, const hs_input_recipe *recipe, FILE *log,
+                           hs_examples *out, int *skipped, hs_error *err)
+{
+    size_t size = (size_t)recipe->width * recipe->height * recipe->channels;
+    hs_status st = examples_alloc(out, ds->n, size, err);
+    if (st != HS_OK)
+        return st;
+    *skipped = 0;
+    for (int i = 0; i < ds->n; i++) {
+        hs_image img = {0};
+        hs_error file_err;
+        st = hs_png_read(ds->path[i], &img, &file_err);
+        if (st == HS_OK)
+            st = hs_prepare_input(&img, recipe, out->x + (size_t)out->n * size, &file_err);
+        hs_image_free(&img);
+        if (st == HS_ERR_NOMEM) {
+            hs_examples_free(out);
+            return hs_fail(err, st, "%s", file_err.msg);
+        }
+        if (st != HS_OK) {
+            if (log != NULL)
+                fprintf(log, "hemoscan: skipped %s\n", file_err.msg);
+            (*skipped)++;
+            continue;
+        }
+        out->label[out->n] = ds->label[i];
+        out->source[out->n] = i;
+        out->n++;
+    }
+    if (out->n == 0) {
+        hs_examples_free(out);
+        return hs_fail(err, HS_ERR_FORMAT, "none of the %d images could be read", ds->n);
+    }
+    return HS_OK;
+}
+
+hs_status hs_examples_select(const hs_examples *all, const unsigned char *pick, int want,
+                             hs_examples *out, hs_error *err)
+{
+    int n = 0;
+    for (int i = 0; i < all->n; i++)
+        n += pick[all->source[i]] == want;
+    hs_status st = examples_alloc(out, n, all->size, err);
+    if (st != HS_OK)
+        return st;
+    for (int i = 0; i < all->n; i++) {
+        if (pick[all->source[i]] != want)
+            continue;
+        memcpy(out->x + (size_t)out->n * all->size, all->x + (size_t)i * all->size,
+               all->size * sizeof *out->x);
+        out->label[out->n] = all->label[i];
+        out->source[out->n] = all->source[i];
+        out->n++;
+    }
+    return HS_OK;
+}
+
+void hs_train_config_default(hs_train_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->epochs = 60;
+    cfg->batch = 16;
+    cfg->lr = 1e-3f;
+    cfg->optimizer = HS_OPT_ADAM;
+    cfg->weight_decay = 1e-2f;
+    cfg->schedule = HS_SCHED_COSINE;
+    cfg->warmup_epochs = 2;
+    cfg->patience = 0;
+    cfg->dropout = 0.5f;
+    cfg->augment = 1;
+    hs_augment_default(&cfg->aug);
+    cfg->members = 1;
+    cfg->tta = 1;
+    cfg->min_sensitivity = 0.95;
+    cfg->seed = 1;
+    cfg->threads = 1;
+    cfg->verbose = 1;
+    cfg->log = stderr;
+}
+
+void hs_history_free(hs_history *h)
+{
+    free(h->loss);
+    free(h->accuracy);
+    free(h->val_loss);
+    free(h->val_accuracy);
+    free(h->lr);
+    free(h->seconds);
+    memset(h, 0, sizeof *h);
+}
+
+hs_status hs_history_write_csv(const hs_history *h, const char *path, hs_error *err)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return hs_fail(err, HS_ERR_IO, "%s: cannot write the training history", path);
+    fprintf(f, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds,kept\n");
+    for (int e = 0; e < h->epochs; e++)
+        fprintf(f, "%d,%.6f,%.6f,%.6f,%.6f,%.8g,%.3f,%d\n", e + 1, h->loss[e], h->accuracy[e],
+                h->val_loss[e], h->val_accuracy[e], h->lr[e], h->seconds[e], e == h->best_epoch);
+    if (fclose(f) != 0)
+        return hs_fail(err, HS_ERR_IO, "%s: cannot write the training history", path);
+    return HS_OK;
+}
+
+/* Number of examples among probs (n x k) whose predicted class is the label. */
+static int count_correct(const float *probs, const int *labels, int n, int k)
+{
+    int correct = 0;
+    for (int i = 0; i < n; i++) {
+        int pred = 0;
+        if (k == 1) {
+            pred = probs[i] >= 0.5f;
+        } else {
+            for (int c = 1; c < k; c++)
+                if (probs[(size_t)i * k + c] > probs[(size_t)i * k + pred])
+                    pred = c;
+        }
+        correct += pred == labels[i];
+    }
+    return correct;
+}
+
+/* Mean loss and accuracy of net on a whole example set, inference mode. */
+static void evaluate(const hs_net *net, hs_ws *ws, const hs_examples *ex, double *loss, double *acc)
+{
+    int batch = hs_ws_max_batch(ws), k = hs_net_outputs(net), correct = 0;
+    double total = 0.0;
+    for (int b = 0; b < ex->n; b += batch) {
+        int n = ex->n - b < batch ? ex->n - b : batch;
+        const float *p = hs_forward(net, ws, ex->x + (size_t)b * ex->size, n, 0, NULL);
+        correct += count_correct(p, ex->label + b, n, k);
+        total += hs_loss(net, ws, ex->label + b, n) * n;
+    }
+    *loss = total / ex->n;
+    *acc = (double)correct / ex->n;
+}
+
+static void progress(FILE *log, int done, int total)
+{
+    const int width = 30;
+    int filled = total > 0 ? done * width / total : width;
+    fprintf(log, "\r%4d/%-4d [", done, total);
+    for (int i = 0; i < width; i++)
+        fputc(i < filled ? '=' : (i == filled ? '>' : '.'), log);
+    fputc(']', log);
+    fflush(log);
+}
+
+typedef struct {
+    double *loss, *acc, *val_loss, *val_acc, *lr, *sec;
+} epoch_record;
+
+/* Train one network in place; records per epoch into rec (may be NULL). */
+static hs_status train_member(const hs_train_config *cfg, hs_net *net, hs_rng *rng,
+                              const hs_examples *train, const hs_examples *val, int member,
+                              epoch_record *rec, int *epochs_run, int *best_epoch, hs_error *err)
+{
+    const hs_shape in = net->input;
+    const int k = hs_net_outputs(net);
+    const int batch = cfg->batch < train->n ? cfg->batch : train->n;
+    hs_ws *ws = NULL;
+    hs_optimizer opt = {0};
+    hs_opt_config oc;
+    hs_opt_config_default(&oc, cfg->optimizer);
+    oc.weight_decay = cfg->weight_decay;
+    float *xb = malloc((size_t)batch * train->size * sizeof *xb);
+    int *yb = malloc((size_t)batch * sizeof *yb);
+    int *order = malloc((size_t)train->n * sizeof *order);
+    float *best = malloc(net->n_params * sizeof *best);
+    hs_status st = HS_OK;
+    if (xb == NULL || yb == NULL || order == NULL || best == NULL)
+        st = hs_fail(err, HS_ERR_NOMEM, "out of memory for training");
+    if (st == HS_OK)
+        st = hs_net_alloc_grads(net, err);
+    if (st == HS_OK)
+        st = hs_ws_create(&ws, net, batch, 1, cfg->threads, err);
+    if (st == HS_OK)
+        st = hs_optimizer_init(&opt, &oc, net, err);
+    if (st != HS_OK)
+        goto done;
+    hs_schedule sched;
+    hs_schedule_init(&sched, cfg->schedule, cfg->lr, cfg->epochs);
+    sched.warmup_epochs = cfg->warmup_epochs;
+    for (int i = 0; i < train->n; i++)
+        order[i] = i;
+    double best_loss = INFINITY;
+    int tty = cfg->verbose >= 2 && cfg->log != NULL && isatty(fileno(cfg->log));
+    int steps = (train->n + batch - 1) / batch;
+    *best_epoch = 0;
+    *epochs_run = 0;
+    memcpy(best, net->params, net->n_params * sizeof *best);
+    for (int epoch = 0; epoch < cfg->epochs; epoch++) {
+        double t0 = now_s();
+        float lr = hs_schedule_lr(&sched, epoch);
+        hs_rng_shuffle(rng, order, train->n);
+        double total = 0.0;
+        int correct = 0;
+        for (int s = 0; s < steps; s++) {
+            int b = s * batch, n = train->n - b < batch ? train->n - b : batch;
+            for (int i = 0; i < n; i++) {
+                const float *src = train->x + (size_t)order[b + i] * train->size;
+                float *dst = xb + (size_t)i * train->size;
+                if (cfg->augment)
+                    hs_augment_apply(&cfg->aug, rng, src, dst, in.w, in.h, in.c);
+                else
+                    memcpy(dst, src, train->size * sizeof *dst);
+                yb[i] = train->label[order[b + i]];
+            }
+            const float *p = hs_forward(net, ws, xb, n, 1, rng);
+            correct += count_correct(p, yb, n, k);
+            total += hs_loss(net, ws, yb, n) * n;
+            hs_backward(net, ws, xb, n);
+            hs_optimizer_step(&opt, net, lr);
+            if (tty)
+                progress(cfg->log, s + 1, steps);
+        }
+        double val_loss, val_acc;
+        evaluate(net, ws, val, &val_loss, &val_acc);
+        hs_schedule_observe(&sched, val_loss);
+        double loss = total / train->n, acc = (double)correct / train->n, sec = now_s() - t0;
+        int kept = val_loss < best_loss;
+        if (kept) {
+            best_loss = val_loss;
+            *best_epoch = epoch;
+            memcpy(best, net->params, net->n_params * sizeof *best);
+        }
+        if (rec != NULL) {
+            rec->loss[epoch] = loss;
+            rec->acc[epoch] = acc;
+            rec->val_loss[epoch] = val_loss;
+            rec->val_acc[epoch] = val_acc;
+            rec->lr[epoch] = lr;
+            rec->sec[epoch] = sec;
+        }
+        *epochs_run = epoch + 1;
+        if (cfg->verbose >= 1 && cfg->log != NULL) {
+            if (tty)
+                fputc('\r', cfg->log);
+            if (cfg->members > 1)
+                fprintf(cfg->log, "member %d/%d ", member + 1, cfg->members);
+            fprintf(cfg->log,
+                    "epoch %d/%d - %.1fs - loss: %.4f - accuracy: %.4f - val_loss: %.4f - "
+                    "val_accuracy: %.4f - lr: %.2e%s\n",
+                    epoch + 1, cfg->epochs, sec, loss, acc, val_loss, val_acc, (double)lr,
+                    kept ? " *" : "");
+            fflush(cfg->log);
+        }
+        if (cfg->patience > 0 && epoch - *best_epoch >= cfg->patience)
+            break;
+    }
+    memcpy(net->params, best, net->n_params * sizeof *best);
+done:
+    free(net->grads);
+    net->grads = NULL;
+    hs_ws_free(ws);
+    hs_optimizer_free(&opt);
+    free(xb);
+    free(yb);
+    free(order);
+    free(best);
+    return st;
+}
+
+static hs_status history_alloc(hs_history *h, int epochs, hs_error *err)
+{
+    memset(h, 0, sizeof *h);
+    h->loss = calloc((size_t)epochs, sizeof *h->loss);
+    h->accuracy = calloc((size_t)epochs, sizeof *h->accuracy);
+    h->val_loss = calloc((size_t)epochs, sizeof *h->val_loss);
+    h->val_accuracy = calloc((size_t)epochs, sizeof *h->val_accuracy);
+    h->lr = calloc((size_t)epochs, sizeof *h->lr);
+    h->seconds = calloc((size_t)epochs, sizeof *h->seconds);
+    if (h->loss == NULL || h->accuracy == NULL || h->val_loss == NULL ||
+        h->val_accuracy == NULL || h->lr == NULL || h->seconds == NULL) {
+        hs_history_free(h);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory for the training history");
+    }
+    return HS_OK;
+}
+
+hs_status hs_train(const hs_train_config *cfg, const hs_layer_spec *specs, int n_specs,
+                   const hs_examples *train, const hs_examples *val, hs_model *model,
+                   hs_history *history, hs_error *err)
+{
+    if (cfg->members < 1 || cfg->members > HS_MODEL_MAX_MEMBERS)
+        return hs_fail(err, HS_ERR_ARG, "--members %d: expected 1 to %d", cfg->members, HS_MODEL_MAX_MEMBERS);
+    if (cfg->epochs < 1 || cfg->batch < 1)
+        return hs_fail(err, HS_ERR_ARG, "--epochs and --batch must be at least 1");
+    if (train->n < 1 || val->n < 1)
+        return hs_fail(err, HS_ERR_ARG, "training needs at least one training and one validation image");
+    const hs_input_recipe *r = &model->recipe;
+    hs_shape in = {r->height, r->width, r->channels};
+    hs_history local;
+    hs_history *h = history != NULL ? history : &local;
+    hs_status st = history_alloc(h, cfg->epochs, err);
+    if (st != HS_OK)
+        return st;
+    hs_rng master;
+    hs_rng_seed(&master, cfg->seed);
+    model->n_members = 0;
+    for (int m = 0; m < cfg->members && st == HS_OK; m++) {
+        hs_rng rng = hs_rng_split(&master);
+        hs_net *net = &model->member[m];
+        st = hs_net_create(net, in, specs, n_specs, err);
+        if (st != HS_OK)
+            break;
+        model->n_members = m + 1;
+        hs_net_init(net, &rng);
+        epoch_record rec = {h->loss, h->accuracy, h->val_loss, h->val_accuracy, h->lr, h->seconds};
+        int run = 0, best = 0;
+        st = train_member(cfg, net, &rng, train, val, m, m == 0 ? &rec : NULL, &run, &best, err);
+        if (m == 0) {
+            h->epochs = run;
+            h->best_epoch = best;
+            model->provenance.epochs = run;
+        }
+    }
+    model->threshold = 0.5f;
+    model->provenance.seed = cfg->seed;
+    if (st == HS_OK && hs_net_outputs(&model->member[0]) == 1) {
+        /* The operating point, on validation scores as users will get them. */
+        hs_predictor *pred = NULL;
+        float *scores = malloc((size_t)val->n * sizeof *scores);
+        if (scores == NULL)
+            st = hs_fail(err, HS_ERR_NOMEM, "out of memory for validation scores");
+        if (st == HS_OK)
+            st = hs_predictor_create(&pred, model, 32, cfg->tta, cfg->threads, err);
+        if (st == HS_OK) {
+            hs_predictor_run(pred, val->x, val->n, scores);
+            double threshold = 0.5;
+            hs_error terr;
+            /* A validation set with one class cannot place the operating
+             * point: keep 0.5 and say so. */
+            if (hs_threshold_for_sensitivity(scores, val->label, val->n, cfg->min_sensitivity,
+                                             &threshold, &terr) != HS_OK) {
+                threshold = 0.5;
+                if (cfg->log != NULL)
+                    fprintf(cfg->log, "hemoscan: threshold left at 0.5: %s\n", terr.msg);
+            }
+            model->threshold = (float)threshold;
+        }
+        hs_predictor_free(pred);
+        free(scores);
+    }
+    if (history == NULL)
+        hs_history_free(&local);
+    return st;
+}

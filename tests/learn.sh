@@ -1,0 +1,149 @@
+#!/bin/sh
+# learn.sh - tests of the learning modes: --train, --cv, --predict, --eval,
+# and the labels-to-folders converter, on the real sample data sets.
+#
+# Run by `make check` (which sets HEMOSCAN, HEMOSCAN_SRCDIR and
+# HEMOSCAN_SHARED_DATA). The data is read from ../shared/data and never
+# copied into the repository; without it these tests are skipped with a
+# message. Trainings here are deliberately short: they prove the modes work
+# and learn, not how good a full training is (that is in README).
+
+set -u
+
+. "$(dirname "$0")/lib.sh"
+
+srcdir=${HEMOSCAN_SRCDIR:-.}
+data=${HEMOSCAN_SHARED_DATA:-../shared/data}
+head_ct=$data/head_ct
+mri=$data/brain_tumor_mri
+export SOURCE_DATE_EPOCH=1700000000
+
+# A small training folder: the first N images of each class of the head
+# CT set, as symbolic links.
+make_subset() {
+    n=$1
+    out=$2
+    "$srcdir/scripts/labels-to-folders.sh" --groups "$srcdir/testdata/head_ct_groups.csv" \
+        "$head_ct/labels.csv" "$head_ct/images" "$tmp/all" >/dev/null 2>&1 || return 1
+    for class in normal hemorrhage; do
+        mkdir -p "$out/$class"
+        for f in $(ls "$tmp/all/$class" | head -n "$n"); do
+            ln -s "$(readlink "$tmp/all/$class/$f")" "$out/$class/$f"
+        done
+    done
+}
+
+test_converter() {
+    run "$srcdir/scripts/labels-to-folders.sh" --groups "$srcdir/testdata/head_ct_groups.csv" \
+        "$head_ct/labels.csv" "$head_ct/images" "$tmp/conv" || return 1
+    n=$(ls "$tmp/conv/normal" | wc -l)
+    h=$(ls "$tmp/conv/hemorrhage" | wc -l)
+    [ "$n" -eq 80 ] && [ "$h" -eq 80 ] || { why "expected 80 + 80 images, got $n + $h"; return 1; }
+    [ -f "$tmp/conv/groups.csv" ] || { why "groups.csv not copied"; return 1; }
+    # labels.csv says 000 is a hemorrhage and 100 is normal.
+    [ -e "$tmp/conv/hemorrhage/000.png" ] && [ -e "$tmp/conv/normal/100.png" ] ||
+        { why "000 or 100 in the wrong class folder"; return 1; }
+}
+
+test_train() {
+    make_subset 12 "$tmp/small" || { why "could not build the subset"; return 1; }
+    printf 'not a png' >"$tmp/small/normal/broken.png"
+    run "$HEMOSCAN" --train "$tmp/small" --model "$tmp/small.hsm" --epochs 2 --members 2 \
+        --val-split 0.3 --plots "$tmp/plots" || return 1
+    [ -s "$tmp/small.hsm" ] || { why "no model written"; return 1; }
+    grep -q 'broken\.png' "$tmp/err" || { why "the unreadable file was not named"; return 1; }
+    lines=$(wc -l <"$tmp/small.history.csv")
+    [ "$lines" -eq 3 ] || { why "history has $lines lines, expected a header and 2 epochs"; return 1; }
+    head -n 1 "$tmp/small.history.csv" | grep -q '^epoch,loss,accuracy,val_loss,val_accuracy' ||
+        { why "history header wrong"; return 1; }
+    grep -q 'val_loss' "$tmp/err" || { why "no Keras-like epoch lines"; return 1; }
+    grep -q '</svg>' "$tmp/plots/training.svg" || { why "no training curves picture"; return 1; }
+    run "$HEMOSCAN" --model-info "$tmp/small.hsm" || return 1
+    grep -q '^members: *2' "$tmp/out" || { why "model does not hold 2 members"; return 1; }
+    grep -q 'normal hemorrhage' "$tmp/out" || { why "class names missing"; return 1; }
+}
+
+test_train_reproducible() {
+    [ -s "$tmp/small.hsm" ] || { why "no model from the training test"; return 1; }
+    rm -f "$tmp/small/normal/broken.png"
+    # The same command (the model records it) twice, SOURCE_DATE_EPOCH fixed.
+    run "$HEMOSCAN" --train "$tmp/small" --model "$tmp/again.hsm" --epochs 1 --val-split 0.3 || return 1
+    mv "$tmp/again.hsm" "$tmp/again1.hsm"
+    run "$HEMOSCAN" --train "$tmp/small" --model "$tmp/again.hsm" --epochs 1 --val-split 0.3 || return 1
+    cmp -s "$tmp/again1.hsm" "$tmp/again.hsm" || { why "two identical trainings differ"; return 1; }
+}
+
+test_predict() {
+    [ -s "$tmp/small.hsm" ] || { why "no model from the training test"; return 1; }
+    run "$HEMOSCAN" --predict --model "$tmp/small.hsm" "$head_ct/images/000.png" "$head_ct/images/100.png" ||
+        return 1
+    [ "$(wc -l <"$tmp/out")" -eq 2 ] || { why "expected one line per image"; return 1; }
+    grep -Eq '000\.png: (normal|hemorrhage) \(score 0\.[0-9]+, threshold 0\.[0-9]+\)' "$tmp/out" ||
+        { why "line format"; return 1; }
+    run "$HEMOSCAN" --predict --json --model "$tmp/small.hsm" "$head_ct/images/000.png" || return 1
+    grep -q '"score"' "$tmp/out" && grep -q '"model_sha256"' "$tmp/out" || { why "JSON keys"; return 1; }
+    run "$HEMOSCAN" --predict --model "$tmp/small.hsm" "$tmp/nothing.png"
+    [ "$status" -eq 1 ] && grep -q 'nothing\.png' "$tmp/err" || { why "a missing file must fail by name"; return 1; }
+}
+
+test_eval() {
+    [ -s "$tmp/small.hsm" ] || { why "no model from the training test"; return 1; }
+    run "$HEMOSCAN" --eval "$tmp/small" --model "$tmp/small.hsm" --plots "$tmp/plots" || return 1
+    for word in accuracy sensitivity specificity precision F1 'ROC AUC' 'confusion matrix'; do
+        grep -q "$word" "$tmp/out" || { why "'$word' missing"; return 1; }
+    done
+    grep -q '</svg>' "$tmp/plots/roc.svg" || { why "no ROC picture"; return 1; }
+    run "$HEMOSCAN" --eval "$tmp/small" --model "$tmp/small.hsm" --json || return 1
+    for key in accuracy sensitivity specificity auc auc_ci95 confusion images; do
+        grep -q "\"$key\"" "$tmp/out" || { why "JSON key $key missing"; return 1; }
+    done
+    # 24 images: the confusion matrix adds up.
+    total=$(tr -d ' \n' <"$tmp/out" | sed 's/.*"confusion":\[\[\([0-9]*\),\([0-9]*\)\],\[\([0-9]*\),\([0-9]*\)\]\].*/\1+\2+\3+\4/')
+    [ "$(($total))" -eq 24 ] || { why "confusion matrix sums to $total, expected 24"; return 1; }
+}
+
+test_cv() {
+    [ -d "$tmp/small" ] || { why "no subset from the training test"; return 1; }
+    run "$HEMOSCAN" --train "$tmp/small" --cv 2 --epochs 1 --val-split 0.3 || return 1
+    grep -q '2-fold cross-validation' "$tmp/out" && grep -q 'ROC AUC .* +- ' "$tmp/out" ||
+        { why "no cross-validation summary"; return 1; }
+    [ "$(grep -c '^repeat 1 fold' "$tmp/err")" -eq 2 ] || { why "expected 2 fold lines"; return 1; }
+}
+
+# The K-class path: a 4-class MRI model trained briefly must beat chance
+# (0.25) clearly on the held-out test folder.
+test_four_classes() {
+    mkdir -p "$tmp/mri"
+    for class in glioma meningioma notumor pituitary; do
+        mkdir -p "$tmp/mri/$class"
+        for f in $(ls "$mri/train/$class" | head -n 40); do
+            ln -s "$(cd "$mri/train/$class" && pwd)/$f" "$tmp/mri/$class/$f"
+        done
+    done
+    run "$HEMOSCAN" --train "$tmp/mri" --model "$tmp/mri.hsm" --epochs 12 --lr 0.002 --val-split 0.2 \
+        --threads 2 || return 1
+    run "$HEMOSCAN" --eval "$mri/test" --model "$tmp/mri.hsm" --json || return 1
+    acc=$(tr -d ' \n' <"$tmp/out" | sed 's/.*"accuracy":\([0-9.]*\).*/\1/')
+    awk -v a="$acc" 'BEGIN { exit !(a >= 0.45) }' || { why "test accuracy $acc, expected >= 0.45"; return 1; }
+    grep -q '"glioma"' "$tmp/out" || { why "class names missing"; return 1; }
+}
+
+if [ -f "$head_ct/labels.csv" ]; then
+    check "labels-to-folders lays labels.csv out as class folders" test_converter
+    check "--train writes a model, history, curves; skips a broken file" test_train
+    check "--train is reproducible bit for bit" test_train_reproducible
+    check "--predict prints class and score per image, and JSON" test_predict
+    check "--eval prints the metrics, JSON and a ROC picture" test_eval
+    check "--train --cv prints per-fold lines and a summary" test_cv
+else
+    for t in converter train reproducible predict eval cv; do
+        skip "head CT $t" "no sample data in $head_ct"
+    done
+fi
+if [ -d "$mri/train" ] && [ -d "$mri/test" ]; then
+    check "a 4-class model beats chance on the MRI test set" test_four_classes
+else
+    skip "4-class MRI model" "no sample data in $mri"
+fi
+
+finish

@@ -1,0 +1,77 @@
+# lib.sh - the harness shared by the shell tests (sourced, POSIX sh).
+#
+# Each test is a function; `check NAME FUNCTION` runs it, counts it and on
+# failure prints why plus the start of the command's output. `skip NAME
+# WHY` counts a test that cannot run here (sample data absent). `finish`
+# prints the "N passed, N failed, N skipped" line the test drivers read and
+# exits with automake's codes (0 pass, 1 fail, 77 all skipped). Every
+# command's stderr is scanned for sanitizer reports, so the sanitizer build
+# catches memory errors on the failure paths too.
+
+HEMOSCAN=${HEMOSCAN:-src/hemoscan}
+if [ ! -x "$HEMOSCAN" ]; then
+    echo "cli.sh: $HEMOSCAN is not an executable; build it first (make)" >&2
+    exit 99 # hard error for the automake test driver, not a test failure
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/hemoscan-cli.XXXXXX") || exit 99
+trap 'rm -rf "$tmp"' 0
+trap 'exit 1' 1 2 15
+
+passed=0
+failed=0
+skipped=0
+
+# run CMD...: runs CMD with no stdin; leaves its stdout in $tmp/out, its
+# stderr in $tmp/err and its exit status in $status; returns that status.
+run() {
+    "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
+    status=$?
+    return $status
+}
+
+# no_sanitizer_report: true unless the last command's stderr has a report
+# from AddressSanitizer, LeakSanitizer or UndefinedBehaviorSanitizer.
+no_sanitizer_report() {
+    ! grep -Eq 'Sanitizer|runtime error:' "$tmp/err"
+}
+
+# why MESSAGE: what a failing test reports besides the command's output.
+why() {
+    echo "$*" >>"$tmp/why"
+}
+
+# check NAME FUNCTION: runs FUNCTION (a test), counts and reports it.
+check() {
+    name=$1
+    status=
+    : >"$tmp/why"
+    if "$2" && { no_sanitizer_report || { why "sanitizer report on stderr"; false; }; }; then
+        passed=$((passed + 1))
+        echo "PASS: $name"
+    else
+        failed=$((failed + 1))
+        echo "FAIL: $name (last exit status: ${status:-none})"
+        sed 's/^/  /' "$tmp/why"
+        for f in out err; do
+            if [ -s "$tmp/$f" ]; then
+                echo "  --- std$f (first 20 lines) ---"
+                sed -n '1,20s/^/  /p' "$tmp/$f"
+            fi
+        done
+    fi
+}
+
+# skip NAME WHY: a test that cannot run here.
+skip() {
+    skipped=$((skipped + 1))
+    echo "SKIP: $1 ($2)"
+}
+
+# finish: the closing line and exit status.
+finish() {
+    echo "$passed passed, $failed failed, $skipped skipped"
+    [ "$failed" -eq 0 ] || exit 1
+    [ "$passed" -gt 0 ] || exit 77
+    exit 0
+}

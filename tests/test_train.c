@@ -1,0 +1,342 @@
+/* test_train.c - CUnit suite for data sets, splits, the training loop and
+ * the predictor.
+ *
+ * Training runs on small synthetic images (a bright blob on the left or
+ * right half) with a small network, so the loop, early stopping, history,
+ * ensembles, threshold choice and reproducibility are all exercised in a
+ * second; the real data sets are exercised by the command-line tests. */
+#include <CUnit/CUnit.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hemoscan/dataset.h"
+#include "hemoscan/predict.h"
+#include "hemoscan/train.h"
+
+enum { SIDE = 16 };
+
+/* n examples of SIDE x SIDE x 1: class 1 has a blob on the right half. */
+static void make_examples(hs_examples *ex, int n, uint64_t seed)
+{
+    hs_rng rng;
+    hs_rng_seed(&rng, seed);
+    ex->n = n;
+    ex->size = SIDE * SIDE;
+    ex->x = calloc((size_t)n * ex->size, sizeof *ex->x);
+    ex->label = calloc((size_t)n, sizeof *ex->label);
+    ex->source = calloc((size_t)n, sizeof *ex->source);
+    for (int i = 0; i < n; i++) {
+        float *img = ex->x + (size_t)i * ex->size;
+        for (int j = 0; j < SIDE * SIDE; j++)
+            img[j] = 0.2f + 0.1f * (float)hs_rng_uniform(&rng);
+        ex->label[i] = i % 2;
+        ex->source[i] = i;
+        int x0 = (ex->label[i] ? SIDE / 2 : 0) + (int)hs_rng_below(&rng, SIDE / 2 - 3);
+        int y0 = (int)hs_rng_below(&rng, SIDE - 3);
+        for (int dy = 0; dy < 3; dy++)
+            for (int dx = 0; dx < 3; dx++)
+                img[(y0 + dy) * SIDE + x0 + dx] = 0.9f;
+    }
+}
+
+static int small_specs(hs_layer_spec *s)
+{
+    hs_layer_spec list[] = {
+        {.kind = HS_LAYER_CONV, .units = 8, .kernel = 3, .relu = 1},
+        {.kind = HS_LAYER_MAXPOOL},
+        {.kind = HS_LAYER_FLATTEN},
+        {.kind = HS_LAYER_DENSE, .units = 16, .relu = 1},
+        {.kind = HS_LAYER_DROPOUT, .rate = 0.25f},
+        {.kind = HS_LAYER_DENSE, .units = 1},
+        {.kind = HS_LAYER_SIGMOID},
+    };
+    memcpy(s, list, sizeof list);
+    return 7;
+}
+
+static void small_model(hs_model *m)
+{
+    memset(m, 0, sizeof *m);
+    hs_input_recipe_default(&m->recipe);
+    m->recipe.width = m->recipe.height = SIDE;
+    m->recipe.channels = 1;
+    m->n_classes = 2;
+    snprintf(m->class_name[0], HS_MODEL_NAME_LEN, "normal");
+    snprintf(m->class_name[1], HS_MODEL_NAME_LEN, "hemorrhage");
+}
+
+static void quiet_config(hs_train_config *cfg)
+{
+    hs_train_config_default(cfg);
+    cfg->epochs = 12;
+    cfg->batch = 8;
+    cfg->lr = 3e-3f;
+    cfg->warmup_epochs = 0;
+    cfg->verbose = 0;
+    cfg->log = NULL;
+    cfg->aug.rotate_deg = 0.0f; /* the blob's side is the label: keep it */
+    cfg->aug.flip_prob = 0.0f;
+}
+
+static void test_train_learns_and_picks_threshold(void)
+{
+    hs_examples train, val;
+    make_examples(&train, 96, 1);
+    make_examples(&val, 40, 2);
+    hs_layer_spec specs[8];
+    int n = small_specs(specs);
+    hs_train_config cfg;
+    quiet_config(&cfg);
+    cfg.members = 2;
+    hs_model m;
+    small_model(&m);
+    hs_history h;
+    hs_error err;
+    CU_ASSERT_FATAL(hs_train(&cfg, specs, n, &train, &val, &m, &h, &err) == HS_OK);
+    CU_ASSERT_EQUAL(m.n_members, 2);
+    CU_ASSERT_EQUAL(h.epochs, 12);
+    CU_ASSERT(h.best_epoch >= 0 && h.best_epoch < 12);
+    /* The kept epoch is the one with the lowest validation loss. */
+    for (int e = 0; e < h.epochs; e++)
+        CU_ASSERT(h.val_loss[h.best_epoch] <= h.val_loss[e]);
+    CU_ASSERT(h.val_accuracy[h.best_epoch] >= 0.9);
+    /* The threshold reaches sensitivity >= 0.95 on the validation set. */
+    hs_predictor *p;
+    CU_ASSERT_FATAL(hs_predictor_create(&p, &m, 16, 1, 1, &err) == HS_OK);
+    float *scores = malloc((size_t)val.n * sizeof *scores);
+    hs_predictor_run(p, val.x, val.n, scores);
+    int pos = 0, found = 0;
+    for (int i = 0; i < val.n; i++) {
+        pos += val.label[i];
+        found += val.label[i] && scores[i] >= m.threshold;
+    }
+    CU_ASSERT((double)found / pos >= 0.95);
+    CU_ASSERT(m.threshold > 0.0f && m.threshold < 1.0f);
+    free(scores);
+    hs_predictor_free(p);
+    hs_history_free(&h);
+    hs_model_free(&m);
+    hs_examples_free(&train);
+    hs_examples_free(&val);
+}
+
+static void test_train_reproducible_and_early_stop(void)
+{
+    hs_examples train, val;
+    make_examples(&train, 48, 3);
+    make_examples(&val, 16, 4);
+    hs_layer_spec specs[8];
+    int n = small_specs(specs);
+    hs_train_config cfg;
+    quiet_config(&cfg);
+    cfg.epochs = 30;
+    cfg.patience = 2;
+    hs_model a, b;
+    small_model(&a);
+    small_model(&b);
+    hs_history ha, hb;
+    hs_error err;
+    CU_ASSERT_FATAL(hs_train(&cfg, specs, n, &train, &val, &a, &ha, &err) == HS_OK);
+    CU_ASSERT_FATAL(hs_train(&cfg, specs, n, &train, &val, &b, &hb, &err) == HS_OK);
+    CU_ASSERT(memcmp(a.member[0].params, b.member[0].params,
+                     a.member[0].n_params * sizeof(float)) == 0);
+    CU_ASSERT_EQUAL(a.threshold, b.threshold);
+    /* Early stopping: the run ended `patience` epochs after its best. */
+    CU_ASSERT(ha.epochs == 30 || ha.epochs == ha.best_epoch + 1 + cfg.patience);
+    cfg.seed = 2;
+    hs_model c;
+    small_model(&c);
+    CU_ASSERT_FATAL(hs_train(&cfg, specs, n, &train, &val, &c, NULL, &err) == HS_OK);
+    CU_ASSERT(memcmp(a.member[0].params, c.member[0].params,
+                     a.member[0].n_params * sizeof(float)) != 0);
+    hs_history_free(&ha);
+    hs_history_free(&hb);
+    hs_model_free(&a);
+    hs_model_free(&b);
+    hs_model_free(&c);
+    hs_examples_free(&train);
+    hs_examples_free(&val);
+}
+
+static void test_predictor_flip_average(void)
+{
+    hs_model m;
+    small_model(&m);
+    hs_layer_spec specs[8];
+    int n = small_specs(specs);
+    hs_error err;
+    CU_ASSERT_FATAL(hs_net_create(&m.member[0], (hs_shape){SIDE, SIDE, 1}, specs, n, &err) == HS_OK);
+    m.n_members = 1;
+    hs_rng rng;
+    hs_rng_seed(&rng, 9);
+    hs_net_init(&m.member[0], &rng);
+    hs_examples ex;
+    make_examples(&ex, 3, 5);
+    float *mirror = malloc(ex.size * 3 * sizeof *mirror);
+    hs_flip_horizontal(ex.x, mirror, 3, SIDE, SIDE, 1);
+    CU_ASSERT_EQUAL(mirror[SIDE - 1], ex.x[0]);
+    hs_predictor *plain, *tta;
+    CU_ASSERT_FATAL(hs_predictor_create(&plain, &m, 2, 0, 1, &err) == HS_OK);
+    CU_ASSERT_FATAL(hs_predictor_create(&tta, &m, 2, 1, 1, &err) == HS_OK);
+    float a[3], b[3], c[3];
+    hs_predictor_run(plain, ex.x, 3, a);   /* 3 images through a batch of 2 */
+    hs_predictor_run(plain, mirror, 3, b);
+    hs_predictor_run(tta, ex.x, 3, c);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_DOUBLE_EQUAL(c[i], 0.5 * (a[i] + b[i]), 1e-6);
+    hs_predictor_free(plain);
+    hs_predictor_free(tta);
+    free(mirror);
+    hs_examples_free(&ex);
+    hs_model_free(&m);
+}
+
+/* A data set of n files in two classes, with made-up paths. */
+static void fake_dataset(hs_dataset *ds, int n)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->n = n;
+    ds->n_classes = 2;
+    snprintf(ds->class_name[0], HS_MODEL_NAME_LEN, "normal");
+    snprintf(ds->class_name[1], HS_MODEL_NAME_LEN, "hemorrhage");
+    ds->path = calloc((size_t)n, sizeof *ds->path);
+    ds->id = calloc((size_t)n, sizeof *ds->id);
+    ds->label = calloc((size_t)n, sizeof *ds->label);
+    ds->group = calloc((size_t)n, sizeof *ds->group);
+    for (int i = 0; i < n; i++) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%03d", i);
+        ds->id[i] = strdup(buf);
+        ds->path[i] = strdup(buf);
+        ds->label[i] = i < n / 2;
+        ds->group[i] = i;
+    }
+}
+
+static void test_folds_grouped_and_stratified(void)
+{
+    hs_dataset ds;
+    fake_dataset(&ds, 60);
+    /* Files 10..17 are one group, 40/41 another. */
+    char dir[] = "/tmp/hs-groups-XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    char csv[64];
+    snprintf(csv, sizeof csv, "%s/groups.csv", dir);
+    FILE *f = fopen(csv, "w");
+    fprintf(f, "id,group\n");
+    for (int i = 10; i < 18; i++)
+        fprintf(f, "%03d,series\n", i);
+    fprintf(f, "040,pair\n041,pair\n999,absent\n");
+    fclose(f);
+    hs_error err;
+    CU_ASSERT_FATAL(hs_dataset_load_groups(&ds, csv, &err) == HS_OK);
+    unlink(csv);
+    rmdir(dir);
+    int fold[60];
+    CU_ASSERT_FATAL(hs_dataset_folds(&ds, 5, 7, fold, &err) == HS_OK);
+    for (int i = 11; i < 18; i++)
+        CU_ASSERT_EQUAL(fold[i], fold[10]);
+    CU_ASSERT_EQUAL(fold[40], fold[41]);
+    int pos[5] = {0}, neg[5] = {0};
+    for (int i = 0; i < 60; i++) {
+        CU_ASSERT(fold[i] >= 0 && fold[i] < 5);
+        if (ds.label[i])
+            pos[fold[i]]++;
+        else
+            neg[fold[i]]++;
+    }
+    /* 30 per class over 5 folds: each fold within a group's size of 6. */
+    for (int k = 0; k < 5; k++) {
+        CU_ASSERT(abs(pos[k] - 6) <= 8);
+        CU_ASSERT(abs(neg[k] - 6) <= 2);
+    }
+    int other[60];
+    CU_ASSERT_FATAL(hs_dataset_folds(&ds, 5, 7, other, &err) == HS_OK);
+    CU_ASSERT(memcmp(fold, other, sizeof fold) == 0); /* seeded */
+
+    unsigned char is_val[60];
+    CU_ASSERT_FATAL(hs_dataset_split(&ds, 0.2, 3, is_val, &err) == HS_OK);
+    int vpos = 0, vneg = 0;
+    for (int i = 0; i < 60; i++) {
+        vpos += is_val[i] && ds.label[i];
+        vneg += is_val[i] && !ds.label[i];
+    }
+    CU_ASSERT(vpos >= 4 && vpos <= 6);
+    CU_ASSERT_EQUAL(vneg, 6);
+    for (int i = 11; i < 18; i++)
+        CU_ASSERT_EQUAL(is_val[i], is_val[10]);
+    hs_dataset picked;
+    CU_ASSERT_FATAL(hs_dataset_select(&ds, is_val, 1, &picked, &err) == HS_OK);
+    CU_ASSERT_EQUAL(picked.n, vpos + vneg);
+    hs_dataset_free(&picked);
+    CU_ASSERT(hs_dataset_folds(&ds, 1, 7, fold, &err) == HS_ERR_ARG);
+    hs_dataset_free(&ds);
+}
+
+static void test_scan_class_folders(void)
+{
+    char dir[] = "/tmp/hs-scan-XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    char path[256];
+    const char *files[] = {"normal/b.png", "normal/a.PNG", "hemorrhage/c.png", "hemorrhage/notes.txt"};
+    snprintf(path, sizeof path, "%s/normal", dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/hemorrhage", dir);
+    mkdir(path, 0755);
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        FILE *f = fopen(path, "w");
+        fputs("x", f);
+        fclose(f);
+    }
+    hs_dataset ds;
+    hs_error err;
+    CU_ASSERT_FATAL(hs_dataset_scan(dir, &ds, &err) == HS_OK);
+    CU_ASSERT_EQUAL(ds.n, 3);
+    CU_ASSERT_STRING_EQUAL(ds.class_name[0], "normal"); /* normal first */
+    CU_ASSERT_STRING_EQUAL(ds.class_name[1], "hemorrhage");
+    CU_ASSERT_STRING_EQUAL(ds.id[0], "a");
+    CU_ASSERT_EQUAL(ds.label[2], 1);
+    char sha1[65], sha2[65];
+    CU_ASSERT(hs_dataset_checksum(&ds, sha1, &err) == HS_OK);
+    snprintf(path, sizeof path, "%s/normal/b.png", dir);
+    FILE *f = fopen(path, "w");
+    fputs("y", f);
+    fclose(f);
+    CU_ASSERT(hs_dataset_checksum(&ds, sha2, &err) == HS_OK);
+    CU_ASSERT(strcmp(sha1, sha2) != 0);
+    hs_dataset_free(&ds);
+    /* A class folder without images is an error naming it. */
+    snprintf(path, sizeof path, "%s/empty", dir);
+    mkdir(path, 0755);
+    CU_ASSERT(hs_dataset_scan(dir, &ds, &err) == HS_ERR_FORMAT);
+    CU_ASSERT(strstr(err.msg, "empty") != NULL);
+    rmdir(path);
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/normal", dir);
+    rmdir(path);
+    snprintf(path, sizeof path, "%s/hemorrhage", dir);
+    rmdir(path);
+    rmdir(dir);
+}
+
+int hs_register_train_tests(void)
+{
+    CU_pSuite suite = CU_add_suite("train", NULL, NULL);
+    if (suite == NULL)
+        return -1;
+    if (CU_add_test(suite, "training learns and picks the threshold", test_train_learns_and_picks_threshold) == NULL ||
+        CU_add_test(suite, "training is reproducible; early stopping", test_train_reproducible_and_early_stop) == NULL ||
+        CU_add_test(suite, "predictor averages the mirror image", test_predictor_flip_average) == NULL ||
+        CU_add_test(suite, "folds and splits are grouped and stratified", test_folds_grouped_and_stratified) == NULL ||
+        CU_add_test(suite, "class folders are scanned", test_scan_class_folders) == NULL)
+        return -1;
+    return 0;
+}
