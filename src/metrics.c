@@ -166,6 +166,27 @@ static hs_status check_binary(const char *what, const float *scores, const int *
     return HS_OK;
 }
 
+/* check_binary, then both classes must be present (a curve or an
+ * operating point means nothing without them), then the runs: what the ROC
+ * curve and the operating point start from. *runs is the caller's to free. */
+static hs_status runs_of_both_classes(const char *what, const float *scores, const int *labels, int n,
+                                      int unit_scores, int64_t *P, int64_t *N, score_run **runs, int *n_runs,
+                                      hs_error *err)
+{
+    *runs = NULL;
+    *n_runs = 0;
+    hs_status st = check_binary(what, scores, labels, n, unit_scores, P, N, err);
+    if (st != HS_OK)
+        return st;
+    if (*P == 0 || *N == 0)
+        return hs_fail(err, HS_ERR_ARG, "%s: needs both classes, got %lld positive and %lld negative cases", what,
+                       (long long)*P, (long long)*N);
+    *n_runs = make_runs(scores, 1, labels, n, runs);
+    if (*n_runs < 0)
+        return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory for %d cases", what, n);
+    return HS_OK;
+}
+
 /* NaN rather than a division by zero. */
 static double ratio(int64_t num, int64_t den)
 {
@@ -261,17 +282,11 @@ hs_status hs_roc_curve(const float *scores, const int *labels, int n, double **f
     if (thresholds != NULL)
         *thresholds = NULL;
     int64_t P, N;
-    hs_status st = check_binary(what, scores, labels, n, 0, &P, &N, err);
+    score_run *runs;
+    int n_runs;
+    hs_status st = runs_of_both_classes(what, scores, labels, n, 0, &P, &N, &runs, &n_runs, err);
     if (st != HS_OK)
         return st;
-    if (P == 0 || N == 0)
-        return hs_fail(err, HS_ERR_ARG, "%s: needs both classes, got %lld positive and %lld negative cases", what,
-                       (long long)P, (long long)N);
-
-    score_run *runs;
-    int n_runs = make_runs(scores, 1, labels, n, &runs);
-    if (n_runs < 0)
-        return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory for %d cases", what, n);
     size_t points = (size_t)n_runs + 1;
     double *f = malloc(points * sizeof *f);
     double *t = malloc(points * sizeof *t);
@@ -319,17 +334,11 @@ hs_status hs_threshold_for_sensitivity(const float *scores, const int *labels, i
     if (!(min_sensitivity >= 0.0 && min_sensitivity <= 1.0))
         return hs_fail(err, HS_ERR_ARG, "%s: minimum sensitivity %g is not in [0, 1]", what, min_sensitivity);
     int64_t P, N;
-    hs_status st = check_binary(what, scores, labels, n, 1, &P, &N, err);
+    score_run *runs;
+    int n_runs;
+    hs_status st = runs_of_both_classes(what, scores, labels, n, 1, &P, &N, &runs, &n_runs, err);
     if (st != HS_OK)
         return st;
-    if (P == 0 || N == 0)
-        return hs_fail(err, HS_ERR_ARG, "%s: needs both classes, got %lld positive and %lld negative cases", what,
-                       (long long)P, (long long)N);
-
-    score_run *runs;
-    int n_runs = make_runs(scores, 1, labels, n, &runs);
-    if (n_runs < 0)
-        return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory for %d cases", what, n);
     /* Lowering the threshold run by run only raises sensitivity and lowers
      * specificity, so the highest specificity that reaches the target is at
      * the first run (from the top) where the target is met. Lower runs

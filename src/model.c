@@ -63,20 +63,17 @@
 #include "hemoscan/model.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <float.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "hemoscan/checksum.h"
+#include "hemoscan/fileio.h"
 
 _Static_assert(sizeof(float) == 4 && FLT_RADIX == 2 && FLT_MANT_DIG == 24 && FLT_MAX_EXP == 128,
                "model files store IEEE-754 binary32 weights; this platform's float differs");
@@ -539,6 +536,9 @@ typedef struct {
     FILE *f;
     hs_sha256_ctx *body, *whole;
     int error; /* first errno of a failed write, 0 if none */
+    const hs_model *model;
+    const strbuf *header;
+    unsigned char *identity; /* receives the digest of the whole file */
 } writer;
 
 static void w_put(writer *w, const void *p, size_t n)
@@ -577,102 +577,40 @@ static void write_body(writer *w, const hs_model *m, const strbuf *header)
     }
 }
 
-/* A crash after rename() must not lose the new name, so the directory entry
- * is flushed too. Best effort: some file systems cannot fsync a directory,
- * and by now the file itself is complete and in place either way. */
-static void sync_parent_dir(const char *path)
+/* The whole file as hs_file_write_atomic_with streams it: the body, then
+ * its digest as the trailer. */
+static int stream_file(FILE *f, void *ctx)
 {
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (slash == NULL)
-        dir = strdup(".");
-    else if (slash == path)
-        dir = strdup("/");
-    else
-        dir = strndup(path, (size_t)(slash - path));
-    if (dir == NULL)
-        return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
+    writer *w = ctx;
+    unsigned char trailer[HS_SHA256_LEN];
+    w->f = f;
+    write_body(w, w->model, w->header);
+    hs_sha256_end(w->body, trailer);
+    w->body = NULL;
+    w_put(w, trailer, sizeof trailer);
+    hs_sha256_end(w->whole, w->identity);
+    w->whole = NULL;
+    return w->error;
 }
 
 /* Streams the file into a temporary name next to path and renames it into
- * place, so a reader sees either the old file or the complete new one,
- * never half of one. identity receives the SHA-256 of the whole file. */
+ * place (see fileio.h), so a reader sees either the old file or the
+ * complete new one, never half of one. identity receives the SHA-256 of
+ * the whole file. */
 static hs_status write_file(const hs_model *model, const strbuf *header, const char *path,
                             unsigned char identity[HS_SHA256_LEN], hs_error *err)
 {
-    static const char suffix[] = ".tmp.XXXXXX";
-    size_t path_len = strlen(path);
-    char *tmp = malloc(path_len + sizeof suffix);
-    writer w = {NULL, hs_sha256_begin(), hs_sha256_begin(), 0};
-    unsigned char trailer[HS_SHA256_LEN];
-    int fd = -1, created = 0, close_failed;
-    hs_status st = HS_OK;
-    if (tmp == NULL || w.body == NULL || w.whole == NULL) {
+    writer w = {NULL, hs_sha256_begin(), hs_sha256_begin(), 0, model, header, identity};
+    hs_status st;
+    if (w.body == NULL || w.whole == NULL)
         st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory for saving", path);
-        goto done;
-    }
-    memcpy(tmp, path, path_len);
-    memcpy(tmp + path_len, suffix, sizeof suffix);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        st = hs_fail(err, HS_ERR_IO, "%s: cannot create a temporary file next to it: %s", path, strerror(errno));
-        goto done;
-    }
-    created = 1;
-    /* mkstemp creates 0600; a model is meant to be shared and audited. */
-    if (fchmod(fd, 0644) != 0) {
-        st = hs_fail(err, HS_ERR_IO, "%s: cannot set the mode of %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    w.f = fdopen(fd, "wb");
-    if (w.f == NULL) {
-        st = hs_fail(err, HS_ERR_IO, "%s: cannot open %s for writing: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    fd = -1; /* owned by w.f from here on */
-
-    errno = 0;
-    write_body(&w, model, header);
-    hs_sha256_end(w.body, trailer);
-    w.body = NULL;
-    w_put(&w, trailer, sizeof trailer);
-    hs_sha256_end(w.whole, identity);
-    w.whole = NULL;
-    if (w.error == 0 && fflush(w.f) != 0)
-        w.error = errno != 0 ? errno : EIO;
-    if (w.error == 0 && fsync(fileno(w.f)) != 0)
-        w.error = errno;
-    close_failed = fclose(w.f) != 0;
-    w.f = NULL;
-    if (w.error == 0 && close_failed)
-        w.error = errno != 0 ? errno : EIO;
-    if (w.error != 0) {
-        st = hs_fail(err, HS_ERR_IO, "%s: cannot write %s: %s", path, tmp, strerror(w.error));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        st = hs_fail(err, HS_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    created = 0;
-    sync_parent_dir(path);
-
-done:
-    if (w.f != NULL)
-        fclose(w.f);
-    if (fd >= 0)
-        close(fd);
-    if (created)
-        unlink(tmp);
-    free(tmp);
-    hs_sha256_end(w.body, trailer);
-    hs_sha256_end(w.whole, trailer);
+    else /* 0644: a model is meant to be shared and audited. */
+        st = hs_file_write_atomic_with(path, 0644, stream_file, &w, err);
+    /* Frees the digests the stream did not finish (all of them when it
+     * never ran). */
+    unsigned char unused[HS_SHA256_LEN];
+    hs_sha256_end(w.body, unused);
+    hs_sha256_end(w.whole, unused);
     return st;
 }
 
@@ -1222,79 +1160,6 @@ static hs_status load_buffer(hs_model *m, const unsigned char *buf, size_t len, 
     return HS_OK;
 }
 
-/* Reads the whole file: it is hashed and parsed from memory anyway. */
-static hs_status read_whole(const char *path, unsigned char **out, size_t *out_len, hs_error *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return hs_fail(err, HS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return hs_fail(err, HS_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    /* One byte more than the size so that end of file shows in one pass; a
-     * file that is not regular (or grows) just takes more rounds. */
-    size_t cap = 65536;
-    if (S_ISREG(sb.st_mode) && sb.st_size >= 0 && (uint64_t)sb.st_size < SIZE_MAX / 2)
-        cap = (size_t)sb.st_size + 1;
-    unsigned char *buf = malloc(cap);
-    size_t len = 0;
-    for (;;) {
-        if (buf == NULL) {
-            close(fd);
-            return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory for reading the file", path);
-        }
-        if (len == cap) {
-            unsigned char *bigger = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
-            if (bigger == NULL)
-                free(buf);
-            buf = bigger;
-            cap *= 2;
-            continue;
-        }
-        ssize_t got = read(fd, buf + len, cap - len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            int e = errno;
-            free(buf);
-            close(fd);
-            return hs_fail(err, HS_ERR_IO, "%s: read error: %s", path, strerror(e));
-        }
-        if (got == 0)
-            break;
-        len += (size_t)got;
-    }
-    close(fd);
-    *out = buf;
-    *out_len = len;
-    return HS_OK;
-}
-
-/* Numbers are printed and parsed in the C locale: a process running under
- * a locale with a decimal comma must still write and read "0.5". uselocale
- * changes only the calling thread. */
-typedef struct {
-    locale_t c, old;
-} c_numeric;
-
-static int c_numeric_enter(c_numeric *l)
-{
-    l->c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    if (l->c == (locale_t)0)
-        return 0;
-    l->old = uselocale(l->c);
-    return 1;
-}
-
-static void c_numeric_leave(c_numeric *l)
-{
-    uselocale(l->old);
-    freelocale(l->c);
-}
-
 /* ---- public ------------------------------------------------------------------ */
 
 void hs_input_recipe_default(hs_input_recipe *recipe)
@@ -1317,11 +1182,11 @@ hs_status hs_model_save(hs_model *model, const char *path, hs_error *err)
 {
     if (model == NULL || path == NULL || path[0] == '\0')
         return hs_fail(err, HS_ERR_ARG, "hs_model_save: no model or no file name given");
-    c_numeric loc;
-    if (!c_numeric_enter(&loc))
+    hs_c_locale loc;
+    if (!hs_c_locale_enter(&loc))
         return hs_fail(err, HS_ERR_NOMEM, "%s: cannot set up the C locale for writing numbers", path);
     hs_status st = save_model(model, path, err);
-    c_numeric_leave(&loc);
+    hs_c_locale_leave(&loc);
     return st;
 }
 
@@ -1336,11 +1201,11 @@ hs_status hs_model_load_buffer(hs_model *model, const unsigned char *buf, size_t
     if (buf == NULL && len > 0)
         return hs_fail(err, HS_ERR_ARG, "%s: no buffer given for %zu bytes", name, len);
     static const unsigned char empty[1];
-    c_numeric loc;
-    if (!c_numeric_enter(&loc))
+    hs_c_locale loc;
+    if (!hs_c_locale_enter(&loc))
         return hs_fail(err, HS_ERR_NOMEM, "%s: cannot set up the C locale for reading numbers", name);
     hs_status st = load_buffer(model, buf != NULL ? buf : empty, len, name, err);
-    c_numeric_leave(&loc);
+    hs_c_locale_leave(&loc);
     if (st != HS_OK)
         hs_model_free(model);
     return st;
@@ -1354,7 +1219,8 @@ hs_status hs_model_load(hs_model *model, const char *path, hs_error *err)
         return hs_fail(err, HS_ERR_ARG, "hs_model_load: no model or no file name given");
     unsigned char *buf = NULL;
     size_t len = 0;
-    hs_status st = read_whole(path, &buf, &len, err);
+    /* The whole file: it is hashed and parsed from memory anyway. */
+    hs_status st = hs_file_read_all(path, SIZE_MAX, &buf, &len, err);
     if (st != HS_OK)
         return st;
     st = hs_model_load_buffer(model, buf, len, path, err);

@@ -1,28 +1,27 @@
 /* plot.c - the ROC and training-history pictures as SVG (see plot.h).
  *
  * A picture is composed in memory, then written to a temporary file next to
- * the target and renamed over it: a reader (a browser refreshing a report)
- * sees the old picture or the new one, never half of one, and composing
- * first means a write error cannot leave a truncated document behind. The
- * layout is fixed in viewBox units (640x480) and text widths are estimated
- * from character counts (0.6 em per character, generous for sans-serif
- * fonts), which is enough to keep labels inside their boxes without a font
- * library: labels that would not fit are shortened with an ellipsis. Every
- * string from the caller goes through put_text, which escapes XML and
- * replaces invalid UTF-8 and control characters, so the file always parses.
- * Numbers are formatted under the C locale (uselocale, this thread only), so
- * a decimal-comma locale cannot produce "0,5" in a coordinate. */
+ * the target and renamed over it (hs_file_write_atomic): a reader (a
+ * browser refreshing a report) sees the old picture or the new one, never
+ * half of one, and composing first means a write error cannot leave a
+ * truncated document behind. The layout is fixed in viewBox units
+ * (640x480) and text widths are estimated from character counts (0.6 em per
+ * character, generous for sans-serif fonts), which is enough to keep labels
+ * inside their boxes without a font library: labels that would not fit are
+ * shortened with an ellipsis. Every string from the caller goes through
+ * put_text, which escapes XML and replaces invalid UTF-8 and control
+ * characters, so the file always parses. Numbers are formatted under the C
+ * locale (hs_c_locale, this thread only), so a decimal-comma locale cannot
+ * produce "0,5" in a coordinate. */
 #include "hemoscan/plot.h"
 
-#include <errno.h>
-#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "hemoscan/fileio.h"
 
 #define W 640
 #define H 480
@@ -430,84 +429,22 @@ static void draw_series(sbuf *b, const box *p, const axis *ax, const axis *ay, c
 
 /* ---- writing the file ---------------------------------------------------------- */
 
-typedef struct {
-    locale_t c, old;
-} c_numeric;
-
-static int c_numeric_enter(c_numeric *l)
-{
-    l->c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    if (l->c == (locale_t)0)
-        return 0;
-    l->old = uselocale(l->c);
-    return 1;
-}
-
-static void c_numeric_leave(c_numeric *l)
-{
-    uselocale(l->old);
-    freelocale(l->c);
-}
-
-/* Writes the composed document to a temporary file next to path and
- * renames it into place. The file is flushed to disk before the rename, so
- * that after a crash the name never points at an empty file. */
-static hs_status write_atomically(const char *path, const sbuf *b, hs_error *err)
-{
-    static const char suffix[] = ".tmp.XXXXXX";
-    size_t path_len = strlen(path);
-    char *tmp = malloc(path_len + sizeof suffix);
-    if (tmp == NULL)
-        return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory for the file name", path);
-    memcpy(tmp, path, path_len);
-    memcpy(tmp + path_len, suffix, sizeof suffix);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        hs_status st = hs_fail(err, HS_ERR_IO, "%s: cannot create a temporary file next to it: %s", path,
-                               strerror(errno));
-        free(tmp);
-        return st;
-    }
-    hs_status st = HS_OK;
-    /* mkstemp creates 0600; a picture is meant to be looked at by others. */
-    if (fchmod(fd, 0644) != 0)
-        st = hs_fail(err, HS_ERR_IO, "%s: cannot set the mode of %s: %s", path, tmp, strerror(errno));
-    size_t done = 0;
-    while (st == HS_OK && done < b->len) {
-        ssize_t w = write(fd, b->p + done, b->len - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            st = hs_fail(err, HS_ERR_IO, "%s: cannot write %s: %s", path, tmp, w < 0 ? strerror(errno) : "no progress");
-        else
-            done += (size_t)w;
-    }
-    if (st == HS_OK && fsync(fd) != 0)
-        st = hs_fail(err, HS_ERR_IO, "%s: cannot flush %s: %s", path, tmp, strerror(errno));
-    if (close(fd) != 0 && st == HS_OK)
-        st = hs_fail(err, HS_ERR_IO, "%s: cannot close %s: %s", path, tmp, strerror(errno));
-    if (st == HS_OK && rename(tmp, path) != 0)
-        st = hs_fail(err, HS_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-    if (st != HS_OK)
-        unlink(tmp);
-    free(tmp);
-    return st;
-}
-
-/* Composes with compose(b, ctx) under the C locale and writes the result. */
+/* Composes with compose(b, ctx) under the C locale and writes the result
+ * atomically (see fileio.h), readable by all: a picture is meant to be
+ * looked at by others. */
 static hs_status render(const char *path, void (*compose)(sbuf *, const void *), const void *ctx, hs_error *err)
 {
-    c_numeric loc;
-    if (!c_numeric_enter(&loc))
+    hs_c_locale loc;
+    if (!hs_c_locale_enter(&loc))
         return hs_fail(err, HS_ERR_NOMEM, "%s: cannot create the C locale for writing numbers", path);
     sbuf b = {NULL, 0, 0, 0};
     compose(&b, ctx);
-    c_numeric_leave(&loc);
+    hs_c_locale_leave(&loc);
     hs_status st;
     if (b.oom)
         st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory composing the picture", path);
     else
-        st = write_atomically(path, &b, err);
+        st = hs_file_write_atomic(path, b.p, b.len, 0644, err);
     free(b.p);
     return st;
 }

@@ -32,6 +32,7 @@
 #include "hemoscan/model.h"
 #include "hemoscan/rng.h"
 #include "hemoscan/status.h"
+#include "test_util.h"
 
 int hs_register_image_tests(void);
 
@@ -41,67 +42,12 @@ static char tmp_dir[4096];
 
 static int suite_init(void)
 {
-    const char *base = getenv("TMPDIR");
-    if (base == NULL || base[0] == '\0')
-        base = "/tmp";
-    int n = snprintf(tmp_dir, sizeof tmp_dir, "%s/hemoscan-test-image.XXXXXX", base);
-    if (n < 0 || (size_t)n >= sizeof tmp_dir)
-        return -1;
-    return mkdtemp(tmp_dir) == NULL ? -1 : 0;
+    return hs_test_tmpdir_create(tmp_dir, sizeof tmp_dir, "image");
 }
 
 static int suite_clean(void)
 {
-    DIR *d = opendir(tmp_dir);
-    if (d == NULL)
-        return -1;
-    struct dirent *e;
-    char path[4400];
-    for (e = readdir(d); e != NULL; e = readdir(d)) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    return rmdir(tmp_dir) == 0 ? 0 : -1;
-}
-
-static void tmp_path(char *out, size_t cap, const char *leaf)
-{
-    snprintf(out, cap, "%s/%s", tmp_dir, leaf);
-}
-
-static unsigned char *read_all(const char *path, size_t *len)
-{
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *buf = malloc(cap);
-    while (buf != NULL) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        unsigned char *bigger = realloc(buf, cap * 2);
-        if (bigger == NULL)
-            free(buf);
-        buf = bigger;
-        cap *= 2;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
-static int write_all(const char *path, const void *buf, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (f == NULL)
-        return -1;
-    size_t n = len > 0 ? fwrite(buf, 1, len, f) : 0;
-    return (fclose(f) == 0 && n == len) ? 0 : -1;
+    return hs_test_tmpdir_remove(tmp_dir);
 }
 
 /* Asserts that st is the expected failure and that the message names the
@@ -275,7 +221,7 @@ static void check_png_kind(const char *leaf, int color, int depth, int interlace
     CU_ASSERT_PTR_NOT_NULL_FATAL(samples);
     t.samples = samples;
     char path[4400];
-    tmp_path(path, sizeof path, leaf);
+    hs_test_path(path, sizeof path, tmp_dir, leaf);
     CU_ASSERT_EQUAL_FATAL(write_test_png(path, &t), 0);
 
     hs_image img = {0}, img2 = {0};
@@ -316,7 +262,7 @@ static void check_png_kind(const char *leaf, int color, int depth, int interlace
 
     /* The memory reader gives the same image. */
     size_t len;
-    unsigned char *buf = read_all(path, &len);
+    unsigned char *buf = hs_test_read_file(path, &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
     CU_ASSERT_EQUAL(hs_png_read_buffer(buf, len, leaf, &img2, &err), HS_OK);
     CU_ASSERT(img2.px != NULL && img2.width == img.width && img2.height == img.height &&
@@ -343,10 +289,10 @@ static unsigned char *valid_png(size_t *len)
         }
     }
     char path[4400];
-    tmp_path(path, sizeof path, "valid.png");
+    hs_test_path(path, sizeof path, tmp_dir, "valid.png");
     hs_status st = hs_png_write(path, &img, NULL);
     hs_image_free(&img);
-    return st == HS_OK ? read_all(path, len) : NULL;
+    return st == HS_OK ? hs_test_read_file(path, len) : NULL;
 }
 
 static uint32_t be32(const unsigned char *p)
@@ -398,8 +344,8 @@ static void fix_crc(unsigned char *buf, size_t pos)
 static void check_damaged(const unsigned char *buf, size_t len, const char *leaf)
 {
     char path[4400];
-    tmp_path(path, sizeof path, leaf);
-    CU_ASSERT_EQUAL_FATAL(write_all(path, buf, len), 0);
+    hs_test_path(path, sizeof path, tmp_dir, leaf);
+    CU_ASSERT_EQUAL_FATAL(hs_test_write_file(path, buf, len), 0);
     hs_image img = {0};
     hs_error err = {0};
     hs_status st = hs_png_read(path, &img, &err);
@@ -484,7 +430,7 @@ static void test_png_known_values(void)
     hs_image img = {0};
     hs_error err = {0};
     test_png t = {2, 1, 16, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, s16, NULL, 0, NULL, 0, NULL};
-    tmp_path(path, sizeof path, "known16.png");
+    hs_test_path(path, sizeof path, tmp_dir, "known16.png");
     CU_ASSERT_EQUAL_FATAL(write_test_png(path, &t), 0);
     CU_ASSERT_EQUAL_FATAL(hs_png_read(path, &img, &err), HS_OK);
     CU_ASSERT_EQUAL(img.px[0], 1.0f);
@@ -492,7 +438,7 @@ static void test_png_known_values(void)
     hs_image_free(&img);
     t.depth = 8;
     t.samples = s8;
-    tmp_path(path, sizeof path, "known8.png");
+    hs_test_path(path, sizeof path, tmp_dir, "known8.png");
     CU_ASSERT_EQUAL_FATAL(write_test_png(path, &t), 0);
     CU_ASSERT_EQUAL_FATAL(hs_png_read(path, &img, &err), HS_OK);
     CU_ASSERT_EQUAL(img.px[0], 128.0f / 255.0f);
@@ -506,19 +452,19 @@ static void test_png_not_png(void)
     hs_image img = {0};
     hs_error err = {0};
     static const char text[] = "id,hemorrhage\n000,1\nthis is not a PNG\n";
-    tmp_path(path, sizeof path, "labels.txt");
-    CU_ASSERT_EQUAL_FATAL(write_all(path, text, sizeof text - 1), 0);
+    hs_test_path(path, sizeof path, tmp_dir, "labels.txt");
+    CU_ASSERT_EQUAL_FATAL(hs_test_write_file(path, text, sizeof text - 1), 0);
     check_refused(hs_png_read(path, &img, &err), &err, HS_ERR_FORMAT, path);
     CU_ASSERT_PTR_NULL(img.px);
 
-    tmp_path(path, sizeof path, "empty.png");
-    CU_ASSERT_EQUAL_FATAL(write_all(path, "", 0), 0);
+    hs_test_path(path, sizeof path, tmp_dir, "empty.png");
+    CU_ASSERT_EQUAL_FATAL(hs_test_write_file(path, "", 0), 0);
     check_refused(hs_png_read(path, &img, &err), &err, HS_ERR_FORMAT, path);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "empty"));
     check_refused(hs_png_read_buffer(NULL, 0, "empty-buffer", &img, &err), &err, HS_ERR_FORMAT,
                   "empty-buffer");
 
-    tmp_path(path, sizeof path, "does-not-exist.png");
+    hs_test_path(path, sizeof path, tmp_dir, "does-not-exist.png");
     check_refused(hs_png_read(path, &img, &err), &err, HS_ERR_IO, path);
     /* A directory opens but cannot be read. */
     check_refused(hs_png_read(tmp_dir, &img, &err), &err, HS_ERR_IO, tmp_dir);
@@ -599,18 +545,18 @@ static void test_png_too_large(void)
     hs_image img = {0};
     hs_error err = {0};
     test_png wide = {big, 1, 1, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, samples, NULL, 0, NULL, 0, NULL};
-    tmp_path(path, sizeof path, "too-wide.png");
+    hs_test_path(path, sizeof path, tmp_dir, "too-wide.png");
     CU_ASSERT_EQUAL_FATAL(write_test_png(path, &wide), 0);
     check_refused(hs_png_read(path, &img, &err), &err, HS_ERR_FORMAT, path);
     CU_ASSERT_PTR_NULL(img.px);
     test_png tall = {1, big, 1, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, samples, NULL, 0, NULL, 0, NULL};
-    tmp_path(path, sizeof path, "too-tall.png");
+    hs_test_path(path, sizeof path, tmp_dir, "too-tall.png");
     CU_ASSERT_EQUAL_FATAL(write_test_png(path, &tall), 0);
     check_refused(hs_png_read(path, &img, &err), &err, HS_ERR_FORMAT, path);
     /* The limit itself is accepted. */
     test_png edge = {HS_IMAGE_MAX_SIDE, 1, 1, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, samples, NULL, 0,
                      NULL, 0, NULL};
-    tmp_path(path, sizeof path, "widest.png");
+    hs_test_path(path, sizeof path, tmp_dir, "widest.png");
     CU_ASSERT_EQUAL_FATAL(write_test_png(path, &edge), 0);
     CU_ASSERT_EQUAL(hs_png_read(path, &img, &err), HS_OK);
     CU_ASSERT_EQUAL(img.width, HS_IMAGE_MAX_SIDE);
@@ -628,7 +574,7 @@ static void test_png_write_roundtrip(void)
         size_t n = 17 * 9 * (size_t)channels;
         for (size_t i = 0; i < n; i++)
             img.px[i] = (float)((i * 37) % 256) / 255.0f;
-        tmp_path(path, sizeof path, channels == 1 ? "roundtrip-gray.png" : "roundtrip-rgb.png");
+        hs_test_path(path, sizeof path, tmp_dir, channels == 1 ? "roundtrip-gray.png" : "roundtrip-rgb.png");
         CU_ASSERT_EQUAL(hs_png_write(path, &img, &err), HS_OK);
         CU_ASSERT_EQUAL_FATAL(hs_png_read(path, &back, &err), HS_OK);
         CU_ASSERT(back.width == 17 && back.height == 9 && back.channels == channels);
@@ -645,7 +591,7 @@ static void test_png_write_roundtrip(void)
     CU_ASSERT_EQUAL_FATAL(hs_image_alloc(&img, 6, 1, 1, &err), HS_OK);
     const float in[6] = {-0.5f, NAN, 2.0f, 0.5f, 1.0f / 255.0f, 0.3f};
     memcpy(img.px, in, sizeof in);
-    tmp_path(path, sizeof path, "clamp.png");
+    hs_test_path(path, sizeof path, tmp_dir, "clamp.png");
     CU_ASSERT_EQUAL(hs_png_write(path, &img, &err), HS_OK);
     CU_ASSERT_EQUAL_FATAL(hs_png_read(path, &back, &err), HS_OK);
     CU_ASSERT_EQUAL(back.px[0], 0.0f);
@@ -658,11 +604,11 @@ static void test_png_write_roundtrip(void)
 
     /* Refusals name the file. */
     CU_ASSERT_EQUAL(hs_png_write("", &img, &err), HS_ERR_ARG);
-    tmp_path(path, sizeof path, "no-such-dir/out.png");
+    hs_test_path(path, sizeof path, tmp_dir, "no-such-dir/out.png");
     check_refused(hs_png_write(path, &img, &err), &err, HS_ERR_IO, path);
     hs_image_free(&img);
     CU_ASSERT_EQUAL_FATAL(hs_image_alloc(&img, 3, 3, 2, &err), HS_OK);
-    tmp_path(path, sizeof path, "two-channels.png");
+    hs_test_path(path, sizeof path, tmp_dir, "two-channels.png");
     check_refused(hs_png_write(path, &img, &err), &err, HS_ERR_ARG, path);
     CU_ASSERT_EQUAL(access(path, F_OK), -1);
     hs_image_free(&img);
@@ -1146,7 +1092,7 @@ static void test_prepare_colour_types(void)
     int ok = 1;
     for (int k = 0; k < 3; k++) {
         char path[4400];
-        tmp_path(path, sizeof path, leaves[k]);
+        hs_test_path(path, sizeof path, tmp_dir, leaves[k]);
         CU_ASSERT_EQUAL_FATAL(write_test_png(path, kinds[k]), 0);
         hs_image img = {0};
         CU_ASSERT_EQUAL_FATAL(hs_png_read(path, &img, &err), HS_OK);
@@ -1212,11 +1158,8 @@ static int compare_names(const void *a, const void *b)
 /* Real head CT images from the shared sample data, when it is there. */
 static void test_prepare_real_images(void)
 {
-    const char *base = getenv("HEMOSCAN_SHARED_DATA");
-    if (base == NULL || base[0] == '\0')
-        base = "../shared/data";
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/head_ct/images", base);
+    snprintf(dir, sizeof dir, "%s/head_ct/images", hs_test_shared_data_dir());
     DIR *d = opendir(dir);
     if (d == NULL) {
         printf("\n  skipped: no sample images in %s (set HEMOSCAN_SHARED_DATA)\n", dir);

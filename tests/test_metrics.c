@@ -10,7 +10,6 @@
  * tests parse what was written: a well-formed tag structure, only known
  * entities, valid UTF-8, escaped caller text, and no temporary files left
  * behind. All files live in a private mkdtemp directory removed afterwards. */
-#include <dirent.h>
 #include <locale.h>
 #include <math.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include "hemoscan/plot.h"
 #include "hemoscan/rng.h"
 #include "hemoscan/status.h"
+#include "test_util.h"
 
 int hs_register_metrics_tests(void);
 
@@ -34,34 +34,12 @@ static char tmp_dir[4096];
 
 static int suite_init(void)
 {
-    const char *base = getenv("TMPDIR");
-    if (base == NULL || base[0] == '\0')
-        base = "/tmp";
-    int n = snprintf(tmp_dir, sizeof tmp_dir, "%s/hemoscan-test-metrics.XXXXXX", base);
-    if (n < 0 || (size_t)n >= sizeof tmp_dir)
-        return -1;
-    return mkdtemp(tmp_dir) == NULL ? -1 : 0;
+    return hs_test_tmpdir_create(tmp_dir, sizeof tmp_dir, "metrics");
 }
 
 static int suite_clean(void)
 {
-    DIR *d = opendir(tmp_dir);
-    if (d == NULL)
-        return -1;
-    char path[4400];
-    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    return rmdir(tmp_dir) == 0 ? 0 : -1;
-}
-
-static void tmp_path(char *out, size_t cap, const char *leaf)
-{
-    snprintf(out, cap, "%s/%s", tmp_dir, leaf);
+    return hs_test_tmpdir_remove(tmp_dir);
 }
 
 /* Random scores on a grid of `levels` values in [0, 1], so that ties are
@@ -664,29 +642,6 @@ static void test_mean_sd(void)
 
 /* ---- SVG ------------------------------------------------------------------ */
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf != NULL) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *bigger = realloc(buf, 2 * cap + 1);
-        if (bigger == NULL)
-            free(buf);
-        buf = bigger;
-        cap *= 2;
-    }
-    fclose(f);
-    if (buf != NULL)
-        buf[n] = '\0';
-    return buf;
-}
-
 static int valid_utf8(const unsigned char *s)
 {
     while (*s != 0) {
@@ -821,7 +776,8 @@ static char *check_svg(const char *path)
 {
     struct stat sb;
     CU_ASSERT_FATAL(stat(path, &sb) == 0);
-    char *doc = read_text(path);
+    size_t len;
+    char *doc = (char *)hs_test_read_file(path, &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
     CU_ASSERT(strncmp(doc, "<?xml", 5) == 0 || strncmp(doc, "<svg", 4) == 0);
     CU_ASSERT(count_of(doc, "<svg ") == 1 && count_of(doc, "</svg>") == 1);
@@ -835,21 +791,6 @@ static char *check_svg(const char *path)
     CU_ASSERT_PTR_NULL(strstr(doc, "nan"));
     CU_ASSERT_PTR_NULL(strstr(doc, "inf\""));
     return doc;
-}
-
-/* 1 if the test directory holds a leftover temporary file of a write. */
-static int has_temp_files(void)
-{
-    DIR *d = opendir(tmp_dir);
-    int found = 0;
-    if (d == NULL)
-        return 1;
-    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
-        if (strstr(e->d_name, ".tmp.") != NULL)
-            found = 1;
-    }
-    closedir(d);
-    return found;
 }
 
 static void test_svg_roc(void)
@@ -881,7 +822,7 @@ static void test_svg_roc(void)
     }
     f[2][5] = NAN; /* a hole in one curve */
     char path[4400];
-    tmp_path(path, sizeof path, "roc.svg");
+    hs_test_path(path, sizeof path, tmp_dir, "roc.svg");
     /* The title carries characters XML must escape and one byte that is
      * not UTF-8; labels go through the same escaping. */
     CU_ASSERT_EQUAL_FATAL(hs_plot_roc_svg(path, "ROC <&> \"test\" \xff", curves, HS_PLOT_MAX_CURVES, 0.2, 0.95,
@@ -926,7 +867,7 @@ static void test_svg_roc(void)
     CU_ASSERT_PTR_NULL(strstr(doc, "operating point"));
     CU_ASSERT_EQUAL(count_of(doc, "<circle"), 0);
     free(doc);
-    CU_ASSERT(!has_temp_files());
+    CU_ASSERT(!hs_test_has_temp_files(tmp_dir));
     for (int k = 0; k < HS_PLOT_MAX_CURVES; k++) {
         free(f[k]);
         free(t[k]);
@@ -945,7 +886,7 @@ static void test_svg_history(void)
     val_loss[4] = NAN;
     val_acc[4] = NAN;
     char path[4400];
-    tmp_path(path, sizeof path, "history.svg");
+    hs_test_path(path, sizeof path, tmp_dir, "history.svg");
     hs_error err = {HS_OK, ""};
     CU_ASSERT_EQUAL_FATAL(
         hs_plot_history_svg(path, "history <&>", loss, val_loss, acc, val_acc, 12, 7, &err), HS_OK);
@@ -967,7 +908,7 @@ static void test_svg_history(void)
     CU_ASSERT_PTR_NULL(strstr(doc, "validation"));
     CU_ASSERT_PTR_NULL(strstr(doc, "best"));
     free(doc);
-    CU_ASSERT(!has_temp_files());
+    CU_ASSERT(!hs_test_has_temp_files(tmp_dir));
 }
 
 static void test_svg_errors(void)
@@ -976,12 +917,12 @@ static void test_svg_errors(void)
     hs_plot_curve c = {v, v, 3, "x", NAN, NAN, NAN};
     hs_error err = {HS_OK, ""};
     char path[4400];
-    tmp_path(path, sizeof path, "no-such-dir/roc.svg");
+    hs_test_path(path, sizeof path, tmp_dir, "no-such-dir/roc.svg");
     CU_ASSERT_EQUAL(hs_plot_roc_svg(path, "t", &c, 1, NAN, NAN, &err), HS_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
     CU_ASSERT_EQUAL(hs_plot_history_svg(path, "t", v, v, v, v, 3, 1, &err), HS_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
-    tmp_path(path, sizeof path, "bad.svg");
+    hs_test_path(path, sizeof path, tmp_dir, "bad.svg");
     hs_plot_curve many[HS_PLOT_MAX_CURVES + 1];
     for (int i = 0; i <= HS_PLOT_MAX_CURVES; i++)
         many[i] = c;
@@ -996,15 +937,15 @@ static void test_svg_errors(void)
     /* The target is a directory: the rename fails after the temporary
      * file was written, and that file is removed again. */
     c.count = 3;
-    tmp_path(path, sizeof path, "a-directory.svg");
+    hs_test_path(path, sizeof path, tmp_dir, "a-directory.svg");
     CU_ASSERT_FATAL(mkdir(path, 0755) == 0);
     CU_ASSERT_EQUAL(hs_plot_roc_svg(path, "t", &c, 1, NAN, NAN, &err), HS_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
-    CU_ASSERT(!has_temp_files());
+    CU_ASSERT(!hs_test_has_temp_files(tmp_dir));
     rmdir(path);
-    tmp_path(path, sizeof path, "bad.svg");
+    hs_test_path(path, sizeof path, tmp_dir, "bad.svg");
     CU_ASSERT(access(path, F_OK) != 0);
-    CU_ASSERT(!has_temp_files());
+    CU_ASSERT(!hs_test_has_temp_files(tmp_dir));
     /* A process in a decimal-comma locale still writes "0.5", where such a
      * locale is installed. */
     const char *old = setlocale(LC_NUMERIC, NULL);

@@ -9,7 +9,6 @@
  * is also made with the trailer recomputed, so that the specific check
  * behind it (version, shapes, counts, weights, size) is what gets tested.
  * All files live in a private mkdtemp directory that is removed afterwards. */
-#include <dirent.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -27,6 +26,7 @@
 #include "hemoscan/model.h"
 #include "hemoscan/rng.h"
 #include "hemoscan/status.h"
+#include "test_util.h"
 
 int hs_register_model_tests(void);
 
@@ -37,67 +37,12 @@ static const hs_model zero_model;
 
 static int suite_init(void)
 {
-    const char *base = getenv("TMPDIR");
-    if (base == NULL || base[0] == '\0')
-        base = "/tmp";
-    int n = snprintf(tmp_dir, sizeof tmp_dir, "%s/hemoscan-test-model.XXXXXX", base);
-    if (n < 0 || (size_t)n >= sizeof tmp_dir)
-        return -1;
-    return mkdtemp(tmp_dir) == NULL ? -1 : 0;
+    return hs_test_tmpdir_create(tmp_dir, sizeof tmp_dir, "model");
 }
 
 static int suite_clean(void)
 {
-    DIR *d = opendir(tmp_dir);
-    if (d == NULL)
-        return -1;
-    struct dirent *e;
-    char path[4400];
-    for (e = readdir(d); e != NULL; e = readdir(d)) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    return rmdir(tmp_dir) == 0 ? 0 : -1;
-}
-
-static void tmp_path(char *out, size_t cap, const char *leaf)
-{
-    snprintf(out, cap, "%s/%s", tmp_dir, leaf);
-}
-
-static unsigned char *read_all(const char *path, size_t *len)
-{
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *buf = malloc(cap);
-    while (buf != NULL) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        unsigned char *bigger = realloc(buf, cap * 2);
-        if (bigger == NULL)
-            free(buf);
-        buf = bigger;
-        cap *= 2;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
-static int write_all(const char *path, const void *buf, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (f == NULL)
-        return -1;
-    size_t n = len > 0 ? fwrite(buf, 1, len, f) : 0;
-    return (fclose(f) == 0 && n == len) ? 0 : -1;
+    return hs_test_tmpdir_remove(tmp_dir);
 }
 
 static uint32_t le32(const unsigned char *p)
@@ -183,8 +128,8 @@ static void expect_refusal(const unsigned char *buf, size_t len, const char *lea
     hs_status st;
     memset(&m, 0x5a, sizeof m); /* the loader must clear it, whatever was there */
     if (via_file) {
-        tmp_path(path, sizeof path, leaf);
-        CU_ASSERT_FATAL(write_all(path, buf, len) == 0);
+        hs_test_path(path, sizeof path, tmp_dir, leaf);
+        CU_ASSERT_FATAL(hs_test_write_file(path, buf, len) == 0);
         st = hs_model_load(&m, path, &err);
         unlink(path);
     } else {
@@ -358,26 +303,11 @@ static void assert_models_equal(const hs_model *a, const hs_model *b)
 static int files_equal(const char *p, const char *q)
 {
     size_t lp, lq;
-    unsigned char *a = read_all(p, &lp), *b = read_all(q, &lq);
+    unsigned char *a = hs_test_read_file(p, &lp), *b = hs_test_read_file(q, &lq);
     int same = a != NULL && b != NULL && lp == lq && memcmp(a, b, lp) == 0;
     free(a);
     free(b);
     return same;
-}
-
-/* 1 if the test directory holds a leftover temporary file of a save. */
-static int has_temp_files(void)
-{
-    DIR *d = opendir(tmp_dir);
-    int found = 0;
-    if (d == NULL)
-        return 1;
-    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
-        if (strstr(e->d_name, ".tmp.") != NULL)
-            found = 1;
-    }
-    closedir(d);
-    return found;
 }
 
 /* Saves a fixture model into the test directory and reads the bytes back. */
@@ -385,12 +315,12 @@ static unsigned char *saved_bytes(hs_model *m, const char *leaf, size_t *len)
 {
     char path[4400];
     hs_error err;
-    tmp_path(path, sizeof path, leaf);
+    hs_test_path(path, sizeof path, tmp_dir, leaf);
     if (hs_model_save(m, path, &err) != HS_OK) {
         fprintf(stderr, "\n  save %s: %s\n", leaf, err.msg);
         return NULL;
     }
-    return read_all(path, len);
+    return hs_test_read_file(path, len);
 }
 
 /* ---- status and checksum ----------------------------------------------------- */
@@ -484,8 +414,8 @@ static void test_sha256_file(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     for (size_t i = 0; i < len; i++)
         data[i] = (unsigned char)(i * 7 + i / 251);
-    tmp_path(path, sizeof path, "sha-input.bin");
-    CU_ASSERT_FATAL(write_all(path, data, len) == 0);
+    hs_test_path(path, sizeof path, tmp_dir, "sha-input.bin");
+    CU_ASSERT_FATAL(hs_test_write_file(path, data, len) == 0);
     CU_ASSERT_EQUAL(hs_sha256_file(path, hex, &err), HS_OK);
     CU_ASSERT_EQUAL(sha256sum_of(path, want), 0);
     CU_ASSERT_STRING_EQUAL(hex, want);
@@ -494,12 +424,12 @@ static void test_sha256_file(void)
     CU_ASSERT_STRING_EQUAL(hex, mem);
     free(data);
 
-    tmp_path(path, sizeof path, "sha-empty.bin");
-    CU_ASSERT_FATAL(write_all(path, "", 0) == 0);
+    hs_test_path(path, sizeof path, tmp_dir, "sha-empty.bin");
+    CU_ASSERT_FATAL(hs_test_write_file(path, "", 0) == 0);
     CU_ASSERT_EQUAL(hs_sha256_file(path, hex, &err), HS_OK);
     CU_ASSERT_STRING_EQUAL(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 
-    tmp_path(path, sizeof path, "sha-missing.bin");
+    hs_test_path(path, sizeof path, tmp_dir, "sha-missing.bin");
     CU_ASSERT_EQUAL(hs_sha256_file(path, hex, &err), HS_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, strerror(ENOENT)));
@@ -532,16 +462,16 @@ static void test_roundtrip_reference(void)
     char p1[4400], p2[4400], p3[4400], hex[65];
     CU_ASSERT_FATAL(make_reference_model(&m, 12345) == 0);
     CU_ASSERT_EQUAL(m.member[0].n_params, 265953);
-    tmp_path(p1, sizeof p1, "reference.hsm");
-    tmp_path(p2, sizeof p2, "reference-2.hsm");
-    tmp_path(p3, sizeof p3, "reference-3.hsm");
+    hs_test_path(p1, sizeof p1, tmp_dir, "reference.hsm");
+    hs_test_path(p2, sizeof p2, tmp_dir, "reference-2.hsm");
+    hs_test_path(p3, sizeof p3, tmp_dir, "reference-3.hsm");
 
     CU_ASSERT_EQUAL_FATAL(hs_model_save(&m, p1, &err), HS_OK);
     CU_ASSERT_EQUAL(hs_sha256_file(p1, hex, &err), HS_OK);
     CU_ASSERT_STRING_EQUAL(m.sha256, hex);
     struct stat sb;
     CU_ASSERT(stat(p1, &sb) == 0 && (sb.st_mode & 0777) == 0644);
-    CU_ASSERT(!has_temp_files());
+    CU_ASSERT(!hs_test_has_temp_files(tmp_dir));
 
     CU_ASSERT_EQUAL_FATAL(hs_model_load(&loaded, p1, &err), HS_OK);
     assert_models_equal(&m, &loaded);
@@ -558,7 +488,7 @@ static void test_roundtrip_reference(void)
 
     /* The header is readable text with the documented lines. */
     size_t len;
-    unsigned char *buf = read_all(p1, &len);
+    unsigned char *buf = hs_test_read_file(p1, &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
     CU_ASSERT(memcmp(buf, "HSMODEL\0", 8) == 0 && le32(buf + 8) == HS_MODEL_FORMAT_VERSION);
     size_t hlen = header_len(buf);
@@ -586,7 +516,7 @@ static void test_roundtrip_reference(void)
     hs_model_free(&loaded);
     CU_ASSERT(memcmp(&loaded, &zero_model, sizeof loaded) == 0);
     /* A model loaded from memory gets the same identity. */
-    buf = read_all(p1, &len);
+    buf = hs_test_read_file(p1, &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
     CU_ASSERT_EQUAL(hs_model_load_buffer(&again, buf, len, "in memory", &err), HS_OK);
     CU_ASSERT_STRING_EQUAL(again.sha256, hex);
@@ -605,8 +535,8 @@ static void test_roundtrip_custom(void)
     hs_error err = {HS_OK, ""};
     char path[4400], copy[4400];
     CU_ASSERT_FATAL(make_small_model(&m, 3) == 0);
-    tmp_path(path, sizeof path, "small.hsm");
-    tmp_path(copy, sizeof copy, "small-copy.hsm");
+    hs_test_path(path, sizeof path, tmp_dir, "small.hsm");
+    hs_test_path(copy, sizeof copy, tmp_dir, "small-copy.hsm");
     CU_ASSERT_EQUAL_FATAL(hs_model_save(&m, path, &err), HS_OK);
     CU_ASSERT_EQUAL_FATAL(hs_model_load(&loaded, path, &err), HS_OK);
     assert_models_equal(&m, &loaded);
@@ -620,7 +550,7 @@ static void test_roundtrip_custom(void)
     CU_ASSERT(files_equal(path, copy));
 
     size_t len;
-    unsigned char *buf = read_all(path, &len);
+    unsigned char *buf = hs_test_read_file(path, &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
     const char *hdr = (const char *)buf + 16;
     size_t hlen = header_len(buf);
@@ -647,10 +577,10 @@ static void test_save_refusals(void)
     hs_error err = {HS_OK, ""};
     char path[4400];
     CU_ASSERT_FATAL(make_small_model(&m, 2) == 0);
-    tmp_path(path, sizeof path, "refused.hsm");
+    hs_test_path(path, sizeof path, tmp_dir, "refused.hsm");
     CU_ASSERT_EQUAL_FATAL(hs_model_save(&m, path, &err), HS_OK);
     size_t before_len;
-    unsigned char *before = read_all(path, &before_len);
+    unsigned char *before = hs_test_read_file(path, &before_len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(before);
 
     struct {
@@ -701,14 +631,14 @@ static void test_save_refusals(void)
         CU_ASSERT(ok);
     }
     size_t after_len;
-    unsigned char *after = read_all(path, &after_len);
+    unsigned char *after = hs_test_read_file(path, &after_len);
     CU_ASSERT(after != NULL && after_len == before_len && memcmp(before, after, before_len) == 0);
-    CU_ASSERT(!has_temp_files());
+    CU_ASSERT(!hs_test_has_temp_files(tmp_dir));
     free(before);
     free(after);
 
     char nowhere[4400];
-    tmp_path(nowhere, sizeof nowhere, "no-such-dir/model.hsm");
+    hs_test_path(nowhere, sizeof nowhere, tmp_dir, "no-such-dir/model.hsm");
     CU_ASSERT_EQUAL(hs_model_save(&m, nowhere, &err), HS_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, nowhere));
     CU_ASSERT_EQUAL(hs_model_save(NULL, path, &err), HS_ERR_ARG);
@@ -723,7 +653,7 @@ static void test_load_missing_and_empty(void)
     hs_model m;
     hs_error err = {HS_OK, ""};
     char path[4400];
-    tmp_path(path, sizeof path, "does-not-exist.hsm");
+    hs_test_path(path, sizeof path, tmp_dir, "does-not-exist.hsm");
     memset(&m, 0x5a, sizeof m);
     CU_ASSERT_EQUAL(hs_model_load(&m, path, &err), HS_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));

@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "hemoscan/dataset.h"
 #include "hemoscan/predict.h"
 #include "hemoscan/train.h"
+#include "test_util.h"
 
 enum { SIDE = 16 };
 
@@ -222,20 +222,17 @@ static void test_folds_grouped_and_stratified(void)
     hs_dataset ds;
     fake_dataset(&ds, 60);
     /* Files 10..17 are one group, 40/41 another. */
-    char dir[] = "/tmp/hs-groups-XXXXXX";
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
-    char csv[64];
-    snprintf(csv, sizeof csv, "%s/groups.csv", dir);
-    FILE *f = fopen(csv, "w");
-    fprintf(f, "id,group\n");
-    for (int i = 10; i < 18; i++)
-        fprintf(f, "%03d,series\n", i);
-    fprintf(f, "040,pair\n041,pair\n999,absent\n");
-    fclose(f);
+    static const char groups[] = "id,group\n"
+                                 "010,series\n011,series\n012,series\n013,series\n"
+                                 "014,series\n015,series\n016,series\n017,series\n"
+                                 "040,pair\n041,pair\n999,absent\n";
+    char dir[4096], csv[4400];
+    CU_ASSERT_FATAL(hs_test_tmpdir_create(dir, sizeof dir, "groups") == 0);
+    hs_test_path(csv, sizeof csv, dir, "groups.csv");
+    CU_ASSERT_FATAL(hs_test_write_file(csv, groups, sizeof groups - 1) == 0);
     hs_error err;
     CU_ASSERT_FATAL(hs_dataset_load_groups(&ds, csv, &err) == HS_OK);
-    unlink(csv);
-    rmdir(dir);
+    CU_ASSERT(hs_test_tmpdir_remove(dir) == 0);
     int fold[60];
     CU_ASSERT_FATAL(hs_dataset_folds(&ds, 5, 7, fold, &err) == HS_OK);
     for (int i = 11; i < 18; i++)
@@ -279,19 +276,16 @@ static void test_folds_grouped_and_stratified(void)
 
 static void test_scan_class_folders(void)
 {
-    char dir[] = "/tmp/hs-scan-XXXXXX";
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
-    char path[256];
+    char dir[4096], path[4400];
+    CU_ASSERT_FATAL(hs_test_tmpdir_create(dir, sizeof dir, "scan") == 0);
     const char *files[] = {"normal/b.png", "normal/a.PNG", "hemorrhage/c.png", "hemorrhage/notes.txt"};
-    snprintf(path, sizeof path, "%s/normal", dir);
-    mkdir(path, 0755);
-    snprintf(path, sizeof path, "%s/hemorrhage", dir);
-    mkdir(path, 0755);
+    hs_test_path(path, sizeof path, dir, "normal");
+    CU_ASSERT_FATAL(mkdir(path, 0755) == 0);
+    hs_test_path(path, sizeof path, dir, "hemorrhage");
+    CU_ASSERT_FATAL(mkdir(path, 0755) == 0);
     for (int i = 0; i < 4; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        FILE *f = fopen(path, "w");
-        fputs("x", f);
-        fclose(f);
+        hs_test_path(path, sizeof path, dir, files[i]);
+        CU_ASSERT_FATAL(hs_test_write_file(path, "x", 1) == 0);
     }
     hs_dataset ds;
     hs_error err;
@@ -303,28 +297,17 @@ static void test_scan_class_folders(void)
     CU_ASSERT_EQUAL(ds.label[2], 1);
     char sha1[65], sha2[65];
     CU_ASSERT(hs_dataset_checksum(&ds, sha1, &err) == HS_OK);
-    snprintf(path, sizeof path, "%s/normal/b.png", dir);
-    FILE *f = fopen(path, "w");
-    fputs("y", f);
-    fclose(f);
+    hs_test_path(path, sizeof path, dir, "normal/b.png");
+    CU_ASSERT_FATAL(hs_test_write_file(path, "y", 1) == 0);
     CU_ASSERT(hs_dataset_checksum(&ds, sha2, &err) == HS_OK);
     CU_ASSERT(strcmp(sha1, sha2) != 0);
     hs_dataset_free(&ds);
     /* A class folder without images is an error naming it. */
-    snprintf(path, sizeof path, "%s/empty", dir);
-    mkdir(path, 0755);
+    hs_test_path(path, sizeof path, dir, "empty");
+    CU_ASSERT_FATAL(mkdir(path, 0755) == 0);
     CU_ASSERT(hs_dataset_scan(dir, &ds, &err) == HS_ERR_FORMAT);
     CU_ASSERT(strstr(err.msg, "empty") != NULL);
-    rmdir(path);
-    for (int i = 0; i < 4; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        unlink(path);
-    }
-    snprintf(path, sizeof path, "%s/normal", dir);
-    rmdir(path);
-    snprintf(path, sizeof path, "%s/hemorrhage", dir);
-    rmdir(path);
-    rmdir(dir);
+    CU_ASSERT(hs_test_tmpdir_remove(dir) == 0);
 }
 
 int hs_register_train_tests(void)

@@ -7,6 +7,7 @@
 #include <CUnit/Basic.h>
 #include <stdio.h>
 
+int hs_register_fileio_tests(void);
 int hs_register_cnn_tests(void);
 int hs_register_optim_tests(void);
 int hs_register_model_tests(void);
@@ -18,9 +19,10 @@ int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
-    if (hs_register_cnn_tests() != 0 || hs_register_optim_tests() != 0 ||
-        hs_register_model_tests() != 0 || hs_register_image_tests() != 0 ||
-        hs_register_metrics_tests() != 0 || hs_register_train_tests() != 0) {
+    if (hs_register_fileio_tests() != 0 || hs_register_cnn_tests() != 0 ||
+        hs_register_optim_tests() != 0 || hs_register_model_tests() != 0 ||
+        hs_register_image_tests() != 0 || hs_register_metrics_tests() != 0 ||
+        hs_register_train_tests() != 0) {
         fprintf(stderr, "unit_tests: could not register a suite: %s\n", CU_get_error_msg());
         CU_cleanup_registry();
         return 2;

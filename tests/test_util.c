@@ -1,0 +1,111 @@
+/* test_util.c - helpers the CUnit suites share (see test_util.h).
+ *
+ * Every suite works in its own mkdtemp directory, so suites never see each
+ * other's files and a failed run leaves nothing in a shared place; the
+ * removal is recursive because some tests build class folders inside it. */
+#include "test_util.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int hs_test_tmpdir_create(char *dir, size_t cap, const char *name)
+{
+    const char *base = getenv("TMPDIR");
+    if (base == NULL || base[0] == '\0')
+        base = "/tmp";
+    int n = snprintf(dir, cap, "%s/hemoscan-test-%s.XXXXXX", base, name);
+    if (n < 0 || (size_t)n >= cap)
+        return -1;
+    return mkdtemp(dir) == NULL ? -1 : 0;
+}
+
+int hs_test_tmpdir_remove(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -1;
+    int rc = 0;
+    char path[4400];
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        hs_test_path(path, sizeof path, dir, e->d_name);
+        struct stat sb;
+        if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            if (hs_test_tmpdir_remove(path) != 0)
+                rc = -1;
+        } else if (unlink(path) != 0) {
+            rc = -1;
+        }
+    }
+    closedir(d);
+    return rmdir(dir) == 0 ? rc : -1;
+}
+
+void hs_test_path(char *out, size_t cap, const char *dir, const char *leaf)
+{
+    snprintf(out, cap, "%s/%s", dir, leaf);
+}
+
+int hs_test_has_temp_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 1;
+    int found = 0;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
+        if (strstr(e->d_name, ".tmp.") != NULL)
+            found = 1;
+    }
+    closedir(d);
+    return found;
+}
+
+unsigned char *hs_test_read_file(const char *path, size_t *len)
+{
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    /* cap bytes of room for content, plus one for the 0. */
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *buf = malloc(cap + 1);
+    while (buf != NULL) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        unsigned char *bigger = realloc(buf, 2 * cap + 1);
+        if (bigger == NULL)
+            free(buf);
+        buf = bigger;
+        cap *= 2;
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (buf == NULL || failed) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+int hs_test_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return -1;
+    size_t n = len > 0 ? fwrite(data, 1, len, f) : 0;
+    return (fclose(f) == 0 && n == len) ? 0 : -1;
+}
+
+const char *hs_test_shared_data_dir(void)
+{
+    const char *dir = getenv("HEMOSCAN_SHARED_DATA");
+    return dir != NULL && dir[0] != '\0' ? dir : "../shared/data";
+}

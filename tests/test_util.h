@@ -1,0 +1,44 @@
+/* test_util.h - helpers the CUnit suites share: private temporary
+ * directories, whole-file reads and writes, and where the sample data is.
+ *
+ * Written once here so that every suite cleans up the same way and finds
+ * the shared data the same way as the shell tests (HEMOSCAN_SHARED_DATA,
+ * see Makefile.am). They are deliberately plain stdio and POSIX, not the
+ * library's own fileio.c, so that a bug there cannot hide itself in the
+ * tests that pin it. Failures return -1 or NULL and leave the asserting to
+ * the caller, which knows what the file was for. */
+#ifndef HEMOSCAN_TEST_UTIL_H
+#define HEMOSCAN_TEST_UTIL_H
+
+#include <stddef.h>
+
+/* Creates a new private directory $TMPDIR/hemoscan-test-NAME.XXXXXX (TMPDIR
+ * defaulting to /tmp) and writes its path into dir, which holds cap bytes.
+ * 0 on success, -1 on failure. */
+int hs_test_tmpdir_create(char *dir, size_t cap, const char *name);
+
+/* Removes dir with everything in it, subdirectories included. 0 on
+ * success, -1 when anything could not be removed. */
+int hs_test_tmpdir_remove(const char *dir);
+
+/* out = dir/leaf, cut to cap bytes. */
+void hs_test_path(char *out, size_t cap, const char *dir, const char *leaf);
+
+/* 1 if dir holds a leftover temporary file of an atomic write (a name with
+ * ".tmp." in it) or cannot be read, 0 if not. */
+int hs_test_has_temp_files(const char *dir);
+
+/* The whole file in a new buffer (free it), with a 0 byte after the *len
+ * bytes of content so that a text file is also a string; NULL if it cannot
+ * be read. */
+unsigned char *hs_test_read_file(const char *path, size_t *len);
+
+/* Creates or replaces path with len bytes at data. 0 on success, -1 on
+ * failure. */
+int hs_test_write_file(const char *path, const void *data, size_t len);
+
+/* The directory of the shared sample data: $HEMOSCAN_SHARED_DATA, or
+ * "../shared/data" when that is unset or empty. */
+const char *hs_test_shared_data_dir(void);
+
+#endif
