@@ -87,6 +87,7 @@ static void usage(FILE *out)
             "  --schedule cosine|step|plateau|constant (cosine)  --patience N (0 = off)\n"
             "  --members N            ensemble members in one model file (1)\n"
             "  --no-augment           train without augmentation\n"
+            "  --augment-strength X   scale rotation, shift, zoom, brightness, contrast (1)\n"
             "  --min-sensitivity X    operating point for the threshold (0.95)\n"
             "  --cv-repeats N         repeat cross-validation with new folds (1)\n"
             "\n"
@@ -122,7 +123,7 @@ enum {
     OPT_VERSION = 256, OPT_INIT_MODEL, OPT_MODEL_INFO, OPT_MODEL, OPT_SEED, OPT_THREADS,
     OPT_TRAIN, OPT_EVAL, OPT_PREDICT, OPT_JSON, OPT_PLOTS, OPT_CV, OPT_CV_REPEATS, OPT_VAL_SPLIT,
     OPT_GROUPS, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_DROPOUT, OPT_WEIGHT_DECAY, OPT_OPTIMIZER,
-    OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS
+    OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS, OPT_AUG_STRENGTH
 };
 
 static const struct option longopts[] = {
@@ -154,6 +155,7 @@ static const struct option longopts[] = {
     {"patience", required_argument, NULL, OPT_PATIENCE},
     {"members", required_argument, NULL, OPT_MEMBERS},
     {"no-augment", no_argument, NULL, OPT_NO_AUGMENT},
+    {"augment-strength", required_argument, NULL, OPT_AUG_STRENGTH},
     {"no-tta", no_argument, NULL, OPT_NO_TTA},
     {"min-sensitivity", required_argument, NULL, OPT_MIN_SENS},
     {NULL, 0, NULL, 0},
@@ -244,6 +246,18 @@ static int take_option(options *o, int c, const char *arg, int *predict)
             return -1;
         o->train.weight_decay = (float)d;
         break;
+    case OPT_AUG_STRENGTH: {
+        if (parse_double("--augment-strength", arg, 0.0, 4.0, &d) != 0)
+            return -1;
+        hs_augment base;
+        hs_augment_default(&base);
+        o->train.aug.rotate_deg = base.rotate_deg * (float)d;
+        o->train.aug.shift_frac = base.shift_frac * (float)d;
+        o->train.aug.zoom_frac = base.zoom_frac * (float)d;
+        o->train.aug.brightness = base.brightness * (float)d;
+        o->train.aug.contrast = base.contrast * (float)d;
+        break;
+    }
     case OPT_MIN_SENS:
         if (parse_double("--min-sensitivity", arg, 0.0, 1.0, &d) != 0)
             return -1;
@@ -280,9 +294,12 @@ static int parse_options(int argc, char **argv, options *o)
     o->val_split = 0.2;
     o->cv_repeats = 1;
     hs_train_config_default(&o->train);
-    size_t used = 0;
-    for (int i = 0; i < argc && used + 2 < sizeof o->command; i++)
-        used += (size_t)snprintf(o->command + used, sizeof o->command - used, "%s%s", i ? " " : "", argv[i]);
+    /* Recorded in trained models: "hemoscan" and the arguments, not the
+     * path the program was started by, so a retraining from elsewhere
+     * reproduces the file. */
+    size_t used = (size_t)snprintf(o->command, sizeof o->command, "hemoscan");
+    for (int i = 1; i < argc && used + 2 < sizeof o->command; i++)
+        used += (size_t)snprintf(o->command + used, sizeof o->command - used, " %s", argv[i]);
     int predict = 0;
     opterr = 0;
     for (;;) {
