@@ -1,0 +1,189 @@
+/* dicom.h - the DICOM reading stage: header fields of one file, a verdict on
+ * whether it is a slice hemoscan can read, and its pixels as Hounsfield units.
+ *
+ * DCMTK is C++, hemoscan is C; this header is the whole boundary. It is plain
+ * C (usable from C and C++), and src/dicom.cc is the only translation unit
+ * that sees a DCMTK or OpenJPEG header. Nothing here throws, nothing keeps
+ * global state a caller can see, and both functions may run in two threads
+ * at once on different files.
+ *
+ * Reading is split in two because a study folder is scanned far more often
+ * than it is decoded: hs_dicom_read_header parses a file without loading
+ * large element values (the pixels stay on disk), which is enough to group
+ * files by study and series and to throw away what is not an axial CT image;
+ * hs_dicom_read_hu decodes one accepted slice.
+ *
+ * A file that is not what hemoscan wants is not an error: it gets a verdict
+ * and a human sentence (the reason) for the audit database. Errors
+ * (hs_status other than HS_OK) are kept for things the caller must act on:
+ * an unreadable file, bad arguments, pixels that do not decode.
+ *
+ * Classification, in this order (the first rule that matches wins):
+ *   1. HS_DICOM_NOT_DICOM   no "DICM" at offset 128 and the first bytes do
+ *                           not look like an ACR-NEMA / raw implicit-VR data
+ *                           set (group 0000, 0002 or 0008 first), or DCMTK
+ *                           cannot parse a single element.
+ *   2. HS_DICOM_CORRUPT     DCMTK parsed the start but stopped with an error
+ *                           (e.g. Pixel Data longer than the rest of the
+ *                           file); the reason carries DCMTK's message.
+ *   3. HS_DICOM_NO_PIXELS   no Pixel Data (7FE0,0010): SR, DICOMDIR, KOS...
+ *   4. HS_DICOM_NOT_CT      Modality is present and not "CT"; or Modality is
+ *                           missing and SOPClassUID is present and not a CT
+ *                           storage class (1.2.840.10008.5.1.4.1.1.2[.n]);
+ *                           or both are missing (nothing says it is CT).
+ *   5. HS_DICOM_LOCALIZER   ImageType contains LOCALIZER or SCOUT.
+ *   6. HS_DICOM_DERIVED     ImageType value 1 is DERIVED, or ImageType
+ *                           contains SECONDARY, or the SOP class is a
+ *                           secondary capture (1.2.840.10008.5.1.4.1.1.7*)
+ *                           (screenshots, dose screens, reformats).
+ *   7. HS_DICOM_MULTIFRAME_UNSUPPORTED  NumberOfFrames > 1, or an Enhanced /
+ *                           Legacy Converted Enhanced CT SOP class (their
+ *                           geometry and rescale live in functional groups,
+ *                           which this reader does not interpret yet).
+ *   8. HS_DICOM_UNSUPPORTED a transfer syntax outside the list below,
+ *                           SamplesPerPixel != 1, a PhotometricInterpretation
+ *                           other than MONOCHROME1/2 (absent is accepted:
+ *                           ACR-NEMA), BitsAllocated not 8 or 16, BitsStored
+ *                           or HighBit inconsistent, or Rows/Columns outside
+ *                           1..HS_DICOM_MAX_SIDE.
+ *   9. HS_DICOM_NOT_AXIAL   the slice normal (row x column direction cosines
+ *                           of ImageOrientationPatient) is more than
+ *                           HS_DICOM_AXIAL_LIMIT_DEG + |GantryDetectorTilt|
+ *                           (at most 45) degrees away from the patient's z
+ *                           axis. Tilted axial acquisitions have their normal
+ *                           tilted by the gantry angle, hence the allowance.
+ *                           A missing orientation is accepted (old ACR-NEMA
+ *                           files have none) and said so in the reason.
+ *  10. HS_DICOM_OK          anything else.
+ *
+ * Transfer syntaxes decoded: implicit and explicit VR little endian,
+ * explicit VR big endian, deflated explicit little endian, RLE lossless,
+ * JPEG baseline (1), extended (2/4), lossless (14, 14 SV1) through dcmjpeg,
+ * JPEG-LS lossless and near-lossless through dcmjpls, JPEG 2000 (lossless
+ * and lossy) through OpenJPEG on the encapsulated fragments, since
+ * open-source DCMTK has no JPEG 2000 decoder. */
+#ifndef HEMOSCAN_DICOM_H
+#define HEMOSCAN_DICOM_H
+
+/* status.h has no C++ guards of its own; src/dicom.cc must see hs_fail
+ * with C linkage, so it is included inside this header's extern "C". */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "hemoscan/status.h"
+
+/* Largest Rows or Columns accepted: far above any CT matrix, small enough
+ * that a hostile header cannot make hs_dicom_read_hu's caller allocate
+ * without bound. */
+#define HS_DICOM_MAX_SIDE 4096
+/* How far (degrees) the slice normal may lean from the patient's z axis
+ * before gantry tilt is added; beyond it a slice is NOT_AXIAL. 30 degrees
+ * keeps the usual tilted head acquisitions and drops coronal and sagittal
+ * reformats, which are 90 degrees away. */
+#define HS_DICOM_AXIAL_LIMIT_DEG 30.0
+
+typedef enum {
+    HS_DICOM_OK = 0,
+    HS_DICOM_NOT_DICOM,
+    HS_DICOM_NO_PIXELS,               /* SR, DICOMDIR, ... */
+    HS_DICOM_NOT_CT,                  /* another modality */
+    HS_DICOM_LOCALIZER,               /* scout / topogram */
+    HS_DICOM_DERIVED,                 /* secondary capture, derived image, dose screen */
+    HS_DICOM_NOT_AXIAL,               /* coronal, sagittal, oblique */
+    HS_DICOM_MULTIFRAME_UNSUPPORTED,  /* multi-frame or Enhanced CT */
+    HS_DICOM_CORRUPT,                 /* truncated or unparseable after a valid start */
+    HS_DICOM_UNSUPPORTED              /* transfer syntax, bits or photometric we cannot decode */
+} hs_dicom_verdict;
+
+/* Short stable names for the audit database: "ok", "not_dicom", "no_pixels",
+ * "not_ct", "localizer", "derived", "not_axial", "multiframe_unsupported",
+ * "corrupt", "unsupported"; "unknown" for a value outside the enum. They
+ * are stored in databases, so they never change. */
+const char *hs_dicom_verdict_name(hs_dicom_verdict v);
+
+/* The header fields hemoscan uses. Strings are NUL-terminated, cut to fit,
+ * with DICOM's trailing padding removed; empty when the attribute is
+ * absent. Multi-valued strings (ImageType) keep DICOM's backslashes. UIDs
+ * are copied as found, valid or not: grouping needs them even when a
+ * scanner wrote something that is not a valid UID. */
+typedef struct {
+    char path[4096];
+    char study_uid[65], series_uid[65], sop_uid[65], sop_class_uid[65];
+    char modality[17], image_type[128], body_part[65], series_description[65],
+        study_description[65];
+    char accession[17], patient_id[65], study_date[9], study_time[17], transfer_syntax[65];
+    char convolution_kernel[65];
+    int has_instance_number, instance_number;
+    int rows, columns, bits_allocated, bits_stored, high_bit, pixel_representation;
+    int monochrome1; /* PhotometricInterpretation is MONOCHROME1 */
+    int frames;      /* NumberOfFrames, 1 when absent */
+    int has_position, has_orientation, has_pixel_spacing;
+    double position[3];      /* ImagePositionPatient, mm */
+    double orientation[6];   /* ImageOrientationPatient: row then column cosines */
+    double pixel_spacing[2]; /* PixelSpacing: between rows, between columns, mm */
+    double slice_thickness;  /* mm, 0 if absent */
+    double gantry_tilt;      /* GantryDetectorTilt, degrees, 0 if absent */
+    double rescale_slope;    /* 1 if absent or 0 */
+    double rescale_intercept;/* 0 if absent */
+    int has_padding;         /* PixelPaddingValue present */
+    double padding_value;    /* as a stored value (sign applied per PixelRepresentation) */
+    int has_padding_limit;   /* PixelPaddingRangeLimit present */
+    double padding_limit;
+    double window_center_hu, window_width_hu; /* first values if multi-valued; NaN if absent */
+    int contrast; /* ContrastBolusAgent present, non-empty and not "NONE"/"NO" */
+} hs_dicom_header;
+
+/* Read the header of path without loading the pixels (large values stay
+ * on disk). Fills h (zeroed first) and *verdict, and writes the reason to
+ * reason (256 bytes; a sentence naming what was seen, e.g. "Modality is
+ * MR"; for HS_DICOM_OK it may carry a note such as a missing orientation,
+ * or be empty). Returns HS_OK whenever a verdict was reached, including
+ * HS_DICOM_NOT_DICOM. HS_ERR_IO when the file cannot be opened or read,
+ * HS_ERR_ARG for NULL arguments; messages name the file. */
+hs_status hs_dicom_read_header(const char *path, hs_dicom_header *h, hs_dicom_verdict *verdict,
+                               char reason[256], hs_error *err);
+
+/* Decode the pixels of the single-frame CT image at path to Hounsfield
+ * units: h->rows * h->columns floats, row-major, into hu (caller
+ * allocates). h is the header hs_dicom_read_header returned for this path;
+ * the file is parsed again and must still have those Rows and Columns.
+ * Slices with verdict OK, LOCALIZER, DERIVED or NOT_AXIAL decode (they are
+ * CT pixels and a review picture may want them); any other verdict gives
+ * HS_ERR_FORMAT naming the verdict.
+ *
+ * For each pixel, in this order:
+ *   1. the stored value: bits HighBit-BitsStored+1 .. HighBit of the
+ *      BitsAllocated-bit sample (garbage above HighBit is dropped), sign
+ *      extended from BitsStored bits if PixelRepresentation is 1. For JPEG
+ *      2000 the codestream's own signedness and precision decide, since
+ *      encoders disagree with the header: a codestream marked unsigned in a
+ *      PixelRepresentation 1 file holds two's complement values of its
+ *      precision and is sign extended from it.
+ *   2. padding: a stored value equal to PixelPaddingValue (or between it
+ *      and PixelPaddingRangeLimit) becomes -1024 HU (air), so the outside of
+ *      the scan field never turns into bone whatever the padding value is.
+ *   3. the unsigned 12-bit wrap-around: when PixelRepresentation is 0,
+ *      BitsStored is 12, RescaleIntercept is above -100 and at least 10% of
+ *      the non-padding stored values are 2048 or more, those values are
+ *      taken as negative numbers that wrapped at 4096 (stored - 4096). A
+ *      head CT is mostly air; stored as unsigned 12-bit with an intercept
+ *      near 0, air can only appear as values near 3072 (-1024 + 4096). A
+ *      slice where only the bone is above 2048 (correctly offset data) is
+ *      left alone.
+ *   4. HU = stored * RescaleSlope + RescaleIntercept.
+ * MONOCHROME1 is not inverted: DICOM defines the rescale (modality LUT) on
+ * stored values before the photometric interpretation, which only says how
+ * to display them, so HU are the same for MONOCHROME1 and MONOCHROME2.
+ *
+ * A file that fails to parse or decode gives HS_ERR_FORMAT with a message
+ * naming the file and the reason; HS_ERR_IO if it cannot be read; HS_ERR_ARG
+ * for NULL arguments; HS_ERR_NOMEM if a decode buffer cannot be allocated.
+ * hu is only fully written on success. */
+hs_status hs_dicom_read_hu(const char *path, const hs_dicom_header *h, float *hu, hs_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,871 @@
+/* dicom.cc - the DICOM reading stage (see include/hemoscan/dicom.h): DCMTK
+ * parses files and decodes RLE, JPEG and JPEG-LS; OpenJPEG decodes JPEG
+ * 2000, which open-source DCMTK cannot; the rest is hemoscan's own rules
+ * for which files are axial CT slices and how stored values become HU.
+ *
+ * Why it is built this way:
+ * - This is the only C++ file and the only one that sees DCMTK, so the C
+ *   code never needs a C++ header. Every entry point is extern "C" and
+ *   catches everything: an exception must never unwind into C.
+ * - The header read and the pixel read share one classification function,
+ *   so hs_dicom_read_hu can refuse a file whose verdict changed since the
+ *   scan (a file replaced while a study was arriving) by the same rules.
+ * - Stored values are turned into HU here, by hand, rather than through
+ *   DicomImage: the padding, the 12-bit wrap-around and the JPEG 2000
+ *   signedness fixes must happen on the raw stored values, and DicomImage
+ *   would hand back values already through its own modality transform.
+ * - Codecs are registered once (std::call_once) and never deregistered,
+ *   because DCMTK's registration must not race with decoding in another
+ *   thread. DCMTK's own logging is silenced: every failure reaches the
+ *   caller as a message in hs_error or a verdict reason instead. */
+#include "dcmtk/config/osconfig.h"
+
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcfilefo.h"
+#include "dcmtk/dcmdata/dcmetinf.h"
+#include "dcmtk/dcmdata/dcpixel.h"
+#include "dcmtk/dcmdata/dcpixseq.h"
+#include "dcmtk/dcmdata/dcpxitem.h"
+#include "dcmtk/dcmdata/dcrledrg.h"
+#include "dcmtk/dcmdata/dcxfer.h"
+#include "dcmtk/dcmjpeg/djdecode.h"
+#include "dcmtk/dcmjpls/djdecode.h"
+#include "dcmtk/oflog/oflog.h"
+
+#include <openjpeg.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "hemoscan/dicom.h"
+
+namespace {
+
+/* Read at most this many bytes of an element value while parsing a header;
+ * larger values (the pixels) stay on disk until someone asks for them. */
+const Uint32 hs_header_max_read = 4096;
+
+/* HU given to padding pixels: air, the value of everything outside the
+ * patient, so padding never looks like tissue or bone. */
+const float hs_padding_hu = -1024.0f;
+
+std::once_flag hs_codecs_once;
+
+/* Registers the decoders on construction and removes them at process exit.
+ * Created as a function-local static on first use, so its destructor runs
+ * before DCMTK's own statics (built earlier, when its libraries loaded) are
+ * torn down; without it the registrations show up as leaks under valgrind. */
+struct hs_codec_registration {
+    hs_codec_registration()
+    {
+        OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+        DJDecoderRegistration::registerCodecs();
+        DJLSDecoderRegistration::registerCodecs();
+        DcmRLEDecoderRegistration::registerCodecs();
+    }
+    ~hs_codec_registration()
+    {
+        DcmRLEDecoderRegistration::cleanup();
+        DJLSDecoderRegistration::cleanup();
+        DJDecoderRegistration::cleanup();
+    }
+};
+
+void hs_register_codecs_once()
+{
+    std::call_once(hs_codecs_once, []() { static hs_codec_registration registration; });
+}
+
+/* Copy s into a fixed field of cap bytes, dropping DICOM's trailing space
+ * and NUL padding and any leading spaces. */
+void hs_copy_field(char *dst, size_t cap, const std::string &s)
+{
+    size_t b = 0;
+    size_t e = s.size();
+    while (b < e && s[b] == ' ')
+        b++;
+    while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\0'))
+        e--;
+    size_t n = e - b;
+    if (n >= cap)
+        n = cap - 1;
+    std::memcpy(dst, s.data() + b, n);
+    dst[n] = '\0';
+}
+
+/* All values of a string attribute, backslashes kept; "" if absent. */
+std::string hs_get_string(DcmItem *ds, const DcmTagKey &tag)
+{
+    OFString v;
+    if (ds->findAndGetOFStringArray(tag, v).good())
+        return std::string(v.c_str());
+    return std::string();
+}
+
+void hs_get_field(DcmItem *ds, const DcmTagKey &tag, char *dst, size_t cap)
+{
+    hs_copy_field(dst, cap, hs_get_string(ds, tag));
+}
+
+/* Value pos of a decimal (DS, or anything DCMTK can read as a number);
+ * 1 if present and finite. */
+int hs_get_double(DcmItem *ds, const DcmTagKey &tag, unsigned long pos, double *out)
+{
+    Float64 v = 0.0;
+    if (ds->findAndGetFloat64(tag, v, pos).bad())
+        return 0;
+    if (!std::isfinite(v))
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* An integer attribute stored as IS or as a binary US/SS/UL/SL. */
+int hs_get_int(DcmItem *ds, const DcmTagKey &tag, int *out)
+{
+    Sint32 s = 0;
+    if (ds->findAndGetSint32(tag, s).good()) {
+        *out = (int)s;
+        return 1;
+    }
+    Uint16 u = 0;
+    if (ds->findAndGetUint16(tag, u).good()) {
+        *out = (int)u;
+        return 1;
+    }
+    Sint16 ss = 0;
+    if (ds->findAndGetSint16(tag, ss).good()) {
+        *out = (int)ss;
+        return 1;
+    }
+    /* IS values are strings: DCMTK's Sint32 getter covers valid ones only,
+     * so parse the text too and refuse anything with trailing junk. */
+    std::string txt = hs_get_string(ds, tag);
+    size_t slash = txt.find('\\');
+    if (slash != std::string::npos)
+        txt.resize(slash);
+    if (txt.empty())
+        return 0;
+    char *end = nullptr;
+    long v = std::strtol(txt.c_str(), &end, 10);
+    while (end != nullptr && *end == ' ')
+        end++;
+    if (end == txt.c_str() || end == nullptr || *end != '\0')
+        return 0;
+    *out = (int)v;
+    return 1;
+}
+
+/* A 16-bit padding attribute (US or SS by PixelRepresentation) as its raw
+ * bit pattern, so that it goes through the same masking as the pixels. */
+int hs_get_raw16(DcmItem *ds, const DcmTagKey &tag, unsigned *out)
+{
+    Uint16 u = 0;
+    if (ds->findAndGetUint16(tag, u).good()) {
+        *out = u;
+        return 1;
+    }
+    Sint16 s = 0;
+    if (ds->findAndGetSint16(tag, s).good()) {
+        *out = (unsigned)(Uint16)s;
+        return 1;
+    }
+    return 0;
+}
+
+bool hs_has_value(const std::string &multi, const char *value)
+{
+    size_t start = 0;
+    while (start <= multi.size()) {
+        size_t end = multi.find('\\', start);
+        if (end == std::string::npos)
+            end = multi.size();
+        std::string one = multi.substr(start, end - start);
+        while (!one.empty() && one.back() == ' ')
+            one.pop_back();
+        while (!one.empty() && one.front() == ' ')
+            one.erase(0, 1);
+        if (one == value)
+            return true;
+        start = end + 1;
+    }
+    return false;
+}
+
+bool hs_starts_with(const char *s, const char *prefix)
+{
+    return std::strncmp(s, prefix, std::strlen(prefix)) == 0;
+}
+
+/* CT Image Storage, Enhanced CT, Legacy Converted Enhanced CT. */
+bool hs_is_ct_sop_class(const char *uid)
+{
+    return std::strcmp(uid, "1.2.840.10008.5.1.4.1.1.2") == 0 ||
+           hs_starts_with(uid, "1.2.840.10008.5.1.4.1.1.2.");
+}
+
+bool hs_is_secondary_capture(const char *uid)
+{
+    return std::strcmp(uid, "1.2.840.10008.5.1.4.1.1.7") == 0 ||
+           hs_starts_with(uid, "1.2.840.10008.5.1.4.1.1.7.");
+}
+
+bool hs_is_j2k(E_TransferSyntax x)
+{
+    return x == EXS_JPEG2000LosslessOnly || x == EXS_JPEG2000;
+}
+
+/* The transfer syntaxes hs_dicom_read_hu decodes (see dicom.h). */
+bool hs_xfer_supported(E_TransferSyntax x)
+{
+    switch (x) {
+    case EXS_LittleEndianImplicit:
+    case EXS_LittleEndianExplicit:
+    case EXS_BigEndianExplicit:
+    case EXS_DeflatedLittleEndianExplicit:
+    case EXS_RLELossless:
+    case EXS_JPEGProcess1:
+    case EXS_JPEGProcess2_4:
+    case EXS_JPEGProcess14:
+    case EXS_JPEGProcess14SV1:
+    case EXS_JPEGLSLossless:
+    case EXS_JPEGLSLossy:
+    case EXS_JPEG2000LosslessOnly:
+    case EXS_JPEG2000:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* What the first bytes say. DCMTK's auto-detection will read almost any
+ * bytes as an implicit-VR data set, so a file without the "DICM" marker is
+ * only handed to it when it starts like an ACR-NEMA data set: an element of
+ * group 0000 (command), 0002 (meta) or 0008 (identifying), little endian. */
+enum hs_sniff { HS_SNIFF_DICM, HS_SNIFF_RAW, HS_SNIFF_NOT_DICOM, HS_SNIFF_IO };
+
+hs_sniff hs_sniff_file(const char *path, std::string *why)
+{
+    FILE *f = std::fopen(path, "rb");
+    if (f == nullptr) {
+        *why = std::strerror(errno);
+        return HS_SNIFF_IO;
+    }
+    unsigned char b[132];
+    size_t n = std::fread(b, 1, sizeof b, f);
+    bool read_error = std::ferror(f) != 0;
+    int saved = errno;
+    std::fclose(f);
+    if (read_error) {
+        *why = std::strerror(saved);
+        return HS_SNIFF_IO;
+    }
+    if (n == sizeof b && std::memcmp(b + 128, "DICM", 4) == 0)
+        return HS_SNIFF_DICM;
+    if (n < 8) {
+        *why = "shorter than a DICOM element";
+        return HS_SNIFF_NOT_DICOM;
+    }
+    unsigned group = (unsigned)b[0] | ((unsigned)b[1] << 8);
+    unsigned element = (unsigned)b[2] | ((unsigned)b[3] << 8);
+    if ((group == 0x0000 || group == 0x0002 || group == 0x0008) && element < 0x1000)
+        return HS_SNIFF_RAW;
+    *why = "no DICM marker at offset 128 and no ACR-NEMA data set at the start";
+    return HS_SNIFF_NOT_DICOM;
+}
+
+/* Fill h from a parsed data set. meta may be NULL (ACR-NEMA). */
+void hs_fill_header(DcmItem *ds, DcmItem *meta, E_TransferSyntax xfer, hs_dicom_header *h)
+{
+    hs_get_field(ds, DCM_StudyInstanceUID, h->study_uid, sizeof h->study_uid);
+    hs_get_field(ds, DCM_SeriesInstanceUID, h->series_uid, sizeof h->series_uid);
+    hs_get_field(ds, DCM_SOPInstanceUID, h->sop_uid, sizeof h->sop_uid);
+    hs_get_field(ds, DCM_SOPClassUID, h->sop_class_uid, sizeof h->sop_class_uid);
+    /* Some writers leave the SOP UIDs out of the data set; the meta header
+     * carries copies of them. */
+    if (meta != nullptr && h->sop_class_uid[0] == '\0')
+        hs_get_field(meta, DCM_MediaStorageSOPClassUID, h->sop_class_uid, sizeof h->sop_class_uid);
+    if (meta != nullptr && h->sop_uid[0] == '\0')
+        hs_get_field(meta, DCM_MediaStorageSOPInstanceUID, h->sop_uid, sizeof h->sop_uid);
+    hs_get_field(ds, DCM_Modality, h->modality, sizeof h->modality);
+    hs_get_field(ds, DCM_ImageType, h->image_type, sizeof h->image_type);
+    hs_get_field(ds, DCM_BodyPartExamined, h->body_part, sizeof h->body_part);
+    hs_get_field(ds, DCM_SeriesDescription, h->series_description, sizeof h->series_description);
+    hs_get_field(ds, DCM_StudyDescription, h->study_description, sizeof h->study_description);
+    hs_get_field(ds, DCM_AccessionNumber, h->accession, sizeof h->accession);
+    hs_get_field(ds, DCM_PatientID, h->patient_id, sizeof h->patient_id);
+    hs_get_field(ds, DCM_StudyDate, h->study_date, sizeof h->study_date);
+    hs_get_field(ds, DCM_StudyTime, h->study_time, sizeof h->study_time);
+    hs_get_field(ds, DCM_ConvolutionKernel, h->convolution_kernel, sizeof h->convolution_kernel);
+    hs_copy_field(h->transfer_syntax, sizeof h->transfer_syntax, DcmXfer(xfer).getXferID());
+
+    h->has_instance_number = hs_get_int(ds, DCM_InstanceNumber, &h->instance_number);
+    if (!h->has_instance_number)
+        h->instance_number = 0;
+
+    int v = 0;
+    h->rows = hs_get_int(ds, DCM_Rows, &v) ? v : 0;
+    h->columns = hs_get_int(ds, DCM_Columns, &v) ? v : 0;
+    h->bits_allocated = hs_get_int(ds, DCM_BitsAllocated, &v) ? v : 0;
+    h->bits_stored = hs_get_int(ds, DCM_BitsStored, &v) ? v : h->bits_allocated;
+    h->high_bit = hs_get_int(ds, DCM_HighBit, &v) ? v : h->bits_stored - 1;
+    h->pixel_representation = hs_get_int(ds, DCM_PixelRepresentation, &v) ? v : 0;
+    h->frames = hs_get_int(ds, DCM_NumberOfFrames, &v) ? v : 1;
+    std::string photometric = hs_get_string(ds, DCM_PhotometricInterpretation);
+    h->monochrome1 = photometric.rfind("MONOCHROME1", 0) == 0;
+
+    h->has_position = 1;
+    for (unsigned long i = 0; i < 3; i++)
+        h->has_position &= hs_get_double(ds, DCM_ImagePositionPatient, i, &h->position[i]);
+    if (!h->has_position)
+        std::memset(h->position, 0, sizeof h->position);
+    h->has_orientation = 1;
+    for (unsigned long i = 0; i < 6; i++)
+        h->has_orientation &= hs_get_double(ds, DCM_ImageOrientationPatient, i, &h->orientation[i]);
+    if (!h->has_orientation)
+        std::memset(h->orientation, 0, sizeof h->orientation);
+    h->has_pixel_spacing = hs_get_double(ds, DCM_PixelSpacing, 0, &h->pixel_spacing[0]) &&
+                           hs_get_double(ds, DCM_PixelSpacing, 1, &h->pixel_spacing[1]);
+    if (!h->has_pixel_spacing) {
+        h->pixel_spacing[0] = 0.0;
+        h->pixel_spacing[1] = 0.0;
+    }
+    if (!hs_get_double(ds, DCM_SliceThickness, 0, &h->slice_thickness))
+        h->slice_thickness = 0.0;
+    if (!hs_get_double(ds, DCM_GantryDetectorTilt, 0, &h->gantry_tilt))
+        h->gantry_tilt = 0.0;
+    /* A slope of 0 would flatten the image to the intercept; no scanner
+     * means that, so it is read as the default 1. */
+    if (!hs_get_double(ds, DCM_RescaleSlope, 0, &h->rescale_slope) || h->rescale_slope == 0.0)
+        h->rescale_slope = 1.0;
+    if (!hs_get_double(ds, DCM_RescaleIntercept, 0, &h->rescale_intercept))
+        h->rescale_intercept = 0.0;
+    if (!hs_get_double(ds, DCM_WindowCenter, 0, &h->window_center_hu))
+        h->window_center_hu = NAN;
+    if (!hs_get_double(ds, DCM_WindowWidth, 0, &h->window_width_hu))
+        h->window_width_hu = NAN;
+
+    unsigned raw = 0;
+    h->has_padding = hs_get_raw16(ds, DCM_PixelPaddingValue, &raw);
+    h->padding_value = 0.0;
+    if (h->has_padding)
+        h->padding_value = (double)raw;
+    h->has_padding_limit = hs_get_raw16(ds, DCM_PixelPaddingRangeLimit, &raw);
+    h->padding_limit = 0.0;
+    if (h->has_padding_limit)
+        h->padding_limit = (double)raw;
+
+    std::string agent = hs_get_string(ds, DCM_ContrastBolusAgent);
+    char agent_field[65];
+    hs_copy_field(agent_field, sizeof agent_field, agent);
+    /* Scanners write "NONE" or "NO" rather than leave the field empty. */
+    h->contrast = agent_field[0] != '\0' && std::strcmp(agent_field, "NONE") != 0 &&
+                  std::strcmp(agent_field, "NO") != 0;
+}
+
+/* The stored value of a raw sample: bits HighBit-BitsStored+1..HighBit,
+ * sign extended from BitsStored bits when signed. */
+inline long hs_stored_value(unsigned raw, int bits_stored, int high_bit, int is_signed)
+{
+    unsigned shift = (unsigned)(high_bit + 1 - bits_stored);
+    unsigned mask = bits_stored >= 32 ? 0xFFFFFFFFu : ((1u << bits_stored) - 1u);
+    unsigned v = (raw >> shift) & mask;
+    if (is_signed && bits_stored < 32 && (v & (1u << (bits_stored - 1))) != 0)
+        return (long)v - (1L << bits_stored);
+    return (long)v;
+}
+
+/* Verdict rules 3-10 of dicom.h on a parsed header. */
+hs_dicom_verdict hs_classify(const hs_dicom_header *h, bool has_pixels, E_TransferSyntax xfer,
+                             const std::string &photometric, int samples_per_pixel,
+                             char reason[256])
+{
+    reason[0] = '\0';
+    if (!has_pixels) {
+        std::snprintf(reason, 256, "no Pixel Data (7FE0,0010)%s%s", h->modality[0] ? "; Modality is " : "",
+                      h->modality);
+        return HS_DICOM_NO_PIXELS;
+    }
+    if (h->modality[0] != '\0') {
+        if (std::strcmp(h->modality, "CT") != 0) {
+            std::snprintf(reason, 256, "Modality is %s, not CT", h->modality);
+            return HS_DICOM_NOT_CT;
+        }
+    } else if (h->sop_class_uid[0] != '\0') {
+        if (!hs_is_ct_sop_class(h->sop_class_uid)) {
+            std::snprintf(reason, 256, "no Modality and SOPClassUID %s is not a CT storage class",
+                          h->sop_class_uid);
+            return HS_DICOM_NOT_CT;
+        }
+    } else {
+        std::snprintf(reason, 256, "neither Modality nor SOPClassUID present: cannot tell it is CT");
+        return HS_DICOM_NOT_CT;
+    }
+    std::string it = h->image_type;
+    if (hs_has_value(it, "LOCALIZER") || hs_has_value(it, "SCOUT")) {
+        std::snprintf(reason, 256, "ImageType is %s: a localizer", h->image_type);
+        return HS_DICOM_LOCALIZER;
+    }
+    if (hs_is_secondary_capture(h->sop_class_uid)) {
+        std::snprintf(reason, 256, "SOPClassUID %s is secondary capture", h->sop_class_uid);
+        return HS_DICOM_DERIVED;
+    }
+    if (it.rfind("DERIVED", 0) == 0 || hs_has_value(it, "SECONDARY")) {
+        std::snprintf(reason, 256, "ImageType is %s: not an original image", h->image_type);
+        return HS_DICOM_DERIVED;
+    }
+    if (h->frames > 1 || std::strcmp(h->sop_class_uid, "1.2.840.10008.5.1.4.1.1.2.1") == 0 ||
+        std::strcmp(h->sop_class_uid, "1.2.840.10008.5.1.4.1.1.2.2") == 0) {
+        std::snprintf(reason, 256, "%d frames, SOPClassUID %s: multi-frame / Enhanced CT is not read",
+                      h->frames, h->sop_class_uid[0] ? h->sop_class_uid : "(none)");
+        return HS_DICOM_MULTIFRAME_UNSUPPORTED;
+    }
+    if (!hs_xfer_supported(xfer)) {
+        std::snprintf(reason, 256, "transfer syntax %s (%s) cannot be decoded", h->transfer_syntax,
+                      DcmXfer(xfer).getXferName());
+        return HS_DICOM_UNSUPPORTED;
+    }
+    if (samples_per_pixel != 1) {
+        std::snprintf(reason, 256, "SamplesPerPixel is %d, expected 1", samples_per_pixel);
+        return HS_DICOM_UNSUPPORTED;
+    }
+    if (!photometric.empty() && photometric != "MONOCHROME1" && photometric != "MONOCHROME2") {
+        std::snprintf(reason, 256, "PhotometricInterpretation is %s, expected MONOCHROME1 or MONOCHROME2",
+                      photometric.c_str());
+        return HS_DICOM_UNSUPPORTED;
+    }
+    if (h->bits_allocated != 8 && h->bits_allocated != 16) {
+        std::snprintf(reason, 256, "BitsAllocated is %d, expected 8 or 16", h->bits_allocated);
+        return HS_DICOM_UNSUPPORTED;
+    }
+    if (h->bits_stored < 1 || h->bits_stored > h->bits_allocated || h->high_bit < h->bits_stored - 1 ||
+        h->high_bit >= h->bits_allocated) {
+        std::snprintf(reason, 256, "BitsStored %d / HighBit %d do not fit BitsAllocated %d", h->bits_stored,
+                      h->high_bit, h->bits_allocated);
+        return HS_DICOM_UNSUPPORTED;
+    }
+    if (h->rows < 1 || h->columns < 1 || h->rows > HS_DICOM_MAX_SIDE || h->columns > HS_DICOM_MAX_SIDE) {
+        std::snprintf(reason, 256, "Rows x Columns is %d x %d, expected 1..%d each", h->rows, h->columns,
+                      HS_DICOM_MAX_SIDE);
+        return HS_DICOM_UNSUPPORTED;
+    }
+    if (!h->has_orientation) {
+        std::snprintf(reason, 256, "no ImageOrientationPatient: assumed axial");
+        return HS_DICOM_OK;
+    }
+    const double *o = h->orientation;
+    double n[3] = {o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]};
+    double len = std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]);
+    if (len < 0.5) {
+        std::snprintf(reason, 256,
+                      "ImageOrientationPatient is not two orthogonal unit vectors: assumed axial");
+        return HS_DICOM_OK;
+    }
+    double cos_z = std::fabs(n[2]) / len;
+    if (cos_z > 1.0)
+        cos_z = 1.0;
+    double angle = std::acos(cos_z) * (180.0 / 3.14159265358979323846);
+    double limit = HS_DICOM_AXIAL_LIMIT_DEG + std::fabs(h->gantry_tilt);
+    if (limit > 45.0)
+        limit = 45.0;
+    if (angle > limit) {
+        std::snprintf(reason, 256, "slice normal is %.1f degrees from the z axis (limit %.1f): not axial",
+                      angle, limit);
+        return HS_DICOM_NOT_AXIAL;
+    }
+    return HS_DICOM_OK;
+}
+
+/* Everything hs_dicom_read_header does once the file is known to be worth
+ * parsing; shared with hs_dicom_read_hu, which loads the whole file. */
+struct hs_parsed {
+    DcmFileFormat ff;
+    E_TransferSyntax xfer = EXS_Unknown;
+};
+
+hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_header *h,
+                   hs_dicom_verdict *verdict, char reason[256], hs_error *err)
+{
+    std::memset(h, 0, sizeof *h);
+    h->window_center_hu = NAN;
+    h->window_width_hu = NAN;
+    h->rescale_slope = 1.0;
+    h->frames = 1;
+    std::snprintf(h->path, sizeof h->path, "%s", path);
+    reason[0] = '\0';
+
+    std::string why;
+    hs_sniff s = hs_sniff_file(path, &why);
+    if (s == HS_SNIFF_IO)
+        return hs_fail(err, HS_ERR_IO, "%s: cannot read: %s", path, why.c_str());
+    if (s == HS_SNIFF_NOT_DICOM) {
+        *verdict = HS_DICOM_NOT_DICOM;
+        std::snprintf(reason, 256, "not DICOM: %s", why.c_str());
+        return HS_OK;
+    }
+    hs_register_codecs_once();
+    OFCondition c = p->ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, max_read, ERM_autoDetect);
+    DcmDataset *ds = p->ff.getDataset();
+    if (ds == nullptr || ds->card() == 0) {
+        *verdict = HS_DICOM_NOT_DICOM;
+        std::snprintf(reason, 256, "not DICOM: DCMTK found no data set (%s)", c.text());
+        return HS_OK;
+    }
+    p->xfer = ds->getOriginalXfer();
+    if (c.bad()) {
+        /* The element being read when the file ended is in the data set
+         * with part of its value never read; reading it would use
+         * uninitialised memory, so it goes before anything is looked at. */
+        DcmElement *partial = ds->remove(ds->card() - 1);
+        delete partial;
+    }
+    DcmItem *meta = p->ff.getMetaInfo();
+    if (meta != nullptr && meta->card() == 0)
+        meta = nullptr;
+    hs_fill_header(ds, meta, p->xfer, h);
+    if (c.bad()) {
+        *verdict = HS_DICOM_CORRUPT;
+        std::snprintf(reason, 256, "DCMTK could not parse the whole file: %s", c.text());
+        return HS_OK;
+    }
+    int spp = 1;
+    int v = 0;
+    if (hs_get_int(ds, DCM_SamplesPerPixel, &v))
+        spp = v;
+    std::string photometric = hs_get_string(ds, DCM_PhotometricInterpretation);
+    while (!photometric.empty() && photometric.back() == ' ')
+        photometric.pop_back();
+    *verdict = hs_classify(h, ds->tagExists(DCM_PixelData) != OFFalse, p->xfer, photometric, spp, reason);
+    return HS_OK;
+}
+
+/* OpenJPEG reads the codestream from memory through these callbacks. */
+struct hs_mem_stream {
+    const unsigned char *data;
+    size_t size, pos;
+};
+
+OPJ_SIZE_T hs_mem_read(void *buf, OPJ_SIZE_T n, void *user)
+{
+    hs_mem_stream *m = static_cast<hs_mem_stream *>(user);
+    size_t left = m->size - m->pos;
+    if (left == 0)
+        return (OPJ_SIZE_T)-1; /* OpenJPEG's end-of-stream convention */
+    size_t k = n < left ? n : left;
+    std::memcpy(buf, m->data + m->pos, k);
+    m->pos += k;
+    return k;
+}
+
+OPJ_OFF_T hs_mem_skip(OPJ_OFF_T n, void *user)
+{
+    hs_mem_stream *m = static_cast<hs_mem_stream *>(user);
+    if (n < 0) {
+        size_t back = (size_t)(-n);
+        if (back > m->pos)
+            back = m->pos;
+        m->pos -= back;
+        return -(OPJ_OFF_T)back;
+    }
+    size_t k = (size_t)n;
+    if (k > m->size - m->pos)
+        k = m->size - m->pos;
+    m->pos += k;
+    return (OPJ_OFF_T)k;
+}
+
+OPJ_BOOL hs_mem_seek(OPJ_OFF_T n, void *user)
+{
+    hs_mem_stream *m = static_cast<hs_mem_stream *>(user);
+    if (n < 0 || (size_t)n > m->size)
+        return OPJ_FALSE;
+    m->pos = (size_t)n;
+    return OPJ_TRUE;
+}
+
+/* OpenJPEG reports problems through callbacks; keep the first error line
+ * for the message instead of letting it print to stderr. */
+void hs_opj_error(const char *msg, void *user)
+{
+    std::string *s = static_cast<std::string *>(user);
+    if (s->empty() && msg != nullptr) {
+        *s = msg;
+        while (!s->empty() && (s->back() == '\n' || s->back() == ' '))
+            s->pop_back();
+    }
+}
+
+void hs_opj_quiet(const char *, void *) {}
+
+/* Decode the JPEG 2000 frame of ds into stored values. */
+hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
+                        std::vector<long> *stored, hs_error *err)
+{
+    DcmElement *el = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: no Pixel Data element", path);
+    DcmPixelData *pd = OFstatic_cast(DcmPixelData *, el);
+    DcmPixelSequence *seq = nullptr;
+    OFCondition c = pd->getEncapsulatedRepresentation(xfer, nullptr, seq);
+    if (c.bad() || seq == nullptr)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 Pixel Data is not encapsulated: %s", path, c.text());
+    /* Item 0 is the basic offset table; a single frame is all the fragments
+     * after it, concatenated. */
+    std::vector<unsigned char> code;
+    unsigned long items = seq->card();
+    for (unsigned long i = 1; i < items; i++) {
+        DcmPixelItem *item = nullptr;
+        if (seq->getItem(item, i).bad() || item == nullptr)
+            return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 fragment %lu unreadable", path, i);
+        Uint8 *bytes = nullptr;
+        Uint32 len = item->getLength();
+        if (len == 0)
+            continue;
+        if (item->getUint8Array(bytes).bad() || bytes == nullptr)
+            return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 fragment %lu unreadable", path, i);
+        code.insert(code.end(), bytes, bytes + len);
+    }
+    if (code.size() < 12)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 Pixel Data holds no codestream", path);
+    /* Most files hold a raw codestream (SOC marker FF4F); some wrap it in a
+     * JP2 file (signature box). */
+    static const unsigned char jp2_sig[12] = {0, 0, 0, 0x0C, 'j', 'P', ' ', ' ', 0x0D, 0x0A, 0x87, 0x0A};
+    OPJ_CODEC_FORMAT fmt = std::memcmp(code.data(), jp2_sig, 12) == 0 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K;
+
+    hs_mem_stream mem = {code.data(), code.size(), 0};
+    std::string opj_msg;
+    opj_codec_t *codec = opj_create_decompress(fmt);
+    opj_stream_t *stream = opj_stream_create(OPJ_J2K_STREAM_CHUNK_SIZE, OPJ_TRUE);
+    opj_image_t *img = nullptr;
+    hs_status st = HS_OK;
+    if (codec == nullptr || stream == nullptr) {
+        st = hs_fail(err, HS_ERR_NOMEM, "%s: cannot create a JPEG 2000 decoder", path);
+    } else {
+        opj_set_error_handler(codec, hs_opj_error, &opj_msg);
+        opj_set_warning_handler(codec, hs_opj_quiet, nullptr);
+        opj_set_info_handler(codec, hs_opj_quiet, nullptr);
+        opj_stream_set_user_data(stream, &mem, nullptr);
+        opj_stream_set_user_data_length(stream, code.size());
+        opj_stream_set_read_function(stream, hs_mem_read);
+        opj_stream_set_skip_function(stream, hs_mem_skip);
+        opj_stream_set_seek_function(stream, hs_mem_seek);
+        opj_dparameters_t params;
+        opj_set_default_decoder_parameters(&params);
+        if (!opj_setup_decoder(codec, &params) || !opj_read_header(stream, codec, &img) || img == nullptr ||
+            !opj_decode(codec, stream, img) || !opj_end_decompress(codec, stream))
+            st = hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 codestream does not decode: %s", path,
+                         opj_msg.empty() ? "OpenJPEG failed" : opj_msg.c_str());
+    }
+    if (st == HS_OK) {
+        const opj_image_comp_t *comp = img->numcomps >= 1 ? &img->comps[0] : nullptr;
+        if (comp == nullptr || comp->data == nullptr || (int)comp->w != h->columns ||
+            (int)comp->h != h->rows || img->numcomps != 1) {
+            st = hs_fail(err, HS_ERR_FORMAT,
+                         "%s: JPEG 2000 image is %u component(s) of %u x %u, expected 1 of %d x %d", path,
+                         img->numcomps, comp ? comp->w : 0u, comp ? comp->h : 0u, h->columns, h->rows);
+        } else {
+            size_t n = (size_t)h->rows * (size_t)h->columns;
+            stored->resize(n);
+            /* The codestream's signedness wins over PixelRepresentation, except
+             * that an unsigned codestream in a signed file holds two's
+             * complement values: sign extend them from the narrower of the
+             * codestream precision and BitsStored (see dicom.h). */
+            int extend_bits = 0;
+            if (!comp->sgnd && h->pixel_representation == 1) {
+                extend_bits = (int)comp->prec;
+                if (h->bits_stored < extend_bits)
+                    extend_bits = h->bits_stored;
+                if (extend_bits < 2 || extend_bits > 31)
+                    extend_bits = 0;
+            }
+            for (size_t i = 0; i < n; i++) {
+                long v = comp->data[i];
+                if (extend_bits > 0)
+                    v = hs_stored_value((unsigned)v, extend_bits, extend_bits - 1, 1);
+                (*stored)[i] = v;
+            }
+        }
+    }
+    if (img != nullptr)
+        opj_image_destroy(img);
+    if (stream != nullptr)
+        opj_stream_destroy(stream);
+    if (codec != nullptr)
+        opj_destroy_codec(codec);
+    return st;
+}
+
+/* Native (or DCMTK-decompressed) Pixel Data into stored values. */
+hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
+                           std::vector<long> *stored, hs_error *err)
+{
+    if (DcmXfer(xfer).isEncapsulated()) {
+        /* RLE, JPEG and JPEG-LS: the registered DCMTK decoders produce an
+         * uncompressed little-endian copy of the pixels. */
+        OFCondition c = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+        if (c.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit))
+            return hs_fail(err, HS_ERR_FORMAT, "%s: %s pixels do not decode: %s", path,
+                           DcmXfer(xfer).getXferName(), c.bad() ? c.text() : "no decoder");
+    }
+    DcmElement *el = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: no Pixel Data element", path);
+    size_t n = (size_t)h->rows * (size_t)h->columns;
+    stored->resize(n);
+    int is_signed = h->pixel_representation == 1;
+    if (h->bits_allocated == 16) {
+        Uint16 *px = nullptr;
+        OFCondition c = el->getUint16Array(px);
+        if (c.bad() || px == nullptr)
+            return hs_fail(err, HS_ERR_FORMAT, "%s: 16-bit Pixel Data unreadable: %s", path, c.text());
+        if (el->getLength() / 2 < n)
+            return hs_fail(err, HS_ERR_FORMAT, "%s: Pixel Data has %lu bytes, expected %zu for %d x %d x 16 bits",
+                           path, (unsigned long)el->getLength(), n * 2, h->rows, h->columns);
+        for (size_t i = 0; i < n; i++)
+            (*stored)[i] = hs_stored_value(px[i], h->bits_stored, h->high_bit, is_signed);
+    } else {
+        Uint8 *px = nullptr;
+        OFCondition c = el->getUint8Array(px);
+        if (c.bad() || px == nullptr)
+            return hs_fail(err, HS_ERR_FORMAT, "%s: 8-bit Pixel Data unreadable: %s", path, c.text());
+        if (el->getLength() < n)
+            return hs_fail(err, HS_ERR_FORMAT, "%s: Pixel Data has %lu bytes, expected %zu for %d x %d x 8 bits",
+                           path, (unsigned long)el->getLength(), n, h->rows, h->columns);
+        for (size_t i = 0; i < n; i++)
+            (*stored)[i] = hs_stored_value(px[i], h->bits_stored, h->high_bit, is_signed);
+    }
+    return HS_OK;
+}
+
+/* Stored values to HU: padding, the 12-bit wrap-around, the rescale (see
+ * dicom.h for the rules and why). */
+void hs_stored_to_hu(const hs_dicom_header *h, const std::vector<long> &stored, float *hu)
+{
+    size_t n = stored.size();
+    bool pad = h->has_padding != 0;
+    long pad_lo = 0;
+    long pad_hi = 0;
+    if (pad) {
+        int is_signed = h->pixel_representation == 1;
+        pad_lo = hs_stored_value((unsigned)h->padding_value, h->bits_stored, h->bits_stored - 1, is_signed);
+        pad_hi = pad_lo;
+        if (h->has_padding_limit) {
+            long lim = hs_stored_value((unsigned)h->padding_limit, h->bits_stored, h->bits_stored - 1, is_signed);
+            if (lim < pad_lo)
+                pad_lo = lim;
+            else
+                pad_hi = lim;
+        }
+    }
+    bool wrap = false;
+    if (h->pixel_representation == 0 && h->bits_stored == 12 && h->rescale_intercept > -100.0) {
+        size_t high = 0;
+        size_t counted = 0;
+        for (size_t i = 0; i < n; i++) {
+            long v = stored[i];
+            if (pad && v >= pad_lo && v <= pad_hi)
+                continue;
+            counted++;
+            if (v >= 2048)
+                high++;
+        }
+        wrap = counted > 0 && high * 10 >= counted;
+    }
+    for (size_t i = 0; i < n; i++) {
+        long v = stored[i];
+        if (pad && v >= pad_lo && v <= pad_hi) {
+            hu[i] = hs_padding_hu;
+            continue;
+        }
+        if (wrap && v >= 2048)
+            v -= 4096;
+        hu[i] = (float)((double)v * h->rescale_slope + h->rescale_intercept);
+    }
+}
+
+} // namespace
+
+extern "C" const char *hs_dicom_verdict_name(hs_dicom_verdict v)
+{
+    switch (v) {
+    case HS_DICOM_OK:
+        return "ok";
+    case HS_DICOM_NOT_DICOM:
+        return "not_dicom";
+    case HS_DICOM_NO_PIXELS:
+        return "no_pixels";
+    case HS_DICOM_NOT_CT:
+        return "not_ct";
+    case HS_DICOM_LOCALIZER:
+        return "localizer";
+    case HS_DICOM_DERIVED:
+        return "derived";
+    case HS_DICOM_NOT_AXIAL:
+        return "not_axial";
+    case HS_DICOM_MULTIFRAME_UNSUPPORTED:
+        return "multiframe_unsupported";
+    case HS_DICOM_CORRUPT:
+        return "corrupt";
+    case HS_DICOM_UNSUPPORTED:
+        return "unsupported";
+    }
+    return "unknown";
+}
+
+extern "C" hs_status hs_dicom_read_header(const char *path, hs_dicom_header *h, hs_dicom_verdict *verdict,
+                                          char reason[256], hs_error *err)
+{
+    if (path == nullptr || h == nullptr || verdict == nullptr || reason == nullptr)
+        return hs_fail(err, HS_ERR_ARG, "hs_dicom_read_header: path, header, verdict and reason are required");
+    try {
+        hs_parsed p;
+        return hs_parse(path, hs_header_max_read, &p, h, verdict, reason, err);
+    } catch (const std::bad_alloc &) {
+        return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory reading the DICOM header", path);
+    } catch (...) {
+        return hs_fail(err, HS_ERR_FORMAT, "%s: unexpected failure reading the DICOM header", path);
+    }
+}
+
+extern "C" hs_status hs_dicom_read_hu(const char *path, const hs_dicom_header *h, float *hu, hs_error *err)
+{
+    if (path == nullptr || h == nullptr || hu == nullptr)
+        return hs_fail(err, HS_ERR_ARG, "hs_dicom_read_hu: path, header and output are required");
+    try {
+        hs_parsed p;
+        hs_dicom_header now;
+        hs_dicom_verdict verdict = HS_DICOM_NOT_DICOM;
+        char reason[256];
+        hs_status st = hs_parse(path, DCM_MaxReadLength, &p, &now, &verdict, reason, err);
+        if (st != HS_OK)
+            return st;
+        if (verdict != HS_DICOM_OK && verdict != HS_DICOM_LOCALIZER && verdict != HS_DICOM_DERIVED &&
+            verdict != HS_DICOM_NOT_AXIAL)
+            return hs_fail(err, HS_ERR_FORMAT, "%s: not a CT image hemoscan can decode (%s: %s)", path,
+                           hs_dicom_verdict_name(verdict), reason);
+        if (now.rows != h->rows || now.columns != h->columns)
+            return hs_fail(err, HS_ERR_FORMAT, "%s: is now %d x %d pixels, expected %d x %d as in its header", path,
+                           now.rows, now.columns, h->rows, h->columns);
+        std::vector<long> stored;
+        DcmDataset *ds = p.ff.getDataset();
+        if (hs_is_j2k(p.xfer))
+            st = hs_decode_j2k(path, ds, p.xfer, &now, &stored, err);
+        else
+            st = hs_decode_native(path, ds, p.xfer, &now, &stored, err);
+        if (st != HS_OK)
+            return st;
+        hs_stored_to_hu(&now, stored, hu);
+        return HS_OK;
+    } catch (const std::bad_alloc &) {
+        return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory decoding the pixels", path);
+    } catch (...) {
+        return hs_fail(err, HS_ERR_FORMAT, "%s: unexpected failure decoding the pixels", path);
+    }
+}

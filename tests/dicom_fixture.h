@@ -1,0 +1,50 @@
+/* dicom_fixture.h - writes small synthetic DICOM CT slices for the DICOM
+ * suite (tests/test_dicom.c).
+ *
+ * The real sample files cannot show every header quirk hemoscan must
+ * survive, and the right HU of a real file is not known exactly. So the
+ * suite writes files whose stored values and header fields it chose itself,
+ * and checks the decoded HU value for value. The writer is C++ (DCMTK); this
+ * header keeps it callable from the C test. It is test-only code, linked
+ * into tests/unit_tests and never into the library. */
+#ifndef HEMOSCAN_DICOM_FIXTURE_H
+#define HEMOSCAN_DICOM_FIXTURE_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int rows, columns;
+    int bits_allocated, bits_stored, high_bit, pixel_representation; /* 16 only */
+    const char *photometric;   /* "MONOCHROME2" by default */
+    const char *modality;      /* "CT" by default; NULL leaves it out */
+    const char *sop_class_uid; /* CT Image Storage by default; NULL leaves it out */
+    const char *image_type;    /* "ORIGINAL\PRIMARY\AXIAL" by default */
+    const char *sop_uid;       /* written as given, valid or not */
+    int has_instance_number, instance_number;
+    int has_orientation;
+    double orientation[6];
+    double gantry_tilt;
+    double slope, intercept;
+    int has_padding, padding_value; /* US if pixel_representation is 0, else SS */
+    int frames;                     /* > 1 writes NumberOfFrames (pixels for frame 1 repeated) */
+    int big_endian;                 /* Explicit VR Big Endian instead of Little Endian */
+    const unsigned short *pixels;   /* rows * columns raw 16-bit samples */
+} hs_test_dicom_slice;
+
+/* An axial CT slice, signed 16-bit with all 16 bits stored, slope 1,
+ * intercept 0, InstanceNumber 1 and valid UIDs, of the given size and
+ * samples: change fields afterwards for each case. */
+void hs_test_dicom_slice_default(hs_test_dicom_slice *s, int rows, int columns,
+                                 const unsigned short *pixels);
+
+/* Write s to path with DCMTK. 0 on success, -1 on failure (with a line on
+ * stderr naming the file). */
+int hs_test_dicom_write(const char *path, const hs_test_dicom_slice *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
