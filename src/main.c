@@ -82,7 +82,7 @@ static void usage(FILE *out)
             "  --val-split F          validation fraction when DIR has no validate/ (0.2)\n"
             "  --groups CSV           id,group lines; a group never straddles a split\n"
             "                         (DIR/groups.csv is used when present)\n"
-            "  --epochs N (60)  --batch N (16)  --lr X (0.001)  --dropout X (0.5)\n"
+            "  --epochs N (150)  --batch N (16)  --lr X (0.001)  --dropout X (0.5)\n"
             "  --weight-decay X (0.01)  --optimizer adam|sgd (adam)\n"
             "  --schedule cosine|step|plateau|constant (cosine)  --patience N (0 = off)\n"
             "  --members N            ensemble members in one model file (1)\n"

@@ -107,7 +107,7 @@ hs_status hs_examples_select(const hs_examples *all, const unsigned char *pick, 
 void hs_train_config_default(hs_train_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->epochs = 60;
+    cfg->epochs = 150;
     cfg->batch = 16;
     cfg->lr = 1e-3f;
     cfg->optimizer = HS_OPT_ADAM;

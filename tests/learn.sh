@@ -110,6 +110,21 @@ test_cv() {
     [ "$(grep -c '^repeat 1 fold' "$tmp/err")" -eq 2 ] || { why "expected 2 fold lines"; return 1; }
 }
 
+# The bundled default model is what every mode uses without --model, and
+# it agrees with the input recipe: on the pictures it was trained on it must
+# do well (a sanity check of loading and preprocessing, not a measure of
+# accuracy; README has the cross-validated figures).
+test_default_model() {
+    run "$HEMOSCAN" --predict "$head_ct/images/000.png" || return 1
+    grep -q 'default\.hsm' "$tmp/err" && { why "default model not found"; return 1; }
+    grep -Eq '000\.png: hemorrhage' "$tmp/out" || { why "000.png (a hemorrhage) not flagged"; return 1; }
+    run "$HEMOSCAN" --eval "$tmp/conv" --json || return 1
+    auc=$(tr -d ' \n' <"$tmp/out" | sed 's/.*"auc":\([0-9.]*\).*/\1/')
+    awk -v a="$auc" 'BEGIN { exit !(a >= 0.95) }' || { why "AUC $auc on its own training images"; return 1; }
+    grep -q "$(sha256sum <"$srcdir/models/default.hsm" | cut -d ' ' -f 1)" "$tmp/out" ||
+        { why "--eval did not use models/default.hsm"; return 1; }
+}
+
 # The K-class path: a 4-class MRI model trained briefly must beat chance
 # (0.25) clearly on the held-out test folder.
 test_four_classes() {
@@ -135,8 +150,9 @@ if [ -f "$head_ct/labels.csv" ]; then
     check "--predict prints class and score per image, and JSON" test_predict
     check "--eval prints the metrics, JSON and a ROC picture" test_eval
     check "--train --cv prints per-fold lines and a summary" test_cv
+    check "the default model is used without --model and fits its recipe" test_default_model
 else
-    for t in converter train reproducible predict eval cv; do
+    for t in converter train reproducible predict eval cv default-model; do
         skip "head CT $t" "no sample data in $head_ct"
     done
 fi
