@@ -54,6 +54,10 @@
 #include <thread>
 #include <vector>
 
+extern "C" {
+#include "hemoscan/rng.h"
+}
+
 namespace {
 
 const char *const kProgram = "hs-gen-ct";
@@ -676,27 +680,12 @@ uint64_t hash_string(const std::string &s)
     return splitmix64(h);
 }
 
-// xoshiro256**: fast, good enough for image noise; one stream per slice.
+// One random stream per slice, from hemoscan's own generator (rng.h).
 struct Rng {
-    uint64_t s[4];
-    explicit Rng(uint64_t seed)
-    {
-        for (auto &w : s)
-            w = splitmix64(seed);
-    }
-    static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-    uint64_t next()
-    {
-        uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = rotl(s[3], 45);
-        return r;
-    }
-    double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
+    hs_rng state;
+    explicit Rng(uint64_t seed) { hs_rng_seed(&state, seed); }
+    uint64_t next() { return hs_rng_u64(&state); }
+    double uniform() { return hs_rng_uniform(&state); }
     // Approximately standard normal: the sum of four 16-bit uniforms
     // (Irwin-Hall), bounded at +-3.46; one 64-bit draw per value.
     float gauss()
