@@ -1,0 +1,119 @@
+/* series.h - the scan and series stages: find every file of one study
+ * folder, keep the axial CT image slices grouped by series and sorted along
+ * the slice normal, and pick the series to read, with a recorded reason for
+ * every file that is not used and for every series choice.
+ *
+ * Built on hs_dicom_read_header (dicom.h), which reads headers without the
+ * pixels and already says which files are axial CT images; this stage only
+ * groups, orders and chooses. Nothing a real folder holds is an error here:
+ * junk, other studies, duplicates and unreadable files each become an
+ * hs_skipped_file with a short verdict name and one sentence for the audit
+ * database. Only a folder that cannot be opened at all (or memory running
+ * out) makes hs_study_scan fail.
+ *
+ * Geometry. The slice normal is n = row x column of ImageOrientationPatient,
+ * turned to point to the head (+z in DICOM's LPS coordinates), and slices
+ * are sorted by dot(ImagePositionPatient, n), feet to head. That also holds
+ * for gantry-tilted series: the table moves along z, but the distance
+ * between tilted planes is measured along their normal. Without positions
+ * the slices are sorted by InstanceNumber, without that by file name; the
+ * series' sort_note says so and so does its why. */
+#ifndef HEMOSCAN_SERIES_H
+#define HEMOSCAN_SERIES_H
+
+#include "hemoscan/dicom.h"
+#include "hemoscan/status.h"
+
+/* Default slice thickness range preferred by hs_study_choose, mm: thinner
+ * series are noisy and many, thicker ones blur small bleeds. */
+#define HS_SERIES_MIN_THICKNESS_MM 2.0
+#define HS_SERIES_MAX_THICKNESS_MM 10.0
+
+/* How slices of a series were ordered. */
+typedef enum {
+    HS_SORT_POSITION = 0, /* along the slice normal */
+    HS_SORT_INSTANCE,     /* by InstanceNumber: some ImagePositionPatient missing */
+    HS_SORT_FILENAME      /* by path: positions and InstanceNumbers missing */
+} hs_sort_method;
+
+typedef struct {
+    hs_dicom_header header;
+    double position_along_normal; /* mm, dot(position, normal); 0 unless sorted by position */
+} hs_slice;
+
+typedef struct {
+    char series_uid[65];  /* as written in the files, valid UID or not */
+    char description[65]; /* SeriesDescription of the first slice */
+    int contrast;         /* any slice names a contrast agent */
+    int n_slices;
+    hs_slice *slices;     /* feet -> head; ties by InstanceNumber, then path */
+    hs_sort_method sort_method;
+    char sort_note[128];  /* empty when sorted by position; else why not */
+    double normal[3];     /* unit slice normal, z >= 0; (0,0,1) when unknown */
+    double spacing_mm;    /* median distance between neighbours along the normal; 0 if unknown */
+    double slice_thickness_mm; /* (lower) median SliceThickness; 0 if absent */
+    double gantry_tilt_deg;    /* GantryDetectorTilt of the first slice */
+    int missing_slices;        /* slices missing in gaps (see hs_study_scan) */
+    int inconsistent_spacing;  /* spacings (gaps left out) differ by more than 20% of the median */
+    int chosen;                /* set by hs_study_choose */
+    char why[256];             /* one sentence: chosen or not, and why */
+} hs_series;
+
+typedef struct {
+    char path[4096];
+    /* hs_dicom_verdict_name of the file's verdict, or one of this stage's:
+     * "other_study", "duplicate", "unreadable". */
+    char verdict[32];
+    char reason[256];
+} hs_skipped_file;
+
+typedef struct {
+    char study_uid[65], accession[17], patient_id[65], study_date[9];
+    int n_series;
+    hs_series *series;  /* ordered by SeriesInstanceUID string */
+    int n_skipped;
+    hs_skipped_file *skipped; /* every file not used, ordered by path */
+    int n_files;        /* regular files found (dot files are not looked at) */
+    char why[256];      /* study-level note, e.g. why no series is readable */
+} hs_study;
+
+/* Walks dir recursively (any depth; names starting with '.' are skipped;
+ * symbolic links are followed, but no directory or file is visited twice,
+ * so link loops end), reads every regular file's header with
+ * hs_dicom_read_header and fills study (zeroed first; free it with
+ * hs_study_free, also after a failure).
+ *
+ * HS_DICOM_OK slices are grouped by SeriesInstanceUID as written. Every
+ * other file goes to skipped with its verdict name and reason. When the
+ * folder holds several StudyInstanceUIDs, the study with the most accepted
+ * slices is kept (ties: the smaller UID string) and the accepted slices of
+ * the others are skipped as "other_study", "belongs to another study (UID)".
+ * Within a series, a second file with the same SOPInstanceUID or the same
+ * position along the normal (within 0.01 mm) is skipped as "duplicate"; the
+ * one kept is the first by InstanceNumber, then path.
+ *
+ * Gaps: a neighbour distance larger than 1.5 times the expected spacing
+ * counts round(distance / expected) - 1 missing slices. The expected spacing
+ * is the (lower) median distance among neighbours with the same
+ * SliceThickness, so a series that changes from 4 mm to 7 mm slices (GE
+ * head protocols do) has no gap, only inconsistent_spacing.
+ *
+ * The result does not depend on directory listing order. Returns HS_OK, or
+ * HS_ERR_IO when dir cannot be opened (the message names it), HS_ERR_ARG
+ * for NULL arguments, HS_ERR_NOMEM. */
+hs_status hs_study_scan(const char *dir, hs_study *study, hs_error *err);
+
+/* Chooses the series to read: non-contrast preferred over contrast, then a
+ * slice thickness within [min_mm, max_mm] (0 or less for either means the
+ * HS_SERIES_*_THICKNESS_MM default) over one outside or unknown, then the
+ * most slices, then the first in order. Sets chosen and why on every
+ * series; with all_eligible != 0 every series is chosen (the best one still
+ * first in the return value). Returns the index of the best series, or -1
+ * when the study has no series, with study->why saying so. */
+int hs_study_choose(hs_study *study, double min_thickness_mm, double max_thickness_mm,
+                    int all_eligible);
+
+/* Frees what hs_study_scan allocated and zeroes study; NULL is fine. */
+void hs_study_free(hs_study *study);
+
+#endif

@@ -1,0 +1,667 @@
+/* series.c - the scan and series stages (see series.h): walk a study folder,
+ * group accepted slices by series, sort them along the slice normal, and
+ * choose the series to read.
+ *
+ * Built in three passes on purpose. The walk only collects paths (sorted
+ * per directory, so the outcome never depends on readdir order). Reading
+ * classifies each file once with hs_dicom_read_header and keeps full headers
+ * only for accepted slices; everything else becomes a skipped record right
+ * away. Grouping then works on the accepted headers alone: pick the study,
+ * split by series UID, sort, drop duplicates and measure spacing. Each pass
+ * is simple enough to check by reading, and a file's fate is decided in
+ * exactly one place. */
+#include "hemoscan/series.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Two slices closer than this along the normal are at the same position. */
+#define HS_SAME_POSITION_MM 0.01
+/* A neighbour distance above this multiple of the expected spacing is a gap. */
+#define HS_GAP_FACTOR 1.5
+/* Spacings differing by more than this fraction of the median are inconsistent. */
+#define HS_SPACING_TOLERANCE 0.2
+
+/* ---- small growable arrays ----------------------------------------------- */
+
+static int hs_grow(void **items, int *cap, int need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    int n = *cap > 0 ? *cap * 2 : 16;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*items, (size_t)n * size);
+    if (p == NULL)
+        return -1;
+    *items = p;
+    *cap = n;
+    return 0;
+}
+
+static void hs_copy(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src);
+}
+
+/* snprintf for sentences where cutting a long UID or path short is fine. */
+static void hs_sentence(char *dst, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void hs_sentence(char *dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(dst, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0 && cap > 0)
+        dst[0] = '\0';
+}
+
+/* ---- pass 1: the walk ------------------------------------------------------ */
+
+typedef struct {
+    char **paths;
+    int n, cap;
+    dev_t *seen_dev;
+    ino_t *seen_ino;
+    int n_seen, cap_seen, cap_seen_ino;
+} hs_walk;
+
+/* 1 if (dev, ino) was visited before; else records it and returns 0; -1 on
+ * memory failure. */
+static int hs_walk_seen(hs_walk *w, const struct stat *st)
+{
+    for (int i = 0; i < w->n_seen; i++)
+        if (w->seen_dev[i] == st->st_dev && w->seen_ino[i] == st->st_ino)
+            return 1;
+    if (hs_grow((void **)&w->seen_dev, &w->cap_seen, w->n_seen + 1, sizeof(dev_t)) != 0 ||
+        hs_grow((void **)&w->seen_ino, &w->cap_seen_ino, w->n_seen + 1, sizeof(ino_t)) != 0)
+        return -1;
+    w->seen_dev[w->n_seen] = st->st_dev;
+    w->seen_ino[w->n_seen] = st->st_ino;
+    w->n_seen++;
+    return 0;
+}
+
+static int hs_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int hs_add_skipped(hs_study *s, int *cap, const char *path, const char *verdict,
+                          const char *reason)
+{
+    if (hs_grow((void **)&s->skipped, cap, s->n_skipped + 1, sizeof *s->skipped) != 0)
+        return -1;
+    hs_skipped_file *k = &s->skipped[s->n_skipped++];
+    hs_copy(k->path, sizeof k->path, path);
+    hs_copy(k->verdict, sizeof k->verdict, verdict);
+    hs_copy(k->reason, sizeof k->reason, reason);
+    return 0;
+}
+
+/* Appends the regular files under dir (sorted by name, depth first) to w.
+ * A subfolder that cannot be opened is recorded as skipped; only the top
+ * folder failing is an error. */
+static hs_status hs_walk_dir(hs_walk *w, const char *dir, int top, hs_study *s, int *skip_cap,
+                             hs_error *err)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        if (top)
+            return hs_fail(err, HS_ERR_IO, "%s: cannot open folder: %s", dir, strerror(errno));
+        char reason[256];
+        snprintf(reason, sizeof reason, "folder cannot be opened: %s", strerror(errno));
+        if (hs_add_skipped(s, skip_cap, dir, "unreadable", reason) != 0)
+            return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", dir);
+        return HS_OK;
+    }
+    char **names = NULL;
+    int n = 0, cap = 0;
+    hs_status st = HS_OK;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (hs_grow((void **)&names, &cap, n + 1, sizeof *names) != 0) {
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory listing the folder", dir);
+            break;
+        }
+        names[n] = strdup(e->d_name);
+        if (names[n] == NULL) {
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory listing the folder", dir);
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (st == HS_OK && n > 1)
+        qsort(names, (size_t)n, sizeof *names, hs_cmp_str);
+    for (int i = 0; i < n && st == HS_OK; i++) {
+        size_t len = strlen(dir) + strlen(names[i]) + 2;
+        char *path = malloc(len);
+        if (path == NULL) {
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", dir);
+            break;
+        }
+        snprintf(path, len, "%s/%s", dir, names[i]);
+        struct stat sb;
+        if (stat(path, &sb) != 0) {
+            /* A dangling link or a file that vanished while we looked. */
+            char reason[256];
+            snprintf(reason, sizeof reason, "cannot be opened: %s", strerror(errno));
+            if (hs_add_skipped(s, skip_cap, path, "unreadable", reason) != 0)
+                st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
+            free(path);
+            continue;
+        }
+        int seen = hs_walk_seen(w, &sb);
+        if (seen < 0) {
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
+            free(path);
+            break;
+        }
+        if (seen > 0 || !(S_ISDIR(sb.st_mode) || S_ISREG(sb.st_mode))) {
+            free(path);
+            continue;
+        }
+        if (S_ISDIR(sb.st_mode)) {
+            st = hs_walk_dir(w, path, 0, s, skip_cap, err);
+            free(path);
+            continue;
+        }
+        if (hs_grow((void **)&w->paths, &w->cap, w->n + 1, sizeof *w->paths) != 0) {
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
+            free(path);
+            break;
+        }
+        w->paths[w->n++] = path;
+    }
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return st;
+}
+
+/* ---- pass 3 helpers: geometry --------------------------------------------- */
+
+static void hs_normal_of(const double o[6], double n[3])
+{
+    n[0] = o[1] * o[5] - o[2] * o[4];
+    n[1] = o[2] * o[3] - o[0] * o[5];
+    n[2] = o[0] * o[4] - o[1] * o[3];
+    double len = sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]);
+    if (len < 1e-6) {
+        n[0] = 0.0;
+        n[1] = 0.0;
+        n[2] = 1.0;
+        return;
+    }
+    for (int i = 0; i < 3; i++)
+        n[i] /= len;
+    /* Point to the head (+z in LPS), so sorting goes feet -> head whatever
+     * way the rows and columns run. */
+    if (n[2] < 0.0)
+        for (int i = 0; i < 3; i++)
+            n[i] = -n[i];
+}
+
+typedef struct {
+    double key;   /* position along the normal, or InstanceNumber */
+    int instance; /* InstanceNumber, or INT_MAX-like large value when absent */
+    const hs_dicom_header *h;
+} hs_sort_item;
+
+static int hs_cmp_item(const void *a, const void *b)
+{
+    const hs_sort_item *x = a, *y = b;
+    if (x->key < y->key)
+        return -1;
+    if (x->key > y->key)
+        return 1;
+    if (x->instance != y->instance)
+        return x->instance < y->instance ? -1 : 1;
+    return strcmp(x->h->path, y->h->path);
+}
+
+static int hs_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/* Median of v[0..n) (sorts v); the lower middle value when lower != 0. */
+static double hs_median(double *v, int n, int lower)
+{
+    if (n <= 0)
+        return 0.0;
+    qsort(v, (size_t)n, sizeof *v, hs_cmp_double);
+    if (n % 2 == 1)
+        return v[n / 2];
+    return lower ? v[n / 2 - 1] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int hs_same_thickness(double a, double b)
+{
+    return fabs(a - b) < 0.01;
+}
+
+/* Lower median of the spacings between neighbours that both have
+ * thickness t; fallback when there are none. tmp holds n-1 doubles. */
+static double hs_expected_spacing(const hs_series *se, const double *d, double *tmp, double t,
+                                  double fallback)
+{
+    int k = 0;
+    for (int i = 0; i + 1 < se->n_slices; i++)
+        if (hs_same_thickness(se->slices[i].header.slice_thickness, t) &&
+            hs_same_thickness(se->slices[i + 1].header.slice_thickness, t))
+            tmp[k++] = d[i];
+    return k > 0 ? hs_median(tmp, k, 1) : fallback;
+}
+
+/* Spacing, gaps and consistency of a sorted series. */
+static hs_status hs_measure(hs_series *se, hs_error *err)
+{
+    int n = se->n_slices;
+    double *thick = malloc(sizeof(double) * (size_t)n);
+    if (thick == NULL)
+        return hs_fail(err, HS_ERR_NOMEM, "series %s: out of memory", se->series_uid);
+    for (int i = 0; i < n; i++)
+        thick[i] = se->slices[i].header.slice_thickness;
+    /* The lower median: a thickness some slice really has (4 mm, not 5.5,
+     * for a GE series of 14 slices of 4 mm and 14 of 7 mm). */
+    se->slice_thickness_mm = hs_median(thick, n, 1);
+    free(thick);
+    se->gantry_tilt_deg = se->slices[0].header.gantry_tilt;
+    if (se->sort_method != HS_SORT_POSITION || n < 2)
+        return HS_OK;
+
+    double *d = malloc(sizeof(double) * (size_t)(n - 1) * 3);
+    if (d == NULL)
+        return hs_fail(err, HS_ERR_NOMEM, "series %s: out of memory", se->series_uid);
+    double *tmp = d + (n - 1), *kept = d + 2 * (n - 1);
+    for (int i = 0; i + 1 < n; i++) {
+        d[i] = se->slices[i + 1].position_along_normal - se->slices[i].position_along_normal;
+        tmp[i] = d[i];
+    }
+    se->spacing_mm = hs_median(tmp, n - 1, 0);
+    double overall = hs_median(tmp, n - 1, 1);
+
+    int n_kept = 0;
+    for (int i = 0; i + 1 < n; i++) {
+        double ta = se->slices[i].header.slice_thickness;
+        double tb = se->slices[i + 1].header.slice_thickness;
+        double ref = hs_expected_spacing(se, d, tmp, ta, overall);
+        if (!hs_same_thickness(ta, tb)) {
+            double rb = hs_expected_spacing(se, d, tmp, tb, overall);
+            if (rb > ref)
+                ref = rb;
+        }
+        if (ref > 0.0 && d[i] > HS_GAP_FACTOR * ref) {
+            long m = lround(d[i] / ref) - 1;
+            se->missing_slices += m < 1 ? 1 : (int)m;
+        } else {
+            kept[n_kept++] = d[i];
+        }
+    }
+    if (n_kept > 1) {
+        double lo = kept[0], hi = kept[0];
+        for (int i = 1; i < n_kept; i++) {
+            if (kept[i] < lo)
+                lo = kept[i];
+            if (kept[i] > hi)
+                hi = kept[i];
+        }
+        double med = hs_median(kept, n_kept, 0);
+        se->inconsistent_spacing = med > 0.0 && hi - lo > HS_SPACING_TOLERANCE * med;
+    }
+    free(d);
+    return HS_OK;
+}
+
+/* Sorts the accepted headers hs[0..n) of one series into se, skipping
+ * duplicates into s->skipped. */
+static hs_status hs_build_series(hs_study *s, int *skip_cap, hs_dicom_header **hs, int n,
+                                 hs_series *se, hs_error *err)
+{
+    hs_copy(se->series_uid, sizeof se->series_uid, hs[0]->series_uid);
+    hs_copy(se->description, sizeof se->description, hs[0]->series_description);
+    se->normal[2] = 1.0;
+
+    int all_pos = 1, all_inst = 1, any_orient = 0;
+    for (int i = 0; i < n; i++) {
+        if (!hs[i]->has_position)
+            all_pos = 0;
+        if (!hs[i]->has_instance_number)
+            all_inst = 0;
+        if (hs[i]->contrast)
+            se->contrast = 1;
+        if (hs[i]->has_orientation && !any_orient) {
+            hs_normal_of(hs[i]->orientation, se->normal);
+            any_orient = 1;
+        }
+    }
+    if (all_pos) {
+        se->sort_method = HS_SORT_POSITION;
+        if (!any_orient)
+            hs_copy(se->sort_note, sizeof se->sort_note,
+                    "sorted by z position: ImageOrientationPatient missing");
+    } else if (all_inst) {
+        se->sort_method = HS_SORT_INSTANCE;
+        hs_copy(se->sort_note, sizeof se->sort_note,
+                "sorted by InstanceNumber: ImagePositionPatient missing");
+    } else {
+        se->sort_method = HS_SORT_FILENAME;
+        hs_copy(se->sort_note, sizeof se->sort_note,
+                "sorted by file name: ImagePositionPatient and InstanceNumber missing");
+    }
+
+    hs_sort_item *it = malloc(sizeof *it * (size_t)n);
+    se->slices = calloc((size_t)n, sizeof *se->slices);
+    if (it == NULL || se->slices == NULL) {
+        free(it);
+        return hs_fail(err, HS_ERR_NOMEM, "series %s: out of memory", se->series_uid);
+    }
+    for (int i = 0; i < n; i++) {
+        const hs_dicom_header *h = hs[i];
+        it[i].h = h;
+        it[i].instance = h->has_instance_number ? h->instance_number : 0x7fffffff;
+        if (se->sort_method == HS_SORT_POSITION)
+            it[i].key = h->position[0] * se->normal[0] + h->position[1] * se->normal[1] +
+                        h->position[2] * se->normal[2];
+        else if (se->sort_method == HS_SORT_INSTANCE)
+            it[i].key = (double)h->instance_number;
+        else
+            it[i].key = 0.0;
+    }
+    qsort(it, (size_t)n, sizeof *it, hs_cmp_item);
+
+    hs_status st = HS_OK;
+    for (int i = 0; i < n && st == HS_OK; i++) {
+        const hs_dicom_header *h = it[i].h;
+        char reason[256] = "";
+        for (int j = 0; j < se->n_slices && reason[0] == '\0'; j++)
+            if (h->sop_uid[0] != '\0' && strcmp(h->sop_uid, se->slices[j].header.sop_uid) == 0)
+                snprintf(reason, sizeof reason, "duplicate of %.200s (same SOPInstanceUID)",
+                         se->slices[j].header.path);
+        if (reason[0] == '\0' && se->sort_method == HS_SORT_POSITION && se->n_slices > 0) {
+            const hs_slice *last = &se->slices[se->n_slices - 1];
+            if (fabs(it[i].key - last->position_along_normal) < HS_SAME_POSITION_MM)
+                snprintf(reason, sizeof reason, "duplicate position: same slice position as %.180s",
+                         last->header.path);
+        }
+        if (reason[0] != '\0') {
+            if (hs_add_skipped(s, skip_cap, h->path, "duplicate", reason) != 0)
+                st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", h->path);
+            continue;
+        }
+        hs_slice *sl = &se->slices[se->n_slices++];
+        sl->header = *h;
+        sl->position_along_normal = se->sort_method == HS_SORT_POSITION ? it[i].key : 0.0;
+    }
+    free(it);
+    if (st != HS_OK)
+        return st;
+    return hs_measure(se, err);
+}
+
+/* ---- the scan --------------------------------------------------------------- */
+
+static int hs_cmp_header_series(const void *a, const void *b)
+{
+    const hs_dicom_header *x = *(const hs_dicom_header *const *)a;
+    const hs_dicom_header *y = *(const hs_dicom_header *const *)b;
+    int c = strcmp(x->series_uid, y->series_uid);
+    return c != 0 ? c : strcmp(x->path, y->path);
+}
+
+static int hs_cmp_skipped(const void *a, const void *b)
+{
+    const hs_skipped_file *x = a, *y = b;
+    int c = strcmp(x->path, y->path);
+    return c != 0 ? c : strcmp(x->reason, y->reason);
+}
+
+hs_status hs_study_scan(const char *dir, hs_study *study, hs_error *err)
+{
+    if (study == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_study_scan: study is NULL");
+    memset(study, 0, sizeof *study);
+    if (dir == NULL || dir[0] == '\0')
+        return hs_fail(err, HS_ERR_ARG, "hs_study_scan: no folder given");
+
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return hs_fail(err, HS_ERR_IO, "%s: cannot open folder: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return hs_fail(err, HS_ERR_IO, "%s: is not a folder", dir);
+
+    hs_walk w = {0};
+    int skip_cap = 0;
+    hs_dicom_header **ok = NULL;
+    int n_ok = 0, ok_cap = 0;
+    hs_dicom_header *h = NULL;
+    hs_status st = HS_OK;
+    if (hs_walk_seen(&w, &sb) < 0)
+        st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", dir);
+    if (st == HS_OK)
+        st = hs_walk_dir(&w, dir, 1, study, &skip_cap, err);
+    study->n_files = w.n;
+
+    /* Pass 2: classify every file once. */
+    for (int i = 0; i < w.n && st == HS_OK; i++) {
+        if (h == NULL)
+            h = malloc(sizeof *h);
+        if (h == NULL) {
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", w.paths[i]);
+            break;
+        }
+        hs_dicom_verdict v = HS_DICOM_NOT_DICOM;
+        char reason[256] = "";
+        hs_error ferr = {0};
+        hs_status rs = hs_dicom_read_header(w.paths[i], h, &v, reason, &ferr);
+        if (rs == HS_ERR_NOMEM) {
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: %s", w.paths[i], ferr.msg);
+            break;
+        }
+        if (rs != HS_OK) {
+            if (hs_add_skipped(study, &skip_cap, w.paths[i], "unreadable", ferr.msg) != 0)
+                st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", w.paths[i]);
+            continue;
+        }
+        if (v != HS_DICOM_OK) {
+            if (reason[0] == '\0')
+                hs_copy(reason, sizeof reason, "not an axial CT image");
+            if (hs_add_skipped(study, &skip_cap, w.paths[i], hs_dicom_verdict_name(v), reason) != 0)
+                st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", w.paths[i]);
+            continue;
+        }
+        if (hs_grow((void **)&ok, &ok_cap, n_ok + 1, sizeof *ok) != 0) {
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", w.paths[i]);
+            break;
+        }
+        ok[n_ok++] = h;
+        h = NULL;
+    }
+    free(h);
+
+    /* Pass 3a: the study with the most accepted slices, reproducibly. */
+    const char *best = NULL;
+    int best_count = 0;
+    for (int i = 0; i < n_ok && st == HS_OK; i++) {
+        int seen_before = 0;
+        for (int j = 0; j < i && !seen_before; j++)
+            seen_before = strcmp(ok[j]->study_uid, ok[i]->study_uid) == 0;
+        if (seen_before)
+            continue;
+        int count = 0;
+        for (int j = i; j < n_ok; j++)
+            count += strcmp(ok[j]->study_uid, ok[i]->study_uid) == 0;
+        /* Ties go to a study that has a UID, then to the smaller UID. */
+        int has_uid = ok[i]->study_uid[0] != '\0';
+        int better = best == NULL || count > best_count;
+        if (!better && count == best_count) {
+            int best_has_uid = best[0] != '\0';
+            better = has_uid != best_has_uid ? has_uid : strcmp(ok[i]->study_uid, best) < 0;
+        }
+        if (better) {
+            best = ok[i]->study_uid;
+            best_count = count;
+        }
+    }
+    int n_mine = 0;
+    for (int i = 0; i < n_ok && st == HS_OK; i++) {
+        if (strcmp(ok[i]->study_uid, best) == 0) {
+            hs_dicom_header *mine = ok[i];
+            ok[i] = NULL;
+            ok[n_mine++] = mine;
+            continue;
+        }
+        char reason[256];
+        snprintf(reason, sizeof reason, "belongs to another study (%s)",
+                 ok[i]->study_uid[0] != '\0' ? ok[i]->study_uid : "no StudyInstanceUID");
+        if (hs_add_skipped(study, &skip_cap, ok[i]->path, "other_study", reason) != 0)
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", ok[i]->path);
+        free(ok[i]);
+        ok[i] = NULL;
+    }
+    if (st == HS_OK && n_mine > 0) {
+        hs_copy(study->study_uid, sizeof study->study_uid, ok[0]->study_uid);
+        hs_copy(study->accession, sizeof study->accession, ok[0]->accession);
+        hs_copy(study->patient_id, sizeof study->patient_id, ok[0]->patient_id);
+        hs_copy(study->study_date, sizeof study->study_date, ok[0]->study_date);
+    }
+
+    /* Pass 3b: one series per SeriesInstanceUID string. */
+    if (st == HS_OK && n_mine > 1)
+        qsort(ok, (size_t)n_mine, sizeof *ok, hs_cmp_header_series);
+    int n_groups = 0;
+    for (int i = 0; i < n_mine && st == HS_OK; i++)
+        n_groups += i == 0 || strcmp(ok[i]->series_uid, ok[i - 1]->series_uid) != 0;
+    if (st == HS_OK && n_groups > 0) {
+        study->series = calloc((size_t)n_groups, sizeof *study->series);
+        if (study->series == NULL)
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    for (int i = 0; i < n_mine && st == HS_OK;) {
+        int j = i + 1;
+        while (j < n_mine && strcmp(ok[j]->series_uid, ok[i]->series_uid) == 0)
+            j++;
+        st = hs_build_series(study, &skip_cap, ok + i, j - i, &study->series[study->n_series],
+                             err);
+        study->n_series++;
+        i = j;
+    }
+
+    if (st == HS_OK && study->n_skipped > 1)
+        qsort(study->skipped, (size_t)study->n_skipped, sizeof *study->skipped, hs_cmp_skipped);
+    if (st == HS_OK && study->n_series == 0)
+        snprintf(study->why, sizeof study->why,
+                 "no axial CT image series in %.150s: %d file(s) found, none accepted", dir,
+                 study->n_files);
+
+    /* Compaction left NULL behind the kept headers, so this frees each once. */
+    for (int i = 0; i < n_ok; i++)
+        free(ok[i]);
+    free(ok);
+    for (int i = 0; i < w.n; i++)
+        free(w.paths[i]);
+    free(w.paths);
+    free(w.seen_dev);
+    free(w.seen_ino);
+    return st;
+}
+
+/* ---- the choice --------------------------------------------------------------- */
+
+static int hs_in_range(const hs_series *se, double lo, double hi)
+{
+    return se->slice_thickness_mm > 0.0 && se->slice_thickness_mm >= lo &&
+           se->slice_thickness_mm <= hi;
+}
+
+/* 1 if a is a better series to read than b (a comes later in order). */
+static int hs_better(const hs_series *a, const hs_series *b, double lo, double hi)
+{
+    if (a->contrast != b->contrast)
+        return !a->contrast;
+    int ra = hs_in_range(a, lo, hi), rb = hs_in_range(b, lo, hi);
+    if (ra != rb)
+        return ra;
+    return a->n_slices > b->n_slices;
+}
+
+static void hs_describe_thickness(char *out, size_t cap, const hs_series *se, double lo,
+                                  double hi)
+{
+    if (se->slice_thickness_mm <= 0.0)
+        snprintf(out, cap, "slice thickness unknown");
+    else if (hs_in_range(se, lo, hi))
+        snprintf(out, cap, "slice thickness %g mm within %g-%g mm", se->slice_thickness_mm,
+                 lo, hi);
+    else
+        snprintf(out, cap, "slice thickness %g mm outside %g-%g mm", se->slice_thickness_mm,
+                 lo, hi);
+}
+
+int hs_study_choose(hs_study *study, double min_thickness_mm, double max_thickness_mm,
+                    int all_eligible)
+{
+    if (study == NULL)
+        return -1;
+    double lo = min_thickness_mm > 0.0 ? min_thickness_mm : HS_SERIES_MIN_THICKNESS_MM;
+    double hi = max_thickness_mm > 0.0 ? max_thickness_mm : HS_SERIES_MAX_THICKNESS_MM;
+    if (study->n_series <= 0) {
+        if (study->why[0] == '\0')
+            snprintf(study->why, sizeof study->why, "no axial CT image series to read");
+        return -1;
+    }
+    int best = 0;
+    for (int i = 1; i < study->n_series; i++)
+        if (hs_better(&study->series[i], &study->series[best], lo, hi))
+            best = i;
+
+    const hs_series *b = &study->series[best];
+    for (int i = 0; i < study->n_series; i++) {
+        hs_series *se = &study->series[i];
+        char thick[96];
+        hs_describe_thickness(thick, sizeof thick, se, lo, hi);
+        const char *note = se->sort_note[0] != '\0' ? "; " : "";
+        se->chosen = i == best || all_eligible;
+        if (i == best) {
+            hs_sentence(se->why, sizeof se->why, "chosen: %s, %s, %d slice(s)%s%s",
+                        se->contrast ? "contrast-enhanced (no non-contrast series)"
+                                     : "no contrast agent recorded",
+                        thick, se->n_slices, note, se->sort_note);
+        } else {
+            const char *because;
+            if (se->contrast && !b->contrast)
+                because = "contrast-enhanced while a non-contrast series exists";
+            else if (hs_in_range(b, lo, hi) && !hs_in_range(se, lo, hi))
+                because = "its slice thickness is outside the preferred range";
+            else
+                because = "it has no more slices than the chosen one";
+            const char *status =
+                all_eligible ? "also chosen (all eligible), though not the best" : "not chosen";
+            hs_sentence(se->why, sizeof se->why, "%s: %s; %s, %d slice(s); series %s preferred%s%s",
+                        status, because, thick, se->n_slices, b->series_uid, note, se->sort_note);
+        }
+    }
+    return best;
+}
+
+void hs_study_free(hs_study *study)
+{
+    if (study == NULL)
+        return;
+    for (int i = 0; i < study->n_series; i++)
+        free(study->series[i].slices);
+    free(study->series);
+    free(study->skipped);
+    memset(study, 0, sizeof *study);
+}

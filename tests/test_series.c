@@ -1,0 +1,495 @@
+/* test_series.c - CUnit tests of the scan and series stages (series.c),
+ * registered by hs_register_series_tests().
+ *
+ * Real data pins what synthetic data cannot: the GE HiSpeed head series in
+ * ../shared/data (gantry tilt 18.5 degrees, 4 mm slices then 7 mm) must sort
+ * by InstanceNumber order along the tilted normal with no invented gap, and
+ * the edge folder (corrupt, MR, SR, DICOMDIR, other modalities, several
+ * one-slice CT studies, derived copies of one slice) must account for every
+ * file exactly once, in agreement with hs_dicom_read_header file by file.
+ *
+ * Synthetic series from testdata/gen/hs-gen-ct pin the rest exactly:
+ * shuffled, reversed, gapped and tilted stacks, two series in one study,
+ * two studies in one folder, and a messy folder (localizer, MR, text file,
+ * dot file, nested folders, a name with spaces, a copied file, a symlink
+ * loop). Series are 64 x 64 x 8 so the suite stays quick under valgrind.
+ * Without the data or the generator the tests say they are skipped. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+
+#include "hemoscan/dicom.h"
+#include "hemoscan/series.h"
+#include "hemoscan/status.h"
+#include "test_util.h"
+
+int hs_register_series_tests(void);
+
+static char tmp_dir[4096];
+
+static int suite_init(void)
+{
+    return hs_test_tmpdir_create(tmp_dir, sizeof tmp_dir, "series");
+}
+
+static int suite_clean(void)
+{
+    return hs_test_tmpdir_remove(tmp_dir);
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+/* The generator's path, or NULL (with a message) when it is not built. */
+static const char *generator(void)
+{
+    static char path[4096];
+    const char *build = getenv("HEMOSCAN_BUILDDIR");
+    snprintf(path, sizeof path, "%s/testdata/gen/hs-gen-ct",
+             build != NULL && build[0] != '\0' ? build : ".");
+    if (access(path, X_OK) != 0) {
+        printf("\n  skipped: no generator at %s (run make; set HEMOSCAN_BUILDDIR)\n", path);
+        return NULL;
+    }
+    return path;
+}
+
+/* Runs the generator into out with a small series and extra options;
+ * 0 on success. */
+static int gen(const char *out, const char *opts)
+{
+    const char *g = generator();
+    if (g == NULL)
+        return -1;
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "'%s' --out '%s' --size 64 --slices 8 --jobs 1 -q %s", g, out, opts);
+    int rc = system(cmd);
+    if (rc == -1 || !WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
+        fprintf(stderr, "test_series: failed: %s\n", cmd);
+        return -1;
+    }
+    return 0;
+}
+
+/* A new empty folder tmp_dir/name; its path goes to out. */
+static int new_dir(char *out, size_t cap, const char *name)
+{
+    hs_test_path(out, cap, tmp_dir, name);
+    return mkdir(out, 0700);
+}
+
+/* Scans dir, asserting success. */
+static int scan(const char *dir, hs_study *s)
+{
+    hs_error err = {0};
+    hs_status st = hs_study_scan(dir, s, &err);
+    CU_ASSERT_EQUAL(st, HS_OK);
+    if (st != HS_OK) {
+        fprintf(stderr, "test_series: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Slices strictly increasing along the normal. */
+static int positions_increase(const hs_series *se)
+{
+    for (int i = 1; i < se->n_slices; i++)
+        if (!(se->slices[i].position_along_normal > se->slices[i - 1].position_along_normal))
+            return 0;
+    return 1;
+}
+
+/* InstanceNumbers go step by step up (dir 1) or down (dir -1). */
+static int instances_step(const hs_series *se, int dir)
+{
+    for (int i = 1; i < se->n_slices; i++)
+        if (se->slices[i].header.instance_number - se->slices[i - 1].header.instance_number != dir)
+            return 0;
+    return 1;
+}
+
+static const hs_skipped_file *find_skipped(const hs_study *s, const char *path_part)
+{
+    for (int i = 0; i < s->n_skipped; i++)
+        if (strstr(s->skipped[i].path, path_part) != NULL)
+            return &s->skipped[i];
+    return NULL;
+}
+
+static int count_verdict(const hs_study *s, const char *verdict)
+{
+    int k = 0;
+    for (int i = 0; i < s->n_skipped; i++)
+        k += strcmp(s->skipped[i].verdict, verdict) == 0;
+    return k;
+}
+
+/* ---- real data -------------------------------------------------------------- */
+
+static void test_ge_tilt(void)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/dicom/headct/ge_hispeed_dual_head_tilt",
+             hs_test_shared_data_dir());
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        printf("\n  skipped: no GE sample in %s (set HEMOSCAN_SHARED_DATA)\n", dir);
+        return;
+    }
+    hs_study s;
+    if (scan(dir, &s) != 0) {
+        hs_study_free(&s);
+        return;
+    }
+    CU_ASSERT_EQUAL(s.n_files, 28);
+    CU_ASSERT_EQUAL(s.n_skipped, 0);
+    CU_ASSERT_EQUAL_FATAL(s.n_series, 1);
+    const hs_series *se = &s.series[0];
+    CU_ASSERT_EQUAL(se->n_slices, 28);
+    CU_ASSERT_EQUAL(se->sort_method, HS_SORT_POSITION);
+    CU_ASSERT(positions_increase(se));
+    /* The scanner numbered them feet to head; sorting along the tilted
+     * normal must agree. */
+    CU_ASSERT(instances_step(se, 1));
+    CU_ASSERT_DOUBLE_EQUAL(se->gantry_tilt_deg, 18.5, 1e-6);
+    CU_ASSERT(se->normal[2] > 0.9 && se->normal[1] > 0.3);
+    CU_ASSERT_EQUAL(se->missing_slices, 0);
+    CU_ASSERT_EQUAL(se->inconsistent_spacing, 1);
+    /* Neighbour distances along the normal are 4 mm, then 7 mm. */
+    double first = se->slices[1].position_along_normal - se->slices[0].position_along_normal;
+    double last = se->slices[27].position_along_normal - se->slices[26].position_along_normal;
+    CU_ASSERT_DOUBLE_EQUAL(first, 4.0, 0.05);
+    CU_ASSERT_DOUBLE_EQUAL(last, 7.0, 0.05);
+    CU_ASSERT(se->spacing_mm > 3.9 && se->spacing_mm < 7.1);
+    CU_ASSERT_DOUBLE_EQUAL(se->slice_thickness_mm, 4.0, 1e-6);
+    CU_ASSERT_EQUAL(hs_study_choose(&s, 0, 0, 0), 0);
+    CU_ASSERT(se->chosen);
+    CU_ASSERT_PTR_NOT_NULL(strstr(se->why, "chosen"));
+    hs_study_free(&s);
+    CU_ASSERT_EQUAL(s.n_series, 0);
+}
+
+static void test_edge_folder(void)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/dicom/edge", hs_test_shared_data_dir());
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        printf("\n  skipped: no edge samples in %s (set HEMOSCAN_SHARED_DATA)\n", dir);
+        return;
+    }
+    hs_study s;
+    if (scan(dir, &s) != 0) {
+        hs_study_free(&s);
+        return;
+    }
+    CU_ASSERT(s.n_files > 20);
+    int n_slices = 0;
+    for (int i = 0; i < s.n_series; i++) {
+        for (int j = 0; j < s.series[i].n_slices; j++) {
+            hs_dicom_header h;
+            hs_dicom_verdict v;
+            char reason[256];
+            hs_error err = {0};
+            CU_ASSERT_EQUAL(hs_dicom_read_header(s.series[i].slices[j].header.path, &h, &v,
+                                                 reason, &err),
+                            HS_OK);
+            CU_ASSERT_EQUAL(v, HS_DICOM_OK);
+            CU_ASSERT_STRING_EQUAL(h.study_uid, s.study_uid);
+            n_slices++;
+        }
+    }
+    /* Every file is used or skipped, once. */
+    CU_ASSERT_EQUAL(n_slices + s.n_skipped, s.n_files);
+    CU_ASSERT(n_slices >= 1);
+    for (int i = 0; i < s.n_skipped; i++) {
+        const hs_skipped_file *k = &s.skipped[i];
+        CU_ASSERT(k->reason[0] != '\0');
+        if (i > 0)
+            CU_ASSERT(strcmp(s.skipped[i - 1].path, k->path) < 0);
+        hs_dicom_header h;
+        hs_dicom_verdict v;
+        char reason[256];
+        hs_error err = {0};
+        hs_status st = hs_dicom_read_header(k->path, &h, &v, reason, &err);
+        if (st != HS_OK) {
+            CU_ASSERT_STRING_EQUAL(k->verdict, "unreadable");
+        } else if (v != HS_DICOM_OK) {
+            CU_ASSERT_STRING_EQUAL(k->verdict, hs_dicom_verdict_name(v));
+            if (reason[0] != '\0')
+                CU_ASSERT_STRING_EQUAL(k->reason, reason);
+        } else {
+            CU_ASSERT(strcmp(k->verdict, "other_study") == 0 ||
+                      strcmp(k->verdict, "duplicate") == 0);
+        }
+    }
+    /* Several one-slice CT studies: one is kept (one with a UID), the
+     * others are skipped as another study. */
+    CU_ASSERT(s.study_uid[0] != '\0');
+    CU_ASSERT(count_verdict(&s, "other_study") >= 1);
+    CU_ASSERT(count_verdict(&s, "not_dicom") + count_verdict(&s, "not_ct") +
+                  count_verdict(&s, "no_pixels") >= 10);
+    CU_ASSERT(hs_study_choose(&s, 0, 0, 0) >= 0);
+    hs_study_free(&s);
+}
+
+/* ---- generated series --------------------------------------------------------- */
+
+/* Scans a folder holding one generated series of 8 and checks the basics. */
+static int one_series(const char *dir, hs_study *s, int n_expected)
+{
+    if (scan(dir, s) != 0)
+        return -1;
+    CU_ASSERT_EQUAL(s->n_series, 1);
+    if (s->n_series != 1)
+        return -1;
+    CU_ASSERT_EQUAL(s->series[0].n_slices, n_expected);
+    CU_ASSERT(positions_increase(&s->series[0]));
+    return 0;
+}
+
+static void test_shuffled(void)
+{
+    char dir[4096];
+    CU_ASSERT_EQUAL_FATAL(new_dir(dir, sizeof dir, "shuffled"), 0);
+    if (gen(dir, "--shuffle --seed 3") != 0)
+        return;
+    hs_study s;
+    if (one_series(dir, &s, 8) == 0) {
+        const hs_series *se = &s.series[0];
+        CU_ASSERT(instances_step(se, 1));
+        CU_ASSERT_DOUBLE_EQUAL(se->spacing_mm, 5.0, 0.01);
+        CU_ASSERT_DOUBLE_EQUAL(se->slice_thickness_mm, 5.0, 0.01);
+        CU_ASSERT_EQUAL(se->missing_slices, 0);
+        CU_ASSERT_EQUAL(se->inconsistent_spacing, 0);
+        CU_ASSERT_EQUAL(s.n_skipped, 0);
+        CU_ASSERT(s.study_uid[0] != '\0' && s.patient_id[0] != '\0');
+    }
+    hs_study_free(&s);
+}
+
+static void test_reversed(void)
+{
+    char dir[4096];
+    CU_ASSERT_EQUAL_FATAL(new_dir(dir, sizeof dir, "reversed"), 0);
+    if (gen(dir, "--reverse") != 0)
+        return;
+    hs_study s;
+    if (one_series(dir, &s, 8) == 0) {
+        CU_ASSERT(instances_step(&s.series[0], -1));
+        CU_ASSERT(s.series[0].normal[2] > 0.99);
+    }
+    hs_study_free(&s);
+}
+
+static void test_gap(void)
+{
+    char dir[4096];
+    CU_ASSERT_EQUAL_FATAL(new_dir(dir, sizeof dir, "gap"), 0);
+    if (gen(dir, "--gap 5") != 0)
+        return;
+    hs_study s;
+    if (one_series(dir, &s, 7) == 0) {
+        CU_ASSERT_EQUAL(s.series[0].missing_slices, 1);
+        CU_ASSERT_EQUAL(s.series[0].inconsistent_spacing, 0);
+    }
+    hs_study_free(&s);
+}
+
+static void test_tilt(void)
+{
+    char dir[4096];
+    CU_ASSERT_EQUAL_FATAL(new_dir(dir, sizeof dir, "tilt"), 0);
+    if (gen(dir, "--tilt 15 --shuffle") != 0)
+        return;
+    hs_study s;
+    if (one_series(dir, &s, 8) == 0) {
+        const hs_series *se = &s.series[0];
+        CU_ASSERT(instances_step(se, 1));
+        CU_ASSERT_DOUBLE_EQUAL(se->gantry_tilt_deg, 15.0, 1e-6);
+        CU_ASSERT_DOUBLE_EQUAL(se->normal[2], cos(15.0 * M_PI / 180.0), 1e-3);
+        CU_ASSERT_DOUBLE_EQUAL(se->spacing_mm, 5.0, 0.01);
+        CU_ASSERT_EQUAL(se->missing_slices, 0);
+    }
+    hs_study_free(&s);
+}
+
+static void test_no_instance_number(void)
+{
+    char dir[4096];
+    CU_ASSERT_EQUAL_FATAL(new_dir(dir, sizeof dir, "noinst"), 0);
+    if (gen(dir, "--no-instance-number --shuffle --invalid-uid") != 0)
+        return;
+    hs_study s;
+    if (one_series(dir, &s, 8) == 0) {
+        CU_ASSERT_EQUAL(s.series[0].sort_method, HS_SORT_POSITION);
+        CU_ASSERT_PTR_NOT_NULL(strstr(s.series[0].series_uid, ".0"));
+    }
+    hs_study_free(&s);
+}
+
+static void test_choose_thickness(void)
+{
+    char dir[4096];
+    CU_ASSERT_EQUAL_FATAL(new_dir(dir, sizeof dir, "two_series"), 0);
+    const char *uid = "1.2.826.0.1.3680043.9.7777.1";
+    char opts[512];
+    snprintf(opts, sizeof opts, "--study-uid %s --series-number 2 --thickness 5", uid);
+    if (gen(dir, opts) != 0)
+        return;
+    char thin[4096];
+    hs_test_path(thin, sizeof thin, dir, "thin");
+    snprintf(opts, sizeof opts,
+             "--study-uid %s --series-number 3 --thickness 1 --slices 16 --seed 2", uid);
+    if (gen(thin, opts) != 0)
+        return;
+    hs_study s;
+    if (scan(dir, &s) == 0) {
+        CU_ASSERT_STRING_EQUAL(s.study_uid, uid);
+        CU_ASSERT_EQUAL_FATAL(s.n_series, 2);
+        int best = hs_study_choose(&s, 0, 0, 0);
+        CU_ASSERT_FATAL(best >= 0);
+        const hs_series *b = &s.series[best], *o = &s.series[1 - best];
+        CU_ASSERT_DOUBLE_EQUAL(b->slice_thickness_mm, 5.0, 0.01);
+        CU_ASSERT_EQUAL(b->n_slices, 8);
+        CU_ASSERT(b->chosen);
+        CU_ASSERT(!o->chosen);
+        CU_ASSERT_EQUAL(o->n_slices, 16);
+        CU_ASSERT_PTR_NOT_NULL(strstr(b->why, "thickness"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(o->why, "thickness"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(o->why, "not chosen"));
+        /* A range that holds only 1 mm turns the choice round. */
+        CU_ASSERT_EQUAL(hs_study_choose(&s, 0.5, 1.5, 0), 1 - best);
+        /* Every eligible series on request. */
+        hs_study_choose(&s, 0, 0, 1);
+        CU_ASSERT(s.series[0].chosen && s.series[1].chosen);
+    }
+    hs_study_free(&s);
+}
+
+static void test_two_studies(void)
+{
+    char dir[4096], other[4096];
+    CU_ASSERT_EQUAL_FATAL(new_dir(dir, sizeof dir, "two_studies"), 0);
+    hs_test_path(other, sizeof other, dir, "zz_other");
+    if (gen(dir, "--seed 4") != 0 || gen(other, "--seed 5 --slices 3") != 0)
+        return;
+    hs_study s;
+    if (one_series(dir, &s, 8) == 0) {
+        CU_ASSERT_EQUAL(s.n_skipped, 3);
+        CU_ASSERT_EQUAL(count_verdict(&s, "other_study"), 3);
+        CU_ASSERT_PTR_NOT_NULL(strstr(s.skipped[0].reason, "belongs to another study"));
+    }
+    hs_study_free(&s);
+}
+
+static void test_messy_folder(void)
+{
+    char dir[4096], deep[4096], mr[4096], p[4096], q[4096];
+    CU_ASSERT_EQUAL_FATAL(new_dir(dir, sizeof dir, "messy"), 0);
+    hs_test_path(deep, sizeof deep, dir, "a/b c/d");
+    hs_test_path(mr, sizeof mr, dir, "mr");
+    if (gen(deep, "--localizer --seed 6") != 0 || gen(mr, "--modality MR --seed 6") != 0)
+        return;
+    /* A name with spaces, a copy of a slice, junk, a dot file, a link loop. */
+    hs_test_path(p, sizeof p, deep, "IM0004.dcm");
+    hs_test_path(q, sizeof q, deep, "slice four with spaces");
+    CU_ASSERT_EQUAL_FATAL(rename(p, q), 0);
+    size_t len = 0;
+    unsigned char *bytes = hs_test_read_file(q, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bytes);
+    hs_test_path(p, sizeof p, dir, "copy.dcm");
+    CU_ASSERT_EQUAL(hs_test_write_file(p, bytes, len), 0);
+    free(bytes);
+    hs_test_path(p, sizeof p, dir, "notes.txt");
+    CU_ASSERT_EQUAL(hs_test_write_file(p, "not an image\n", 13), 0);
+    hs_test_path(p, sizeof p, dir, ".DS_Store");
+    CU_ASSERT_EQUAL(hs_test_write_file(p, "\0\0\0\1Bud1", 8), 0);
+    hs_test_path(p, sizeof p, deep, "loop");
+    CU_ASSERT_EQUAL(symlink("../..", p), 0);
+
+    hs_study s;
+    if (one_series(dir, &s, 8) == 0) {
+        const hs_series *se = &s.series[0];
+        CU_ASSERT(instances_step(se, 1));
+        int found = 0;
+        for (int i = 0; i < se->n_slices; i++)
+            found += strstr(se->slices[i].header.path, "b c/d/slice four with spaces") != NULL;
+        CU_ASSERT_EQUAL(found, 1);
+        /* 8 slices + copy + localizer + 8 MR + notes.txt; no .DS_Store. */
+        CU_ASSERT_EQUAL(s.n_files, 19);
+        CU_ASSERT_EQUAL(s.n_skipped, 11);
+        CU_ASSERT_PTR_NULL(find_skipped(&s, ".DS_Store"));
+        const hs_skipped_file *k = find_skipped(&s, "LOC0001.dcm");
+        CU_ASSERT_PTR_NOT_NULL(k);
+        if (k != NULL)
+            CU_ASSERT_STRING_EQUAL(k->verdict, "localizer");
+        k = find_skipped(&s, "notes.txt");
+        CU_ASSERT_PTR_NOT_NULL(k);
+        if (k != NULL)
+            CU_ASSERT_STRING_EQUAL(k->verdict, "not_dicom");
+        k = find_skipped(&s, "copy.dcm");
+        CU_ASSERT_PTR_NOT_NULL(k);
+        if (k != NULL) {
+            CU_ASSERT_STRING_EQUAL(k->verdict, "duplicate");
+            CU_ASSERT_PTR_NOT_NULL(strstr(k->reason, "slice four with spaces"));
+        }
+        CU_ASSERT_EQUAL(count_verdict(&s, "not_ct"), 8);
+        for (int i = 0; i < s.n_skipped; i++)
+            CU_ASSERT(s.skipped[i].reason[0] != '\0');
+    }
+    hs_study_free(&s);
+}
+
+static void test_errors(void)
+{
+    hs_study s;
+    hs_error err = {0};
+    char p[4096];
+    hs_test_path(p, sizeof p, tmp_dir, "does-not-exist");
+    CU_ASSERT_EQUAL(hs_study_scan(p, &s, &err), HS_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "does-not-exist"));
+    hs_study_free(&s);
+    CU_ASSERT_EQUAL(hs_study_scan(NULL, &s, &err), HS_ERR_ARG);
+    hs_study_free(&s);
+    char empty[4096];
+    CU_ASSERT_EQUAL_FATAL(new_dir(empty, sizeof empty, "empty"), 0);
+    CU_ASSERT_EQUAL(hs_study_scan(empty, &s, &err), HS_OK);
+    CU_ASSERT_EQUAL(s.n_series, 0);
+    CU_ASSERT_EQUAL(hs_study_choose(&s, 0, 0, 0), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s.why, "no axial CT"));
+    hs_study_free(&s);
+}
+
+int hs_register_series_tests(void)
+{
+    CU_pSuite suite = CU_add_suite("series stage", suite_init, suite_clean);
+    if (suite == NULL)
+        return -1;
+    static const struct {
+        const char *name;
+        CU_TestFunc fn;
+    } tests[] = {
+        {"GE tilted head series: sorted along the normal, 4/7 mm, no gap", test_ge_tilt},
+        {"edge folder: every file used or skipped with a reason", test_edge_folder},
+        {"shuffled names sort by position", test_shuffled},
+        {"reversed series sorts feet to head", test_reversed},
+        {"a left-out slice counts as missing", test_gap},
+        {"gantry tilt: sorted, tilt read", test_tilt},
+        {"no InstanceNumber, invalid UIDs", test_no_instance_number},
+        {"thin and 5 mm series: 5 mm chosen, why names thickness", test_choose_thickness},
+        {"two studies: the larger kept, the other skipped", test_two_studies},
+        {"messy folder: localizer, MR, junk, nesting, spaces, copy, loop", test_messy_folder},
+        {"missing and empty folders", test_errors},
+    };
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
+        if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
+            return -1;
+    return 0;
+}
