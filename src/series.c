@@ -45,9 +45,16 @@ static int hs_grow(void **items, int *cap, int need, size_t size)
     return 0;
 }
 
+/* Copy src into dst, cut to cap - 1 bytes: reasons and descriptions are
+ * allowed to be shortened. (Not snprintf: compilers warn about every
+ * possible truncation, and here it is intended.) */
 static void hs_copy(char *dst, size_t cap, const char *src)
 {
-    snprintf(dst, cap, "%s", src);
+    if (cap == 0)
+        return;
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 /* snprintf for sentences where cutting a long UID or path short is fine. */

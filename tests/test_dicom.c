@@ -494,9 +494,10 @@ static void test_reasons(void)
         char reason[256];
         hs_error err = {0};
         CU_ASSERT_EQUAL(hs_dicom_read_header(path, &h, &v, reason, &err), HS_OK);
-        if (strstr(reason, cases[i].needle) == NULL)
-            fprintf(stderr, "test_dicom: %s: reason '%s' lacks '%s'\n", cases[i].file, reason, cases[i].needle);
-        CU_ASSERT_PTR_NOT_NULL(strstr(reason, cases[i].needle));
+        const char *found = strstr(reason, cases[i].needle);
+        if (found == NULL)
+            fprintf(stderr, "test_dicom: %s: the reason lacks '%s': %s\n", path, cases[i].needle, reason);
+        CU_ASSERT_PTR_NOT_NULL(found);
     }
 }
 
