@@ -15,6 +15,8 @@
 #include "hemoscan/cnn.h"
 #include "hemoscan/optim.h"
 
+#include "test_util.h"
+
 static float *random_input(hs_rng *rng, size_t n)
 {
     float *x = malloc(n * sizeof *x);
@@ -466,21 +468,19 @@ static void test_training_reproducible(void)
 
 int hs_register_cnn_tests(void)
 {
-    CU_pSuite suite = CU_add_suite("cnn", NULL, NULL);
-    if (suite == NULL)
-        return -1;
-    if (CU_add_test(suite, "reference network shape", test_reference_shape) == NULL ||
-        CU_add_test(suite, "bad layer lists are refused", test_rejects_bad_layer_lists) == NULL ||
-        CU_add_test(suite, "convolution known values", test_conv_known_values) == NULL ||
-        CU_add_test(suite, "gradient: valid conv, pool, dense, sigmoid", test_grad_conv_valid_pool_dense_sigmoid) == NULL ||
-        CU_add_test(suite, "gradient: same conv, relu layer, even kernel", test_grad_conv_same_relu_layer) == NULL ||
-        CU_add_test(suite, "gradient: dropout, softmax", test_grad_dropout_softmax) == NULL ||
-        CU_add_test(suite, "gradient: two threads", test_grad_two_threads) == NULL ||
-        CU_add_test(suite, "gradient check detects a wrong gradient", test_grad_check_detects_error) == NULL ||
-        CU_add_test(suite, "batch and threads agree", test_batch_and_threads_agree) == NULL ||
-        CU_add_test(suite, "fast kernels match the exact path", test_fast_kernels_match_exact) == NULL ||
-        CU_add_test(suite, "learns a toy problem", test_learns_toy_problem) == NULL ||
-        CU_add_test(suite, "training is reproducible", test_training_reproducible) == NULL)
-        return -1;
-    return 0;
+    static const hs_test_case tests[] = {
+        {"reference network shape", test_reference_shape},
+        {"bad layer lists are refused", test_rejects_bad_layer_lists},
+        {"convolution known values", test_conv_known_values},
+        {"gradient: valid conv, pool, dense, sigmoid", test_grad_conv_valid_pool_dense_sigmoid},
+        {"gradient: same conv, relu layer, even kernel", test_grad_conv_same_relu_layer},
+        {"gradient: dropout, softmax", test_grad_dropout_softmax},
+        {"gradient: two threads", test_grad_two_threads},
+        {"gradient check detects a wrong gradient", test_grad_check_detects_error},
+        {"batch and threads agree", test_batch_and_threads_agree},
+        {"fast kernels match the exact path", test_fast_kernels_match_exact},
+        {"learns a toy problem", test_learns_toy_problem},
+        {"training is reproducible", test_training_reproducible},
+    };
+    return hs_test_add_suite("cnn", NULL, NULL, tests, sizeof tests / sizeof tests[0]);
 }

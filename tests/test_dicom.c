@@ -943,13 +943,7 @@ static void test_two_threads(void)
 
 int hs_register_dicom_tests(void)
 {
-    CU_pSuite suite = CU_add_suite("dicom stage", suite_init, suite_clean);
-    if (suite == NULL)
-        return -1;
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } tests[] = {
+    static const hs_test_case tests[] = {
         {"verdict names", test_verdict_names},
         {"every shared sample file: verdict and decode", test_manifest_files},
         {"WG04 head slice: six transfer syntaxes agree", test_transfer_syntaxes},
@@ -965,8 +959,5 @@ int hs_register_dicom_tests(void)
         {"synthetic: truncated at every part", test_synthetic_truncated},
         {"two threads decoding at once", test_two_threads},
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
-        if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
-            return -1;
-    return 0;
+    return hs_test_add_suite("dicom stage", suite_init, suite_clean, tests, sizeof tests / sizeof tests[0]);
 }

@@ -159,13 +159,11 @@ static void test_c_locale(void)
 
 int hs_register_fileio_tests(void)
 {
-    CU_pSuite suite = CU_add_suite("file helpers", suite_init, suite_clean);
-    if (suite == NULL)
-        return -1;
-    if (CU_add_test(suite, "read: whole file, limit, terminating 0, errors", test_read_all) == NULL ||
-        CU_add_test(suite, "atomic write: content, mode, errors", test_write_atomic) == NULL ||
-        CU_add_test(suite, "atomic write: failed writer keeps the old file", test_write_atomic_writer_fails) == NULL ||
-        CU_add_test(suite, "C numeric locale enter and leave", test_c_locale) == NULL)
-        return -1;
-    return 0;
+    static const hs_test_case tests[] = {
+        {"read: whole file, limit, terminating 0, errors", test_read_all},
+        {"atomic write: content, mode, errors", test_write_atomic},
+        {"atomic write: failed writer keeps the old file", test_write_atomic_writer_fails},
+        {"C numeric locale enter and leave", test_c_locale},
+    };
+    return hs_test_add_suite("file helpers", suite_init, suite_clean, tests, sizeof tests / sizeof tests[0]);
 }

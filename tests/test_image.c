@@ -1393,13 +1393,7 @@ static void test_augment_range_and_geometry(void)
 
 int hs_register_image_tests(void)
 {
-    CU_pSuite suite = CU_add_suite("image stage", suite_init, suite_clean);
-    if (suite == NULL)
-        return -1;
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } tests[] = {
+    static const hs_test_case tests[] = {
         {"image alloc and free", test_image_alloc},
         {"PNG gray 1/2/4/8/16-bit and tRNS", test_png_gray},
         {"PNG gray+alpha 8/16-bit", test_png_gray_alpha},
@@ -1428,9 +1422,5 @@ int hs_register_image_tests(void)
         {"augment: brightness and contrast draws", test_augment_photometric},
         {"augment: range, rotation, zoom", test_augment_range_and_geometry},
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
-            return -1;
-    }
-    return 0;
+    return hs_test_add_suite("image stage", suite_init, suite_clean, tests, sizeof tests / sizeof tests[0]);
 }

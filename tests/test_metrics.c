@@ -964,13 +964,7 @@ static void test_svg_errors(void)
 
 int hs_register_metrics_tests(void)
 {
-    CU_pSuite suite = CU_add_suite("metrics and plots", suite_init, suite_clean);
-    if (suite == NULL)
-        return -1;
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } tests[] = {
+    static const hs_test_case tests[] = {
         {"AUC: hand examples with ties", test_auc_hand},
         {"AUC: undefined cases are NaN", test_auc_undefined},
         {"AUC: random data against all pairs", test_auc_random_vs_pairs},
@@ -991,9 +985,5 @@ int hs_register_metrics_tests(void)
         {"SVG: training history picture", test_svg_history},
         {"SVG: errors name the file", test_svg_errors},
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
-            return -1;
-    }
-    return 0;
+    return hs_test_add_suite("metrics and plots", suite_init, suite_clean, tests, sizeof tests / sizeof tests[0]);
 }

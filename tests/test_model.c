@@ -1045,13 +1045,7 @@ static void test_load_bad_header(void)
 
 int hs_register_model_tests(void)
 {
-    CU_pSuite suite = CU_add_suite("model file and checksums", suite_init, suite_clean);
-    if (suite == NULL)
-        return -1;
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } tests[] = {
+    static const hs_test_case tests[] = {
         {"status messages", test_status},
         {"SHA-256 of known inputs", test_sha256_known},
         {"SHA-256 of a file matches sha256sum", test_sha256_file},
@@ -1069,9 +1063,5 @@ int hs_register_model_tests(void)
         {"load: trailing garbage", test_load_trailing_garbage},
         {"load: malformed headers", test_load_bad_header},
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
-            return -1;
-    }
-    return 0;
+    return hs_test_add_suite("model file and checksums", suite_init, suite_clean, tests, sizeof tests / sizeof tests[0]);
 }

@@ -8,6 +8,8 @@
 
 #include "hemoscan/optim.h"
 
+#include "test_util.h"
+
 /* flatten -> dense(1) -> sigmoid on a 1x1x2 input: 2 weights, 1 bias. */
 static void tiny_net(hs_net *net)
 {
@@ -133,13 +135,11 @@ static void test_schedules(void)
 
 int hs_register_optim_tests(void)
 {
-    CU_pSuite suite = CU_add_suite("optim", NULL, NULL);
-    if (suite == NULL)
-        return -1;
-    if (CU_add_test(suite, "adam first step and decoupled decay", test_adam_first_step) == NULL ||
-        CU_add_test(suite, "sgd momentum and L2", test_sgd_momentum) == NULL ||
-        CU_add_test(suite, "adam converges", test_adam_converges) == NULL ||
-        CU_add_test(suite, "learning-rate schedules", test_schedules) == NULL)
-        return -1;
-    return 0;
+    static const hs_test_case tests[] = {
+        {"adam first step and decoupled decay", test_adam_first_step},
+        {"sgd momentum and L2", test_sgd_momentum},
+        {"adam converges", test_adam_converges},
+        {"learning-rate schedules", test_schedules},
+    };
+    return hs_test_add_suite("optim", NULL, NULL, tests, sizeof tests / sizeof tests[0]);
 }

@@ -469,13 +469,7 @@ static void test_errors(void)
 
 int hs_register_series_tests(void)
 {
-    CU_pSuite suite = CU_add_suite("series stage", suite_init, suite_clean);
-    if (suite == NULL)
-        return -1;
-    static const struct {
-        const char *name;
-        CU_TestFunc fn;
-    } tests[] = {
+    static const hs_test_case tests[] = {
         {"GE tilted head series: sorted along the normal, 4/7 mm, no gap", test_ge_tilt},
         {"edge folder: every file used or skipped with a reason", test_edge_folder},
         {"shuffled names sort by position", test_shuffled},
@@ -488,8 +482,5 @@ int hs_register_series_tests(void)
         {"messy folder: localizer, MR, junk, nesting, spaces, copy, loop", test_messy_folder},
         {"missing and empty folders", test_errors},
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
-        if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL)
-            return -1;
-    return 0;
+    return hs_test_add_suite("series stage", suite_init, suite_clean, tests, sizeof tests / sizeof tests[0]);
 }

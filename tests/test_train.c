@@ -312,14 +312,12 @@ static void test_scan_class_folders(void)
 
 int hs_register_train_tests(void)
 {
-    CU_pSuite suite = CU_add_suite("train", NULL, NULL);
-    if (suite == NULL)
-        return -1;
-    if (CU_add_test(suite, "training learns and picks the threshold", test_train_learns_and_picks_threshold) == NULL ||
-        CU_add_test(suite, "training is reproducible; early stopping", test_train_reproducible_and_early_stop) == NULL ||
-        CU_add_test(suite, "predictor averages the mirror image", test_predictor_flip_average) == NULL ||
-        CU_add_test(suite, "folds and splits are grouped and stratified", test_folds_grouped_and_stratified) == NULL ||
-        CU_add_test(suite, "class folders are scanned", test_scan_class_folders) == NULL)
-        return -1;
-    return 0;
+    static const hs_test_case tests[] = {
+        {"training learns and picks the threshold", test_train_learns_and_picks_threshold},
+        {"training is reproducible; early stopping", test_train_reproducible_and_early_stop},
+        {"predictor averages the mirror image", test_predictor_flip_average},
+        {"folds and splits are grouped and stratified", test_folds_grouped_and_stratified},
+        {"class folders are scanned", test_scan_class_folders},
+    };
+    return hs_test_add_suite("train", NULL, NULL, tests, sizeof tests / sizeof tests[0]);
 }

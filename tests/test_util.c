@@ -109,3 +109,15 @@ const char *hs_test_shared_data_dir(void)
     const char *dir = getenv("HEMOSCAN_SHARED_DATA");
     return dir != NULL && dir[0] != '\0' ? dir : "../shared/data";
 }
+
+int hs_test_add_suite(const char *name, CU_InitializeFunc init, CU_CleanupFunc clean,
+                      const hs_test_case *cases, size_t n)
+{
+    CU_pSuite suite = CU_add_suite(name, init, clean);
+    if (suite == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (CU_add_test(suite, cases[i].name, cases[i].fn) == NULL)
+            return -1;
+    return 0;
+}

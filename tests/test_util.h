@@ -1,5 +1,6 @@
-/* test_util.h - helpers the CUnit suites share: private temporary
- * directories, whole-file reads and writes, and where the sample data is.
+/* test_util.h - helpers the CUnit suites share: registering a suite from a
+ * table, private temporary directories, whole-file reads and writes, and
+ * where the sample data is.
  *
  * Written once here so that every suite cleans up the same way and finds
  * the shared data the same way as the shell tests (HEMOSCAN_SHARED_DATA,
@@ -10,7 +11,19 @@
 #ifndef HEMOSCAN_TEST_UTIL_H
 #define HEMOSCAN_TEST_UTIL_H
 
+#include <CUnit/CUnit.h>
 #include <stddef.h>
+
+/* One test of a suite's table. */
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+} hs_test_case;
+
+/* Adds a suite with init/clean (may be NULL) and the n tests of cases, in
+ * order. 0 on success, -1 if CUnit refused (the registry says why). */
+int hs_test_add_suite(const char *name, CU_InitializeFunc init, CU_CleanupFunc clean,
+                      const hs_test_case *cases, size_t n);
 
 /* Creates a new private directory $TMPDIR/hemoscan-test-NAME.XXXXXX (TMPDIR
  * defaulting to /tmp) and writes its path into dir, which holds cap bytes.
