@@ -13,16 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "hemoscan/checksum.h"
+#include "hemoscan/fileio.h"
 #include "hemoscan/rng.h"
-
-static int is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 static int has_png_ext(const char *name)
 {
@@ -61,7 +55,7 @@ static hs_status list_dir(const char *dir, int want_dirs, char ***names, int *co
             break;
         }
         snprintf(full, len, "%s/%s", dir, e->d_name);
-        int keep = want_dirs ? is_dir(full) : (has_png_ext(e->d_name) && !is_dir(full));
+        int keep = want_dirs ? hs_path_is_dir(full) : (has_png_ext(e->d_name) && !hs_path_is_dir(full));
         free(full);
         if (!keep)
             continue;

@@ -219,3 +219,15 @@ void hs_c_locale_leave(hs_c_locale *loc)
     uselocale(loc->old);
     freelocale(loc->c);
 }
+
+int hs_path_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int hs_path_is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}

@@ -20,6 +20,7 @@
 #include "config.h"
 #endif
 #include "hemoscan/dataset.h"
+#include "hemoscan/fileio.h"
 #include "hemoscan/image.h"
 #include "hemoscan/metrics.h"
 #include "hemoscan/plot.h"
@@ -35,18 +36,6 @@ static int fail(const hs_error *err)
 {
     fprintf(stderr, "hemoscan: %s\n", err->msg);
     return EXIT_FAILED;
-}
-
-static int is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int is_file(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 /* ---- shared pieces ------------------------------------------------------ */
@@ -98,7 +87,7 @@ static hs_status training_data(const options *o, const char *dir, hs_dataset *al
     snprintf(train_dir, sizeof train_dir, "%s/train", dir);
     snprintf(val_dir, sizeof val_dir, "%s/validate", dir);
     *is_val = NULL;
-    if (is_dir(train_dir) && is_dir(val_dir) && o->cv_folds == 0) {
+    if (hs_path_is_dir(train_dir) && hs_path_is_dir(val_dir) && o->cv_folds == 0) {
         hs_dataset train, val;
         hs_status st = hs_dataset_scan(train_dir, &train, err);
         if (st != HS_OK)
@@ -147,13 +136,13 @@ static hs_status training_data(const options *o, const char *dir, hs_dataset *al
         *is_val = flag;
         return HS_OK;
     }
-    const char *scan_dir = is_dir(train_dir) ? train_dir : dir;
+    const char *scan_dir = hs_path_is_dir(train_dir) ? train_dir : dir;
     hs_status st = hs_dataset_scan(scan_dir, all, err);
     if (st != HS_OK)
         return st;
     char groups[4096];
     snprintf(groups, sizeof groups, "%s/groups.csv", dir);
-    const char *groups_file = o->groups != NULL ? o->groups : (is_file(groups) ? groups : NULL);
+    const char *groups_file = o->groups != NULL ? o->groups : (hs_path_is_file(groups) ? groups : NULL);
     if (groups_file != NULL) {
         st = hs_dataset_load_groups(all, groups_file, err);
         if (st != HS_OK) {
@@ -334,17 +323,12 @@ static hs_status compute_report(const float *scores, const int *labels, int n, i
         r->auc_lo = m.auc_lo;
         r->auc_hi = m.auc_hi;
         for (int i = 0; i < n; i++)
-            predicted[i] = scores[i] >= threshold;
+            predicted[i] = hs_predicted_class(scores + i, 1, threshold);
         hs_confusion_matrix(labels, predicted, n, 2, r->confusion);
         return HS_OK;
     }
-    for (int i = 0; i < n; i++) {
-        int best = 0;
-        for (int c = 1; c < outputs; c++)
-            if (scores[(size_t)i * outputs + c] > scores[(size_t)i * outputs + best])
-                best = c;
-        predicted[i] = best;
-    }
+    for (int i = 0; i < n; i++)
+        predicted[i] = hs_predicted_class(scores + (size_t)i * outputs, outputs, threshold);
     hs_confusion_matrix(labels, predicted, n, n_classes, r->confusion);
     double *auc = calloc((size_t)n_classes, sizeof *auc);
     double *sens = calloc((size_t)n_classes, sizeof *sens);
@@ -605,17 +589,8 @@ int hs_mode_predict(const options *o)
             continue;
         }
         hs_predictor_run(pred, x, 1, p);
-        int cls = 0;
-        double score;
-        if (outputs == 1) {
-            score = p[0];
-            cls = score >= model.threshold;
-        } else {
-            for (int c = 1; c < outputs; c++)
-                if (p[c] > p[cls])
-                    cls = c;
-            score = p[cls];
-        }
+        int cls = hs_predicted_class(p, outputs, model.threshold);
+        double score = outputs == 1 ? p[0] : p[cls];
         if (all != NULL) {
             json_t *one = json_pack("{s:s,s:s,s:f}", "file", file, "class", model.class_name[cls],
                                     "score", score);

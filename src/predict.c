@@ -53,6 +53,17 @@ int hs_predictor_max_batch(const hs_predictor *pred)
     return pred->max_batch;
 }
 
+int hs_predicted_class(const float *probs, int outputs, double threshold)
+{
+    if (outputs == 1)
+        return probs[0] >= threshold;
+    int best = 0;
+    for (int c = 1; c < outputs; c++)
+        if (probs[c] > probs[best])
+            best = c;
+    return best;
+}
+
 void hs_flip_horizontal(const float *in, float *out, int n, int h, int w, int c)
 {
     for (long row = 0; row < (long)n * h; row++) {

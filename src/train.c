@@ -156,17 +156,8 @@ hs_status hs_history_write_csv(const hs_history *h, const char *path, hs_error *
 static int count_correct(const float *probs, const int *labels, int n, int k)
 {
     int correct = 0;
-    for (int i = 0; i < n; i++) {
-        int pred = 0;
-        if (k == 1) {
-            pred = probs[i] >= 0.5f;
-        } else {
-            for (int c = 1; c < k; c++)
-                if (probs[(size_t)i * k + c] > probs[(size_t)i * k + pred])
-                    pred = c;
-        }
-        correct += pred == labels[i];
-    }
+    for (int i = 0; i < n; i++)
+        correct += hs_predicted_class(probs + (size_t)i * k, k, 0.5) == labels[i];
     return correct;
 }
 

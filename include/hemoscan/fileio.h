@@ -1,5 +1,6 @@
-/* fileio.h - whole-file reads, crash-safe whole-file writes and the C
- * numeric locale, for the modules that keep files (the model, the plots).
+/* fileio.h - whole-file reads, crash-safe whole-file writes, file-type
+ * checks and the C numeric locale, for the modules that keep or look for
+ * files (the model, the plots, data folders).
  *
  * A file hemoscan writes is either the old one or the complete new one,
  * never half of one: a model is audited by its SHA-256 and a picture may be
@@ -53,5 +54,10 @@ typedef struct {
 
 int hs_c_locale_enter(hs_c_locale *loc);
 void hs_c_locale_leave(hs_c_locale *loc);
+
+/* Whether path names a directory / a regular file (following symbolic
+ * links); 0 when it does not exist or cannot be examined. */
+int hs_path_is_dir(const char *path);
+int hs_path_is_file(const char *path);
 
 #endif

@@ -26,6 +26,11 @@ int hs_predictor_max_batch(const hs_predictor *pred);
  * Any n: larger batches are run in chunks of max_batch. */
 void hs_predictor_run(hs_predictor *pred, const float *x, int n, float *probs);
 
+/* The class one image's probabilities (outputs values) point to: for a
+ * one-output model the positive class 1 when the score reaches threshold,
+ * else 0; for K outputs the most probable class (the first on ties). */
+int hs_predicted_class(const float *probs, int outputs, double threshold);
+
 /* Mirror HWC images left-right (n images of h x w x c) into out. */
 void hs_flip_horizontal(const float *in, float *out, int n, int h, int w, int c);
 
