@@ -1,15 +1,23 @@
-/* bench.c - `make bench`: speed and memory of the CNN engine.
+/* bench.c - `make bench`: speed and memory of the CNN engine and of the
+ * whole `hemoscan --study` job.
  *
  * Prints one line per figure, `BENCH <name> <value> <unit>`, so scripts and
  * people read the same output. Each figure is a median over repeated runs
- * after a warm-up, on the reference network (150x150x3, 265,953 parameters)
- * with synthetic data: speed does not depend on pixel values. This is a
+ * after a warm-up. The engine figures use the reference network (150x150x3,
+ * 265,953 parameters) with synthetic data: speed does not depend on pixel
+ * values. The study figures run the real program ($HEMOSCAN) as a separate
+ * process, as radiology IT would, on a 240-slice 512 x 512 JPEG Lossless
+ * series written by the project's generator ($HEMOSCAN_BUILDDIR), and take
+ * the wall time and the peak resident memory of that process. This is a
  * benchmark, not a test: it asserts nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hemoscan/cnn.h"
 #include "hemoscan/optim.h"
@@ -96,6 +104,92 @@ static double time_epoch(hs_net *net, const float *x, const int *y, int images,
     return m;
 }
 
+/* Runs argv as a child process; its wall time in seconds and peak RSS in
+ * MB. -1 when it could not run or failed. */
+static double run_child(char *const argv[], double *rss_mb)
+{
+    double t0 = now_s();
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1.0;
+    if (pid == 0) {
+        if (freopen("/dev/null", "w", stdout) == NULL)
+            _exit(127);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status = 0;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) != pid)
+        return -1.0;
+    double t = now_s() - t0;
+    *rss_mb = ru.ru_maxrss / 1024.0;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? t : -1.0;
+}
+
+/* The study figures: make the series once (kept in bench/study-240 for the
+ * next run), then time `hemoscan --study` on it, with and without the
+ * mirror-image averaging. */
+static void bench_study(int quick)
+{
+    const char *prog = getenv("HEMOSCAN");
+    const char *build = getenv("HEMOSCAN_BUILDDIR");
+    if (prog == NULL || build == NULL) {
+        printf("BENCH study skipped: run through `make bench` (HEMOSCAN, HEMOSCAN_BUILDDIR)\n");
+        return;
+    }
+    char dir[4096], db[4200], cmd[12288];
+    snprintf(dir, sizeof dir, "%s/bench/study-240", build);
+    snprintf(db, sizeof db, "%s/bench/study-240.db", build);
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        snprintf(cmd, sizeof cmd,
+                 "'%s/testdata/gen/hs-gen-ct' --out '%s' --slices 240 --thickness 0.625 --ts jpeg-lossless "
+                 "--bleed iph:25,-15,10,30 --seed 3 -q",
+                 build, dir);
+        if (system(cmd) != 0) {
+            printf("BENCH study skipped: the generator failed: %s\n", cmd);
+            return;
+        }
+    }
+    const char *variants[2][2] = {{"study_240", NULL}, {"study_240_no_tta", "--no-tta"}};
+    int reps = quick ? 1 : 5;
+    for (int v = 0; v < 2; v++) {
+        double secs[16], rss = 0.0, worst_rss = 0.0;
+        int ok = 0;
+        for (int r = 0; r < reps + 1; r++) { /* the first run warms the page cache */
+            unlink(db);
+            char *argv[8];
+            int a = 0;
+            argv[a++] = (char *)prog;
+            argv[a++] = "--study";
+            argv[a++] = "--db";
+            argv[a++] = db;
+            if (variants[v][1] != NULL)
+                argv[a++] = (char *)variants[v][1];
+            argv[a++] = dir;
+            argv[a] = NULL;
+            double t = run_child(argv, &rss);
+            if (t < 0) {
+                printf("BENCH %s failed: %s --study %s\n", variants[v][0], prog, dir);
+                break;
+            }
+            if (r > 0) {
+                secs[ok++] = t;
+                worst_rss = rss > worst_rss ? rss : worst_rss;
+            }
+        }
+        if (ok == reps) {
+            double t = median(secs, ok);
+            printf("BENCH %s_s %.3f s\n", variants[v][0], t);
+            printf("BENCH %s_sps %.1f slices/s\n", variants[v][0], 240.0 / t);
+            printf("BENCH %s_peak_rss_mb %.1f MB\n", variants[v][0], worst_rss);
+            fflush(stdout);
+        }
+    }
+    unlink(db);
+}
+
 int main(int argc, char **argv)
 {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
@@ -132,6 +226,8 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("BENCH peak_rss_mb %.1f MB\n", ru.ru_maxrss / 1024.0);
+    fflush(stdout);
+    bench_study(quick);
     free(x);
     free(y);
     hs_net_free(&net);

@@ -728,8 +728,20 @@ hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xf
         if (el->getLength() / 2 < n)
             return hs_fail(err, HS_ERR_FORMAT, "%s: Pixel Data has %lu bytes, expected %zu for %d x %d x 16 bits",
                            path, (unsigned long)el->getLength(), n * 2, h->rows, h->columns);
-        for (size_t i = 0; i < n; i++)
-            (*stored)[i] = hs_stored_value(px[i], h->bits_stored, h->high_bit, is_signed);
+        long *dst = stored->data();
+        if (h->bits_stored == 16 && h->high_bit == 15) {
+            /* the common case: every bit is the value, no masking */
+            if (is_signed) {
+                for (size_t i = 0; i < n; i++)
+                    dst[i] = (int16_t)px[i];
+            } else {
+                for (size_t i = 0; i < n; i++)
+                    dst[i] = px[i];
+            }
+        } else {
+            for (size_t i = 0; i < n; i++)
+                dst[i] = hs_stored_value(px[i], h->bits_stored, h->high_bit, is_signed);
+        }
     } else {
         Uint8 *px = nullptr;
         OFCondition c = el->getUint8Array(px);
@@ -778,15 +790,23 @@ void hs_stored_to_hu(const hs_dicom_header *h, const std::vector<long> &stored, 
         }
         wrap = counted > 0 && high * 10 >= counted;
     }
+    const double slope = h->rescale_slope, intercept = h->rescale_intercept;
+    const long *src = stored.data();
+    if (!pad && !wrap) {
+        /* the common case, kept branch-free so that it vectorises */
+        for (size_t i = 0; i < n; i++)
+            hu[i] = (float)((double)src[i] * slope + intercept);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
-        long v = stored[i];
+        long v = src[i];
         if (pad && v >= pad_lo && v <= pad_hi) {
             hu[i] = hs_padding_hu;
             continue;
         }
         if (wrap && v >= 2048)
             v -= 4096;
-        hu[i] = (float)((double)v * h->rescale_slope + h->rescale_intercept);
+        hu[i] = (float)((double)v * slope + intercept);
     }
 }
 

@@ -231,3 +231,32 @@ int hs_path_is_file(const char *path)
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
+
+hs_status hs_make_dirs(const char *dir, unsigned mode, hs_error *err)
+{
+    char path[4096];
+    size_t len = dir != NULL ? strlen(dir) : 0;
+    if (len == 0 || len >= sizeof path)
+        return hs_fail(err, HS_ERR_ARG, "cannot create folder '%.200s': empty or too long a path",
+                       dir != NULL ? dir : "");
+    memcpy(path, dir, len + 1);
+    /* Each prefix ending before a '/', then the whole path. */
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, (mode_t)mode) != 0 && errno != EEXIST) {
+            int e = errno;
+            path[i] = saved;
+            return hs_fail(err, HS_ERR_IO, "%s: cannot create folder: %s", dir, strerror(e));
+        }
+        if (!hs_path_is_dir(path)) {
+            hs_status st = hs_fail(err, HS_ERR_IO, "%s: cannot create folder: %s is not a folder", dir, path);
+            path[i] = saved;
+            return st;
+        }
+        path[i] = saved;
+    }
+    return HS_OK;
+}

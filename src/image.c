@@ -459,60 +459,12 @@ hs_status hs_image_to_gray(const hs_image *in, hs_image *gray, hs_error *err)
 
 /* ---- head crop ------------------------------------------------------------ */
 
-/* Per-pixel state during the crop. */
-enum {
-    PX_DARK = 0,   /* at or below threshold */
-    PX_BRIGHT,     /* above threshold, not yet visited */
-    PX_SEEN,       /* above threshold, its component has been measured */
-    PX_REGION,     /* in the head region */
-    PX_BACKGROUND  /* outside the region, connected to the border */
-};
-
-typedef struct {
-    int x0, y0, x1, y1; /* inclusive */
-} box;
-
-/* Grows the marked set from the pixels on stack[0 .. top): every neighbour
- * inside b whose state is in from_mask (bit 1 << state) is set to `to` and
- * pushed. Neighbours are 8-connected if eight, else 4-connected. The seeds
- * must already carry `to`. Returns how many pixels were popped; extends
- * *extent (if given) to cover each of them. */
-static size_t flood(unsigned char *state, int width, box b, uint32_t *stack, size_t top,
-                    unsigned from_mask, unsigned char to, int eight, box *extent)
-{
-    static const int dx[8] = {1, -1, 0, 0, 1, 1, -1, -1};
-    static const int dy[8] = {0, 0, 1, -1, 1, -1, 1, -1};
-    int n_dir = eight ? 8 : 4;
-    size_t count = 0;
-    while (top > 0) {
-        uint32_t p = stack[--top];
-        int x = (int)(p % (uint32_t)width);
-        int y = (int)(p / (uint32_t)width);
-        count++;
-        if (extent != NULL) {
-            if (x < extent->x0)
-                extent->x0 = x;
-            if (x > extent->x1)
-                extent->x1 = x;
-            if (y < extent->y0)
-                extent->y0 = y;
-            if (y > extent->y1)
-                extent->y1 = y;
-        }
-        for (int d = 0; d < n_dir; d++) {
-            int nx = x + dx[d];
-            int ny = y + dy[d];
-            if (nx < b.x0 || nx > b.x1 || ny < b.y0 || ny > b.y1)
-                continue;
-            uint32_t q = (uint32_t)ny * (uint32_t)width + (uint32_t)nx;
-            if (((from_mask >> state[q]) & 1u) == 0)
-                continue;
-            state[q] = to;
-            stack[top++] = q;
-        }
-    }
-    return count;
-}
+/* The crop works on runs (horizontal stretches of pixels on one row) rather
+ * than on pixels: connected components are found by joining overlapping
+ * runs of neighbouring rows with union-find, so the cost is one pass over
+ * the pixels to find the runs plus work proportional to the number of runs
+ * (a few dozen per row of a CT slice), instead of a flood fill visiting
+ * every pixel and its eight neighbours three times. */
 
 static hs_status image_copy(const hs_image *in, hs_image *out, hs_error *err)
 {
@@ -522,88 +474,208 @@ static hs_status image_copy(const hs_image *in, hs_image *out, hs_error *err)
     return st;
 }
 
+typedef struct {
+    int y, x0, x1; /* inclusive */
+} run;
+
+typedef struct {
+    run *r;
+    int n, cap;
+    int *row_start; /* height + 1 entries: runs of row y are [row_start[y], row_start[y+1]) */
+} run_list;
+
+static int run_push(run_list *l, int y, int x0, int x1)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 1024;
+        run *grown = realloc(l->r, (size_t)cap * sizeof *grown);
+        if (grown == NULL)
+            return -1;
+        l->r = grown;
+        l->cap = cap;
+    }
+    l->r[l->n++] = (run){y, x0, x1};
+    return 0;
+}
+
+static int uf_find(int *parent, int i)
+{
+    while (parent[i] != i) {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    return i;
+}
+
+/* Joins the sets of a and b; the smaller index becomes the root, so a
+ * root is always the first run of its component in raster order. */
+static void uf_union(int *parent, int a, int b)
+{
+    a = uf_find(parent, a);
+    b = uf_find(parent, b);
+    if (a < b)
+        parent[b] = a;
+    else if (b < a)
+        parent[a] = b;
+}
+
+/* Union every run of row y with the runs of row y - 1 it touches: overlap
+ * in columns, widened by one for 8-connectivity (diagonal neighbours). */
+static void join_rows(const run_list *l, int *parent, int y, int widen)
+{
+    int a = l->row_start[y - 1], a_end = l->row_start[y];
+    int b = l->row_start[y], b_end = l->row_start[y + 1];
+    while (a < a_end && b < b_end) {
+        const run *p = &l->r[a], *q = &l->r[b];
+        if (p->x1 + widen >= q->x0 && q->x1 + widen >= p->x0)
+            uf_union(parent, a, b);
+        /* advance the run that ends first */
+        if (p->x1 < q->x1)
+            a++;
+        else
+            b++;
+    }
+}
+
 hs_status hs_image_crop_head(const hs_image *gray, float threshold, hs_image *out, hs_error *err)
 {
     if (out != NULL)
         memset(out, 0, sizeof *out);
     if (!image_ok(gray) || out == NULL || out == gray)
         return hs_fail(err, HS_ERR_ARG, "hs_image_crop_head: no image, an invalid one or no separate output given");
-    if (gray->channels != 1)
-        return hs_fail(err, HS_ERR_ARG, "hs_image_crop_head: image has %d channels, expected 1 (gray)",
-                       gray->channels);
     if (isnan(threshold))
         return hs_fail(err, HS_ERR_ARG, "hs_image_crop_head: threshold is NaN, expected a number in [0, 1]");
 
-    int w = gray->width, h = gray->height;
-    size_t n = (size_t)w * (size_t)h;
-    unsigned char *state = malloc(n);
-    uint32_t *stack = malloc(n * sizeof *stack);
-    if (state == NULL || stack == NULL) {
-        free(state);
-        free(stack);
-        return hs_fail(err, HS_ERR_NOMEM, "hs_image_crop_head: cannot allocate work space for %dx%d pixels", w,
-                       h);
-    }
-    for (size_t i = 0; i < n; i++)
-        state[i] = gray->px[i] > threshold ? PX_BRIGHT : PX_DARK;
+    int w = gray->width, h = gray->height, c = gray->channels;
+    run_list bright = {0}, gaps = {0};
+    int *parent = NULL;
+    char *edge = NULL;
+    hs_status st = HS_OK;
+    bright.row_start = malloc(((size_t)h + 1) * sizeof *bright.row_start);
+    gaps.row_start = malloc(((size_t)h + 1) * sizeof *gaps.row_start);
+    if (bright.row_start == NULL || gaps.row_start == NULL)
+        goto nomem;
 
-    /* Measure every bright component; the first largest is the head. */
-    box all = {0, 0, w - 1, h - 1};
-    size_t best = 0, seed = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (state[i] != PX_BRIGHT)
-            continue;
-        state[i] = PX_SEEN;
-        stack[0] = (uint32_t)i;
-        size_t size = flood(state, w, all, stack, 1, 1u << PX_BRIGHT, PX_SEEN, 1, NULL);
-        if (size > best) {
-            best = size;
-            seed = i;
+    /* Runs of pixels above threshold (on channel 0), row by row. */
+    for (int y = 0; y < h; y++) {
+        bright.row_start[y] = bright.n;
+        const float *row = gray->px + (size_t)y * (size_t)w * (size_t)c;
+        int x = 0;
+        while (x < w) {
+            while (x < w && !(row[(size_t)x * (size_t)c] > threshold))
+                x++;
+            if (x == w)
+                break;
+            int x0 = x;
+            while (x < w && row[(size_t)x * (size_t)c] > threshold)
+                x++;
+            if (run_push(&bright, y, x0, x - 1) != 0)
+                goto nomem;
         }
     }
-    if (best == 0) {
-        free(state);
-        free(stack);
+    bright.row_start[h] = bright.n;
+    if (bright.n == 0) {
+        free(bright.row_start);
+        free(gaps.row_start);
         return image_copy(gray, out, err);
     }
 
-    /* Mark the head and find its bounding box. */
-    box bb = {w, h, -1, -1};
-    state[seed] = PX_REGION;
-    stack[0] = (uint32_t)seed;
-    flood(state, w, all, stack, 1, 1u << PX_SEEN, PX_REGION, 1, &bb);
-
-    /* Background inside the box: non-region pixels 4-connected to the box's
-     * edge. Every pixel outside the box is background anyway (a straight
-     * line away from the box reaches the image border), so a non-region
-     * pixel on the box edge touches the background and seeds the fill. */
-    unsigned not_region = (1u << PX_DARK) | (1u << PX_BRIGHT) | (1u << PX_SEEN);
-    size_t top = 0;
-    for (int y = bb.y0; y <= bb.y1; y++) {
-        for (int x = bb.x0; x <= bb.x1; x++) {
-            if (y != bb.y0 && y != bb.y1 && x != bb.x0 && x != bb.x1)
-                continue;
-            size_t q = (size_t)y * (size_t)w + (size_t)x;
-            if (((not_region >> state[q]) & 1u) == 0)
-                continue;
-            state[q] = PX_BACKGROUND;
-            stack[top++] = (uint32_t)q;
-        }
+    /* 8-connected components; the largest is the head, the first in raster
+     * order (the smallest root) on a tie. */
+    parent = malloc((size_t)bright.n * sizeof *parent);
+    if (parent == NULL)
+        goto nomem;
+    for (int i = 0; i < bright.n; i++)
+        parent[i] = i;
+    for (int y = 1; y < h; y++)
+        join_rows(&bright, parent, y, 1);
+    /* Sizes accumulate on the roots; reuse a second array. */
+    size_t *size = calloc((size_t)bright.n, sizeof *size);
+    if (size == NULL)
+        goto nomem;
+    int head = -1;
+    for (int i = 0; i < bright.n; i++)
+        size[uf_find(parent, i)] += (size_t)(bright.r[i].x1 - bright.r[i].x0 + 1);
+    for (int i = 0; i < bright.n; i++) {
+        if (parent[i] == i && (head < 0 || size[i] > size[head]))
+            head = i;
     }
-    flood(state, w, bb, stack, top, not_region, PX_BACKGROUND, 0, NULL);
+    free(size);
 
-    hs_status st = hs_image_alloc(out, bb.x1 - bb.x0 + 1, bb.y1 - bb.y0 + 1, 1, err);
+    /* The head's runs (marked by parent[i] = -1) and bounding box. */
+    int bx0 = w, by0 = h, bx1 = -1, by1 = -1;
+    for (int i = 0; i < bright.n; i++) {
+        if (uf_find(parent, i) != head)
+            continue;
+        const run *r = &bright.r[i];
+        bx0 = r->x0 < bx0 ? r->x0 : bx0;
+        bx1 = r->x1 > bx1 ? r->x1 : bx1;
+        by0 = r->y < by0 ? r->y : by0;
+        by1 = r->y > by1 ? r->y : by1;
+    }
+    for (int i = bright.n - 1; i >= 0; i--)
+        parent[i] = uf_find(parent, i) == head ? -1 : 0;
+
+    /* Gaps: the stretches of each box row not covered by a head run. Those
+     * 4-connected (exact column overlap) to a gap on the box's edge are
+     * background; the others are holes of the head and are kept. */
+    for (int y = 0; y < by0; y++)
+        gaps.row_start[y] = 0;
+    for (int y = by0; y <= by1; y++) {
+        gaps.row_start[y] = gaps.n;
+        int x = bx0;
+        for (int i = bright.row_start[y]; i < bright.row_start[y + 1]; i++) {
+            if (parent[i] != -1)
+                continue;
+            if (bright.r[i].x0 > x && run_push(&gaps, y, x, bright.r[i].x0 - 1) != 0)
+                goto nomem;
+            x = bright.r[i].x1 + 1;
+        }
+        if (x <= bx1 && run_push(&gaps, y, x, bx1) != 0)
+            goto nomem;
+    }
+    for (int y = by1 + 1; y <= h; y++)
+        gaps.row_start[y] = gaps.n;
+    free(parent);
+    parent = malloc(((size_t)gaps.n + 1) * sizeof *parent);
+    edge = calloc((size_t)gaps.n + 1, 1);
+    if (parent == NULL || edge == NULL)
+        goto nomem;
+    for (int i = 0; i < gaps.n; i++)
+        parent[i] = i;
+    for (int y = by0 + 1; y <= by1; y++)
+        join_rows(&gaps, parent, y, 0);
+    for (int i = 0; i < gaps.n; i++) {
+        const run *g = &gaps.r[i];
+        if (g->y == by0 || g->y == by1 || g->x0 == bx0 || g->x1 == bx1)
+            edge[uf_find(parent, i)] = 1;
+    }
+
+    /* Copy the box, then zero the background gaps. */
+    st = hs_image_alloc(out, bx1 - bx0 + 1, by1 - by0 + 1, c, err);
     if (st == HS_OK) {
-        for (int y = bb.y0; y <= bb.y1; y++) {
-            const float *src = gray->px + (size_t)y * (size_t)w;
-            const unsigned char *s = state + (size_t)y * (size_t)w;
-            float *dst = out->px + (size_t)(y - bb.y0) * (size_t)out->width;
-            for (int x = bb.x0; x <= bb.x1; x++)
-                dst[x - bb.x0] = s[x] == PX_BACKGROUND ? 0.0f : src[x];
+        size_t row_values = (size_t)out->width * (size_t)c;
+        for (int y = by0; y <= by1; y++)
+            memcpy(out->px + (size_t)(y - by0) * row_values,
+                   gray->px + ((size_t)y * (size_t)w + (size_t)bx0) * (size_t)c, row_values * sizeof *out->px);
+        for (int i = 0; i < gaps.n; i++) {
+            const run *g = &gaps.r[i];
+            if (!edge[uf_find(parent, i)])
+                continue;
+            float *dst = out->px + ((size_t)(g->y - by0) * (size_t)out->width + (size_t)(g->x0 - bx0)) * (size_t)c;
+            memset(dst, 0, (size_t)(g->x1 - g->x0 + 1) * (size_t)c * sizeof *dst);
         }
     }
-    free(state);
-    free(stack);
+    goto done;
+nomem:
+    st = hs_fail(err, HS_ERR_NOMEM, "hs_image_crop_head: cannot allocate work space for %dx%d pixels", w, h);
+done:
+    free(bright.r);
+    free(bright.row_start);
+    free(gaps.r);
+    free(gaps.row_start);
+    free(parent);
+    free(edge);
     return st;
 }
 
@@ -802,8 +874,16 @@ hs_status hs_prepare_input(const hs_image *picture, const hs_input_recipe *recip
         return hs_fail(err, HS_ERR_ARG, "input recipe: %d channels, expected 1..%d", recipe->channels,
                        HS_MODEL_MAX_CHANNELS);
 
+    /* A gray recipe, or a one-channel picture, is reduced to gray and
+     * replicated; otherwise the picture already holds one rendering per
+     * channel (a CT slice through each window) and keeps them. */
+    int per_channel = !hs_recipe_is_gray(recipe) && picture->channels > 1;
+    if (per_channel && picture->channels != recipe->channels)
+        return hs_fail(err, HS_ERR_ARG,
+                       "input recipe has %d distinct windows but the picture has %d channels",
+                       recipe->channels, picture->channels);
     hs_image gray = {0}, cropped = {0}, fitted = {0};
-    hs_status st = hs_image_to_gray(picture, &gray, err);
+    hs_status st = per_channel ? image_copy(picture, &gray, err) : hs_image_to_gray(picture, &gray, err);
     if (st == HS_OK && crop)
         st = hs_image_crop_head(&gray, HS_HEAD_THRESHOLD, &cropped, err);
     if (st == HS_OK)
@@ -814,7 +894,8 @@ hs_status hs_prepare_input(const hs_image *picture, const hs_input_recipe *recip
         int c = recipe->channels;
         for (size_t i = 0; i < n; i++) {
             for (int k = 0; k < c; k++)
-                out[i * (size_t)c + (size_t)k] = fitted.px[i];
+                out[i * (size_t)c + (size_t)k] = fitted.px[i * (size_t)fitted.channels +
+                                                            (size_t)(per_channel ? k : 0)];
         }
     }
     hs_image_free(&gray);

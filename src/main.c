@@ -2,13 +2,15 @@
  *
  * Nothing here computes anything; each mode lives in a modes_*.c file that
  * wires the pipeline modules together. The option vocabulary follows
- * DCMTK's tools (-h, --version, -q, -v). Exit codes: 0 success, 1 an
- * operation failed, 2 the command line is wrong. */
+ * DCMTK's tools (-h, --version, -q, -v). Exit codes are listed in modes.h
+ * and hemoscan(1). */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -49,6 +51,22 @@ const char *hs_model_path(const options *o)
     return path;
 }
 
+int hs_load_model(const options *o, hs_model *model, const char **path)
+{
+    hs_error err = {0};
+    *path = hs_model_path(o);
+    if (hs_model_load(model, *path, &err) != HS_OK) {
+        fprintf(stderr, "hemoscan: %s\n", err.msg);
+        return EXIT_FAILED;
+    }
+    return EXIT_OK;
+}
+
+json_t *hs_json_number(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -56,6 +74,11 @@ static void usage(FILE *out)
             "Find intracranial hemorrhage on head CT (decision support, not a diagnosis).\n"
             "\n"
             "Modes:\n"
+            "  --study DIR...         read each DICOM head CT study folder: verdict on\n"
+            "                         stdout, everything recorded in the audit database\n"
+            "  --export DIR... --out PNGDIR\n"
+            "                         write every slice as the model sees it (PNG), one\n"
+            "                         folder per series, to label and train on\n"
             "  --predict FILE.png...  score pictures: class and score per file\n"
             "  --eval DIR             evaluate on DIR/CLASS/*.png: accuracy, sensitivity,\n"
             "                         specificity, precision, F1, ROC AUC (95%% CI), confusion\n"
@@ -71,12 +94,21 @@ static void usage(FILE *out)
             "  --json                 machine-readable output\n"
             "  --plots DIR            write pictures (ROC curve, training curves) as SVG\n"
             "  --no-tta               do not average each image with its mirror image\n"
-            "  --threads N            worker threads (default 1)\n"
+            "  --threads N            worker threads (default: 1 for training, every\n"
+            "                         core for --study)\n"
             "  --seed N               seed for every random choice (default 1)\n"
             "  -q, --quiet            print errors only\n"
             "  -v, --verbose          print more detail\n"
             "  -h, --help             print this help and exit\n"
             "      --version          print the version and exit\n"
+            "\n"
+            "Study options:\n"
+            "  --db FILE              audit database (default $HEMOSCAN_DB, else\n"
+            "                         $XDG_STATE_HOME/hemoscan/audit.db, else\n"
+            "                         ~/.local/state/hemoscan/audit.db)\n"
+            "  --all-series           score every eligible series, not only the best\n"
+            "  --min-thickness MM     preferred slice thickness range (2)\n"
+            "  --max-thickness MM     (10)\n"
             "\n"
             "Training options (defaults are the recipe of the default model):\n"
             "  --val-split F          validation fraction when DIR has no validate/ (0.2)\n"
@@ -91,7 +123,8 @@ static void usage(FILE *out)
             "  --min-sensitivity X    operating point for the threshold (0.95)\n"
             "  --cv-repeats N         repeat cross-validation with new folds (1)\n"
             "\n"
-            "Exit status: 0 success, 1 an operation failed, 2 usage error. See hemoscan(1).\n",
+            "Exit status: 0 success, 1 an operation failed, 2 usage error, 3 no readable\n"
+            "CT series in a study, 4 a study not assessable. See hemoscan(1).\n",
             HEMOSCAN_DATADIR, DEFAULT_MODEL_NAME);
 }
 
@@ -123,7 +156,8 @@ enum {
     OPT_VERSION = 256, OPT_INIT_MODEL, OPT_MODEL_INFO, OPT_MODEL, OPT_SEED, OPT_THREADS,
     OPT_TRAIN, OPT_EVAL, OPT_PREDICT, OPT_JSON, OPT_PLOTS, OPT_CV, OPT_CV_REPEATS, OPT_VAL_SPLIT,
     OPT_GROUPS, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_DROPOUT, OPT_WEIGHT_DECAY, OPT_OPTIMIZER,
-    OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS, OPT_AUG_STRENGTH
+    OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS, OPT_AUG_STRENGTH,
+    OPT_STUDY, OPT_EXPORT, OPT_OUT, OPT_DB, OPT_ALL_SERIES, OPT_MIN_THICKNESS, OPT_MAX_THICKNESS
 };
 
 static const struct option longopts[] = {
@@ -158,11 +192,18 @@ static const struct option longopts[] = {
     {"augment-strength", required_argument, NULL, OPT_AUG_STRENGTH},
     {"no-tta", no_argument, NULL, OPT_NO_TTA},
     {"min-sensitivity", required_argument, NULL, OPT_MIN_SENS},
+    {"study", no_argument, NULL, OPT_STUDY},
+    {"export", no_argument, NULL, OPT_EXPORT},
+    {"out", required_argument, NULL, OPT_OUT},
+    {"db", required_argument, NULL, OPT_DB},
+    {"all-series", no_argument, NULL, OPT_ALL_SERIES},
+    {"min-thickness", required_argument, NULL, OPT_MIN_THICKNESS},
+    {"max-thickness", required_argument, NULL, OPT_MAX_THICKNESS},
     {NULL, 0, NULL, 0},
 };
 
 /* One option with its argument; -1 on a bad value. */
-static int take_option(options *o, int c, const char *arg, int *predict)
+static int take_option(options *o, int c, const char *arg)
 {
     long v;
     double d;
@@ -174,7 +215,22 @@ static int take_option(options *o, int c, const char *arg, int *predict)
     case OPT_MODEL: o->model = arg; break;
     case OPT_TRAIN: o->train_dir = arg; break;
     case OPT_EVAL: o->eval_dir = arg; break;
-    case OPT_PREDICT: *predict = 1; break;
+    case OPT_PREDICT: o->predict = 1; break;
+    case OPT_STUDY: o->study = 1; break;
+    case OPT_EXPORT: o->export_slices = 1; break;
+    case OPT_OUT: o->out_dir = arg; break;
+    case OPT_DB: o->db = arg; break;
+    case OPT_ALL_SERIES: o->all_series = 1; break;
+    case OPT_MIN_THICKNESS:
+        if (parse_double("--min-thickness", arg, 0.0, 100.0, &d) != 0)
+            return -1;
+        o->min_thickness = d;
+        break;
+    case OPT_MAX_THICKNESS:
+        if (parse_double("--max-thickness", arg, 0.0, 100.0, &d) != 0)
+            return -1;
+        o->max_thickness = d;
+        break;
     case OPT_JSON: o->json = 1; break;
     case OPT_PLOTS: o->plots = arg; break;
     case OPT_GROUPS: o->groups = arg; break;
@@ -195,6 +251,7 @@ static int take_option(options *o, int c, const char *arg, int *predict)
         if (parse_long("--threads", arg, 1, 256, &v) != 0)
             return -1;
         o->threads = o->train.threads = (int)v;
+        o->threads_given = 1;
         break;
     case OPT_CV:
         if (parse_long("--cv", arg, 2, 100, &v) != 0)
@@ -300,7 +357,6 @@ static int parse_options(int argc, char **argv, options *o)
     size_t used = (size_t)snprintf(o->command, sizeof o->command, "hemoscan");
     for (int i = 1; i < argc && used + 2 < sizeof o->command; i++)
         used += (size_t)snprintf(o->command + used, sizeof o->command - used, " %s", argv[i]);
-    int predict = 0;
     opterr = 0;
     for (;;) {
         int c = getopt_long(argc, argv, ":hqv", longopts, NULL);
@@ -324,15 +380,18 @@ static int parse_options(int argc, char **argv, options *o)
             fprintf(stderr, "hemoscan: unknown option '%s' (try --help)\n", argv[optind - 1]);
             return -1;
         }
-        if (take_option(o, c, optarg, &predict) != 0)
+        if (take_option(o, c, optarg) != 0)
             return -1;
     }
     o->train.verbose = o->verbose < 0 ? 0 : 2;
-    if (predict) {
-        o->predict_files = argv + optind;
-        o->n_predict = argc - optind;
-        if (o->n_predict == 0) {
-            fprintf(stderr, "hemoscan: --predict needs at least one PNG file\n");
+    int listing = o->predict + o->study + o->export_slices;
+    if (listing >= 1) {
+        o->paths = argv + optind;
+        o->n_paths = argc - optind;
+        if (o->n_paths == 0) {
+            fprintf(stderr, "hemoscan: %s needs at least one %s\n",
+                    o->predict ? "--predict" : o->study ? "--study" : "--export",
+                    o->predict ? "PNG file" : "study folder");
             return -1;
         }
     } else if (optind < argc) {
@@ -340,7 +399,7 @@ static int parse_options(int argc, char **argv, options *o)
         return -1;
     }
     int modes = (o->init_model != NULL || o->model_info != NULL) + (o->train_dir != NULL) +
-                (o->eval_dir != NULL) + predict;
+                (o->eval_dir != NULL) + listing;
     if (modes == 0) {
         fprintf(stderr, "hemoscan: no mode given (try --help)\n");
         return -1;
@@ -348,6 +407,24 @@ static int parse_options(int argc, char **argv, options *o)
     if (modes > 1) {
         fprintf(stderr, "hemoscan: give one mode at a time (try --help)\n");
         return -1;
+    }
+    if (o->export_slices && o->out_dir == NULL) {
+        fprintf(stderr, "hemoscan: --export needs --out PNGDIR\n");
+        return -1;
+    }
+    if (o->out_dir != NULL && !o->export_slices) {
+        fprintf(stderr, "hemoscan: --out works with --export\n");
+        return -1;
+    }
+    if (o->min_thickness > 0 && o->max_thickness > 0 && o->min_thickness > o->max_thickness) {
+        fprintf(stderr, "hemoscan: --min-thickness %g is above --max-thickness %g\n", o->min_thickness,
+                o->max_thickness);
+        return -1;
+    }
+    if (o->study && !o->threads_given) {
+        /* reading a study is decode-bound and files are independent */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        o->threads = cores < 1 ? 1 : cores > 8 ? 8 : (int)cores;
     }
     if (o->cv_folds > 0 && o->train_dir == NULL) {
         fprintf(stderr, "hemoscan: --cv works with --train DIR\n");
@@ -367,8 +444,12 @@ int main(int argc, char **argv)
         return o.cv_folds > 0 ? hs_mode_cross_validate(&o) : hs_mode_train(&o);
     if (o.eval_dir != NULL)
         return hs_mode_eval(&o);
-    if (o.n_predict > 0)
+    if (o.predict)
         return hs_mode_predict(&o);
+    if (o.study)
+        return hs_mode_study(&o);
+    if (o.export_slices)
+        return hs_mode_export(&o);
     if (o.init_model != NULL) {
         int rc = hs_mode_init_model(&o);
         if (rc != EXIT_OK || o.model_info == NULL)

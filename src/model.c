@@ -1162,6 +1162,15 @@ static hs_status load_buffer(hs_model *m, const unsigned char *buf, size_t len, 
 
 /* ---- public ------------------------------------------------------------------ */
 
+int hs_recipe_is_gray(const hs_input_recipe *recipe)
+{
+    for (int c = 0; c < recipe->channels && c < HS_MODEL_MAX_CHANNELS; c++) {
+        if (strncmp(recipe->channel[c].name, "gray", sizeof recipe->channel[c].name) != 0)
+            return 0;
+    }
+    return recipe->channels > 0;
+}
+
 void hs_input_recipe_default(hs_input_recipe *recipe)
 {
     static const hs_channel_recipe windows[3] = {

@@ -6,9 +6,20 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "hemoscan/model.h"
 #include "hemoscan/train.h"
 
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+/* Exit status. With several studies the worst outcome wins: usage error,
+ * then failure, then not assessable, then no readable series, then OK. */
+enum {
+    EXIT_OK = 0,             /* every study got a verdict (either way) */
+    EXIT_FAILED = 1,         /* an operation failed (a study could not be read, I/O, ...) */
+    EXIT_USAGE = 2,          /* the command line is wrong */
+    EXIT_NO_SERIES = 3,      /* a study folder holds no readable axial CT series */
+    EXIT_NOT_ASSESSABLE = 4  /* a series was read but cannot support a verdict */
+};
 
 typedef struct {
     int verbose; /* -1 quiet, 0 normal, 1 verbose */
@@ -27,8 +38,16 @@ typedef struct {
     int cv_repeats;
     int tta;
     int shown_help;
-    char **predict_files;   /* --predict FILE... */
-    int n_predict;
+    int study;              /* --study DIR... */
+    int export_slices;      /* --export DIR... --out PNGDIR */
+    int predict;            /* --predict FILE... */
+    char **paths;           /* the files or folders of --predict, --study, --export */
+    int n_paths;
+    const char *db;         /* --db FILE (NULL: the default audit database) */
+    const char *out_dir;    /* --out DIR for --export */
+    int all_series;         /* --all-series */
+    double min_thickness, max_thickness; /* --min-thickness, --max-thickness (0: defaults) */
+    int threads_given;      /* --threads was given (else modes pick their default) */
     char command[1024];     /* the command line, for provenance */
     hs_train_config train;
 } options;
@@ -36,11 +55,21 @@ typedef struct {
 /* The model --model names, or the default model's path. */
 const char *hs_model_path(const options *o);
 
+/* Loads the model of hs_model_path into model and sets *path to it; on
+ * failure prints the reason on stderr and returns EXIT_FAILED (model is
+ * then empty), else EXIT_OK. */
+int hs_load_model(const options *o, hs_model *model, const char **path);
+
+/* A JSON number, or null for NaN and infinities (which JSON cannot hold). */
+json_t *hs_json_number(double v);
+
 int hs_mode_init_model(const options *o);
 int hs_mode_model_info(const options *o);
 int hs_mode_train(const options *o);
 int hs_mode_cross_validate(const options *o);
 int hs_mode_predict(const options *o);
 int hs_mode_eval(const options *o);
+int hs_mode_study(const options *o);
+int hs_mode_export(const options *o);
 
 #endif

@@ -217,15 +217,6 @@ static void sibling_path(const char *path, const char *suffix, char *out, size_t
     snprintf(out + used, len - used, "%s", suffix);
 }
 
-static int make_dir(const char *dir, hs_error *err)
-{
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        hs_fail(err, HS_ERR_IO, "%s: cannot create folder: %s", dir, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 /* ---- --train ---------------------------------------------------------- */
 
 int hs_mode_train(const options *o)
@@ -268,7 +259,7 @@ int hs_mode_train(const options *o)
     if (o->plots != NULL) {
         char svg[4096];
         snprintf(svg, sizeof svg, "%s/training.svg", o->plots);
-        if (make_dir(o->plots, &err) != 0 ||
+        if (hs_make_dirs(o->plots, 0755, &err) != HS_OK ||
             hs_plot_history_svg(svg, "hemoscan training", hist.loss, hist.val_loss, hist.accuracy,
                                 hist.val_accuracy, hist.epochs, hist.best_epoch + 1, &err) != HS_OK) {
             fail(&err);
@@ -364,20 +355,15 @@ static hs_status compute_report(const float *scores, const int *labels, int n, i
     return HS_OK;
 }
 
-static json_t *json_number(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
-}
-
 static json_t *report_json(const report *r, const hs_model *m)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "accuracy", json_number(r->accuracy));
-    json_object_set_new(o, "sensitivity", json_number(r->sensitivity));
-    json_object_set_new(o, "specificity", json_number(r->specificity));
-    json_object_set_new(o, "precision", json_number(r->precision));
-    json_object_set_new(o, "f1", json_number(r->f1));
-    json_object_set_new(o, "auc", json_number(r->auc));
+    json_object_set_new(o, "accuracy", hs_json_number(r->accuracy));
+    json_object_set_new(o, "sensitivity", hs_json_number(r->sensitivity));
+    json_object_set_new(o, "specificity", hs_json_number(r->specificity));
+    json_object_set_new(o, "precision", hs_json_number(r->precision));
+    json_object_set_new(o, "f1", hs_json_number(r->f1));
+    json_object_set_new(o, "auc", hs_json_number(r->auc));
     json_object_set_new(o, "auc_ci95", isfinite(r->auc_lo)
                                            ? json_pack("[ff]", r->auc_lo, r->auc_hi)
                                            : json_null());
@@ -448,7 +434,7 @@ static hs_status roc_plot(const char *dir, const char *name, const char *title, 
 {
     double *fpr = NULL, *tpr = NULL, *thr = NULL;
     int count = 0;
-    if (make_dir(dir, err) != 0)
+    if (hs_make_dirs(dir, 0755, err) != HS_OK)
         return HS_ERR_IO;
     hs_status st = hs_roc_curve(scores, labels, n, &fpr, &tpr, &thr, &count, err);
     if (st != HS_OK)
@@ -473,9 +459,9 @@ int hs_mode_eval(const options *o)
 {
     hs_error err;
     hs_model model;
-    const char *path = hs_model_path(o);
-    if (hs_model_load(&model, path, &err) != HS_OK)
-        return fail(&err);
+    const char *path;
+    if (hs_load_model(o, &model, &path) != EXIT_OK)
+        return EXIT_FAILED;
     hs_dataset ds;
     hs_examples ex = {0};
     int rc = EXIT_FAILED, skipped = 0;
@@ -557,9 +543,9 @@ int hs_mode_predict(const options *o)
 {
     hs_error err;
     hs_model model;
-    const char *path = hs_model_path(o);
-    if (hs_model_load(&model, path, &err) != HS_OK)
-        return fail(&err);
+    const char *path;
+    if (hs_load_model(o, &model, &path) != EXIT_OK)
+        return EXIT_FAILED;
     const hs_input_recipe *r = &model.recipe;
     int outputs = hs_net_outputs(&model.member[0]);
     size_t size = (size_t)r->width * r->height * r->channels;
@@ -574,8 +560,8 @@ int hs_mode_predict(const options *o)
         goto done;
     }
     json_t *all = o->json ? json_array() : NULL;
-    for (int i = 0; i < o->n_predict; i++) {
-        const char *file = o->predict_files[i];
+    for (int i = 0; i < o->n_paths; i++) {
+        const char *file = o->paths[i];
         hs_image img = {0};
         hs_status st = hs_png_read(file, &img, &err);
         if (st == HS_OK)
@@ -781,8 +767,8 @@ int hs_mode_cross_validate(const options *o)
         const char *names[7] = {"accuracy", "sensitivity", "specificity", "auc", "pooled_auc", "seconds",
                                 "accuracy_at_0_5"};
         for (int i = 0; i < 7; i++)
-            json_object_set_new(out, names[i], json_pack("{s:o,s:o}", "mean", json_number(m[i]), "sd",
-                                                         json_number(s[i])));
+            json_object_set_new(out, names[i], json_pack("{s:o,s:o}", "mean", hs_json_number(m[i]), "sd",
+                                                         hs_json_number(s[i])));
         json_object_set_new(out, "per_fold", folds_json);
         json_dumpf(out, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
         printf("\n");

@@ -743,13 +743,32 @@ static void test_crop_head(void)
         CU_ASSERT_EQUAL(out.px[(85 - y0) * out.width + (90 - x0)], 0.3f);
     hs_image_free(&out);
 
-    /* Three channels are refused: the crop works on gray. */
-    hs_image rgb = {0};
-    CU_ASSERT_EQUAL_FATAL(hs_image_alloc(&rgb, 4, 4, 3, &err), HS_OK);
-    CU_ASSERT_EQUAL(hs_image_crop_head(&rgb, HS_HEAD_THRESHOLD, &out, &err), HS_ERR_ARG);
+    /* Several channels (a CT slice through several windows): the head is
+     * found on channel 0 alone and the same box and background apply to
+     * every channel. Channel 1 is bright everywhere (a wide window sees the
+     * text and the table too) and must not widen the box. */
+    hs_image multi = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_image_alloc(&multi, img.width, img.height, 2, &err), HS_OK);
+    for (int i = 0; i < img.width * img.height; i++) {
+        multi.px[2 * i] = img.px[i];
+        multi.px[2 * i + 1] = 0.9f;
+    }
+    CU_ASSERT_EQUAL_FATAL(hs_image_crop_head(&multi, HS_HEAD_THRESHOLD, &out, &err), HS_OK);
+    CU_ASSERT_EQUAL(out.channels, 2);
+    CU_ASSERT(out.width == x1 - x0 + 1 && out.height == y1 - y0 + 1);
+    if (out.width == x1 - x0 + 1 && out.height == y1 - y0 + 1) {
+        /* inside the head: both channels kept; the blob inside the box
+         * but outside the head is background in both */
+        CU_ASSERT_EQUAL(out.px[2 * ((85 - y0) * out.width + (90 - x0))], 0.3f);
+        CU_ASSERT_EQUAL(out.px[2 * ((85 - y0) * out.width + (90 - x0)) + 1], 0.9f);
+        CU_ASSERT_EQUAL(out.px[2 * ((37 - y0) * out.width + (32 - x0))], 0.0f);
+        CU_ASSERT_EQUAL(out.px[2 * ((37 - y0) * out.width + (32 - x0)) + 1], 0.0f);
+    }
+    hs_image_free(&out);
+    hs_image_free(&multi);
+
     CU_ASSERT_EQUAL(hs_image_crop_head(&img, NAN, &out, &err), HS_ERR_ARG);
     CU_ASSERT_PTR_NULL(out.px);
-    hs_image_free(&rgb);
     hs_image_free(&img);
 }
 

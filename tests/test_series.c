@@ -45,35 +45,13 @@ static int suite_clean(void)
 
 /* ---- helpers -------------------------------------------------------------- */
 
-/* The generator's path, or NULL (with a message) when it is not built. */
-static const char *generator(void)
-{
-    static char path[4096];
-    const char *build = getenv("HEMOSCAN_BUILDDIR");
-    snprintf(path, sizeof path, "%s/testdata/gen/hs-gen-ct",
-             build != NULL && build[0] != '\0' ? build : ".");
-    if (access(path, X_OK) != 0) {
-        printf("\n  skipped: no generator at %s (run make; set HEMOSCAN_BUILDDIR)\n", path);
-        return NULL;
-    }
-    return path;
-}
-
 /* Runs the generator into out with a small series and extra options;
  * 0 on success. */
 static int gen(const char *out, const char *opts)
 {
-    const char *g = generator();
-    if (g == NULL)
-        return -1;
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd, "'%s' --out '%s' --size 64 --slices 8 --jobs 1 -q %s", g, out, opts);
-    int rc = system(cmd);
-    if (rc == -1 || !WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
-        fprintf(stderr, "test_series: failed: %s\n", cmd);
-        return -1;
-    }
-    return 0;
+    char all[8192];
+    snprintf(all, sizeof all, "--size 64 --slices 8 %s", opts);
+    return hs_test_generate(out, all) == 0 ? 0 : -1;
 }
 
 /* A new empty folder tmp_dir/name; its path goes to out. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int hs_test_tmpdir_create(char *dir, size_t cap, const char *name)
@@ -119,5 +120,27 @@ int hs_test_add_suite(const char *name, CU_InitializeFunc init, CU_CleanupFunc c
     for (size_t i = 0; i < n; i++)
         if (CU_add_test(suite, cases[i].name, cases[i].fn) == NULL)
             return -1;
+    return 0;
+}
+
+int hs_test_generate(const char *out, const char *opts)
+{
+    char gen[4096];
+    const char *build = getenv("HEMOSCAN_BUILDDIR");
+    snprintf(gen, sizeof gen, "%s/testdata/gen/hs-gen-ct", build != NULL && build[0] != '\0' ? build : ".");
+    if (access(gen, X_OK) != 0) {
+        printf("\n  skipped: no generator at %s (run make; set HEMOSCAN_BUILDDIR)\n", gen);
+        return 1;
+    }
+    char cmd[16384];
+    if ((size_t)snprintf(cmd, sizeof cmd, "'%s' --out '%s' --jobs 1 -q %s", gen, out, opts) >= sizeof cmd) {
+        fprintf(stderr, "hs_test_generate: command too long\n");
+        return -1;
+    }
+    int rc = system(cmd);
+    if (rc == -1 || !WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
+        fprintf(stderr, "hs_test_generate: failed: %s\n", cmd);
+        return -1;
+    }
     return 0;
 }

@@ -54,4 +54,11 @@ int hs_test_write_file(const char *path, const void *data, size_t len);
  * "../shared/data" when that is unset or empty. */
 const char *hs_test_shared_data_dir(void);
 
+/* Runs testdata/gen/hs-gen-ct (found through $HEMOSCAN_BUILDDIR, else the
+ * current directory) as `hs-gen-ct --out OUT --jobs 1 -q OPTS`; OPTS is
+ * pasted into a shell command, so quote paths in it. 0 on success; 1 when
+ * the generator is not built (a "skipped" line is printed); -1 when it
+ * failed (the command is printed on stderr). */
+int hs_test_generate(const char *out, const char *opts);
+
 #endif

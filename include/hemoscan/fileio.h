@@ -60,4 +60,10 @@ void hs_c_locale_leave(hs_c_locale *loc);
 int hs_path_is_dir(const char *path);
 int hs_path_is_file(const char *path);
 
+/* Create dir and any missing parents (mkdir -p) with mode for the folders
+ * it creates (existing ones are left as they are). HS_ERR_IO naming the
+ * folder that could not be made, or a path component that is not a
+ * folder; HS_ERR_ARG for an empty path or one longer than 4095 bytes. */
+hs_status hs_make_dirs(const char *dir, unsigned mode, hs_error *err);
+
 #endif

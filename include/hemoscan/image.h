@@ -79,18 +79,19 @@ hs_status hs_png_write(const char *path, const hs_image *img, hs_error *err);
  * copied. Other channel counts give HS_ERR_ARG. gray must not be in. */
 hs_status hs_image_to_gray(const hs_image *in, hs_image *gray, hs_error *err);
 
-/* The head crop of a 1-channel image. The head is the largest 8-connected
+/* The head crop. The head is found on the first channel (the gray of a
+ * picture, the first window of a CT rendering): the largest 8-connected
  * region of pixels brighter than threshold (HS_HEAD_THRESHOLD by default;
  * the first in raster order wins a tie). Its holes are filled: a pixel
  * outside the region belongs to the background only if it is connected to
  * the image border through non-region pixels (4-connected, the dual of the
  * region's 8-connectivity, so a ring closed only diagonally still encloses
  * its inside); every other pixel is kept, so dark ventricles and CSF stay.
- * out receives the region's bounding box with every background pixel set to
- * 0, so text, rulers and table lines outside the head disappear. If no pixel
- * is above threshold, out is a copy of gray. A gray with more than one
- * channel or a NaN threshold gives HS_ERR_ARG. Uses an explicit stack, never
- * recursion, so any image size is safe. */
+ * out receives the region's bounding box, every channel, with every
+ * background pixel set to 0, so text, rulers and table lines outside the
+ * head disappear. If no pixel is above threshold, out is a copy of gray. A
+ * NaN threshold gives HS_ERR_ARG. Uses an explicit stack, never recursion,
+ * so any image size is safe. */
 hs_status hs_image_crop_head(const hs_image *gray, float threshold, hs_image *out, hs_error *err);
 
 /* Fit in into a new width x height image of the same channel count without
@@ -103,16 +104,20 @@ hs_status hs_image_crop_head(const hs_image *gray, float threshold, hs_image *ou
  * (edge pixels extended). Sizes out of range give HS_ERR_ARG. */
 hs_status hs_image_fit(const hs_image *in, int width, int height, hs_image *out, hs_error *err);
 
-/* The whole input recipe for a picture that arrives as an image (e.g. a
- * PNG): gray (hs_image_to_gray) -> head crop with HS_HEAD_THRESHOLD if
- * recipe->crop is "head" (skipped for "none") -> fit to recipe->width x
- * recipe->height -> the gray value replicated into each of recipe->channels
- * channels. recipe->normalise "unit" keeps values in [0, 1]. out receives
- * recipe->height * recipe->width * recipe->channels floats, HWC. An unknown
- * crop or normalise name, or a size or channel count out of range, gives
- * HS_ERR_ARG naming the value. Intermediate images are allocated here (their
- * size depends on the picture), so HS_ERR_NOMEM is possible; out is only
- * written on success. */
+/* The whole input recipe for a picture: a PNG file, or a CT slice rendered
+ * by render.h. With a gray recipe (hs_recipe_is_gray) or a 1-channel
+ * picture: gray (hs_image_to_gray) -> head crop -> fit -> the gray value
+ * replicated into each of recipe->channels channels. With distinct windows
+ * and a picture of recipe->channels channels (one rendering per window):
+ * head crop found on channel 0 and applied to all -> fit -> channels kept
+ * in order; any other channel count gives HS_ERR_ARG. The head crop uses
+ * HS_HEAD_THRESHOLD when recipe->crop is "head" and is skipped for "none";
+ * the fit is to recipe->width x recipe->height. recipe->normalise "unit"
+ * keeps values in [0, 1]. out receives recipe->height * recipe->width *
+ * recipe->channels floats, HWC. An unknown crop or normalise name, or a
+ * size or channel count out of range, gives HS_ERR_ARG naming the value.
+ * Intermediate images are allocated here (their size depends on the
+ * picture), so HS_ERR_NOMEM is possible; out is only written on success. */
 hs_status hs_prepare_input(const hs_image *picture, const hs_input_recipe *recipe, float *out,
                            hs_error *err);
 

@@ -72,6 +72,12 @@ typedef struct {
  * 40/80, subdural 80/200, bone 600/2800), head crop, unit normalisation. */
 void hs_input_recipe_default(hs_input_recipe *recipe);
 
+/* 1 when every channel of recipe is named "gray": the model was trained on
+ * gray pictures (PNG files), each channel holding the same gray rendering,
+ * and a CT slice is rendered once through channel 0's window. 0 when the
+ * channels are distinct windows (e.g. brain, subdural, bone). */
+int hs_recipe_is_gray(const hs_input_recipe *recipe);
+
 /* Write the model to path (atomically: a temporary file renamed into place)
  * and set model->sha256. */
 hs_status hs_model_save(hs_model *model, const char *path, hs_error *err);

@@ -1,0 +1,120 @@
+/* audit.h - the audit database: everything a study reading produced,
+ * written to SQLite so that auditors can answer "which study, which series,
+ * which model, which score, which verdict, what went wrong and why" with
+ * plain SQL.
+ *
+ * The schema lives in sql/schema/ (NNN-name.sql), one file per version; the
+ * files are compiled into the program and applied in order inside one
+ * transaction, so an older database is upgraded in place and PRAGMA
+ * user_version always says which version a file has. A database newer than
+ * this build is refused, never written.
+ *
+ * Every study is written in one transaction (BEGIN IMMEDIATE ... COMMIT):
+ * a crash leaves the study either fully recorded or absent. The database
+ * runs in WAL mode with a busy timeout, so report queries can read while a
+ * run writes, and two writers wait for each other instead of failing. A new
+ * database file is created readable and writable by its owner only: it
+ * holds patient identifiers. */
+#ifndef HEMOSCAN_AUDIT_H
+#define HEMOSCAN_AUDIT_H
+
+#include "hemoscan/model.h"
+#include "hemoscan/status.h"
+#include "hemoscan/study.h"
+
+/* The schema version this build writes (the highest sql/schema file; the
+ * build stops when the two disagree). */
+#define HS_AUDIT_SCHEMA_VERSION 1
+/* PRAGMA application_id of every hemoscan audit database, "HSAU": tells
+ * hemoscan's databases from other programs' SQLite files. */
+#define HS_AUDIT_APPLICATION_ID 0x48534155
+/* How long a writer waits for another one, milliseconds. */
+#define HS_AUDIT_BUSY_TIMEOUT_MS 30000
+
+typedef struct hs_audit hs_audit;
+
+/* What a run records about itself. Strings may be NULL (stored as NULL). */
+typedef struct {
+    const char *mode;         /* "study", "watch", ... */
+    const char *command;      /* the options as typed, without argv[0] */
+    const char *model_path;
+    const char *model_sha256; /* hex */
+    const char *model_name;   /* e.g. the file name, or the provenance note */
+} hs_audit_run;
+
+/* Open (creating it with mode 0600 if absent) and upgrade the database at
+ * path. Enables foreign keys, WAL, synchronous=FULL, the busy timeout.
+ * HS_ERR_IO when the file cannot be created or opened (or cannot use WAL),
+ * HS_ERR_VERSION when its user_version is newer than
+ * HS_AUDIT_SCHEMA_VERSION, HS_ERR_FORMAT when it is not a hemoscan database
+ * (not SQLite; tables but user_version 0; another application_id) or an
+ * upgrade step fails. A refused file is not written to. *out is NULL on
+ * failure. Messages name the file. */
+hs_status hs_audit_open(const char *path, hs_audit **out, hs_error *err);
+void hs_audit_close(hs_audit *a);
+
+/* The user_version of the open database; -1 when it cannot be read. */
+int hs_audit_schema_version(hs_audit *a);
+
+/* A run: started now (UTC), on this host (gethostname), by this hemoscan
+ * version (PACKAGE_VERSION). *run_id receives its id. */
+hs_status hs_audit_run_begin(hs_audit *a, const hs_audit_run *run, long long *run_id,
+                             hs_error *err);
+/* Finish a run: end time and exit status (0..255). HS_ERR_ARG when the run
+ * does not exist or has ended already. */
+hs_status hs_audit_run_end(hs_audit *a, long long run_id, int exit_status, hs_error *err);
+
+/* Record a reading in one transaction: the study (UIDs, accession, study
+ * date, patient id as stored), every series of the scan (chosen or not and
+ * why, geometry, gaps), every slice of the series read (position, instance,
+ * probability or why not scored), every skipped file with its reason, and
+ * the verdict (probability, threshold, verdict, confidence, key slice,
+ * model checksum, reason), and the model (checksum, threshold,
+ * provenance, class names) when it is new to the database. An earlier
+ * current verdict of the same study UID is marked superseded by this one,
+ * never deleted; a study without a UID never supersedes anything.
+ * *verdict_id (may be NULL) receives the new verdict's id.
+ *
+ * The schema checks every value (verdict names, probabilities in [0, 1],
+ * one of probability and error per slice, a verdict consistent with its
+ * threshold, ...); indexes that point inside r are checked here first. Any
+ * failure rolls the whole study back: HS_ERR_ARG for a value the schema
+ * refuses (the message names the rule), HS_ERR_IO for the disk or a lock
+ * held beyond HS_AUDIT_BUSY_TIMEOUT_MS. */
+hs_status hs_audit_record_study(hs_audit *a, long long run_id, const hs_study_reading *r,
+                                const hs_model *model, long long *verdict_id, hs_error *err);
+
+/* Record that a study folder could not be read at all (stage: "scan",
+ * "model", ...; message: the error line). study_uid may be NULL. */
+hs_status hs_audit_record_failure(hs_audit *a, long long run_id, const char *study_dir,
+                                  const char *study_uid, const char *stage, const char *message,
+                                  hs_error *err);
+
+/* *found = 1 when the study UID has a current verdict made with the model
+ * whose checksum is model_sha256 from exactly the instances identified by
+ * instances_sha256 (hs_study_reading.instances_sha256); else 0 (always 0
+ * for a NULL or empty study_uid). */
+hs_status hs_audit_already_read(hs_audit *a, const char *study_uid, const char *instances_sha256,
+                                const char *model_sha256, int *found, hs_error *err);
+
+/* ---- the schema steps (src/audit_schema.c, generated from sql/schema) ---- */
+
+/* One schema version: the statements that turn a database of version - 1
+ * into one of version. Applied in a transaction together with the PRAGMA
+ * user_version that records it, so a failed step leaves nothing behind. */
+typedef struct {
+    int version;      /* 1, 2, ...: the number the file name starts with */
+    const char *name; /* the file name, e.g. "001-initial.sql" */
+    const char *sql;  /* its text */
+} hs_audit_migration;
+
+extern const hs_audit_migration hs_audit_schema[];
+extern const int hs_audit_schema_count;
+
+/* hs_audit_open with another list of schema steps (versions 1..n in
+ * order): what hs_audit_open does with hs_audit_schema. For tests of the
+ * upgrade path, which need a version this build does not have. */
+hs_status hs_audit_open_schema(const char *path, const hs_audit_migration *steps, int n,
+                               hs_audit **out, hs_error *err);
+
+#endif

@@ -1,0 +1,82 @@
+/* verdict.h - the verdict stage: one series' slice probabilities become a
+ * study probability, a verdict (hemorrhage / no hemorrhage / not
+ * assessable, with the reason), a confidence and a key slice.
+ *
+ * This is a pure function of numbers so that it can be tested exhaustively
+ * and explained in one paragraph of the man page:
+ *
+ *   Study probability: the highest score that a neighbouring slice
+ *   confirms, max over i of min(p[i], max(p[i-1], p[i+1])). A bleed large
+ *   enough to matter is seen on two adjacent slices of a head CT (slices are
+ *   0.6-7 mm, an acute bleed worth reporting is larger), while the false
+ *   positives of a slice classifier are mostly single slices (skull base
+ *   streaks, the vertex, a partial-volume slice). Taking the plain maximum
+ *   turns every such slice into a positive study; averaging over many
+ *   slices drowns a small bleed. Neighbours are neighbours in the sorted
+ *   series; a slice that could not be scored is no neighbour. A series of
+ *   one or two scored slices falls back to the maximum.
+ *   Key slice: of the pair that gave the study probability, the slice with
+ *   the higher score (the first on ties).
+ *   Verdict: hemorrhage when the study probability reaches the model's
+ *   threshold, no hemorrhage below it, not assessable when the series
+ *   cannot support a verdict (rules below).
+ *   Confidence: how far the probability lies from the threshold on the side
+ *   of the verdict, scaled to [0, 1]: (p - t) / (1 - t) for hemorrhage,
+ *   (t - p) / t for no hemorrhage; named low (< 1/3), moderate (< 2/3) or
+ *   high. It is a margin, not a calibrated probability of being right.
+ *
+ * Not assessable, in this order (the first rule that matches gives the
+ * reason):
+ *   - no scored slice at all;
+ *   - fewer than HS_VERDICT_MIN_SLICES scored slices;
+ *   - more than HS_VERDICT_MAX_FAILED_FRACTION of the slices not scored;
+ *   - a known extent along the slice normal below HS_VERDICT_MIN_EXTENT_MM
+ *     (the series cannot cover the brain);
+ *   - more than HS_VERDICT_MAX_MISSING_FRACTION of the expected slices
+ *     missing in gaps. */
+#ifndef HEMOSCAN_VERDICT_H
+#define HEMOSCAN_VERDICT_H
+
+#include "hemoscan/status.h"
+
+#define HS_VERDICT_MIN_SLICES 5
+#define HS_VERDICT_MAX_FAILED_FRACTION 0.10
+#define HS_VERDICT_MIN_EXTENT_MM 60.0
+#define HS_VERDICT_MAX_MISSING_FRACTION 0.10
+
+typedef enum {
+    HS_VERDICT_NO_HEMORRHAGE = 0,
+    HS_VERDICT_HEMORRHAGE = 1,
+    HS_VERDICT_NOT_ASSESSABLE = 2
+} hs_verdict;
+
+/* "no_hemorrhage", "hemorrhage", "not_assessable" ("unknown" outside the
+ * enum). Stored in databases and JSON: they never change. */
+const char *hs_verdict_name(hs_verdict v);
+
+/* What the verdict stage needs to know about one series. */
+typedef struct {
+    const float *prob; /* n slice probabilities, sorted feet to head; NaN = not scored */
+    int n;
+    double extent_mm;  /* first to last slice along the normal; 0 when unknown */
+    int missing_slices;/* slices missing in gaps (hs_series.missing_slices) */
+} hs_verdict_input;
+
+typedef struct {
+    hs_verdict verdict;
+    double probability; /* study probability; NaN when not assessable */
+    double threshold;   /* the model's threshold it was compared with */
+    double confidence;  /* margin in [0, 1]; NaN when not assessable */
+    char confidence_label[12]; /* "low", "moderate", "high"; "" when not assessable */
+    int key_slice;      /* index into prob, -1 when not assessable */
+    int n_scored;       /* slices with a probability */
+    char reason[256];   /* why not assessable; "" otherwise */
+} hs_study_verdict;
+
+/* The verdict of one series. threshold in (0, 1). HS_ERR_ARG for NULL
+ * pointers, n < 0 or a threshold outside (0, 1); otherwise HS_OK, whatever
+ * the verdict. */
+hs_status hs_verdict_from_slices(const hs_verdict_input *in, double threshold,
+                                 hs_study_verdict *out, hs_error *err);
+
+#endif

@@ -1,0 +1,741 @@
+/* audit.c - the audit database (see audit.h and hemoscan-db(5)): every
+ * reading of a study, written to SQLite so that auditors can query it with
+ * plain SQL, years later, with nothing but the sqlite3 shell.
+ *
+ * Built this way on purpose:
+ *   - Every statement of the module is in one table below and is prepared
+ *     once, when the database is opened; data only ever reaches SQLite as
+ *     bound parameters, never formatted into SQL. Preparing at open also
+ *     checks every statement against the schema before anything is written.
+ *   - The schema is compiled in (src/audit_schema.c, generated from
+ *     sql/schema/NNN-*.sql) and applied step by step in one BEGIN IMMEDIATE
+ *     transaction together with PRAGMA user_version, so a database is always
+ *     exactly at one version. Everything about the file is checked before
+ *     anything is written to it: a newer, foreign or non-SQLite file is
+ *     refused untouched.
+ *   - A new file is created with open(O_CREAT | O_EXCL, 0600) before SQLite
+ *     sees it: it holds patient identifiers. SQLite gives its -wal and -shm
+ *     files the permissions of the database file. An existing file keeps
+ *     whatever permissions its owner chose.
+ *   - WAL, so report queries read while a run writes; a busy timeout, so
+ *     two writers wait for each other. synchronous=FULL rather than NORMAL:
+ *     with NORMAL a power cut can undo the last committed studies, and an
+ *     audit trail must not lose a verdict that was already shown to
+ *     someone. FULL costs one fsync per study, milliseconds against the
+ *     seconds a study takes to decode.
+ *   - One transaction per study: BEGIN IMMEDIATE takes the write lock
+ *     first (so the commit cannot fail on a lock), any error rolls back,
+ *     and a study is either fully recorded or absent.
+ *   - The schema lets each study have at most one current verdict (a
+ *     unique index on verdicts where superseded_by is NULL). The new
+ *     verdict's id is chosen before it is inserted, the old verdict is
+ *     pointed at it, then the new one is inserted; the foreign key of
+ *     superseded_by is checked at commit.
+ *   - Times are taken here (clock_gettime) and written by SQLite's own
+ *     strftime('%Y-%m-%dT%H:%M:%fZ', t, 'unixepoch'): one format for every
+ *     time in the database, the one the schema's CHECKs demand. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include "hemoscan/audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hemoscan/verdict.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "unknown"
+#endif
+
+/* SQL that turns a bound Unix time (seconds) into the stored text. */
+#define HS_SQL_TIME "strftime('%Y-%m-%dT%H:%M:%fZ', ?, 'unixepoch')"
+
+enum {
+    Q_BEGIN, Q_COMMIT, Q_RUN_BEGIN, Q_RUN_END, Q_MODEL, Q_MODEL_CLASS, Q_STUDY, Q_READING,
+    Q_SERIES, Q_SLICE, Q_SERIES_VERDICT, Q_SKIPPED, Q_NEXT_VERDICT, Q_SUPERSEDE, Q_VERDICT,
+    Q_FAILURE, Q_ALREADY_READ, Q_COUNT
+};
+
+/* What each statement does (for messages) and its text. */
+static const struct {
+    const char *what;
+    const char *sql;
+} hs_query[Q_COUNT] = {
+    [Q_BEGIN] = {"starting a transaction", "BEGIN IMMEDIATE"},
+    [Q_COMMIT] = {"committing", "COMMIT"},
+    [Q_RUN_BEGIN] = {"recording the run",
+                     "INSERT INTO runs (started_at, host, hemoscan_version, mode, command,"
+                     " model_path, model_sha256, model_name)"
+                     " VALUES (" HS_SQL_TIME ", ?, ?, ?, ?, ?, ?, ?) RETURNING run_id"},
+    [Q_RUN_END] = {"finishing the run",
+                   "UPDATE runs SET finished_at = " HS_SQL_TIME ", exit_status = ?"
+                   " WHERE run_id = ? AND finished_at IS NULL"},
+    [Q_MODEL] = {"recording the model",
+                 "INSERT INTO models (model_sha256, threshold, members, trained_at,"
+                 " trained_by_version, training_data_sha256, seed, epochs, note,"
+                 " first_recorded_at)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, " HS_SQL_TIME ")"
+                 " ON CONFLICT (model_sha256) DO NOTHING"},
+    [Q_MODEL_CLASS] = {"recording the model's classes",
+                       "INSERT INTO model_classes (model_sha256, class_index, name)"
+                       " VALUES (?, ?, ?) ON CONFLICT DO NOTHING"},
+    /* The study row follows the latest reading; a StudyDate that is not
+     * 8 digits stays out of it (readings keeps it as stored). */
+    [Q_STUDY] = {"recording the study",
+                 "INSERT INTO studies (study_uid, accession, patient_id, study_date,"
+                 " first_read_at, last_read_at)"
+                 " VALUES (?1, ?2, ?3,"
+                 " CASE WHEN length(?4) = 8 AND ?4 NOT GLOB '*[^0-9]*' THEN ?4 END,"
+                 " strftime('%Y-%m-%dT%H:%M:%fZ', ?5, 'unixepoch'),"
+                 " strftime('%Y-%m-%dT%H:%M:%fZ', ?5, 'unixepoch'))"
+                 " ON CONFLICT (study_uid) DO UPDATE SET accession = excluded.accession,"
+                 " patient_id = excluded.patient_id, study_date = excluded.study_date,"
+                 " last_read_at = excluded.last_read_at"
+                 " RETURNING study_id"},
+    [Q_READING] = {"recording the reading",
+                   "INSERT INTO readings (run_id, study_id, study_dir, accession, patient_id,"
+                   " study_date, instances_sha256, files, note, started_at, finished_at)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, " HS_SQL_TIME ", " HS_SQL_TIME ")"
+                   " RETURNING reading_id"},
+    [Q_SERIES] = {"recording a series",
+                  "INSERT INTO series (reading_id, series_index, series_uid, description,"
+                  " chosen, why, slice_count, slice_thickness_mm, spacing_mm, gantry_tilt_deg,"
+                  " missing_slices, inconsistent_spacing, sort_method, sort_note, contrast)"
+                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING series_id"},
+    [Q_SLICE] = {"recording a slice",
+                 "INSERT INTO slices (series_id, slice_index, position_mm, instance_number,"
+                 " sop_instance_uid, file_path, probability, error)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING slice_id"},
+    [Q_SERIES_VERDICT] = {"recording a series verdict",
+                          "UPDATE series SET read_rank = ?, verdict = ?, probability = ?,"
+                          " confidence = ?, confidence_label = ?, key_slice_id = ?,"
+                          " scored_slices = ?, reason = ? WHERE series_id = ?"},
+    [Q_SKIPPED] = {"recording a skipped file",
+                   "INSERT INTO skipped_files (reading_id, file_path, verdict, reason)"
+                   " VALUES (?, ?, ?, ?)"},
+    [Q_NEXT_VERDICT] = {"numbering the verdict",
+                        "SELECT coalesce(max(verdict_id), 0) + 1 FROM verdicts"},
+    [Q_SUPERSEDE] = {"superseding the earlier verdict",
+                     "UPDATE verdicts SET superseded_by = ?, superseded_at = " HS_SQL_TIME
+                     " WHERE study_id = ? AND superseded_by IS NULL"},
+    [Q_VERDICT] = {"recording the verdict",
+                   "INSERT INTO verdicts (verdict_id, reading_id, study_id, verdict, probability,"
+                   " threshold, confidence, confidence_label, key_slice_id, key_slice_instance,"
+                   " decisive_series_id, scored_slices, reason, model_sha256, recorded_at)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " HS_SQL_TIME ")"},
+    [Q_FAILURE] = {"recording the failure",
+                   "INSERT INTO failures (run_id, study_dir, study_uid, stage, message,"
+                   " recorded_at) VALUES (?, ?, ?, ?, ?, " HS_SQL_TIME ")"},
+    [Q_ALREADY_READ] = {"looking up earlier readings",
+                        "SELECT EXISTS (SELECT 1 FROM verdicts AS v"
+                        " JOIN studies AS s ON s.study_id = v.study_id"
+                        " JOIN readings AS r ON r.reading_id = v.reading_id"
+                        " WHERE s.study_uid = ? AND r.instances_sha256 = ?"
+                        " AND v.model_sha256 = ? AND v.superseded_by IS NULL)"},
+};
+
+struct hs_audit {
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *stmt[Q_COUNT];
+};
+
+/* ---- errors ----------------------------------------------------------------- */
+
+/* What an SQLite result code means for the caller. */
+static hs_status hs_status_of(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_NOMEM:
+        return HS_ERR_NOMEM;
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+    case SQLITE_TOOBIG:
+        return HS_ERR_ARG; /* the values given break the schema's rules */
+    case SQLITE_ERROR:
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+    case SQLITE_SCHEMA:
+    case SQLITE_FORMAT:
+        return HS_ERR_FORMAT; /* the file is not the database we expect */
+    default:
+        return HS_ERR_IO; /* locks, disk, permissions */
+    }
+}
+
+/* Fails with SQLite's message for rc, naming the database and the step. */
+static hs_status hs_db_fail(sqlite3 *db, const char *path, int rc, const char *what,
+                            hs_error *err)
+{
+    return hs_fail(err, hs_status_of(rc), "audit database %s: %s: %s", path, what,
+                   db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+/* ---- running the prepared statements ------------------------------------------ */
+
+/* Binds the arguments to statement q, one per letter of types, runs it to
+ * the end and resets it. The letters:
+ *   s  const char *, text (NULL pointer: NULL)
+ *   t  const char *, text, or NULL when NULL or "" (DICOM's "absent")
+ *   i  int
+ *   l  long long
+ *   L  long long, NULL unless > 0 (a row id, or none)
+ *   j  const int *, NULL when the pointer is NULL
+ *   d  double, NULL when NaN or infinite (SQLite would store NaN as NULL
+ *      anyway; this says so)
+ *   p  double, NULL unless > 0 (the structs' "0 when unknown")
+ * When the statement returns a row and first is not NULL, *first receives
+ * its first column. */
+static hs_status hs_exec(hs_audit *a, hs_error *err, int q, long long *first, const char *types,
+                         ...)
+{
+    sqlite3_stmt *st = a->stmt[q];
+    if ((int)strlen(types) != sqlite3_bind_parameter_count(st))
+        return hs_fail(err, HS_ERR_ARG, "audit database %s: %s: %d values for %d parameters "
+                       "(a bug in audit.c)", a->path, hs_query[q].what, (int)strlen(types),
+                       sqlite3_bind_parameter_count(st));
+    va_list ap;
+    va_start(ap, types);
+    int rc = SQLITE_OK;
+    for (int i = 1; types[i - 1] != '\0' && rc == SQLITE_OK; i++) {
+        switch (types[i - 1]) {
+        case 's':
+        case 't': {
+            const char *s = va_arg(ap, const char *);
+            if (s == NULL || (types[i - 1] == 't' && s[0] == '\0'))
+                rc = sqlite3_bind_null(st, i);
+            else
+                rc = sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+            break;
+        }
+        case 'i':
+            rc = sqlite3_bind_int(st, i, va_arg(ap, int));
+            break;
+        case 'l':
+        case 'L': {
+            long long v = va_arg(ap, long long);
+            rc = types[i - 1] == 'L' && v <= 0 ? sqlite3_bind_null(st, i)
+                                               : sqlite3_bind_int64(st, i, v);
+            break;
+        }
+        case 'j': {
+            const int *v = va_arg(ap, const int *);
+            rc = v == NULL ? sqlite3_bind_null(st, i) : sqlite3_bind_int(st, i, *v);
+            break;
+        }
+        case 'd':
+        case 'p': {
+            double v = va_arg(ap, double);
+            int known = isfinite(v) && (types[i - 1] == 'd' || v > 0);
+            rc = known ? sqlite3_bind_double(st, i, v) : sqlite3_bind_null(st, i);
+            break;
+        }
+        default:
+            rc = SQLITE_MISUSE;
+        }
+    }
+    va_end(ap);
+    if (rc == SQLITE_OK) {
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (first != NULL) {
+                *first = sqlite3_column_int64(st, 0);
+                first = NULL;
+            }
+        }
+    }
+    hs_status status = HS_OK;
+    if (rc != SQLITE_DONE)
+        status = hs_db_fail(a->db, a->path, rc, hs_query[q].what, err);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st); /* no pointer to the caller's strings stays behind */
+    return status;
+}
+
+/* Unix time now, seconds with fractions. */
+static double hs_now(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return (double)time(NULL);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- opening and upgrading ----------------------------------------------------- */
+
+/* The integer a one-value PRAGMA or query returns, into *out. */
+static int hs_query_int(sqlite3 *db, const char *sql, int *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* What the file says about itself: schema version, application id and
+ * whether anything at all is defined in it. Reads only. */
+typedef struct {
+    int version, application_id, objects;
+} hs_db_state;
+
+static hs_status hs_read_state(sqlite3 *db, const char *path, hs_db_state *s, hs_error *err)
+{
+    int rc = hs_query_int(db, "PRAGMA user_version", &s->version);
+    if (rc == SQLITE_OK)
+        rc = hs_query_int(db, "PRAGMA application_id", &s->application_id);
+    if (rc == SQLITE_OK)
+        rc = hs_query_int(db, "SELECT count(*) FROM sqlite_master", &s->objects);
+    if ((rc & 0xff) == SQLITE_NOTADB)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: not an SQLite database, so not a hemoscan audit "
+                       "database", path);
+    if (rc != SQLITE_OK)
+        return hs_db_fail(db, path, rc, "reading the schema version", err);
+    return HS_OK;
+}
+
+/* Refuses what this build must not write: a newer schema, another
+ * program's database. */
+static hs_status hs_check_state(const hs_db_state *s, const char *path, int newest,
+                                hs_error *err)
+{
+    if (s->version > newest)
+        return hs_fail(err, HS_ERR_VERSION,
+                       "%s: audit database schema version %d is newer than this hemoscan %s "
+                       "writes (%d); use a newer hemoscan, the file was left untouched",
+                       path, s->version, PACKAGE_VERSION, newest);
+    if (s->version == 0 && s->objects > 0)
+        return hs_fail(err, HS_ERR_FORMAT,
+                       "%s: an SQLite database with tables but no schema version, not a "
+                       "hemoscan audit database; the file was left untouched", path);
+    if (s->version > 0 && s->application_id != HS_AUDIT_APPLICATION_ID)
+        return hs_fail(err, HS_ERR_FORMAT,
+                       "%s: not a hemoscan audit database (application_id %#x, expected %#x); "
+                       "the file was left untouched",
+                       path, (unsigned)s->application_id, (unsigned)HS_AUDIT_APPLICATION_ID);
+    return HS_OK;
+}
+
+/* Runs one statement without parameters (a PRAGMA, a transaction verb,
+ * a whole schema file). */
+static hs_status hs_run_sql(sqlite3 *db, const char *path, const char *sql, const char *what,
+                            hs_error *err)
+{
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? HS_OK : hs_db_fail(db, path, rc, what, err);
+}
+
+static void hs_rollback(sqlite3 *db)
+{
+    if (!sqlite3_get_autocommit(db)) /* some errors have rolled back already */
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Brings the database from its version to the newest of steps, in one
+ * transaction, looking again once the write lock is held (another process
+ * may have upgraded it meanwhile). */
+static hs_status hs_migrate(sqlite3 *db, const char *path, const hs_audit_migration *steps,
+                            int n, hs_error *err)
+{
+    hs_status st = hs_run_sql(db, path, "BEGIN IMMEDIATE", "starting the schema upgrade", err);
+    if (st != HS_OK)
+        return st;
+    hs_db_state s;
+    st = hs_read_state(db, path, &s, err);
+    if (st == HS_OK)
+        st = hs_check_state(&s, path, n, err);
+    for (int v = s.version + 1; st == HS_OK && v <= n; v++) {
+        char what[160], pragmas[128];
+        snprintf(what, sizeof what, "applying schema step %.64s", steps[v - 1].name);
+        /* Integers of this build's own table, not data: formatting is safe. */
+        snprintf(pragmas, sizeof pragmas, "PRAGMA user_version = %d; PRAGMA application_id = %d",
+                 v, HS_AUDIT_APPLICATION_ID);
+        st = hs_run_sql(db, path, steps[v - 1].sql, what, err);
+        if (st == HS_OK)
+            st = hs_run_sql(db, path, pragmas, what, err);
+    }
+    if (st == HS_OK)
+        st = hs_run_sql(db, path, "COMMIT", "committing the schema upgrade", err);
+    if (st != HS_OK)
+        hs_rollback(db);
+    return st;
+}
+
+/* Creates path with mode 0600 when it does not exist; leaves an existing
+ * file alone. */
+static hs_status hs_create_private(const char *path, hs_error *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+        return HS_OK;
+    }
+    if (errno == EEXIST)
+        return HS_OK;
+    return hs_fail(err, HS_ERR_IO, "%s: cannot create the audit database: %s", path,
+                   strerror(errno));
+}
+
+/* The connection's settings; the file's version state was checked before. */
+static hs_status hs_configure(sqlite3 *db, const char *path, hs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *mode = (const char *)sqlite3_column_text(st, 0);
+        rc = mode != NULL && strcmp(mode, "wal") == 0 ? SQLITE_OK : SQLITE_CANTOPEN;
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_CANTOPEN)
+        return hs_fail(err, HS_ERR_IO, "%s: the audit database cannot use write-ahead logging "
+                       "(WAL); keep it on a local file system", path);
+    if (rc != SQLITE_OK)
+        return hs_db_fail(db, path, rc, "switching to write-ahead logging", err);
+    hs_status s = hs_run_sql(db, path, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL",
+                             "setting up the connection", err);
+    if (s != HS_OK)
+        return s;
+    int fk = 0;
+    rc = hs_query_int(db, "PRAGMA foreign_keys", &fk);
+    if (rc != SQLITE_OK || fk != 1)
+        return hs_fail(err, HS_ERR_IO, "%s: this SQLite does not enforce foreign keys", path);
+    return HS_OK;
+}
+
+hs_status hs_audit_open_schema(const char *path, const hs_audit_migration *steps, int n,
+                               hs_audit **out, hs_error *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (path == NULL || steps == NULL || n < 1 || out == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_open: NULL argument or no schema");
+    for (int i = 0; i < n; i++)
+        if (steps[i].version != i + 1 || steps[i].sql == NULL || steps[i].name == NULL)
+            return hs_fail(err, HS_ERR_ARG, "hs_audit_open: schema step %d is not version %d",
+                           i, i + 1);
+    hs_status st = hs_create_private(path, err);
+    if (st != HS_OK)
+        return st;
+    hs_audit *a = calloc(1, sizeof *a);
+    if (a == NULL || (a->path = strdup(path)) == NULL) {
+        free(a);
+        return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory opening the audit database", path);
+    }
+    int rc = sqlite3_open_v2(path, &a->db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc != SQLITE_OK) {
+        st = hs_fail(err, rc == SQLITE_NOMEM ? HS_ERR_NOMEM : HS_ERR_IO,
+                     "%s: cannot open the audit database: %s", path,
+                     a->db != NULL ? sqlite3_errmsg(a->db) : sqlite3_errstr(rc));
+        hs_audit_close(a);
+        return st;
+    }
+    sqlite3_busy_timeout(a->db, HS_AUDIT_BUSY_TIMEOUT_MS);
+    /* Look before touching anything: WAL mode writes to the file header. */
+    hs_db_state s;
+    st = hs_read_state(a->db, path, &s, err);
+    if (st == HS_OK)
+        st = hs_check_state(&s, path, n, err);
+    if (st == HS_OK)
+        st = hs_configure(a->db, path, err);
+    if (st == HS_OK && s.version < n)
+        st = hs_migrate(a->db, path, steps, n, err);
+    for (int q = 0; st == HS_OK && q < Q_COUNT; q++) {
+        rc = sqlite3_prepare_v3(a->db, hs_query[q].sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                &a->stmt[q], NULL);
+        if (rc != SQLITE_OK)
+            st = hs_db_fail(a->db, path, rc, "checking the schema", err);
+    }
+    if (st != HS_OK) {
+        hs_audit_close(a);
+        return st;
+    }
+    *out = a;
+    return HS_OK;
+}
+
+hs_status hs_audit_open(const char *path, hs_audit **out, hs_error *err)
+{
+    return hs_audit_open_schema(path, hs_audit_schema, hs_audit_schema_count, out, err);
+}
+
+void hs_audit_close(hs_audit *a)
+{
+    if (a == NULL)
+        return;
+    for (int q = 0; q < Q_COUNT; q++)
+        sqlite3_finalize(a->stmt[q]);
+    sqlite3_close(a->db);
+    free(a->path);
+    free(a);
+}
+
+int hs_audit_schema_version(hs_audit *a)
+{
+    int v = -1;
+    if (a == NULL || hs_query_int(a->db, "PRAGMA user_version", &v) != SQLITE_OK)
+        return -1;
+    return v;
+}
+
+/* ---- runs ---------------------------------------------------------------------- */
+
+hs_status hs_audit_run_begin(hs_audit *a, const hs_audit_run *run, long long *run_id,
+                             hs_error *err)
+{
+    if (a == NULL || run == NULL || run_id == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_run_begin: NULL argument");
+    char host[256];
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = '\0'; /* gethostname may not terminate a cut name */
+    *run_id = 0;
+    return hs_exec(a, err, Q_RUN_BEGIN, run_id, "dssttttt", hs_now(), host, PACKAGE_VERSION,
+                   run->mode, run->command, run->model_path, run->model_sha256, run->model_name);
+}
+
+hs_status hs_audit_run_end(hs_audit *a, long long run_id, int exit_status, hs_error *err)
+{
+    if (a == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_run_end: NULL argument");
+    hs_status st = hs_exec(a, err, Q_RUN_END, NULL, "dil", hs_now(), exit_status, run_id);
+    if (st == HS_OK && sqlite3_changes(a->db) != 1)
+        return hs_fail(err, HS_ERR_ARG, "audit database %s: run %lld does not exist or has "
+                       "ended already", a->path, run_id);
+    return st;
+}
+
+/* ---- studies ------------------------------------------------------------------- */
+
+static const char *hs_sort_name(hs_sort_method m)
+{
+    switch (m) {
+    case HS_SORT_POSITION:
+        return "position";
+    case HS_SORT_INSTANCE:
+        return "instance_number";
+    case HS_SORT_FILENAME:
+        return "file_name";
+    }
+    return "unknown"; /* refused by the schema's CHECK */
+}
+
+/* The indexes inside a reading point where they should: everything the
+ * database cannot check by itself. */
+static hs_status hs_check_reading(const hs_study_reading *r, hs_error *err)
+{
+    const hs_study *s = &r->study;
+    if (s->n_series < 0 || (s->n_series > 0 && s->series == NULL) || s->n_skipped < 0 ||
+        (s->n_skipped > 0 && s->skipped == NULL) || r->n_results < 0 ||
+        (r->n_results > 0 && r->result == NULL) || r->decisive < -1 ||
+        r->decisive >= r->n_results)
+        return hs_fail(err, HS_ERR_ARG, "%s: inconsistent reading (counts or decisive series)",
+                       r->dir);
+    for (int i = 0; i < s->n_series; i++)
+        if (s->series[i].n_slices < 0 || (s->series[i].n_slices > 0 && s->series[i].slices == NULL))
+            return hs_fail(err, HS_ERR_ARG, "%s: series %d has no slice array", r->dir, i);
+    for (int k = 0; k < r->n_results; k++) {
+        const hs_series_result *res = &r->result[k];
+        if (res->series_index < 0 || res->series_index >= s->n_series)
+            return hs_fail(err, HS_ERR_ARG, "%s: result %d names series %d of %d", r->dir, k,
+                           res->series_index, s->n_series);
+        int n = s->series[res->series_index].n_slices;
+        if ((n > 0 && res->slice == NULL) || res->verdict.key_slice < -1 ||
+            res->verdict.key_slice >= n)
+            return hs_fail(err, HS_ERR_ARG, "%s: result %d: no slice results or key slice %d "
+                           "outside its %d slices", r->dir, k, res->verdict.key_slice, n);
+    }
+    if (r->decisive >= 0) {
+        int n = s->series[r->result[r->decisive].series_index].n_slices;
+        if (r->verdict.key_slice < -1 || r->verdict.key_slice >= n)
+            return hs_fail(err, HS_ERR_ARG, "%s: study key slice %d outside the decisive "
+                           "series' %d slices", r->dir, r->verdict.key_slice, n);
+    } else if (r->verdict.key_slice >= 0) {
+        return hs_fail(err, HS_ERR_ARG, "%s: a key slice without a decisive series", r->dir);
+    }
+    return HS_OK;
+}
+
+static hs_status hs_write_model(hs_audit *a, const hs_model *m, hs_error *err)
+{
+    char seed[24];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)m->provenance.seed);
+    const hs_provenance *p = &m->provenance;
+    hs_status st = hs_exec(a, err, Q_MODEL, NULL, "sditttsitp", m->sha256, (double)m->threshold,
+                           m->n_members, p->date, p->version, p->data_sha256, seed, p->epochs,
+                           p->note, hs_now());
+    for (int c = 0; st == HS_OK && c < m->n_classes && c < HS_MODEL_MAX_CLASSES; c++)
+        st = hs_exec(a, err, Q_MODEL_CLASS, NULL, "sis", m->sha256, c, m->class_name[c]);
+    return st;
+}
+
+/* Every series of the scan; their row ids go to ids. */
+static hs_status hs_write_series(hs_audit *a, long long reading_id, const hs_study *s,
+                                 long long *ids, hs_error *err)
+{
+    hs_status st = HS_OK;
+    for (int i = 0; st == HS_OK && i < s->n_series; i++) {
+        const hs_series *se = &s->series[i];
+        st = hs_exec(a, err, Q_SERIES, &ids[i], "listitippdiisti", reading_id, i,
+                     se->series_uid, se->description, se->chosen != 0, se->why, se->n_slices,
+                     se->slice_thickness_mm, se->spacing_mm, se->gantry_tilt_deg,
+                     se->missing_slices, se->inconsistent_spacing != 0,
+                     hs_sort_name(se->sort_method), se->sort_note, se->contrast != 0);
+    }
+    return st;
+}
+
+/* The slices of result k and its series verdict. *study_key receives the
+ * row id of the study's key slice when k is the decisive result. */
+static hs_status hs_write_result(hs_audit *a, const hs_study_reading *r, int k,
+                                 long long series_id, long long *study_key, hs_error *err)
+{
+    const hs_series_result *res = &r->result[k];
+    const hs_series *se = &r->study.series[res->series_index];
+    long long key = 0;
+    hs_status st = HS_OK;
+    for (int j = 0; st == HS_OK && j < se->n_slices; j++) {
+        const hs_dicom_header *h = &se->slices[j].header;
+        const hs_slice_result *sr = &res->slice[j];
+        double position = se->sort_method == HS_SORT_POSITION
+                              ? se->slices[j].position_along_normal : NAN;
+        long long id = 0;
+        st = hs_exec(a, err, Q_SLICE, &id, "lidjtsdt", series_id, j, position,
+                     h->has_instance_number ? &h->instance_number : NULL, h->sop_uid, h->path,
+                     (double)sr->probability, isnan(sr->probability) ? sr->error : NULL);
+        if (j == res->verdict.key_slice)
+            key = id;
+        if (k == r->decisive && j == r->verdict.key_slice)
+            *study_key = id;
+    }
+    if (st != HS_OK)
+        return st;
+    const hs_study_verdict *v = &res->verdict;
+    return hs_exec(a, err, Q_SERIES_VERDICT, NULL, "isddtLitl", k, hs_verdict_name(v->verdict),
+                   v->probability, v->confidence, v->confidence_label, key, v->n_scored,
+                   v->reason, series_id);
+}
+
+/* The study's verdict, superseding the current one of the same study. */
+static hs_status hs_write_verdict(hs_audit *a, const hs_study_reading *r, const hs_model *model,
+                                  long long study_id, long long reading_id,
+                                  const long long *series_ids, long long key_slice,
+                                  long long *verdict_id, hs_error *err)
+{
+    const hs_study_verdict *v = &r->verdict;
+    long long decisive = 0;
+    const int *key_instance = NULL;
+    if (r->decisive >= 0) {
+        const hs_series_result *res = &r->result[r->decisive];
+        decisive = series_ids[res->series_index];
+        if (v->key_slice >= 0) {
+            const hs_dicom_header *h =
+                &r->study.series[res->series_index].slices[v->key_slice].header;
+            key_instance = h->has_instance_number ? &h->instance_number : NULL;
+        }
+    }
+    double now = hs_now();
+    hs_status st = hs_exec(a, err, Q_NEXT_VERDICT, verdict_id, "");
+    if (st == HS_OK)
+        st = hs_exec(a, err, Q_SUPERSEDE, NULL, "ldl", *verdict_id, now, study_id);
+    if (st == HS_OK)
+        st = hs_exec(a, err, Q_VERDICT, NULL, "lllsdddtLjLitsd", *verdict_id, reading_id,
+                     study_id, hs_verdict_name(v->verdict), v->probability, v->threshold,
+                     v->confidence, v->confidence_label, key_slice, key_instance, decisive,
+                     v->n_scored, v->reason, model->sha256, now);
+    return st;
+}
+
+/* Everything of one reading, inside the caller's transaction. */
+static hs_status hs_write_reading(hs_audit *a, long long run_id, const hs_study_reading *r,
+                                  const hs_model *model, long long *verdict_id, hs_error *err)
+{
+    const hs_study *s = &r->study;
+    long long study_id = 0, reading_id = 0, key_slice = 0;
+    hs_status st = hs_write_model(a, model, err);
+    if (st == HS_OK)
+        st = hs_exec(a, err, Q_STUDY, &study_id, "ttttp", s->study_uid, s->accession,
+                     s->patient_id, s->study_date, r->finished);
+    if (st == HS_OK)
+        st = hs_exec(a, err, Q_READING, &reading_id, "llsttttitpp", run_id, study_id, r->dir,
+                     s->accession, s->patient_id, s->study_date, r->instances_sha256,
+                     s->n_files, s->why, r->started, r->finished);
+    if (st != HS_OK)
+        return st;
+    long long *series_ids = calloc(s->n_series > 0 ? (size_t)s->n_series : 1, sizeof *series_ids);
+    if (series_ids == NULL)
+        return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory recording a study", a->path);
+    st = hs_write_series(a, reading_id, s, series_ids, err);
+    for (int k = 0; st == HS_OK && k < r->n_results; k++)
+        st = hs_write_result(a, r, k, series_ids[r->result[k].series_index], &key_slice, err);
+    for (int i = 0; st == HS_OK && i < s->n_skipped; i++)
+        st = hs_exec(a, err, Q_SKIPPED, NULL, "lsst", reading_id, s->skipped[i].path,
+                     s->skipped[i].verdict, s->skipped[i].reason);
+    if (st == HS_OK)
+        st = hs_write_verdict(a, r, model, study_id, reading_id, series_ids, key_slice,
+                              verdict_id, err);
+    free(series_ids);
+    return st;
+}
+
+hs_status hs_audit_record_study(hs_audit *a, long long run_id, const hs_study_reading *r,
+                                const hs_model *model, long long *verdict_id, hs_error *err)
+{
+    if (a == NULL || r == NULL || model == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_record_study: NULL argument");
+    hs_status st = hs_check_reading(r, err);
+    if (st != HS_OK)
+        return st;
+    long long id = 0;
+    st = hs_exec(a, err, Q_BEGIN, NULL, "");
+    if (st == HS_OK) {
+        st = hs_write_reading(a, run_id, r, model, &id, err);
+        if (st == HS_OK)
+            st = hs_exec(a, err, Q_COMMIT, NULL, ""); /* deferred foreign keys are checked here */
+        if (st != HS_OK)
+            hs_rollback(a->db);
+    }
+    if (st != HS_OK) /* hs_fail copes with err->msg among its arguments */
+        return hs_fail(err, st, "%s; study %s (%s) was not recorded", err != NULL ? err->msg : "",
+                       r->study.study_uid[0] != '\0' ? r->study.study_uid : "without UID",
+                       r->dir);
+    if (verdict_id != NULL)
+        *verdict_id = id;
+    return HS_OK;
+}
+
+hs_status hs_audit_record_failure(hs_audit *a, long long run_id, const char *study_dir,
+                                  const char *study_uid, const char *stage, const char *message,
+                                  hs_error *err)
+{
+    if (a == NULL || study_dir == NULL || stage == NULL || message == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_record_failure: NULL argument");
+    return hs_exec(a, err, Q_FAILURE, NULL, "lstssd", run_id, study_dir, study_uid, stage,
+                   message, hs_now());
+}
+
+hs_status hs_audit_already_read(hs_audit *a, const char *study_uid, const char *instances_sha256,
+                                const char *model_sha256, int *found, hs_error *err)
+{
+    if (a == NULL || found == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_already_read: NULL argument");
+    long long exists = 0;
+    hs_status st = hs_exec(a, err, Q_ALREADY_READ, &exists, "ttt", study_uid, instances_sha256,
+                           model_sha256);
+    *found = st == HS_OK && exists != 0;
+    return st;
+}

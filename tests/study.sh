@@ -1,0 +1,204 @@
+#!/bin/sh
+# study.sh - tests of `hemoscan --study` and `--export` end to end (POSIX sh):
+# generated studies through the real binary, the JSON and text a user sees,
+# the exit status, what lands in the audit database, and the expected
+# outcome of every folder of real and edge-case DICOM in ../shared/data.
+#
+# Run by `make check`, which sets HEMOSCAN, HEMOSCAN_BUILDDIR (for the
+# generator), HEMOSCAN_SRCDIR and HEMOSCAN_SHARED_DATA. Needs jq and the
+# sqlite3 shell (scripts/install-deps.sh installs both). The harness (run,
+# check, skip, why) is tests/lib.sh.
+
+set -u
+
+. "$(dirname "$0")/lib.sh"
+
+GEN=${HEMOSCAN_BUILDDIR:-.}/testdata/gen/hs-gen-ct
+DATA=${HEMOSCAN_SHARED_DATA:-../shared/data}/dicom
+MODEL=${HEMOSCAN_SRCDIR:-.}/models/default.hsm
+SQLITE3=${HEMOSCAN_SQLITE3:-sqlite3}
+for tool in jq "$SQLITE3"; do
+    command -v "$tool" >/dev/null 2>&1 || {
+        echo "study.sh: $tool is missing: install the Debian package (scripts/install-deps.sh)" >&2
+        exit 99
+    }
+done
+[ -x "$GEN" ] || { echo "study.sh: no generator at $GEN; run make" >&2; exit 99; }
+
+# Every run writes to a private database unless a test says otherwise.
+DB=$tmp/audit.db
+study() {
+    run "$HEMOSCAN" --model "$MODEL" --db "$DB" --study "$@"
+}
+sql() {
+    "$SQLITE3" -readonly "$DB" "$1"
+}
+
+# A small study with a bleed and one without (128 x 128, 16 slices of 5 mm).
+"$GEN" --out "$tmp/bleed" --size 128 --slices 16 --thickness 5 --seed 5 --jobs 1 -q \
+    --bleed iph:25,-15,10,30 --ts jpeg-lossless || exit 99
+"$GEN" --out "$tmp/short" --size 128 --slices 4 --thickness 5 --seed 6 --jobs 1 -q || exit 99
+"$GEN" --out "$tmp/mr" --size 64 --slices 8 --seed 7 --modality MR --jobs 1 -q || exit 99
+mkdir "$tmp/empty" || exit 99
+
+test_json_verdict() {
+    study --json "$tmp/bleed" || { why "expected exit 0"; return 1; }
+    j=$(sed -n 1p "$tmp/out")
+    [ "$(wc -l <"$tmp/out")" -eq 1 ] || { why "expected one JSON line per study"; return 1; }
+    for key in study_uid verdict probability threshold key_slice model_sha256 reason; do
+        echo "$j" | jq -e "has(\"$key\")" >/dev/null || { why "no key $key"; return 1; }
+    done
+    [ "$(echo "$j" | jq -r .verdict)" = hemorrhage ] || { why "verdict is not hemorrhage"; return 1; }
+    echo "$j" | jq -e '.probability > .threshold and .probability <= 1 and .reason == null' >/dev/null ||
+        { why "probability/threshold/reason wrong"; return 1; }
+    # the key slice lies on the bleed (slices 7-12, 0-based 6-11)
+    echo "$j" | jq -e '.key_slice.index >= 6 and .key_slice.index <= 11' >/dev/null ||
+        { why "key slice not on the bleed"; return 1; }
+    sum=$(sha256sum "$MODEL" | cut -d' ' -f1)
+    [ "$(echo "$j" | jq -r .model_sha256)" = "$sum" ] || { why "model_sha256 is not the file's SHA-256"; return 1; }
+    [ "$(echo "$j" | jq '.series[0].slice_probabilities | length')" -eq 16 ] ||
+        { why "expected 16 slice probabilities"; return 1; }
+}
+
+test_text_summary() {
+    study "$tmp/bleed" || return 1
+    grep -q "HEMORRHAGE SUSPECTED" "$tmp/out" || { why "no verdict line"; return 1; }
+    grep -q "key slice:" "$tmp/out" || { why "no key slice line"; return 1; }
+    grep -q "not a diagnosis" "$tmp/out" || { why "no decision-support warning"; return 1; }
+    grep -q "recorded:   $DB" "$tmp/out" || { why "does not say where it was recorded"; return 1; }
+}
+
+test_exit_statuses() {
+    study "$tmp/empty"
+    [ "$status" -eq 3 ] || { why "empty folder: expected 3 (no readable series)"; return 1; }
+    study "$tmp/mr"
+    [ "$status" -eq 3 ] || { why "MR study: expected 3"; return 1; }
+    study --json "$tmp/short"
+    [ "$status" -eq 4 ] || { why "4-slice study: expected 4 (not assessable)"; return 1; }
+    jq -e '.verdict == "not_assessable" and (.reason | test("only 4 slices")) and .probability == null' \
+        "$tmp/out" >/dev/null || { why "not_assessable JSON wrong"; return 1; }
+    study "$tmp/no-such-folder"
+    [ "$status" -eq 1 ] || { why "missing folder: expected 1 (error)"; return 1; }
+    grep -q "no-such-folder" "$tmp/err" || { why "error does not name the folder"; return 1; }
+    run "$HEMOSCAN" --study
+    [ "$status" -eq 2 ] || { why "no folder: expected 2 (usage)"; return 1; }
+    # several studies: the worst outcome wins
+    study "$tmp/bleed" "$tmp/short" "$tmp/empty"
+    [ "$status" -eq 4 ] || { why "mixed studies: expected 4"; return 1; }
+}
+
+test_database_record() {
+    rm -f "$DB" "$DB-wal" "$DB-shm"
+    study "$tmp/bleed" || return 1
+    mode=$(stat -c %a "$DB")
+    [ "$mode" = 600 ] || { why "database mode is $mode, expected 600"; return 1; }
+    [ "$(sql 'PRAGMA journal_mode')" = wal ] || { why "not in WAL mode"; return 1; }
+    uid=$("$HEMOSCAN" --model "$MODEL" --db "$DB" --study --json "$tmp/bleed" | jq -r .study_uid)
+    n=$(sql "SELECT count(*) FROM current_verdicts WHERE study_uid = '$uid' AND verdict = 'hemorrhage'")
+    [ "$n" = 1 ] || { why "expected one current hemorrhage verdict, got $n"; return 1; }
+    n=$(sql "SELECT count(*) FROM verdicts")
+    [ "$n" = 2 ] || { why "expected two verdicts kept (one superseded), got $n"; return 1; }
+    n=$(sql "SELECT count(*) FROM runs WHERE finished_at IS NOT NULL AND exit_status = 0")
+    [ "$n" = 2 ] || { why "expected two finished runs, got $n"; return 1; }
+    n=$(sql "SELECT count(*) FROM slices WHERE probability IS NOT NULL")
+    [ "$n" = 32 ] || { why "expected 2 x 16 scored slices, got $n"; return 1; }
+    sum=$(sha256sum "$MODEL" | cut -d' ' -f1)
+    n=$(sql "SELECT count(*) FROM runs WHERE model_sha256 = '$sum'")
+    [ "$n" = 2 ] || { why "runs do not carry the model checksum"; return 1; }
+}
+
+test_database_not_assessable() {
+    rm -f "$DB" "$DB-wal" "$DB-shm"
+    study "$tmp/short"
+    n=$(sql "SELECT count(*) FROM verdicts WHERE verdict = 'not_assessable' AND reason LIKE '%only 4 slices%'")
+    [ "$n" = 1 ] || { why "not-assessable verdict not recorded with its reason"; return 1; }
+    study "$tmp/no-such-folder"
+    n=$(sql "SELECT count(*) FROM failures WHERE message LIKE '%no-such-folder%'")
+    [ "$n" = 1 ] || { why "failure not recorded"; return 1; }
+}
+
+test_default_database() {
+    # no --db: $HEMOSCAN_DB, else under XDG_STATE_HOME, created private
+    HOME=$tmp/home XDG_STATE_HOME=$tmp/state run "$HEMOSCAN" --model "$MODEL" --study "$tmp/short"
+    [ -f "$tmp/state/hemoscan/audit.db" ] || { why "no database under XDG_STATE_HOME"; return 1; }
+    [ "$(stat -c %a "$tmp/state/hemoscan")" = 700 ] || { why "state folder not private"; return 1; }
+    HEMOSCAN_DB=$tmp/env.db run "$HEMOSCAN" --model "$MODEL" --study "$tmp/short"
+    [ -f "$tmp/env.db" ] || { why "HEMOSCAN_DB not used"; return 1; }
+}
+
+# What --export writes is exactly what the model scores: each PNG, scored by
+# --predict, gives the slice's probability from --study.
+test_export_matches_study() {
+    run "$HEMOSCAN" --model "$MODEL" --export "$tmp/bleed" --out "$tmp/png" || return 1
+    set -- "$tmp"/png/*/
+    [ $# -eq 1 ] || { why "expected one series folder, got $#"; return 1; }
+    series=$1
+    [ "$(ls "$series" | grep -c '\.png$')" -eq 16 ] || { why "expected 16 PNGs"; return 1; }
+    [ "$(wc -l <"$series/index.csv")" -eq 17 ] || { why "index.csv should have a header and 16 rows"; return 1; }
+    study --json "$tmp/bleed" || return 1
+    cp "$tmp/out" "$tmp/study.json"
+    run "$HEMOSCAN" --model "$MODEL" --predict --json "$series/0008.png" "$series/0003.png" || return 1
+    for pair in "0008.png 7" "0003.png 2"; do
+        set -- $pair
+        want=$(jq ".series[0].slice_probabilities[$2]" "$tmp/study.json")
+        got=$(jq ".images[] | select(.file | endswith(\"$1\")) | .score" "$tmp/out")
+        ok=$(jq -n "($want - $got) | fabs < 0.0005")
+        [ "$ok" = true ] || { why "$1: --predict $got, --study $want"; return 1; }
+    done
+}
+
+test_export_needs_out() {
+    run "$HEMOSCAN" --export "$tmp/bleed"
+    [ "$status" -eq 2 ] || { why "expected 2 without --out"; return 1; }
+}
+
+# ---- real data: every folder's expected outcome ------------------------------------
+
+test_real_ge_series() {
+    study --json "$DATA/headct/ge_hispeed_dual_head_tilt" || { why "expected a verdict (exit 0)"; return 1; }
+    jq -e '.series[0].slices == 28 and .series[0].slices_scored == 28 and .verdict != "not_assessable"' \
+        "$tmp/out" >/dev/null || { why "expected 28 slices scored and a verdict"; return 1; }
+}
+
+# folder, expected exit status, expected reason fragment (for 3 and 4)
+expect_folder() {
+    study -v "$DATA/$1"
+    [ "$status" -eq "$2" ] || { why "$1: exit $status, expected $2"; return 1; }
+    grep -q "$3" "$tmp/out" || { why "$1: output lacks '$3'"; return 1; }
+}
+
+test_edge_folders() {
+    expect_folder edge/mr 3 "NOT ASSESSABLE" || return 1
+    expect_folder edge/mr 3 "not_ct" || return 1
+    expect_folder edge/other_modality 3 "not_ct" || return 1
+    expect_folder edge/no_pixels 3 "no_pixels" || return 1
+    expect_folder edge/corrupt 3 "corrupt" || return 1
+    # the WG04 copies are all marked SECONDARY (derived): nothing to read
+    expect_folder edge/ts_wg04_ct2_head 3 "derived" || return 1
+    expect_folder edge/ct_other 4 "NOT ASSESSABLE" || return 1
+    expect_folder headct/misc 4 "only 1 slices" || return 1
+    expect_folder headct/pydicom_dicomdir_head_16px 4 "only 4 slices" || return 1
+    # the whole edge tree: every file accounted for, nothing crashes
+    study --json "$DATA/edge"
+    [ "$status" -eq 4 ] || { why "edge: exit $status, expected 4"; return 1; }
+    total=$(find "$DATA/edge" -type f ! -name '.*' | wc -l)
+    jq -e ".files_found == $total and (.files_skipped + ([.series[].slices] | add)) == $total" \
+        "$tmp/out" >/dev/null || { why "edge: files found/skipped/used do not add up to $total"; return 1; }
+}
+
+check "--study --json: verdict, keys, key slice, model checksum" test_json_verdict
+check "--study: readable summary with the warning" test_text_summary
+check "--study: exit statuses 0/1/2/3/4" test_exit_statuses
+check "--study: run, study, slices and verdicts in the database" test_database_record
+check "--study: not assessable and failures recorded" test_database_not_assessable
+check "--study: default database path, private" test_default_database
+check "--export: PNGs score like the study's slices" test_export_matches_study
+check "--export needs --out" test_export_needs_out
+if [ -d "$DATA/headct/ge_hispeed_dual_head_tilt" ] && [ -d "$DATA/edge" ]; then
+    check "real GE head series read whole" test_real_ge_series
+    check "edge-case folders: expected outcome each" test_edge_folders
+else
+    skip "real GE head series" "no $DATA (../shared/data absent)"
+    skip "edge-case folders" "no $DATA (../shared/data absent)"
+fi
+finish
