@@ -882,12 +882,20 @@ hs_status hs_prepare_input(const hs_image *picture, const hs_input_recipe *recip
         return hs_fail(err, HS_ERR_ARG,
                        "input recipe has %d distinct windows but the picture has %d channels",
                        recipe->channels, picture->channels);
+    /* The picture is read as it is when it already holds what the network
+     * gets (gray, or one rendering per window): no copy on the hot path of
+     * a study, where this runs once per slice. */
     hs_image gray = {0}, cropped = {0}, fitted = {0};
-    hs_status st = per_channel ? image_copy(picture, &gray, err) : hs_image_to_gray(picture, &gray, err);
+    const hs_image *source = picture;
+    hs_status st = HS_OK;
+    if (!per_channel && picture->channels != 1) {
+        st = hs_image_to_gray(picture, &gray, err);
+        source = &gray;
+    }
     if (st == HS_OK && crop)
-        st = hs_image_crop_head(&gray, HS_HEAD_THRESHOLD, &cropped, err);
+        st = hs_image_crop_head(source, HS_HEAD_THRESHOLD, &cropped, err);
     if (st == HS_OK)
-        st = hs_image_fit(crop ? &cropped : &gray, recipe->width, recipe->height, &fitted, err);
+        st = hs_image_fit(crop ? &cropped : source, recipe->width, recipe->height, &fitted, err);
     if (st == HS_OK) {
         /* "unit": the rendering already maps the window to [0, 1]. */
         size_t n = (size_t)recipe->width * (size_t)recipe->height;

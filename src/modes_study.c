@@ -84,12 +84,18 @@ static json_t *json_text(const char *s)
 }
 
 /* The key slice of the decisive series, or NULL when there is none. */
+/* The series the study verdict comes from, or NULL when none was read. */
+static const hs_series *decisive_series(const hs_study_reading *r)
+{
+    return r->decisive < 0 ? NULL : &r->study.series[r->result[r->decisive].series_index];
+}
+
+/* The key slice of the decisive series, or NULL when there is none. */
 static const hs_slice *key_slice(const hs_study_reading *r, const hs_series **series)
 {
-    if (r->decisive < 0 || r->verdict.key_slice < 0)
+    *series = decisive_series(r);
+    if (*series == NULL || r->verdict.key_slice < 0)
         return NULL;
-    const hs_series_result *res = &r->result[r->decisive];
-    *series = &r->study.series[res->series_index];
     return &(*series)->slices[r->verdict.key_slice];
 }
 
@@ -124,9 +130,8 @@ static json_t *reading_json(const hs_study_reading *r, const hs_model *model, lo
     } else {
         json_object_set_new(j, "key_slice", json_null());
     }
-    json_object_set_new(j, "series_uid", r->decisive >= 0 ? json_text(ks != NULL ? ks->series_uid
-                                                                        : r->study.series[r->result[r->decisive].series_index].series_uid)
-                                                          : json_null());
+    const hs_series *ds = decisive_series(r);
+    json_object_set_new(j, "series_uid", ds != NULL ? json_text(ds->series_uid) : json_null());
     json_object_set_new(j, "reason", json_text(r->verdict.reason));
     json_object_set_new(j, "model_sha256", json_string(model->sha256));
     json_t *series = json_array();
@@ -365,8 +370,11 @@ static int export_series(const hs_series *se, const hs_input_recipe *recipe, con
             snprintf(position, sizeof position, "%.3f", se->slices[k].position_along_normal);
         /* file paths are quoted CSV fields: a drop folder may hold commas */
         fprintf(csv, "%s,%d,%s,%s,%s,\"", name, k + 1, instance, position, h->sop_uid);
-        for (const char *p = h->path; *p; p++)
-            fputs(*p == '"' ? "\"\"" : (char[2]){*p, '\0'}, csv);
+        for (const char *p = h->path; *p; p++) {
+            if (*p == '"')
+                putc('"', csv); /* a quote inside a quoted field is doubled */
+            putc(*p, csv);
+        }
         fprintf(csv, "\"\n");
         (*written)++;
     }

@@ -74,40 +74,32 @@ hs_status hs_verdict_from_slices(const hs_verdict_input *in, double threshold,
         return not_assessable(out);
     }
 
-    /* The highest score confirmed by a scored neighbour; the maximum when no
-     * two scored slices are neighbours (or fewer than three are scored). */
+    /* The highest score confirmed by a scored neighbour. The rules above
+     * guarantee two adjacent scored slices: at least 5 scored with at most
+     * 10% unscored leaves no room for an unscored slice between every
+     * pair (that would take 4 unscored of 9 or more). */
     double best = -1.0;
     int key = -1;
-    if (scored >= 3) {
-        for (int i = 0; i < n; i++) {
-            double p = in->prob[i];
-            if (isnan(p))
-                continue;
-            double nb = -1.0;
-            int nb_i = -1;
-            if (i > 0 && !isnan(in->prob[i - 1]) && in->prob[i - 1] > nb) {
-                nb = in->prob[i - 1];
-                nb_i = i - 1;
-            }
-            if (i + 1 < n && !isnan(in->prob[i + 1]) && in->prob[i + 1] > nb) {
-                nb = in->prob[i + 1];
-                nb_i = i + 1;
-            }
-            if (nb_i < 0)
-                continue;
-            double confirmed = p < nb ? p : nb;
-            if (confirmed > best) {
-                best = confirmed;
-                key = p >= nb ? i : nb_i;
-            }
+    for (int i = 0; i < n; i++) {
+        double p = in->prob[i];
+        if (isnan(p))
+            continue;
+        double nb = -1.0;
+        int nb_i = -1;
+        if (i > 0 && !isnan(in->prob[i - 1]) && in->prob[i - 1] > nb) {
+            nb = in->prob[i - 1];
+            nb_i = i - 1;
         }
-    }
-    if (key < 0) {
-        for (int i = 0; i < n; i++) {
-            if (!isnan(in->prob[i]) && in->prob[i] > best) {
-                best = in->prob[i];
-                key = i;
-            }
+        if (i + 1 < n && !isnan(in->prob[i + 1]) && in->prob[i + 1] > nb) {
+            nb = in->prob[i + 1];
+            nb_i = i + 1;
+        }
+        if (nb_i < 0)
+            continue;
+        double confirmed = p < nb ? p : nb;
+        if (confirmed > best) {
+            best = confirmed;
+            key = p >= nb ? i : nb_i;
         }
     }
     out->probability = best;

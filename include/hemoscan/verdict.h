@@ -13,8 +13,8 @@
  *   streaks, the vertex, a partial-volume slice). Taking the plain maximum
  *   turns every such slice into a positive study; averaging over many
  *   slices drowns a small bleed. Neighbours are neighbours in the sorted
- *   series; a slice that could not be scored is no neighbour. A series of
- *   one or two scored slices falls back to the maximum.
+ *   series; a slice that could not be scored is no neighbour (the rules
+ *   below leave every assessable series with two adjacent scored slices).
  *   Key slice: of the pair that gave the study probability, the slice with
  *   the higher score (the first on ties).
  *   Verdict: hemorrhage when the study probability reaches the model's
