@@ -434,62 +434,47 @@ static int hs_cmp_skipped(const void *a, const void *b)
     return c != 0 ? c : strcmp(x->reason, y->reason);
 }
 
-hs_status hs_study_scan(const char *dir, hs_study *study, hs_error *err)
+/* Passes 2 and 3 on the files in paths (not freed here): classify, keep
+ * one study, group into series. label names the files' origin in
+ * study->why. *skip_cap is the capacity of study->skipped so far. */
+static hs_status hs_scan_paths(hs_study *study, int *skip_cap, char *const *paths, int n_paths,
+                               const char *label, hs_error *err)
 {
-    if (study == NULL)
-        return hs_fail(err, HS_ERR_ARG, "hs_study_scan: study is NULL");
-    memset(study, 0, sizeof *study);
-    if (dir == NULL || dir[0] == '\0')
-        return hs_fail(err, HS_ERR_ARG, "hs_study_scan: no folder given");
-
-    struct stat sb;
-    if (stat(dir, &sb) != 0)
-        return hs_fail(err, HS_ERR_IO, "%s: cannot open folder: %s", dir, strerror(errno));
-    if (!S_ISDIR(sb.st_mode))
-        return hs_fail(err, HS_ERR_IO, "%s: is not a folder", dir);
-
-    hs_walk w = {0};
-    int skip_cap = 0;
     hs_dicom_header **ok = NULL;
     int n_ok = 0, ok_cap = 0;
     hs_dicom_header *h = NULL;
     hs_status st = HS_OK;
-    if (hs_walk_seen(&w, &sb) < 0)
-        st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", dir);
-    if (st == HS_OK)
-        st = hs_walk_dir(&w, dir, 1, study, &skip_cap, err);
-    study->n_files = w.n;
 
     /* Pass 2: classify every file once. */
-    for (int i = 0; i < w.n && st == HS_OK; i++) {
+    for (int i = 0; i < n_paths && st == HS_OK; i++) {
         if (h == NULL)
             h = malloc(sizeof *h);
         if (h == NULL) {
-            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", w.paths[i]);
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", paths[i]);
             break;
         }
         hs_dicom_verdict v = HS_DICOM_NOT_DICOM;
         char reason[256] = "";
         hs_error ferr = {0};
-        hs_status rs = hs_dicom_read_header(w.paths[i], h, &v, reason, &ferr);
+        hs_status rs = hs_dicom_read_header(paths[i], h, &v, reason, &ferr);
         if (rs == HS_ERR_NOMEM) {
-            st = hs_fail(err, HS_ERR_NOMEM, "%s: %s", w.paths[i], ferr.msg);
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: %s", paths[i], ferr.msg);
             break;
         }
         if (rs != HS_OK) {
-            if (hs_add_skipped(study, &skip_cap, w.paths[i], "unreadable", ferr.msg) != 0)
-                st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", w.paths[i]);
+            if (hs_add_skipped(study, skip_cap, paths[i], "unreadable", ferr.msg) != 0)
+                st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", paths[i]);
             continue;
         }
         if (v != HS_DICOM_OK) {
             if (reason[0] == '\0')
                 hs_copy(reason, sizeof reason, "not an axial CT image");
-            if (hs_add_skipped(study, &skip_cap, w.paths[i], hs_dicom_verdict_name(v), reason) != 0)
-                st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", w.paths[i]);
+            if (hs_add_skipped(study, skip_cap, paths[i], hs_dicom_verdict_name(v), reason) != 0)
+                st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", paths[i]);
             continue;
         }
         if (hs_grow((void **)&ok, &ok_cap, n_ok + 1, sizeof *ok) != 0) {
-            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", w.paths[i]);
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", paths[i]);
             break;
         }
         ok[n_ok++] = h;
@@ -532,7 +517,7 @@ hs_status hs_study_scan(const char *dir, hs_study *study, hs_error *err)
         char reason[256];
         snprintf(reason, sizeof reason, "belongs to another study (%s)",
                  ok[i]->study_uid[0] != '\0' ? ok[i]->study_uid : "no StudyInstanceUID");
-        if (hs_add_skipped(study, &skip_cap, ok[i]->path, "other_study", reason) != 0)
+        if (hs_add_skipped(study, skip_cap, ok[i]->path, "other_study", reason) != 0)
             st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", ok[i]->path);
         free(ok[i]);
         ok[i] = NULL;
@@ -553,13 +538,13 @@ hs_status hs_study_scan(const char *dir, hs_study *study, hs_error *err)
     if (st == HS_OK && n_groups > 0) {
         study->series = calloc((size_t)n_groups, sizeof *study->series);
         if (study->series == NULL)
-            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", dir);
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", label);
     }
     for (int i = 0; i < n_mine && st == HS_OK;) {
         int j = i + 1;
         while (j < n_mine && strcmp(ok[j]->series_uid, ok[i]->series_uid) == 0)
             j++;
-        st = hs_build_series(study, &skip_cap, ok + i, j - i, &study->series[study->n_series],
+        st = hs_build_series(study, skip_cap, ok + i, j - i, &study->series[study->n_series],
                              err);
         study->n_series++;
         i = j;
@@ -569,19 +554,59 @@ hs_status hs_study_scan(const char *dir, hs_study *study, hs_error *err)
         qsort(study->skipped, (size_t)study->n_skipped, sizeof *study->skipped, hs_cmp_skipped);
     if (st == HS_OK && study->n_series == 0)
         snprintf(study->why, sizeof study->why,
-                 "no axial CT image series in %.150s: %d file(s) found, none accepted", dir,
+                 "no axial CT image series in %.150s: %d file(s) found, none accepted", label,
                  study->n_files);
 
     /* Compaction left NULL behind the kept headers, so this frees each once. */
     for (int i = 0; i < n_ok; i++)
         free(ok[i]);
     free(ok);
+    return st;
+}
+
+hs_status hs_study_scan(const char *dir, hs_study *study, hs_error *err)
+{
+    if (study == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_study_scan: study is NULL");
+    memset(study, 0, sizeof *study);
+    if (dir == NULL || dir[0] == '\0')
+        return hs_fail(err, HS_ERR_ARG, "hs_study_scan: no folder given");
+
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return hs_fail(err, HS_ERR_IO, "%s: cannot open folder: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return hs_fail(err, HS_ERR_IO, "%s: is not a folder", dir);
+
+    hs_walk w = {0};
+    int skip_cap = 0;
+    hs_status st = HS_OK;
+    if (hs_walk_seen(&w, &sb) < 0)
+        st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", dir);
+    if (st == HS_OK)
+        st = hs_walk_dir(&w, dir, 1, study, &skip_cap, err);
+    study->n_files = w.n;
+    if (st == HS_OK)
+        st = hs_scan_paths(study, &skip_cap, w.paths, w.n, dir, err);
     for (int i = 0; i < w.n; i++)
         free(w.paths[i]);
     free(w.paths);
     free(w.seen_dev);
     free(w.seen_ino);
     return st;
+}
+
+hs_status hs_study_scan_files(const char *label, char *const *paths, int n, hs_study *study,
+                              hs_error *err)
+{
+    if (study == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_study_scan_files: study is NULL");
+    memset(study, 0, sizeof *study);
+    if (label == NULL || n < 0 || (paths == NULL && n > 0))
+        return hs_fail(err, HS_ERR_ARG, "hs_study_scan_files: no label or files given");
+    int skip_cap = 0;
+    study->n_files = n;
+    return hs_scan_paths(study, &skip_cap, paths, n, label, err);
 }
 
 /* ---- the choice --------------------------------------------------------------- */

@@ -193,12 +193,13 @@ static void decide(hs_study_reading *r, double threshold)
              r->study.why[0] ? r->study.why : "no readable axial CT series in the folder");
 }
 
-hs_status hs_study_read(const char *dir, const hs_model *model, const hs_study_options *opt,
-                        hs_study_reading *out, hs_error *err)
+/* Checks the arguments and model, and starts out; label goes to out->dir. */
+static hs_status begin_reading(const char *label, const hs_model *model, const hs_study_options *opt,
+                               hs_study_reading *out, hs_error *err)
 {
     if (out != NULL)
         memset(out, 0, sizeof *out);
-    if (dir == NULL || model == NULL || opt == NULL || out == NULL)
+    if (label == NULL || model == NULL || opt == NULL || out == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_study_read: no folder, model, options or output given");
     if (model->n_classes != 2 || hs_net_outputs(&model->member[0]) != 1)
         return hs_fail(err, HS_ERR_ARG,
@@ -206,12 +207,16 @@ hs_status hs_study_read(const char *dir, const hs_model *model, const hs_study_o
                        model->n_classes);
     out->decisive = -1;
     out->started = now_seconds();
-    snprintf(out->dir, sizeof out->dir, "%s", dir);
+    snprintf(out->dir, sizeof out->dir, "%s", label);
+    return HS_OK;
+}
 
-    hs_status st = hs_study_scan(dir, &out->study, err);
-    if (st != HS_OK)
-        return st;
-    st = instances_checksum(&out->study, out->instances_sha256, err);
+/* Everything after the scan: choose, score, decide. */
+static hs_status read_scanned(const hs_model *model, const hs_study_options *opt, hs_study_reading *out,
+                              hs_error *err)
+{
+    const char *dir = out->dir;
+    hs_status st = instances_checksum(&out->study, out->instances_sha256, err);
     if (st != HS_OK)
         return st;
     int best = hs_study_choose(&out->study, opt->min_thickness_mm, opt->max_thickness_mm, opt->all_series);
@@ -279,6 +284,24 @@ hs_status hs_study_read(const char *dir, const hs_model *model, const hs_study_o
     decide(out, model->threshold);
     out->finished = now_seconds();
     return HS_OK;
+}
+
+hs_status hs_study_read(const char *dir, const hs_model *model, const hs_study_options *opt,
+                        hs_study_reading *out, hs_error *err)
+{
+    hs_status st = begin_reading(dir, model, opt, out, err);
+    if (st == HS_OK)
+        st = hs_study_scan(dir, &out->study, err);
+    return st == HS_OK ? read_scanned(model, opt, out, err) : st;
+}
+
+hs_status hs_study_read_files(const char *label, char *const *paths, int n, const hs_model *model,
+                              const hs_study_options *opt, hs_study_reading *out, hs_error *err)
+{
+    hs_status st = begin_reading(label, model, opt, out, err);
+    if (st == HS_OK)
+        st = hs_study_scan_files(label, paths, n, &out->study, err);
+    return st == HS_OK ? read_scanned(model, opt, out, err) : st;
 }
 
 void hs_study_reading_free(hs_study_reading *r)

@@ -14,6 +14,7 @@
  * dot file, nested folders, a name with spaces, a copied file, a symlink
  * loop). Series are 64 x 64 x 8 so the suite stays quick under valgrind.
  * Without the data or the generator the tests say they are skipped. */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,6 +352,62 @@ static void test_choose_thickness(void)
     hs_study_free(&s);
 }
 
+/* hs_study_scan_files: only the files named are looked at, in any order;
+ * a missing one and a junk one are skipped with their reasons. */
+static void test_scan_files(void)
+{
+    char dir[4096], junk[4096], missing[4096];
+    CU_ASSERT_EQUAL_FATAL(new_dir(dir, sizeof dir, "scan_files"), 0);
+    if (gen(dir, "--seed 6") != 0)
+        return;
+    DIR *d = opendir(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    char *paths[16];
+    int n = 0;
+    for (struct dirent *e = readdir(d); e != NULL && n < 6; e = readdir(d)) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[4096];
+        hs_test_path(p, sizeof p, dir, e->d_name);
+        paths[n++] = strdup(p);
+    }
+    closedir(d);
+    CU_ASSERT_EQUAL_FATAL(n, 6);
+    hs_test_path(junk, sizeof junk, tmp_dir, "scan_files_junk.txt");
+    FILE *f = fopen(junk, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("not a DICOM file\n", f);
+    fclose(f);
+    hs_test_path(missing, sizeof missing, dir, "no-such-file.dcm");
+    paths[n++] = junk;
+    paths[n++] = missing;
+
+    hs_study s;
+    hs_error err = {0};
+    CU_ASSERT_EQUAL(hs_study_scan_files("drop group", paths, n, &s, &err), HS_OK);
+    CU_ASSERT_EQUAL(s.n_files, 8);
+    CU_ASSERT_EQUAL(s.n_series, 1);
+    if (s.n_series == 1) {
+        CU_ASSERT_EQUAL(s.series[0].n_slices, 6);
+        CU_ASSERT(positions_increase(&s.series[0]));
+    }
+    CU_ASSERT_EQUAL(s.n_skipped, 2);
+    const hs_skipped_file *k = find_skipped(&s, "no-such-file.dcm");
+    CU_ASSERT(k != NULL && strcmp(k->verdict, "unreadable") == 0);
+    k = find_skipped(&s, "scan_files_junk.txt");
+    CU_ASSERT(k != NULL && strcmp(k->verdict, "not_dicom") == 0);
+    hs_study_free(&s);
+
+    /* Junk alone: no series, and why names the label. */
+    CU_ASSERT_EQUAL(hs_study_scan_files("drop group", paths + 6, 2, &s, &err), HS_OK);
+    CU_ASSERT_EQUAL(s.n_series, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s.why, "drop group"));
+    hs_study_free(&s);
+    CU_ASSERT_EQUAL(hs_study_scan_files("x", NULL, 1, &s, &err), HS_ERR_ARG);
+    for (int i = 0; i < 6; i++)
+        free(paths[i]);
+}
+
 static void test_two_studies(void)
 {
     char dir[4096], other[4096];
@@ -457,6 +514,7 @@ int hs_register_series_tests(void)
         {"no InstanceNumber, invalid UIDs", test_no_instance_number},
         {"thin and 5 mm series: 5 mm chosen, why names thickness", test_choose_thickness},
         {"two studies: the larger kept, the other skipped", test_two_studies},
+        {"a given list of files: only those, junk and missing skipped", test_scan_files},
         {"messy folder: localizer, MR, junk, nesting, spaces, copy, loop", test_messy_folder},
         {"missing and empty folders", test_errors},
     };

@@ -11,6 +11,7 @@
  * that the suite stays quick under valgrind) and are read with the default
  * model; without the generator or the model those tests say they are
  * skipped. */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -404,6 +405,48 @@ static void test_study_bleed_found(void)
     hs_study_reading_free(&b);
 }
 
+/* hs_study_read_files on a folder's files reads exactly what hs_study_read
+ * reads of the folder. */
+static void test_study_read_files(void)
+{
+    if (!need_model())
+        return;
+    char dir[4200];
+    if (gen_study("by_files", "--seed 8 --bleed iph:25,-15,10,30", dir, sizeof dir) != 0)
+        return;
+    char *paths[64];
+    int n = 0;
+    DIR *d = opendir(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    for (struct dirent *e = readdir(d); e != NULL && n < 64; e = readdir(d)) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[4500];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        paths[n++] = strdup(p);
+    }
+    closedir(d);
+    hs_study_reading a, b;
+    hs_study_options opt;
+    hs_study_options_default(&opt);
+    opt.tta = 0;
+    hs_error err = {0};
+    if (read_study(dir, 0, &a) == 0) {
+        CU_ASSERT_EQUAL(hs_study_read_files("group of 16", paths, n, &model, &opt, &b, &err), HS_OK);
+        CU_ASSERT_STRING_EQUAL(b.dir, "group of 16");
+        CU_ASSERT_EQUAL(a.verdict.verdict, HS_VERDICT_HEMORRHAGE);
+        CU_ASSERT_EQUAL(b.study.n_files, a.study.n_files);
+        CU_ASSERT_STRING_EQUAL(b.instances_sha256, a.instances_sha256);
+        CU_ASSERT_EQUAL(b.verdict.verdict, a.verdict.verdict);
+        CU_ASSERT_DOUBLE_EQUAL(b.verdict.probability, a.verdict.probability, 1e-6);
+        CU_ASSERT_EQUAL(b.verdict.key_slice, a.verdict.key_slice);
+        hs_study_reading_free(&b);
+    }
+    hs_study_reading_free(&a);
+    for (int i = 0; i < n; i++)
+        free(paths[i]);
+}
+
 /* A slice that does not decode is recorded with its reason; one of 16 leaves
  * the series assessable, and the instance set is unchanged by it. */
 static void test_study_broken_slice(void)
@@ -515,6 +558,7 @@ int hs_register_study_tests(void)
         {"verdict: each not-assessable rule", test_verdict_not_assessable},
         {"a PNG and the same pixels as DICOM score the same", test_png_equals_dicom},
         {"study: synthetic bleed found on its slices", test_study_bleed_found},
+        {"study: a given list of files reads as its folder", test_study_read_files},
         {"study: a broken slice is recorded, series still read", test_study_broken_slice},
         {"study: too short, empty, missing folder", test_study_not_assessable},
         {"study: best series, or all series", test_study_all_series},

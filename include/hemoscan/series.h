@@ -103,6 +103,15 @@ typedef struct {
  * for NULL arguments, HS_ERR_NOMEM. */
 hs_status hs_study_scan(const char *dir, hs_study *study, hs_error *err);
 
+/* hs_study_scan on a given list of files instead of a folder walk: what
+ * the watcher uses once it has grouped a drop folder's files by study.
+ * Every path should name a regular file (one that cannot be read is
+ * skipped as "unreadable"); n_files is n. label (a folder, or a name for
+ * the group) appears in study->why. Same rules, results and errors as
+ * hs_study_scan otherwise; paths stay the caller's. */
+hs_status hs_study_scan_files(const char *label, char *const *paths, int n, hs_study *study,
+                              hs_error *err);
+
 /* Chooses the series to read: non-contrast preferred over contrast, then a
  * slice thickness within [min_mm, max_mm] (0 or less for either means the
  * HS_SERIES_*_THICKNESS_MM default) over one outside or unknown, then the

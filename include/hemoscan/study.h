@@ -69,6 +69,12 @@ typedef struct {
 hs_status hs_study_read(const char *dir, const hs_model *model, const hs_study_options *opt,
                         hs_study_reading *out, hs_error *err);
 
+/* hs_study_read on the given files (hs_study_scan_files) rather than a
+ * folder: the watcher's form, once it has grouped a drop folder by study.
+ * label takes the folder's place in out->dir and in messages. */
+hs_status hs_study_read_files(const char *label, char *const *paths, int n, const hs_model *model,
+                              const hs_study_options *opt, hs_study_reading *out, hs_error *err);
+
 void hs_study_reading_free(hs_study_reading *r);
 
 #endif
