@@ -202,6 +202,40 @@ hs_status hs_net_alloc_grads(hs_net *net, hs_error *err)
     return HS_OK;
 }
 
+hs_status hs_net_merge_input_channels(const hs_net *src, hs_net *dst, hs_error *err)
+{
+    memset(dst, 0, sizeof *dst);
+    if (src->n_layers < 1 || src->layers[0].spec.kind != HS_LAYER_CONV)
+        return hs_fail(err, HS_ERR_SHAPE, "merging input channels needs a convolution first");
+    hs_layer_spec specs[HS_MAX_LAYERS];
+    for (int i = 0; i < src->n_layers; i++)
+        specs[i] = src->layers[i].spec;
+    hs_shape one = {src->input.h, src->input.w, 1};
+    hs_status st = hs_net_create(dst, one, specs, src->n_layers, err);
+    if (st != HS_OK)
+        return st;
+    /* The first layer: rows (dy, dx, c) of [k*k*C][units] become (dy, dx). */
+    const hs_layer *from = &src->layers[0];
+    const hs_layer *to = &dst->layers[0];
+    const int taps = from->spec.kernel * from->spec.kernel, c_in = src->input.c, units = from->spec.units;
+    for (int t = 0; t < taps; t++) {
+        float *row = dst->params + to->w_off + (size_t)t * units;
+        for (int u = 0; u < units; u++) {
+            float sum = 0.0f;
+            for (int c = 0; c < c_in; c++)
+                sum += src->params[from->w_off + ((size_t)t * c_in + c) * units + u];
+            row[u] = sum;
+        }
+    }
+    memcpy(dst->params + to->b_off, src->params + from->b_off, from->b_len * sizeof *dst->params);
+    for (int i = 1; i < src->n_layers; i++) {
+        const hs_layer *a = &src->layers[i], *b = &dst->layers[i];
+        memcpy(dst->params + b->w_off, src->params + a->w_off, a->w_len * sizeof *dst->params);
+        memcpy(dst->params + b->b_off, src->params + a->b_off, a->b_len * sizeof *dst->params);
+    }
+    return HS_OK;
+}
+
 void hs_net_free(hs_net *net)
 {
     free(net->layers);

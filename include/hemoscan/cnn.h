@@ -70,6 +70,14 @@ typedef struct {
  * layer must be SIGMOID or SOFTMAX, directly after a DENSE layer. */
 hs_status hs_net_create(hs_net *net, hs_shape input, const hs_layer_spec *specs,
                         int n_specs, hs_error *err);
+/* dst: the net that computes on a one-channel image what src computes on
+ * that image repeated in every input channel (a gray picture given as RGB).
+ * A convolution is linear in its input channels, so the first layer's
+ * weights are summed over them: the same outputs (up to float rounding)
+ * for a third of the first layer's work with three channels. src's first
+ * layer must be a convolution (HS_ERR_SHAPE otherwise); dst is created
+ * here, free it with hs_net_free. */
+hs_status hs_net_merge_input_channels(const hs_net *src, hs_net *dst, hs_error *err);
 void hs_net_free(hs_net *net);
 hs_status hs_net_alloc_grads(hs_net *net, hs_error *err);
 
