@@ -39,12 +39,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
 #include <vector>
 
 #include "hemoscan/dicom.h"
+#include "hemoscan/ljpeg.h"
 
 namespace {
 
@@ -604,10 +606,16 @@ void hs_opj_error(const char *msg, void *user)
 
 void hs_opj_quiet(const char *, void *) {}
 
-/* Decode the JPEG 2000 frame of ds into stored values. */
-hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
-                        std::vector<long> *stored, hs_error *err)
+/* The compressed bytes of the single frame of ds: every fragment after
+ * the basic offset table (item 0). *data points into the data set when
+ * the frame is one fragment (the usual case), else into *joined, which
+ * holds the fragments concatenated. */
+hs_status hs_encapsulated_frame(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
+                                std::vector<unsigned char> *joined, const unsigned char **data,
+                                size_t *len, hs_error *err)
 {
+    *data = nullptr;
+    *len = 0;
     DcmElement *el = nullptr;
     if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr)
         return hs_fail(err, HS_ERR_FORMAT, "%s: no Pixel Data element", path);
@@ -615,31 +623,54 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
     DcmPixelSequence *seq = nullptr;
     OFCondition c = pd->getEncapsulatedRepresentation(xfer, nullptr, seq);
     if (c.bad() || seq == nullptr)
-        return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 Pixel Data is not encapsulated: %s", path, c.text());
-    /* Item 0 is the basic offset table; a single frame is all the fragments
-     * after it, concatenated. */
-    std::vector<unsigned char> code;
+        return hs_fail(err, HS_ERR_FORMAT, "%s: %s Pixel Data is not encapsulated: %s", path,
+                       DcmXfer(xfer).getXferName(), c.text());
     unsigned long items = seq->card();
+    int pieces = 0;
     for (unsigned long i = 1; i < items; i++) {
         DcmPixelItem *item = nullptr;
         if (seq->getItem(item, i).bad() || item == nullptr)
-            return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 fragment %lu unreadable", path, i);
+            return hs_fail(err, HS_ERR_FORMAT, "%s: Pixel Data fragment %lu unreadable", path, i);
         Uint8 *bytes = nullptr;
-        Uint32 len = item->getLength();
-        if (len == 0)
+        Uint32 n = item->getLength();
+        if (n == 0)
             continue;
         if (item->getUint8Array(bytes).bad() || bytes == nullptr)
-            return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 fragment %lu unreadable", path, i);
-        code.insert(code.end(), bytes, bytes + len);
+            return hs_fail(err, HS_ERR_FORMAT, "%s: Pixel Data fragment %lu unreadable", path, i);
+        if (pieces++ == 1)
+            joined->assign(*data, *data + *len);
+        if (pieces == 1) {
+            *data = bytes;
+            *len = n;
+        } else {
+            joined->insert(joined->end(), bytes, bytes + n);
+        }
     }
-    if (code.size() < 12)
+    if (pieces > 1) {
+        *data = joined->data();
+        *len = joined->size();
+    }
+    return HS_OK;
+}
+
+/* Decode the JPEG 2000 frame of ds into stored values. */
+hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
+                        std::vector<int32_t> *stored, hs_error *err)
+{
+    std::vector<unsigned char> joined;
+    const unsigned char *code = nullptr;
+    size_t code_len = 0;
+    hs_status got = hs_encapsulated_frame(path, ds, xfer, &joined, &code, &code_len, err);
+    if (got != HS_OK)
+        return got;
+    if (code_len < 12)
         return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 Pixel Data holds no codestream", path);
     /* Most files hold a raw codestream (SOC marker FF4F); some wrap it in a
      * JP2 file (signature box). */
     static const unsigned char jp2_sig[12] = {0, 0, 0, 0x0C, 'j', 'P', ' ', ' ', 0x0D, 0x0A, 0x87, 0x0A};
-    OPJ_CODEC_FORMAT fmt = std::memcmp(code.data(), jp2_sig, 12) == 0 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K;
+    OPJ_CODEC_FORMAT fmt = std::memcmp(code, jp2_sig, 12) == 0 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K;
 
-    hs_mem_stream mem = {code.data(), code.size(), 0};
+    hs_mem_stream mem = {code, code_len, 0};
     std::string opj_msg;
     opj_codec_t *codec = opj_create_decompress(fmt);
     opj_stream_t *stream = opj_stream_create(OPJ_J2K_STREAM_CHUNK_SIZE, OPJ_TRUE);
@@ -652,7 +683,7 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
         opj_set_warning_handler(codec, hs_opj_quiet, nullptr);
         opj_set_info_handler(codec, hs_opj_quiet, nullptr);
         opj_stream_set_user_data(stream, &mem, nullptr);
-        opj_stream_set_user_data_length(stream, code.size());
+        opj_stream_set_user_data_length(stream, code_len);
         opj_stream_set_read_function(stream, hs_mem_read);
         opj_stream_set_skip_function(stream, hs_mem_skip);
         opj_stream_set_seek_function(stream, hs_mem_seek);
@@ -702,10 +733,62 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
     return st;
 }
 
+/* 16-bit samples into stored values (BitsStored, HighBit, sign). */
+void hs_unpack16(const Uint16 *px, const hs_dicom_header *h, std::vector<int32_t> *stored)
+{
+    size_t n = stored->size();
+    int32_t *dst = stored->data();
+    int is_signed = h->pixel_representation == 1;
+    if (h->bits_stored == 16 && h->high_bit == 15) {
+        /* the common case: every bit is the value, no masking */
+        if (is_signed) {
+            for (size_t i = 0; i < n; i++)
+                dst[i] = (int16_t)px[i];
+        } else {
+            for (size_t i = 0; i < n; i++)
+                dst[i] = px[i];
+        }
+    } else {
+        for (size_t i = 0; i < n; i++)
+            dst[i] = hs_stored_value(px[i], h->bits_stored, h->high_bit, is_signed);
+    }
+}
+
+/* Lossless JPEG through the fast decoder (ljpeg.h); false when it declines
+ * the stream, which then goes to DCMTK. HEMOSCAN_LJPEG=dcmtk turns the fast
+ * decoder off, so that the two can be compared on any file. */
+bool hs_decode_ljpeg(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
+                     std::vector<int32_t> *stored)
+{
+    if ((xfer != EXS_JPEGProcess14 && xfer != EXS_JPEGProcess14SV1) || h->bits_allocated != 16)
+        return false;
+    static const bool off = [] {
+        const char *e = std::getenv("HEMOSCAN_LJPEG");
+        return e != nullptr && std::strcmp(e, "dcmtk") == 0;
+    }();
+    if (off)
+        return false;
+    std::vector<unsigned char> joined;
+    const unsigned char *code = nullptr;
+    size_t code_len = 0;
+    hs_error ignored = {};
+    if (hs_encapsulated_frame(path, ds, xfer, &joined, &code, &code_len, &ignored) != HS_OK || code_len == 0)
+        return false;
+    size_t n = (size_t)h->rows * (size_t)h->columns;
+    std::unique_ptr<uint16_t[]> px(new uint16_t[n]);
+    if (!hs_ljpeg_decode(code, code_len, h->columns, h->rows, px.get(), nullptr))
+        return false;
+    stored->resize(n);
+    hs_unpack16(px.get(), h, stored);
+    return true;
+}
+
 /* Native (or DCMTK-decompressed) Pixel Data into stored values. */
 hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
-                           std::vector<long> *stored, hs_error *err)
+                           std::vector<int32_t> *stored, hs_error *err)
 {
+    if (hs_decode_ljpeg(path, ds, xfer, h, stored))
+        return HS_OK;
     if (DcmXfer(xfer).isEncapsulated()) {
         /* RLE, JPEG and JPEG-LS: the registered DCMTK decoders produce an
          * uncompressed little-endian copy of the pixels. */
@@ -728,20 +811,7 @@ hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xf
         if (el->getLength() / 2 < n)
             return hs_fail(err, HS_ERR_FORMAT, "%s: Pixel Data has %lu bytes, expected %zu for %d x %d x 16 bits",
                            path, (unsigned long)el->getLength(), n * 2, h->rows, h->columns);
-        long *dst = stored->data();
-        if (h->bits_stored == 16 && h->high_bit == 15) {
-            /* the common case: every bit is the value, no masking */
-            if (is_signed) {
-                for (size_t i = 0; i < n; i++)
-                    dst[i] = (int16_t)px[i];
-            } else {
-                for (size_t i = 0; i < n; i++)
-                    dst[i] = px[i];
-            }
-        } else {
-            for (size_t i = 0; i < n; i++)
-                dst[i] = hs_stored_value(px[i], h->bits_stored, h->high_bit, is_signed);
-        }
+        hs_unpack16(px, h, stored);
     } else {
         Uint8 *px = nullptr;
         OFCondition c = el->getUint8Array(px);
@@ -758,7 +828,7 @@ hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xf
 
 /* Stored values to HU: padding, the 12-bit wrap-around, the rescale (see
  * dicom.h for the rules and why). */
-void hs_stored_to_hu(const hs_dicom_header *h, const std::vector<long> &stored, float *hu)
+void hs_stored_to_hu(const hs_dicom_header *h, const std::vector<int32_t> &stored, float *hu)
 {
     size_t n = stored.size();
     bool pad = h->has_padding != 0;
@@ -791,7 +861,7 @@ void hs_stored_to_hu(const hs_dicom_header *h, const std::vector<long> &stored, 
         wrap = counted > 0 && high * 10 >= counted;
     }
     const double slope = h->rescale_slope, intercept = h->rescale_intercept;
-    const long *src = stored.data();
+    const int32_t *src = stored.data();
     if (!pad && !wrap) {
         /* the common case, kept branch-free so that it vectorises */
         for (size_t i = 0; i < n; i++)
@@ -873,7 +943,7 @@ extern "C" hs_status hs_dicom_read_hu(const char *path, const hs_dicom_header *h
         if (now.rows != h->rows || now.columns != h->columns)
             return hs_fail(err, HS_ERR_FORMAT, "%s: is now %d x %d pixels, expected %d x %d as in its header", path,
                            now.rows, now.columns, h->rows, h->columns);
-        std::vector<long> stored;
+        std::vector<int32_t> stored;
         DcmDataset *ds = p.ff.getDataset();
         if (hs_is_j2k(p.xfer))
             st = hs_decode_j2k(path, ds, p.xfer, &now, &stored, err);

@@ -10,9 +10,14 @@
 
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
+#include "dcmtk/dcmdata/dcpixel.h"
+#include "dcmtk/dcmdata/dcpixseq.h"
+#include "dcmtk/dcmdata/dcpxitem.h"
 #include "dcmtk/dcmdata/dcxfer.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -136,4 +141,53 @@ extern "C" int hs_test_dicom_write(const char *path, const hs_test_dicom_slice *
         std::fprintf(stderr, "hs_test_dicom_write: %s: unexpected failure\n", path);
         return -1;
     }
+}
+
+extern "C" int hs_test_dicom_dcmtk_pixels16(const char *path, unsigned short *out, size_t n)
+{
+    DcmFileFormat ff;
+    if (ff.loadFile(OFFilename(path)).bad())
+        return -1;
+    DcmDataset *ds = ff.getDataset();
+    if (ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad())
+        return -1;
+    const Uint16 *px = nullptr;
+    unsigned long count = 0;
+    if (ds->findAndGetUint16Array(DCM_PixelData, px, &count).bad() || px == nullptr || count < n)
+        return -1;
+    std::memcpy(out, px, n * sizeof *out);
+    return 0;
+}
+
+extern "C" int hs_test_dicom_frame_bytes(const char *path, unsigned char **data, size_t *len)
+{
+    *data = nullptr;
+    *len = 0;
+    DcmFileFormat ff;
+    if (ff.loadFile(OFFilename(path)).bad())
+        return -1;
+    DcmDataset *ds = ff.getDataset();
+    DcmElement *el = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr)
+        return -1;
+    DcmPixelSequence *seq = nullptr;
+    E_TransferSyntax xfer = ds->getOriginalXfer();
+    if (OFstatic_cast(DcmPixelData *, el)->getEncapsulatedRepresentation(xfer, nullptr, seq).bad() || seq == nullptr)
+        return -1;
+    std::vector<unsigned char> all;
+    for (unsigned long i = 1; i < seq->card(); i++) {
+        DcmPixelItem *item = nullptr;
+        Uint8 *bytes = nullptr;
+        if (seq->getItem(item, i).bad() || item == nullptr)
+            return -1;
+        if (item->getLength() > 0 && item->getUint8Array(bytes).good() && bytes != nullptr)
+            all.insert(all.end(), bytes, bytes + item->getLength());
+    }
+    *data = static_cast<unsigned char *>(std::malloc(all.size() > 0 ? all.size() : 1));
+    if (*data == nullptr)
+        return -1;
+    if (!all.empty())
+        std::memcpy(*data, all.data(), all.size());
+    *len = all.size();
+    return 0;
 }

@@ -10,6 +10,8 @@
 #ifndef HEMOSCAN_DICOM_FIXTURE_H
 #define HEMOSCAN_DICOM_FIXTURE_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -42,6 +44,16 @@ void hs_test_dicom_slice_default(hs_test_dicom_slice *s, int rows, int columns,
 /* Write s to path with DCMTK. 0 on success, -1 on failure (with a line on
  * stderr naming the file). */
 int hs_test_dicom_write(const char *path, const hs_test_dicom_slice *s);
+
+/* DCMTK's own decoding of the 16-bit pixels of the single-frame file at
+ * path, as raw samples into out (n of them): the reference the fast
+ * lossless JPEG decoder is compared with. The codecs must be registered
+ * (any hs_dicom_read_header call does it). 0 on success, -1 on failure. */
+int hs_test_dicom_dcmtk_pixels16(const char *path, unsigned short *out, size_t n);
+
+/* The encapsulated Pixel Data of path as one malloc'd buffer: the
+ * fragments after the basic offset table, concatenated. 0 on success. */
+int hs_test_dicom_frame_bytes(const char *path, unsigned char **data, size_t *len);
 
 #ifdef __cplusplus
 }
