@@ -403,7 +403,7 @@ int hs_mode_export(const options *o)
     int status = EXIT_OK;
     for (int i = 0; i < o->n_paths; i++) {
         hs_study study;
-        if (hs_study_scan(o->paths[i], &study, &err) != HS_OK) {
+        if (hs_study_scan(o->paths[i], o->threads, &study, &err) != HS_OK) {
             fprintf(stderr, "hemoscan: %s\n", err.msg);
             status = worse(status, EXIT_FAILED);
             hs_study_free(&study);

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hemoscan/parallel.h"
+
 /* Two slices closer than this along the normal are at the same position. */
 #define HS_SAME_POSITION_MM 0.01
 /* A neighbour distance above this multiple of the expected spacing is a gap. */
@@ -434,53 +436,90 @@ static int hs_cmp_skipped(const void *a, const void *b)
     return c != 0 ? c : strcmp(x->reason, y->reason);
 }
 
+/* Pass 2 reads headers in batches, several files at once: reading a
+ * header is mostly parsing, it is independent per file, and a batch bounds
+ * the memory a large drop folder takes. */
+#define READ_BATCH 64
+
+typedef struct {
+    hs_dicom_header *h; /* NULL when out of memory */
+    hs_dicom_verdict v;
+    hs_status rs;
+    char reason[256];
+    hs_error err;
+} hs_header_read;
+
+typedef struct {
+    char *const *paths;
+    hs_header_read *out;
+} hs_read_job;
+
+static void hs_read_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    hs_read_job *job = ctx;
+    hs_header_read *r = &job->out[task];
+    r->v = HS_DICOM_NOT_DICOM;
+    r->reason[0] = '\0';
+    r->err.msg[0] = '\0';
+    r->h = malloc(sizeof *r->h);
+    r->rs = r->h == NULL ? HS_ERR_NOMEM
+                         : hs_dicom_read_header(job->paths[task], r->h, &r->v, r->reason, &r->err);
+    if (r->h == NULL)
+        snprintf(r->err.msg, sizeof r->err.msg, "out of memory");
+}
+
 /* Passes 2 and 3 on the files in paths (not freed here): classify, keep
  * one study, group into series. label names the files' origin in
  * study->why. *skip_cap is the capacity of study->skipped so far. */
 static hs_status hs_scan_paths(hs_study *study, int *skip_cap, char *const *paths, int n_paths,
-                               const char *label, hs_error *err)
+                               const char *label, int threads, hs_error *err)
 {
     hs_dicom_header **ok = NULL;
     int n_ok = 0, ok_cap = 0;
-    hs_dicom_header *h = NULL;
     hs_status st = HS_OK;
+    hs_header_read *batch = calloc(READ_BATCH, sizeof *batch);
+    hs_pool *pool = threads > 1 && n_paths > 1 ? hs_pool_create(threads < READ_BATCH ? threads : READ_BATCH)
+                                               : NULL;
+    if (batch == NULL)
+        st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", label);
 
     /* Pass 2: classify every file once. */
-    for (int i = 0; i < n_paths && st == HS_OK; i++) {
-        if (h == NULL)
-            h = malloc(sizeof *h);
-        if (h == NULL) {
-            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", paths[i]);
-            break;
+    for (int first = 0; first < n_paths && st == HS_OK; first += READ_BATCH) {
+        int count = n_paths - first < READ_BATCH ? n_paths - first : READ_BATCH;
+        hs_read_job job = {paths + first, batch};
+        if (pool != NULL) {
+            hs_pool_run(pool, count, hs_read_task, &job);
+        } else {
+            for (int k = 0; k < count; k++)
+                hs_read_task(&job, k, 0);
         }
-        hs_dicom_verdict v = HS_DICOM_NOT_DICOM;
-        char reason[256] = "";
-        hs_error ferr = {0};
-        hs_status rs = hs_dicom_read_header(paths[i], h, &v, reason, &ferr);
-        if (rs == HS_ERR_NOMEM) {
-            st = hs_fail(err, HS_ERR_NOMEM, "%s: %s", paths[i], ferr.msg);
-            break;
+        for (int k = 0; k < count; k++) {
+            hs_header_read *r = &batch[k];
+            const char *path = paths[first + k];
+            if (st != HS_OK || r->rs == HS_ERR_NOMEM) {
+                if (st == HS_OK)
+                    st = hs_fail(err, HS_ERR_NOMEM, "%s: %s", path, r->err.msg);
+            } else if (r->rs != HS_OK) {
+                if (hs_add_skipped(study, skip_cap, path, "unreadable", r->err.msg) != 0)
+                    st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
+            } else if (r->v != HS_DICOM_OK) {
+                if (r->reason[0] == '\0')
+                    hs_copy(r->reason, sizeof r->reason, "not an axial CT image");
+                if (hs_add_skipped(study, skip_cap, path, hs_dicom_verdict_name(r->v), r->reason) != 0)
+                    st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
+            } else if (hs_grow((void **)&ok, &ok_cap, n_ok + 1, sizeof *ok) != 0) {
+                st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
+            } else {
+                ok[n_ok++] = r->h;
+                r->h = NULL;
+            }
+            free(r->h);
+            r->h = NULL;
         }
-        if (rs != HS_OK) {
-            if (hs_add_skipped(study, skip_cap, paths[i], "unreadable", ferr.msg) != 0)
-                st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", paths[i]);
-            continue;
-        }
-        if (v != HS_DICOM_OK) {
-            if (reason[0] == '\0')
-                hs_copy(reason, sizeof reason, "not an axial CT image");
-            if (hs_add_skipped(study, skip_cap, paths[i], hs_dicom_verdict_name(v), reason) != 0)
-                st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", paths[i]);
-            continue;
-        }
-        if (hs_grow((void **)&ok, &ok_cap, n_ok + 1, sizeof *ok) != 0) {
-            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", paths[i]);
-            break;
-        }
-        ok[n_ok++] = h;
-        h = NULL;
     }
-    free(h);
+    hs_pool_free(pool);
+    free(batch);
 
     /* Pass 3a: the study with the most accepted slices, reproducibly. */
     const char *best = NULL;
@@ -564,7 +603,7 @@ static hs_status hs_scan_paths(hs_study *study, int *skip_cap, char *const *path
     return st;
 }
 
-hs_status hs_study_scan(const char *dir, hs_study *study, hs_error *err)
+hs_status hs_study_scan(const char *dir, int threads, hs_study *study, hs_error *err)
 {
     if (study == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_study_scan: study is NULL");
@@ -587,7 +626,7 @@ hs_status hs_study_scan(const char *dir, hs_study *study, hs_error *err)
         st = hs_walk_dir(&w, dir, 1, study, &skip_cap, err);
     study->n_files = w.n;
     if (st == HS_OK)
-        st = hs_scan_paths(study, &skip_cap, w.paths, w.n, dir, err);
+        st = hs_scan_paths(study, &skip_cap, w.paths, w.n, dir, threads, err);
     for (int i = 0; i < w.n; i++)
         free(w.paths[i]);
     free(w.paths);
@@ -596,8 +635,8 @@ hs_status hs_study_scan(const char *dir, hs_study *study, hs_error *err)
     return st;
 }
 
-hs_status hs_study_scan_files(const char *label, char *const *paths, int n, hs_study *study,
-                              hs_error *err)
+hs_status hs_study_scan_files(const char *label, char *const *paths, int n, int threads,
+                              hs_study *study, hs_error *err)
 {
     if (study == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_study_scan_files: study is NULL");
@@ -606,7 +645,7 @@ hs_status hs_study_scan_files(const char *label, char *const *paths, int n, hs_s
         return hs_fail(err, HS_ERR_ARG, "hs_study_scan_files: no label or files given");
     int skip_cap = 0;
     study->n_files = n;
-    return hs_scan_paths(study, &skip_cap, paths, n, label, err);
+    return hs_scan_paths(study, &skip_cap, paths, n, label, threads, err);
 }
 
 /* ---- the choice --------------------------------------------------------------- */

@@ -291,7 +291,7 @@ hs_status hs_study_read(const char *dir, const hs_model *model, const hs_study_o
 {
     hs_status st = begin_reading(dir, model, opt, out, err);
     if (st == HS_OK)
-        st = hs_study_scan(dir, &out->study, err);
+        st = hs_study_scan(dir, opt->threads, &out->study, err);
     return st == HS_OK ? read_scanned(model, opt, out, err) : st;
 }
 
@@ -300,7 +300,7 @@ hs_status hs_study_read_files(const char *label, char *const *paths, int n, cons
 {
     hs_status st = begin_reading(label, model, opt, out, err);
     if (st == HS_OK)
-        st = hs_study_scan_files(label, paths, n, &out->study, err);
+        st = hs_study_scan_files(label, paths, n, opt->threads, &out->study, err);
     return st == HS_OK ? read_scanned(model, opt, out, err) : st;
 }
 

@@ -66,7 +66,7 @@ static int new_dir(char *out, size_t cap, const char *name)
 static int scan(const char *dir, hs_study *s)
 {
     hs_error err = {0};
-    hs_status st = hs_study_scan(dir, s, &err);
+    hs_status st = hs_study_scan(dir, 2, s, &err);
     CU_ASSERT_EQUAL(st, HS_OK);
     if (st != HS_OK) {
         fprintf(stderr, "test_series: %s\n", err.msg);
@@ -187,6 +187,19 @@ static void test_edge_folder(void)
     /* Every file is used or skipped, once. */
     CU_ASSERT_EQUAL(n_slices + s.n_skipped, s.n_files);
     CU_ASSERT(n_slices >= 1);
+    /* One thread reads the same as two. */
+    hs_study one;
+    hs_error err1 = {0};
+    CU_ASSERT_EQUAL(hs_study_scan(dir, 1, &one, &err1), HS_OK);
+    CU_ASSERT_EQUAL(one.n_files, s.n_files);
+    CU_ASSERT_EQUAL(one.n_series, s.n_series);
+    CU_ASSERT_EQUAL(one.n_skipped, s.n_skipped);
+    for (int i = 0; i < one.n_skipped && i < s.n_skipped; i++) {
+        CU_ASSERT_STRING_EQUAL(one.skipped[i].path, s.skipped[i].path);
+        CU_ASSERT_STRING_EQUAL(one.skipped[i].verdict, s.skipped[i].verdict);
+        CU_ASSERT_STRING_EQUAL(one.skipped[i].reason, s.skipped[i].reason);
+    }
+    hs_study_free(&one);
     for (int i = 0; i < s.n_skipped; i++) {
         const hs_skipped_file *k = &s.skipped[i];
         CU_ASSERT(k->reason[0] != '\0');
@@ -384,7 +397,7 @@ static void test_scan_files(void)
 
     hs_study s;
     hs_error err = {0};
-    CU_ASSERT_EQUAL(hs_study_scan_files("drop group", paths, n, &s, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_study_scan_files("drop group", paths, n, 3, &s, &err), HS_OK);
     CU_ASSERT_EQUAL(s.n_files, 8);
     CU_ASSERT_EQUAL(s.n_series, 1);
     if (s.n_series == 1) {
@@ -399,11 +412,11 @@ static void test_scan_files(void)
     hs_study_free(&s);
 
     /* Junk alone: no series, and why names the label. */
-    CU_ASSERT_EQUAL(hs_study_scan_files("drop group", paths + 6, 2, &s, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_study_scan_files("drop group", paths + 6, 2, 1, &s, &err), HS_OK);
     CU_ASSERT_EQUAL(s.n_series, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(s.why, "drop group"));
     hs_study_free(&s);
-    CU_ASSERT_EQUAL(hs_study_scan_files("x", NULL, 1, &s, &err), HS_ERR_ARG);
+    CU_ASSERT_EQUAL(hs_study_scan_files("x", NULL, 1, 1, &s, &err), HS_ERR_ARG);
     for (int i = 0; i < 6; i++)
         free(paths[i]);
 }
@@ -488,14 +501,14 @@ static void test_errors(void)
     hs_error err = {0};
     char p[4096];
     hs_test_path(p, sizeof p, tmp_dir, "does-not-exist");
-    CU_ASSERT_EQUAL(hs_study_scan(p, &s, &err), HS_ERR_IO);
+    CU_ASSERT_EQUAL(hs_study_scan(p, 1, &s, &err), HS_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "does-not-exist"));
     hs_study_free(&s);
-    CU_ASSERT_EQUAL(hs_study_scan(NULL, &s, &err), HS_ERR_ARG);
+    CU_ASSERT_EQUAL(hs_study_scan(NULL, 1, &s, &err), HS_ERR_ARG);
     hs_study_free(&s);
     char empty[4096];
     CU_ASSERT_EQUAL_FATAL(new_dir(empty, sizeof empty, "empty"), 0);
-    CU_ASSERT_EQUAL(hs_study_scan(empty, &s, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_study_scan(empty, 1, &s, &err), HS_OK);
     CU_ASSERT_EQUAL(s.n_series, 0);
     CU_ASSERT_EQUAL(hs_study_choose(&s, 0, 0, 0), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(s.why, "no axial CT"));

@@ -98,10 +98,13 @@ typedef struct {
  * SliceThickness, so a series that changes from 4 mm to 7 mm slices (GE
  * head protocols do) has no gap, only inconsistent_spacing.
  *
+ * Headers are read by up to `threads` threads at once (1: none started),
+ * a batch of files at a time; the result is the same for any count.
+ *
  * The result does not depend on directory listing order. Returns HS_OK, or
  * HS_ERR_IO when dir cannot be opened (the message names it), HS_ERR_ARG
  * for NULL arguments, HS_ERR_NOMEM. */
-hs_status hs_study_scan(const char *dir, hs_study *study, hs_error *err);
+hs_status hs_study_scan(const char *dir, int threads, hs_study *study, hs_error *err);
 
 /* hs_study_scan on a given list of files instead of a folder walk: what
  * the watcher uses once it has grouped a drop folder's files by study.
@@ -109,8 +112,8 @@ hs_status hs_study_scan(const char *dir, hs_study *study, hs_error *err);
  * skipped as "unreadable"); n_files is n. label (a folder, or a name for
  * the group) appears in study->why. Same rules, results and errors as
  * hs_study_scan otherwise; paths stay the caller's. */
-hs_status hs_study_scan_files(const char *label, char *const *paths, int n, hs_study *study,
-                              hs_error *err);
+hs_status hs_study_scan_files(const char *label, char *const *paths, int n, int threads,
+                              hs_study *study, hs_error *err);
 
 /* Chooses the series to read: non-contrast preferred over contrast, then a
  * slice thickness within [min_mm, max_mm] (0 or less for either means the
