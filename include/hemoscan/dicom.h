@@ -61,7 +61,11 @@
  * JPEG baseline (1), extended (2/4), lossless (14, 14 SV1) through dcmjpeg,
  * JPEG-LS lossless and near-lossless through dcmjpls, JPEG 2000 (lossless
  * and lossy) through OpenJPEG on the encapsulated fragments, since
- * open-source DCMTK has no JPEG 2000 decoder. */
+ * open-source DCMTK has no JPEG 2000 decoder. Lossless JPEG with 16-bit
+ * samples goes first to the fast decoder of ljpeg.h (the usual CT archive
+ * format, and the largest cost of a study); whatever it declines goes to
+ * dcmjpeg. HEMOSCAN_LJPEG=dcmtk in the environment sends everything to
+ * dcmjpeg, to compare the two on a site's own files. */
 #ifndef HEMOSCAN_DICOM_H
 #define HEMOSCAN_DICOM_H
 
