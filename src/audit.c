@@ -113,8 +113,8 @@ static const struct {
                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING series_id"},
     [Q_SLICE] = {"recording a slice",
                  "INSERT INTO slices (series_id, slice_index, position_mm, instance_number,"
-                 " sop_instance_uid, file_path, probability, error)"
-                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING slice_id"},
+                 " sop_instance_uid, file_path, probability, error, frame_number)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING slice_id"},
     [Q_SERIES_VERDICT] = {"recording a series verdict",
                           "UPDATE series SET read_rank = ?, verdict = ?, probability = ?,"
                           " confidence = ?, confidence_label = ?, key_slice_id = ?,"
@@ -614,9 +614,12 @@ static hs_status hs_write_result(hs_audit *a, const hs_study_reading *r, int k,
         double position = se->sort_method == HS_SORT_POSITION
                               ? se->slices[j].position_along_normal : NAN;
         long long id = 0;
-        st = hs_exec(a, err, Q_SLICE, &id, "lidjtsdt", series_id, j, position,
+        /* 1-based as DICOM counts frames; NULL for a single-frame file */
+        int frame_number = h->frame + 1;
+        st = hs_exec(a, err, Q_SLICE, &id, "lidjtsdtj", series_id, j, position,
                      h->has_instance_number ? &h->instance_number : NULL, h->sop_uid, h->path,
-                     (double)sr->probability, isnan(sr->probability) ? sr->error : NULL);
+                     (double)sr->probability, isnan(sr->probability) ? sr->error : NULL,
+                     h->frames > 1 ? &frame_number : NULL);
         if (j == res->verdict.key_slice)
             key = id;
         if (k == r->decisive && j == r->verdict.key_slice)

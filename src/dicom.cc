@@ -21,6 +21,7 @@
 #include "dcmtk/config/osconfig.h"
 
 #include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcfcache.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcmetinf.h"
 #include "dcmtk/dcmdata/dcpixel.h"
@@ -40,10 +41,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
 #include <vector>
+
+#include <sys/stat.h>
 
 #include "hemoscan/dicom.h"
 #include "hemoscan/ljpeg.h"
@@ -126,6 +130,18 @@ int hs_get_double(DcmItem *ds, const DcmTagKey &tag, unsigned long pos, double *
     if (!std::isfinite(v))
         return 0;
     *out = v;
+    return 1;
+}
+
+/* The first n values of a decimal attribute into out; 1 if all are there
+ * (out is then fully written). */
+int hs_get_doubles(DcmItem *ds, const DcmTagKey &tag, unsigned long n, double *out)
+{
+    double v[6];
+    for (unsigned long i = 0; i < n && i < 6; i++)
+        if (!hs_get_double(ds, tag, i, &v[i]))
+            return 0;
+    std::memcpy(out, v, n * sizeof *out);
     return 1;
 }
 
@@ -319,7 +335,7 @@ void hs_fill_header(DcmItem *ds, DcmItem *meta, E_TransferSyntax xfer, hs_dicom_
     h->bits_stored = hs_get_int(ds, DCM_BitsStored, &v) ? v : h->bits_allocated;
     h->high_bit = hs_get_int(ds, DCM_HighBit, &v) ? v : h->bits_stored - 1;
     h->pixel_representation = hs_get_int(ds, DCM_PixelRepresentation, &v) ? v : 0;
-    h->frames = hs_get_int(ds, DCM_NumberOfFrames, &v) ? v : 1;
+    h->frames = hs_get_int(ds, DCM_NumberOfFrames, &v) && v > 1 ? v : 1;
     std::string photometric = hs_get_string(ds, DCM_PhotometricInterpretation);
     h->monochrome1 = photometric.rfind("MONOCHROME1", 0) == 0;
 
@@ -372,6 +388,132 @@ void hs_fill_header(DcmItem *ds, DcmItem *meta, E_TransferSyntax xfer, hs_dicom_
                   std::strcmp(agent_field, "NO") != 0;
 }
 
+/* Overrides the fields a functional group item g (shared, or one frame's
+ * item of the per-frame sequence) carries; what it lacks stays as it was.
+ * frame_type: FrameType replaces ImageType (per-frame headers only; the
+ * file's verdict uses the top-level ImageType). */
+void hs_apply_group(DcmItem *g, hs_dicom_header *h, bool frame_type)
+{
+    DcmItem *it = nullptr;
+    double d[6];
+    if (g->findAndGetSequenceItem(DCM_PixelMeasuresSequence, it, 0).good() && it != nullptr) {
+        if (hs_get_double(it, DCM_PixelSpacing, 0, &d[0]) && hs_get_double(it, DCM_PixelSpacing, 1, &d[1])) {
+            h->has_pixel_spacing = 1;
+            h->pixel_spacing[0] = d[0];
+            h->pixel_spacing[1] = d[1];
+        }
+        if (hs_get_double(it, DCM_SliceThickness, 0, &d[0]))
+            h->slice_thickness = d[0];
+    }
+    it = nullptr;
+    if (g->findAndGetSequenceItem(DCM_PlaneOrientationSequence, it, 0).good() && it != nullptr &&
+        hs_get_doubles(it, DCM_ImageOrientationPatient, 6, d)) {
+        h->has_orientation = 1;
+        std::memcpy(h->orientation, d, sizeof h->orientation);
+    }
+    it = nullptr;
+    if (g->findAndGetSequenceItem(DCM_PlanePositionSequence, it, 0).good() && it != nullptr &&
+        hs_get_doubles(it, DCM_ImagePositionPatient, 3, d)) {
+        h->has_position = 1;
+        std::memcpy(h->position, d, sizeof h->position);
+    }
+    it = nullptr;
+    if (g->findAndGetSequenceItem(DCM_PixelValueTransformationSequence, it, 0).good() && it != nullptr) {
+        if (hs_get_double(it, DCM_RescaleSlope, 0, &d[0]))
+            h->rescale_slope = d[0] != 0.0 ? d[0] : 1.0;
+        if (hs_get_double(it, DCM_RescaleIntercept, 0, &d[0]))
+            h->rescale_intercept = d[0];
+    }
+    it = nullptr;
+    if (g->findAndGetSequenceItem(DCM_FrameVOILUTSequence, it, 0).good() && it != nullptr) {
+        if (hs_get_double(it, DCM_WindowCenter, 0, &d[0]) && hs_get_double(it, DCM_WindowWidth, 0, &d[1])) {
+            h->window_center_hu = d[0];
+            h->window_width_hu = d[1];
+        }
+    }
+    it = nullptr;
+    if (g->findAndGetSequenceItem(DCM_CTAcquisitionDetailsSequence, it, 0).good() && it != nullptr) {
+        if (hs_get_double(it, DCM_GantryDetectorTilt, 0, &d[0]))
+            h->gantry_tilt = d[0];
+    }
+    it = nullptr;
+    if (frame_type && g->findAndGetSequenceItem(DCM_CTImageFrameTypeSequence, it, 0).good() && it != nullptr) {
+        std::string ft = hs_get_string(it, DCM_FrameType);
+        if (!ft.empty())
+            hs_copy_field(h->image_type, sizeof h->image_type, ft);
+    }
+}
+
+bool hs_has_groups(DcmItem *ds)
+{
+    return ds->tagExists(DCM_SharedFunctionalGroupsSequence) || ds->tagExists(DCM_PerFrameFunctionalGroupsSequence);
+}
+
+/* Turns h, filled from the top level, into the header of frame k: the
+ * shared group first, then the frame's own item (frames are the items of
+ * per_frame, which may be NULL), per-frame values winning. */
+void hs_apply_frame(DcmItem *ds, DcmSequenceOfItems *per_frame, long k, hs_dicom_header *h, bool frame_type)
+{
+    h->frame = (int)k;
+    DcmItem *shared = nullptr;
+    if (ds->findAndGetSequenceItem(DCM_SharedFunctionalGroupsSequence, shared, 0).good() && shared != nullptr)
+        hs_apply_group(shared, h, frame_type);
+    DcmItem *own = per_frame != nullptr && (unsigned long)k < per_frame->card() ? per_frame->getItem((unsigned long)k)
+                                                                                : nullptr;
+    if (own != nullptr)
+        hs_apply_group(own, h, frame_type);
+}
+
+DcmSequenceOfItems *hs_per_frame(DcmItem *ds)
+{
+    DcmSequenceOfItems *seq = nullptr;
+    if (ds->findAndGetSequence(DCM_PerFrameFunctionalGroupsSequence, seq).bad())
+        return nullptr;
+    return seq;
+}
+
+/* Why the frames of a multi-frame file cannot be placed; "" when they can
+ * (or the file has one frame). Only the frame's own PlanePositionSequence
+ * counts: a shared or top-level position would put every frame in one
+ * place. */
+std::string hs_multiframe_problem(DcmItem *ds, int frames)
+{
+    if (frames <= 1)
+        return std::string();
+    char b[256];
+    if (frames > HS_DICOM_MAX_FRAMES) {
+        std::snprintf(b, sizeof b, "%d frames, more than the %d read", frames, HS_DICOM_MAX_FRAMES);
+        return b;
+    }
+    DcmSequenceOfItems *seq = hs_per_frame(ds);
+    if (seq == nullptr) {
+        std::snprintf(b, sizeof b,
+                      "%d frames and no PerFrameFunctionalGroupsSequence: nothing gives each frame its "
+                      "position (old-style multi-frame CT)",
+                      frames);
+        return b;
+    }
+    if (seq->card() < (unsigned long)frames) {
+        std::snprintf(b, sizeof b, "%d frames but PerFrameFunctionalGroupsSequence has %lu items", frames,
+                      seq->card());
+        return b;
+    }
+    for (long k = 0; k < frames; k++) {
+        DcmItem *own = seq->getItem((unsigned long)k);
+        DcmItem *pos = nullptr;
+        double d = 0.0;
+        if (own == nullptr || own->findAndGetSequenceItem(DCM_PlanePositionSequence, pos, 0).bad() ||
+            pos == nullptr || !hs_get_double(pos, DCM_ImagePositionPatient, 2, &d)) {
+            std::snprintf(b, sizeof b,
+                          "%d frames and frame %ld has no ImagePositionPatient of its own "
+                          "(PerFrameFunctionalGroupsSequence / PlanePositionSequence)",
+                          frames, k + 1);
+            return b;
+        }
+    }
+    return std::string();
+}
+
 /* The stored value of a raw sample: bits HighBit-BitsStored+1..HighBit,
  * sign extended from BitsStored bits when signed. */
 inline long hs_stored_value(unsigned raw, int bits_stored, int high_bit, int is_signed)
@@ -387,7 +529,7 @@ inline long hs_stored_value(unsigned raw, int bits_stored, int high_bit, int is_
 /* Verdict rules 3-10 of dicom.h on a parsed header. */
 hs_dicom_verdict hs_classify(const hs_dicom_header *h, bool has_pixels, E_TransferSyntax xfer,
                              const std::string &photometric, int samples_per_pixel,
-                             char reason[256])
+                             const std::string &multiframe_problem, bool check_geometry, char reason[256])
 {
     reason[0] = '\0';
     if (!has_pixels) {
@@ -423,10 +565,8 @@ hs_dicom_verdict hs_classify(const hs_dicom_header *h, bool has_pixels, E_Transf
         std::snprintf(reason, 256, "ImageType is %s: not an original image", h->image_type);
         return HS_DICOM_DERIVED;
     }
-    if (h->frames > 1 || std::strcmp(h->sop_class_uid, "1.2.840.10008.5.1.4.1.1.2.1") == 0 ||
-        std::strcmp(h->sop_class_uid, "1.2.840.10008.5.1.4.1.1.2.2") == 0) {
-        std::snprintf(reason, 256, "%d frames, SOPClassUID %s: multi-frame / Enhanced CT is not read",
-                      h->frames, h->sop_class_uid[0] ? h->sop_class_uid : "(none)");
+    if (!multiframe_problem.empty()) {
+        std::snprintf(reason, 256, "%s", multiframe_problem.c_str());
         return HS_DICOM_MULTIFRAME_UNSUPPORTED;
     }
     if (!hs_xfer_supported(xfer)) {
@@ -457,6 +597,10 @@ hs_dicom_verdict hs_classify(const hs_dicom_header *h, bool has_pixels, E_Transf
         std::snprintf(reason, 256, "Rows x Columns is %d x %d, expected 1..%d each", h->rows, h->columns,
                       HS_DICOM_MAX_SIDE);
         return HS_DICOM_UNSUPPORTED;
+    }
+    if (!check_geometry) {
+        std::snprintf(reason, 256, "%d frames: each frame is judged on its own", h->frames);
+        return HS_DICOM_OK;
     }
     if (!h->has_orientation) {
         std::snprintf(reason, 256, "no ImageOrientationPatient: assumed axial");
@@ -490,6 +634,11 @@ hs_dicom_verdict hs_classify(const hs_dicom_header *h, bool has_pixels, E_Transf
 struct hs_parsed {
     DcmFileFormat ff;
     E_TransferSyntax xfer = EXS_Unknown;
+    /* what classification needs again for each frame */
+    hs_dicom_header top; /* the header from top-level attributes alone */
+    bool has_pixels = false;
+    int spp = 1;
+    std::string photometric;
 };
 
 hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_header *h,
@@ -532,19 +681,23 @@ hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_hea
     if (meta != nullptr && meta->card() == 0)
         meta = nullptr;
     hs_fill_header(ds, meta, p->xfer, h);
+    p->top = *h;
+    if (hs_has_groups(ds))
+        hs_apply_frame(ds, hs_per_frame(ds), 0, h, false);
     if (c.bad()) {
         *verdict = HS_DICOM_CORRUPT;
         std::snprintf(reason, 256, "DCMTK could not parse the whole file: %s", c.text());
         return HS_OK;
     }
-    int spp = 1;
     int v = 0;
     if (hs_get_int(ds, DCM_SamplesPerPixel, &v))
-        spp = v;
-    std::string photometric = hs_get_string(ds, DCM_PhotometricInterpretation);
-    while (!photometric.empty() && photometric.back() == ' ')
-        photometric.pop_back();
-    *verdict = hs_classify(h, ds->tagExists(DCM_PixelData) != OFFalse, p->xfer, photometric, spp, reason);
+        p->spp = v;
+    p->photometric = hs_get_string(ds, DCM_PhotometricInterpretation);
+    while (!p->photometric.empty() && p->photometric.back() == ' ')
+        p->photometric.pop_back();
+    p->has_pixels = ds->tagExists(DCM_PixelData) != OFFalse;
+    *verdict = hs_classify(h, p->has_pixels, p->xfer, p->photometric, p->spp, hs_multiframe_problem(ds, h->frames),
+                           h->frames <= 1, reason);
     return HS_OK;
 }
 
@@ -606,28 +759,78 @@ void hs_opj_error(const char *msg, void *user)
 
 void hs_opj_quiet(const char *, void *) {}
 
-/* The compressed bytes of the single frame of ds: every fragment after
- * the basic offset table (item 0). *data points into the data set when
- * the frame is one fragment (the usual case), else into *joined, which
- * holds the fragments concatenated. */
-hs_status hs_encapsulated_frame(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
-                                std::vector<unsigned char> *joined, const unsigned char **data,
-                                size_t *len, hs_error *err)
+/* The fragments [first, last) of the JPEG 2000 frame `frame` of `frames`
+ * (0-based items of seq, item 0 being the Basic Offset Table): all
+ * fragments for a single frame; else the Basic Offset Table's byte offsets,
+ * or one fragment per frame when the table is empty. */
+hs_status hs_j2k_frame_items(const char *path, DcmPixelSequence *seq, int frames, int frame, unsigned long *first,
+                             unsigned long *last, hs_error *err)
+{
+    unsigned long items = seq->card();
+    if (frames <= 1) {
+        *first = 1;
+        *last = items;
+        return HS_OK;
+    }
+    DcmPixelItem *bot = nullptr;
+    Uint32 bot_len = 0;
+    if (items > 0 && seq->getItem(bot, 0).good() && bot != nullptr)
+        bot_len = bot->getLength();
+    if (bot_len >= 4u * (Uint32)frames) {
+        Uint8 *b = nullptr;
+        if (bot->getUint8Array(b).bad() || b == nullptr)
+            return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 Basic Offset Table unreadable", path);
+        auto offset = [b](int k) {
+            const Uint8 *q = b + 4 * (size_t)k;
+            return (unsigned long)q[0] | ((unsigned long)q[1] << 8) | ((unsigned long)q[2] << 16) |
+                   ((unsigned long)q[3] << 24);
+        };
+        /* An offset counts bytes from the first fragment's item tag: each
+         * fragment takes its length plus 8 (tag and length). */
+        unsigned long start = offset(frame);
+        unsigned long end = frame + 1 < frames ? offset(frame + 1) : ~0ul;
+        unsigned long pos = 0;
+        *first = 0;
+        *last = 0;
+        for (unsigned long i = 1; i < items; i++) {
+            DcmPixelItem *item = nullptr;
+            if (seq->getItem(item, i).bad() || item == nullptr)
+                return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 fragment %lu unreadable", path, i);
+            if (pos == start)
+                *first = i;
+            if (pos >= end)
+                break;
+            if (*first != 0)
+                *last = i + 1;
+            pos += (unsigned long)item->getLength() + 8;
+        }
+        if (*first == 0 || *last <= *first)
+            return hs_fail(err, HS_ERR_FORMAT,
+                           "%s: JPEG 2000 frame %d: the Basic Offset Table points between fragments", path, frame + 1);
+        return HS_OK;
+    }
+    if (bot_len == 0 && items == (unsigned long)frames + 1) {
+        *first = (unsigned long)frame + 1;
+        *last = *first + 1;
+        return HS_OK;
+    }
+    return hs_fail(err, HS_ERR_FORMAT,
+                   "%s: JPEG 2000 frame %d cannot be found: %lu fragments for %d frames and no usable Basic "
+                   "Offset Table",
+                   path, frame + 1, items > 0 ? items - 1 : 0ul, frames);
+}
+
+/* The compressed bytes of fragments [first, last) of seq, a frame. *data
+ * points into the data set when they are one non-empty fragment (the usual
+ * case), else into *joined, which holds them concatenated. */
+hs_status hs_fragment_bytes(const char *path, DcmPixelSequence *seq, unsigned long first, unsigned long last,
+                            std::vector<unsigned char> *joined, const unsigned char **data, size_t *len,
+                            hs_error *err)
 {
     *data = nullptr;
     *len = 0;
-    DcmElement *el = nullptr;
-    if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr)
-        return hs_fail(err, HS_ERR_FORMAT, "%s: no Pixel Data element", path);
-    DcmPixelData *pd = OFstatic_cast(DcmPixelData *, el);
-    DcmPixelSequence *seq = nullptr;
-    OFCondition c = pd->getEncapsulatedRepresentation(xfer, nullptr, seq);
-    if (c.bad() || seq == nullptr)
-        return hs_fail(err, HS_ERR_FORMAT, "%s: %s Pixel Data is not encapsulated: %s", path,
-                       DcmXfer(xfer).getXferName(), c.text());
-    unsigned long items = seq->card();
     int pieces = 0;
-    for (unsigned long i = 1; i < items; i++) {
+    for (unsigned long i = first; i < last; i++) {
         DcmPixelItem *item = nullptr;
         if (seq->getItem(item, i).bad() || item == nullptr)
             return hs_fail(err, HS_ERR_FORMAT, "%s: Pixel Data fragment %lu unreadable", path, i);
@@ -653,14 +856,27 @@ hs_status hs_encapsulated_frame(const char *path, DcmDataset *ds, E_TransferSynt
     return HS_OK;
 }
 
-/* Decode the JPEG 2000 frame of ds into stored values. */
+/* Decode JPEG 2000 frame h->frame of ds into stored values. */
 hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
                         std::vector<int32_t> *stored, hs_error *err)
 {
+    DcmElement *el = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: no Pixel Data element", path);
+    DcmPixelData *pd = OFstatic_cast(DcmPixelData *, el);
+    DcmPixelSequence *seq = nullptr;
+    OFCondition c = pd->getEncapsulatedRepresentation(xfer, nullptr, seq);
+    if (c.bad() || seq == nullptr)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 Pixel Data is not encapsulated: %s", path, c.text());
+    /* A frame is its fragments, concatenated. */
+    unsigned long first = 1, last = 1;
+    hs_status fst = hs_j2k_frame_items(path, seq, h->frames, h->frame, &first, &last, err);
+    if (fst != HS_OK)
+        return fst;
     std::vector<unsigned char> joined;
     const unsigned char *code = nullptr;
     size_t code_len = 0;
-    hs_status got = hs_encapsulated_frame(path, ds, xfer, &joined, &code, &code_len, err);
+    hs_status got = hs_fragment_bytes(path, seq, first, last, &joined, &code, &code_len, err);
     if (got != HS_OK)
         return got;
     if (code_len < 12)
@@ -720,7 +936,7 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
                 long v = comp->data[i];
                 if (extend_bits > 0)
                     v = hs_stored_value((unsigned)v, extend_bits, extend_bits - 1, 1);
-                (*stored)[i] = v;
+                (*stored)[i] = (int32_t)v;
             }
         }
     }
@@ -733,34 +949,43 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
     return st;
 }
 
-/* 16-bit samples into stored values (BitsStored, HighBit, sign). */
-void hs_unpack16(const Uint16 *px, const hs_dicom_header *h, std::vector<int32_t> *stored)
+/* Raw samples (px16 for BitsAllocated 16, else px8), rows x columns of
+ * them, into stored values. */
+void hs_raw_to_stored(const Uint16 *px16, const Uint8 *px8, const hs_dicom_header *h, std::vector<int32_t> *stored)
 {
-    size_t n = stored->size();
-    int32_t *dst = stored->data();
+    size_t n = (size_t)h->rows * (size_t)h->columns;
+    stored->resize(n);
     int is_signed = h->pixel_representation == 1;
-    if (h->bits_stored == 16 && h->high_bit == 15) {
-        /* the common case: every bit is the value, no masking */
-        if (is_signed) {
-            for (size_t i = 0; i < n; i++)
-                dst[i] = (int16_t)px[i];
+    int32_t *dst = stored->data();
+    if (px16 != nullptr) {
+        const Uint16 *px = px16;
+        if (h->bits_stored == 16 && h->high_bit == 15) {
+            /* the common case: every bit is the value, no masking */
+            if (is_signed) {
+                for (size_t i = 0; i < n; i++)
+                    dst[i] = (int16_t)px[i];
+            } else {
+                for (size_t i = 0; i < n; i++)
+                    dst[i] = px[i];
+            }
         } else {
             for (size_t i = 0; i < n; i++)
-                dst[i] = px[i];
+                dst[i] = hs_stored_value(px[i], h->bits_stored, h->high_bit, is_signed);
         }
     } else {
         for (size_t i = 0; i < n; i++)
-            dst[i] = hs_stored_value(px[i], h->bits_stored, h->high_bit, is_signed);
+            dst[i] = hs_stored_value(px8[i], h->bits_stored, h->high_bit, is_signed);
     }
 }
 
-/* Lossless JPEG through the fast decoder (ljpeg.h); false when it declines
- * the stream, which then goes to DCMTK. HEMOSCAN_LJPEG=dcmtk turns the fast
- * decoder off, so that the two can be compared on any file. */
+/* A single-frame lossless JPEG through the fast decoder (ljpeg.h); false
+ * when it declines the stream, which then goes to DCMTK.
+ * HEMOSCAN_LJPEG=dcmtk turns the fast decoder off, so that the two can be
+ * compared on any file. */
 bool hs_decode_ljpeg(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
                      std::vector<int32_t> *stored)
 {
-    if ((xfer != EXS_JPEGProcess14 && xfer != EXS_JPEGProcess14SV1) || h->bits_allocated != 16)
+    if ((xfer != EXS_JPEGProcess14 && xfer != EXS_JPEGProcess14SV1) || h->bits_allocated != 16 || h->frames > 1)
         return false;
     static const bool off = [] {
         const char *e = std::getenv("HEMOSCAN_LJPEG");
@@ -768,18 +993,22 @@ bool hs_decode_ljpeg(const char *path, DcmDataset *ds, E_TransferSyntax xfer, co
     }();
     if (off)
         return false;
+    DcmElement *el = nullptr;
+    DcmPixelSequence *seq = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr ||
+        OFstatic_cast(DcmPixelData *, el)->getEncapsulatedRepresentation(xfer, nullptr, seq).bad() || seq == nullptr)
+        return false;
     std::vector<unsigned char> joined;
     const unsigned char *code = nullptr;
     size_t code_len = 0;
     hs_error ignored = {};
-    if (hs_encapsulated_frame(path, ds, xfer, &joined, &code, &code_len, &ignored) != HS_OK || code_len == 0)
+    if (hs_fragment_bytes(path, seq, 1, seq->card(), &joined, &code, &code_len, &ignored) != HS_OK || code_len == 0)
         return false;
     size_t n = (size_t)h->rows * (size_t)h->columns;
     std::unique_ptr<uint16_t[]> px(new uint16_t[n]);
     if (!hs_ljpeg_decode(code, code_len, h->columns, h->rows, px.get(), nullptr))
         return false;
-    stored->resize(n);
-    hs_unpack16(px.get(), h, stored);
+    hs_raw_to_stored(px.get(), nullptr, h, stored);
     return true;
 }
 
@@ -801,8 +1030,6 @@ hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xf
     if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr)
         return hs_fail(err, HS_ERR_FORMAT, "%s: no Pixel Data element", path);
     size_t n = (size_t)h->rows * (size_t)h->columns;
-    stored->resize(n);
-    int is_signed = h->pixel_representation == 1;
     if (h->bits_allocated == 16) {
         Uint16 *px = nullptr;
         OFCondition c = el->getUint16Array(px);
@@ -811,7 +1038,7 @@ hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xf
         if (el->getLength() / 2 < n)
             return hs_fail(err, HS_ERR_FORMAT, "%s: Pixel Data has %lu bytes, expected %zu for %d x %d x 16 bits",
                            path, (unsigned long)el->getLength(), n * 2, h->rows, h->columns);
-        hs_unpack16(px, h, stored);
+        hs_raw_to_stored(px, nullptr, h, stored);
     } else {
         Uint8 *px = nullptr;
         OFCondition c = el->getUint8Array(px);
@@ -820,9 +1047,41 @@ hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xf
         if (el->getLength() < n)
             return hs_fail(err, HS_ERR_FORMAT, "%s: Pixel Data has %lu bytes, expected %zu for %d x %d x 8 bits",
                            path, (unsigned long)el->getLength(), n, h->rows, h->columns);
-        for (size_t i = 0; i < n; i++)
-            (*stored)[i] = hs_stored_value(px[i], h->bits_stored, h->high_bit, is_signed);
+        hs_raw_to_stored(nullptr, px, h, stored);
     }
+    return HS_OK;
+}
+
+/* Frame h->frame of a multi-frame file, without loading or decoding the
+ * others: native pixels are read at the frame's offset (through cache, an
+ * open file handle), encapsulated ones through the codec's per-frame
+ * decoder, which finds the frame's fragments by the Basic Offset Table or
+ * one fragment per frame. buf is scratch space kept between calls. */
+hs_status hs_decode_frame(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
+                          DcmFileCache *cache, std::vector<Uint16> *buf, std::vector<int32_t> *stored, hs_error *err)
+{
+    DcmElement *el = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: no Pixel Data element", path);
+    DcmPixelData *pd = OFstatic_cast(DcmPixelData *, el);
+    size_t n = (size_t)h->rows * (size_t)h->columns;
+    size_t need = n * (h->bits_allocated == 16 ? 2 : 1);
+    Uint32 frame_size = 0;
+    OFCondition c = pd->getUncompressedFrameSize(ds, frame_size);
+    if (c.bad() || frame_size < need)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: frame size unknown or below %zu bytes: %s", path, need,
+                       c.bad() ? c.text() : "too small");
+    buf->resize((size_t)frame_size / 2 + 1);
+    Uint32 start = 0;
+    OFString color;
+    c = pd->getUncompressedFrame(ds, (Uint32)h->frame, start, buf->data(), frame_size, color, cache);
+    if (c.bad())
+        return hs_fail(err, HS_ERR_FORMAT, "%s: frame %d (%s) does not decode: %s", path, h->frame + 1,
+                       DcmXfer(xfer).getXferName(), c.text());
+    if (h->bits_allocated == 16)
+        hs_raw_to_stored(buf->data(), nullptr, h, stored);
+    else
+        hs_raw_to_stored(nullptr, reinterpret_cast<const Uint8 *>(buf->data()), h, stored);
     return HS_OK;
 }
 
@@ -880,6 +1139,137 @@ void hs_stored_to_hu(const hs_dicom_header *h, const std::vector<int32_t> &store
     }
 }
 
+bool hs_decodable(hs_dicom_verdict v)
+{
+    return v == HS_DICOM_OK || v == HS_DICOM_LOCALIZER || v == HS_DICOM_DERIVED || v == HS_DICOM_NOT_AXIAL;
+}
+
+/* The header and verdict of every frame of a parsed file (see
+ * hs_dicom_read_frames). */
+void hs_build_frames(hs_parsed *p, int frames, std::vector<hs_dicom_header> *out,
+                     std::vector<hs_dicom_verdict> *verdicts, std::vector<std::string> *reasons)
+{
+    DcmDataset *ds = p->ff.getDataset();
+    DcmSequenceOfItems *per_frame = hs_per_frame(ds);
+    bool groups = hs_has_groups(ds);
+    out->assign((size_t)frames, p->top);
+    verdicts->assign((size_t)frames, HS_DICOM_OK);
+    reasons->assign((size_t)frames, std::string());
+    const std::string none;
+    for (int k = 0; k < frames; k++) {
+        hs_dicom_header *h = &(*out)[(size_t)k];
+        h->frame = k;
+        if (groups)
+            hs_apply_frame(ds, per_frame, k, h, true);
+        char reason[256];
+        (*verdicts)[(size_t)k] = hs_classify(h, p->has_pixels, p->xfer, p->photometric, p->spp, none, true, reason);
+        (*reasons)[(size_t)k] = reason;
+    }
+}
+
+} // namespace
+
+/* A parsed multi-frame file kept between frames (see dicom.h). */
+struct hs_dicom_reader {
+    std::string path;
+    struct stat key;
+    std::unique_ptr<hs_parsed> parsed;
+    std::vector<hs_dicom_header> frames;
+    DcmFileCache cache;
+    std::vector<Uint16> buf;
+    std::vector<int32_t> stored;
+};
+
+namespace {
+
+bool hs_same_file(const struct stat &a, const struct stat &b)
+{
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
+           a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+}
+
+/* Makes r hold path parsed, unless it already does. */
+hs_status hs_reader_open(hs_dicom_reader *r, const char *path, hs_error *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return hs_fail(err, HS_ERR_IO, "%s: cannot read: %s", path, std::strerror(errno));
+    if (r->parsed && r->path == path && hs_same_file(r->key, sb))
+        return HS_OK;
+    r->parsed.reset();
+    r->frames.clear();
+    r->cache.clear();
+    std::unique_ptr<hs_parsed> p(new hs_parsed);
+    hs_dicom_header now;
+    hs_dicom_verdict verdict = HS_DICOM_NOT_DICOM;
+    char reason[256];
+    hs_status st = hs_parse(path, hs_header_max_read, p.get(), &now, &verdict, reason, err);
+    if (st != HS_OK)
+        return st;
+    if (!hs_decodable(verdict))
+        return hs_fail(err, HS_ERR_FORMAT, "%s: not a CT image hemoscan can decode (%s: %s)", path,
+                       hs_dicom_verdict_name(verdict), reason);
+    std::vector<hs_dicom_verdict> verdicts;
+    std::vector<std::string> reasons;
+    hs_build_frames(p.get(), now.frames, &r->frames, &verdicts, &reasons);
+    r->parsed = std::move(p);
+    r->path = path;
+    r->key = sb;
+    return HS_OK;
+}
+
+/* Frame h->frame of the multi-frame file at path to HU, through r. */
+hs_status hs_reader_hu(hs_dicom_reader *r, const char *path, const hs_dicom_header *h, float *hu, hs_error *err)
+{
+    hs_status st = hs_reader_open(r, path, err);
+    if (st != HS_OK)
+        return st;
+    if (h->frame < 0 || (size_t)h->frame >= r->frames.size() || (int)r->frames.size() != h->frames)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: has %zu frames now; frame %d of %d was asked for", path,
+                       r->frames.size(), h->frame + 1, h->frames);
+    const hs_dicom_header *now = &r->frames[(size_t)h->frame];
+    if (now->rows != h->rows || now->columns != h->columns)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: is now %d x %d pixels, expected %d x %d as in its header", path,
+                       now->rows, now->columns, h->rows, h->columns);
+    DcmDataset *ds = r->parsed->ff.getDataset();
+    if (hs_is_j2k(r->parsed->xfer))
+        st = hs_decode_j2k(path, ds, r->parsed->xfer, now, &r->stored, err);
+    else
+        st = hs_decode_frame(path, ds, r->parsed->xfer, now, &r->cache, &r->buf, &r->stored, err);
+    if (st != HS_OK)
+        return st;
+    hs_stored_to_hu(now, r->stored, hu);
+    return HS_OK;
+}
+
+/* The single-frame path: the whole file loaded, decoded at once. */
+hs_status hs_single_hu(const char *path, const hs_dicom_header *h, float *hu, hs_error *err)
+{
+    hs_parsed p;
+    hs_dicom_header now;
+    hs_dicom_verdict verdict = HS_DICOM_NOT_DICOM;
+    char reason[256];
+    hs_status st = hs_parse(path, DCM_MaxReadLength, &p, &now, &verdict, reason, err);
+    if (st != HS_OK)
+        return st;
+    if (!hs_decodable(verdict))
+        return hs_fail(err, HS_ERR_FORMAT, "%s: not a CT image hemoscan can decode (%s: %s)", path,
+                       hs_dicom_verdict_name(verdict), reason);
+    if (now.rows != h->rows || now.columns != h->columns || now.frames != 1)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: is now %d x %d pixels and %d frame(s), expected %d x %d and 1",
+                       path, now.rows, now.columns, now.frames, h->rows, h->columns);
+    std::vector<int32_t> stored;
+    DcmDataset *ds = p.ff.getDataset();
+    if (hs_is_j2k(p.xfer))
+        st = hs_decode_j2k(path, ds, p.xfer, &now, &stored, err);
+    else
+        st = hs_decode_native(path, ds, p.xfer, &now, &stored, err);
+    if (st != HS_OK)
+        return st;
+    hs_stored_to_hu(&now, stored, hu);
+    return HS_OK;
+}
+
 } // namespace
 
 extern "C" const char *hs_dicom_verdict_name(hs_dicom_verdict v)
@@ -926,36 +1316,79 @@ extern "C" hs_status hs_dicom_read_header(const char *path, hs_dicom_header *h, 
 
 extern "C" hs_status hs_dicom_read_hu(const char *path, const hs_dicom_header *h, float *hu, hs_error *err)
 {
+    return hs_dicom_reader_read_hu(nullptr, path, h, hu, err);
+}
+
+extern "C" hs_dicom_reader *hs_dicom_reader_new(void)
+{
+    try {
+        return new hs_dicom_reader;
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+extern "C" void hs_dicom_reader_free(hs_dicom_reader *r)
+{
+    delete r;
+}
+
+extern "C" hs_status hs_dicom_reader_read_hu(hs_dicom_reader *r, const char *path, const hs_dicom_header *h,
+                                             float *hu, hs_error *err)
+{
     if (path == nullptr || h == nullptr || hu == nullptr)
         return hs_fail(err, HS_ERR_ARG, "hs_dicom_read_hu: path, header and output are required");
+    try {
+        if (h->frames <= 1)
+            return hs_single_hu(path, h, hu, err);
+        if (r != nullptr)
+            return hs_reader_hu(r, path, h, hu, err);
+        hs_dicom_reader once;
+        return hs_reader_hu(&once, path, h, hu, err);
+    } catch (const std::bad_alloc &) {
+        if (r != nullptr)
+            r->parsed.reset();
+        return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory decoding the pixels", path);
+    } catch (...) {
+        if (r != nullptr)
+            r->parsed.reset();
+        return hs_fail(err, HS_ERR_FORMAT, "%s: unexpected failure decoding the pixels", path);
+    }
+}
+
+extern "C" hs_status hs_dicom_read_frames(const char *path, const hs_dicom_header *file, hs_dicom_header *out,
+                                          hs_dicom_verdict *verdicts, char (*reasons)[256], hs_error *err)
+{
+    if (path == nullptr || file == nullptr || out == nullptr || verdicts == nullptr)
+        return hs_fail(err, HS_ERR_ARG, "hs_dicom_read_frames: path, file header, output and verdicts are required");
     try {
         hs_parsed p;
         hs_dicom_header now;
         hs_dicom_verdict verdict = HS_DICOM_NOT_DICOM;
         char reason[256];
-        hs_status st = hs_parse(path, DCM_MaxReadLength, &p, &now, &verdict, reason, err);
+        hs_status st = hs_parse(path, hs_header_max_read, &p, &now, &verdict, reason, err);
         if (st != HS_OK)
             return st;
-        if (verdict != HS_DICOM_OK && verdict != HS_DICOM_LOCALIZER && verdict != HS_DICOM_DERIVED &&
-            verdict != HS_DICOM_NOT_AXIAL)
-            return hs_fail(err, HS_ERR_FORMAT, "%s: not a CT image hemoscan can decode (%s: %s)", path,
+        if (verdict != HS_DICOM_OK)
+            return hs_fail(err, HS_ERR_FORMAT, "%s: frames are read from accepted files only (%s: %s)", path,
                            hs_dicom_verdict_name(verdict), reason);
-        if (now.rows != h->rows || now.columns != h->columns)
-            return hs_fail(err, HS_ERR_FORMAT, "%s: is now %d x %d pixels, expected %d x %d as in its header", path,
-                           now.rows, now.columns, h->rows, h->columns);
-        std::vector<int32_t> stored;
-        DcmDataset *ds = p.ff.getDataset();
-        if (hs_is_j2k(p.xfer))
-            st = hs_decode_j2k(path, ds, p.xfer, &now, &stored, err);
-        else
-            st = hs_decode_native(path, ds, p.xfer, &now, &stored, err);
-        if (st != HS_OK)
-            return st;
-        hs_stored_to_hu(&now, stored, hu);
+        if (now.frames != file->frames || now.rows != file->rows || now.columns != file->columns)
+            return hs_fail(err, HS_ERR_FORMAT, "%s: is now %d frame(s) of %d x %d, expected %d of %d x %d", path,
+                           now.frames, now.rows, now.columns, file->frames, file->rows, file->columns);
+        std::vector<hs_dicom_header> headers;
+        std::vector<hs_dicom_verdict> vs;
+        std::vector<std::string> rs;
+        hs_build_frames(&p, now.frames, &headers, &vs, &rs);
+        for (size_t k = 0; k < headers.size(); k++) {
+            out[k] = headers[k];
+            verdicts[k] = vs[k];
+            if (reasons != nullptr)
+                std::snprintf(reasons[k], 256, "%s", rs[k].c_str());
+        }
         return HS_OK;
     } catch (const std::bad_alloc &) {
-        return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory decoding the pixels", path);
+        return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory reading the frames", path);
     } catch (...) {
-        return hs_fail(err, HS_ERR_FORMAT, "%s: unexpected failure decoding the pixels", path);
+        return hs_fail(err, HS_ERR_FORMAT, "%s: unexpected failure reading the frames", path);
     }
 }

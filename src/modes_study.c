@@ -126,6 +126,9 @@ static json_t *reading_json(const hs_study_reading *r, const hs_model *model, lo
         json_object_set_new(kj, "probability",
                             hs_json_number(r->result[r->decisive].slice[r->verdict.key_slice].probability));
         json_object_set_new(kj, "file", json_string(k->header.path));
+        /* 1-based as DICOM counts frames; null for a single-frame file */
+        json_object_set_new(kj, "frame_number",
+                            k->header.frames > 1 ? json_integer(k->header.frame + 1) : json_null());
         json_object_set_new(j, "key_slice", kj);
     } else {
         json_object_set_new(j, "key_slice", json_null());
@@ -205,8 +208,10 @@ static void print_reading(const hs_study_reading *r, const hs_model *model, cons
                 printf(", instance %d", k->header.instance_number);
             if (ks->sort_method == HS_SORT_POSITION)
                 printf(", %.1f mm along the normal", k->position_along_normal);
-            printf(", %s (%.3f)\n", base_name(k->header.path),
-                   r->result[r->decisive].slice[v->key_slice].probability);
+            printf(", %s", base_name(k->header.path));
+            if (k->header.frames > 1)
+                printf(" frame %d", k->header.frame + 1);
+            printf(" (%.3f)\n", r->result[r->decisive].slice[v->key_slice].probability);
         }
     }
     if (s->n_skipped > 0) {
@@ -336,9 +341,15 @@ static int export_series(const hs_series *se, const hs_input_recipe *recipe, con
         fprintf(stderr, "hemoscan: cannot write %s: %s\n", index, strerror(errno));
         return EXIT_FAILED;
     }
-    fprintf(csv, "file,slice,instance_number,position_mm,sop_instance_uid,source\n");
+    fprintf(csv, "file,slice,instance_number,position_mm,sop_instance_uid,source,frame_number\n");
     int status = EXIT_OK;
     float *hu = NULL;
+    hs_dicom_reader *reader = hs_dicom_reader_new();
+    if (reader == NULL) {
+        fprintf(stderr, "hemoscan: out of memory\n");
+        fclose(csv);
+        return EXIT_FAILED;
+    }
     for (int k = 0; k < se->n_slices; k++) {
         const hs_dicom_header *h = &se->slices[k].header;
         float *grown = realloc(hu, (size_t)h->rows * (size_t)h->columns * sizeof *hu);
@@ -352,7 +363,7 @@ static int export_series(const hs_series *se, const hs_input_recipe *recipe, con
         char name[32], path[4300];
         snprintf(name, sizeof name, "%04d.png", k + 1);
         snprintf(path, sizeof path, "%s/%s", dir, name);
-        hs_status st = hs_dicom_read_hu(h->path, h, hu, &err);
+        hs_status st = hs_dicom_reader_read_hu(reader, h->path, h, hu, &err);
         if (st == HS_OK)
             st = hs_render_slice(hu, h->columns, h->rows, recipe, &picture, &err);
         if (st == HS_OK)
@@ -375,10 +386,15 @@ static int export_series(const hs_series *se, const hs_input_recipe *recipe, con
                 putc('"', csv); /* a quote inside a quoted field is doubled */
             putc(*p, csv);
         }
-        fprintf(csv, "\"\n");
+        /* frame_number: 1-based, empty for a single-frame file */
+        if (h->frames > 1)
+            fprintf(csv, "\",%d\n", h->frame + 1);
+        else
+            fprintf(csv, "\",\n");
         (*written)++;
     }
     free(hu);
+    hs_dicom_reader_free(reader);
     if (fclose(csv) != 0) {
         fprintf(stderr, "hemoscan: cannot write %s: %s\n", index, strerror(errno));
         status = EXIT_FAILED;

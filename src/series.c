@@ -235,7 +235,10 @@ static int hs_cmp_item(const void *a, const void *b)
         return 1;
     if (x->instance != y->instance)
         return x->instance < y->instance ? -1 : 1;
-    return strcmp(x->h->path, y->h->path);
+    int c = strcmp(x->h->path, y->h->path);
+    if (c != 0)
+        return c;
+    return x->h->frame < y->h->frame ? -1 : (x->h->frame > y->h->frame ? 1 : 0);
 }
 
 static int hs_cmp_double(const void *a, const void *b)
@@ -333,6 +336,27 @@ static hs_status hs_measure(hs_series *se, hs_error *err)
     return HS_OK;
 }
 
+/* "frame N: " for a frame of a multi-frame file, "" otherwise, into b. */
+static const char *hs_frame_prefix(char *b, size_t cap, const hs_dicom_header *h)
+{
+    if (h->frames > 1)
+        snprintf(b, cap, "frame %d: ", h->frame + 1);
+    else if (cap > 0)
+        b[0] = '\0';
+    return b;
+}
+
+static void hs_same_position_reason(char *out, size_t cap, const hs_dicom_header *h,
+                                    const hs_dicom_header *kept)
+{
+    char a[32], b[32];
+    hs_frame_prefix(a, sizeof a, h);
+    b[0] = '\0';
+    if (kept->frames > 1)
+        snprintf(b, sizeof b, " frame %d", kept->frame + 1);
+    hs_sentence(out, cap, "%sduplicate position: same slice position as %.180s%s", a, kept->path, b);
+}
+
 /* Sorts the accepted headers hs[0..n) of one series into se, skipping
  * duplicates into s->skipped. */
 static hs_status hs_build_series(hs_study *s, int *skip_cap, hs_dicom_header **hs, int n,
@@ -394,15 +418,21 @@ static hs_status hs_build_series(hs_study *s, int *skip_cap, hs_dicom_header **h
     for (int i = 0; i < n && st == HS_OK; i++) {
         const hs_dicom_header *h = it[i].h;
         char reason[256] = "";
-        for (int j = 0; j < se->n_slices && reason[0] == '\0'; j++)
-            if (h->sop_uid[0] != '\0' && strcmp(h->sop_uid, se->slices[j].header.sop_uid) == 0)
-                snprintf(reason, sizeof reason, "duplicate of %.200s (same SOPInstanceUID)",
-                         se->slices[j].header.path);
+        for (int j = 0; j < se->n_slices && reason[0] == '\0'; j++) {
+            const hs_dicom_header *o = &se->slices[j].header;
+            if (h->sop_uid[0] == '\0' || strcmp(h->sop_uid, o->sop_uid) != 0 || h->frame != o->frame)
+                continue;
+            if (h->frames > 1)
+                hs_sentence(reason, sizeof reason,
+                            "frame %d: duplicate of %.180s frame %d (same SOPInstanceUID and frame)",
+                            h->frame + 1, o->path, o->frame + 1);
+            else
+                snprintf(reason, sizeof reason, "duplicate of %.200s (same SOPInstanceUID)", o->path);
+        }
         if (reason[0] == '\0' && se->sort_method == HS_SORT_POSITION && se->n_slices > 0) {
             const hs_slice *last = &se->slices[se->n_slices - 1];
             if (fabs(it[i].key - last->position_along_normal) < HS_SAME_POSITION_MM)
-                snprintf(reason, sizeof reason, "duplicate position: same slice position as %.180s",
-                         last->header.path);
+                hs_same_position_reason(reason, sizeof reason, h, &last->header);
         }
         if (reason[0] != '\0') {
             if (hs_add_skipped(s, skip_cap, h->path, "duplicate", reason) != 0)
@@ -469,6 +499,58 @@ static void hs_read_task(void *ctx, int task, int thread)
         snprintf(r->err.msg, sizeof r->err.msg, "out of memory");
 }
 
+/* Pass 2 for an accepted multi-frame file (header file): each frame whose
+ * own verdict is OK goes to ok as a header of its own; the others are
+ * skipped with the frame named in the reason. A file whose frames cannot
+ * be read is skipped as "unreadable". */
+static hs_status hs_add_frames(hs_study *study, int *skip_cap, const hs_dicom_header *file,
+                               hs_dicom_header ***ok, int *n_ok, int *ok_cap, hs_error *err)
+{
+    int n = file->frames;
+    hs_dicom_header *fr = calloc((size_t)n, sizeof *fr);
+    hs_dicom_verdict *v = calloc((size_t)n, sizeof *v);
+    char(*why)[256] = calloc((size_t)n, sizeof *why);
+    hs_status st = HS_OK;
+    if (fr == NULL || v == NULL || why == NULL) {
+        st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory for %d frames", file->path, n);
+        goto done;
+    }
+    hs_error ferr = {0};
+    hs_status rs = hs_dicom_read_frames(file->path, file, fr, v, why, &ferr);
+    if (rs == HS_ERR_NOMEM) {
+        st = hs_fail(err, HS_ERR_NOMEM, "%s", ferr.msg);
+        goto done;
+    }
+    if (rs != HS_OK) {
+        if (hs_add_skipped(study, skip_cap, file->path, "unreadable", ferr.msg) != 0)
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", file->path);
+        goto done;
+    }
+    for (int k = 0; k < n && st == HS_OK; k++) {
+        if (v[k] != HS_DICOM_OK) {
+            char reason[256];
+            hs_sentence(reason, sizeof reason, "frame %d: %s", k + 1,
+                        why[k][0] != '\0' ? why[k] : "not an axial CT image");
+            if (hs_add_skipped(study, skip_cap, file->path, hs_dicom_verdict_name(v[k]), reason) != 0)
+                st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", file->path);
+            continue;
+        }
+        hs_dicom_header *one = malloc(sizeof *one);
+        if (one == NULL || hs_grow((void **)ok, ok_cap, *n_ok + 1, sizeof **ok) != 0) {
+            free(one);
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", file->path);
+            break;
+        }
+        *one = fr[k];
+        (*ok)[(*n_ok)++] = one;
+    }
+done:
+    free(fr);
+    free(v);
+    free(why);
+    return st;
+}
+
 /* Passes 2 and 3 on the files in paths (not freed here): classify, keep
  * one study, group into series. label names the files' origin in
  * study->why. *skip_cap is the capacity of study->skipped so far. */
@@ -508,6 +590,9 @@ static hs_status hs_scan_paths(hs_study *study, int *skip_cap, char *const *path
                     hs_copy(r->reason, sizeof r->reason, "not an axial CT image");
                 if (hs_add_skipped(study, skip_cap, path, hs_dicom_verdict_name(r->v), r->reason) != 0)
                     st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
+            } else if (r->h->frames > 1) {
+                /* A multi-frame file: one slice per frame. */
+                st = hs_add_frames(study, skip_cap, r->h, &ok, &n_ok, &ok_cap, err);
             } else if (hs_grow((void **)&ok, &ok_cap, n_ok + 1, sizeof *ok) != 0) {
                 st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
             } else {

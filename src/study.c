@@ -46,26 +46,41 @@ static int compare_strings(const void *a, const void *b)
 }
 
 /* SHA-256 over the sorted SOPInstanceUIDs (the path when a file has none)
- * of every accepted slice, each followed by a newline. */
+ * of every accepted slice, each followed by a newline. A frame of a
+ * multi-frame file is "UID#N", N its 1-based frame number: the identity is
+ * the set of slices read, so a file of which other frames were accepted
+ * (a LOCALIZER frame dropped, say) is another set; single-frame studies
+ * keep the identity they always had. */
 static hs_status instances_checksum(const hs_study *study, char hex[65], hs_error *err)
 {
     int n = 0;
     for (int s = 0; s < study->n_series; s++)
         n += study->series[s].n_slices;
     const char **ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
-    if (ids == NULL)
+    /* "#N" names, for frames only: UID (64) + '#' + digits */
+    char(*framed)[96] = calloc((size_t)(n > 0 ? n : 1), sizeof *framed);
+    if (ids == NULL || framed == NULL) {
+        free(ids);
+        free(framed);
         return hs_fail(err, HS_ERR_NOMEM, "out of memory listing the instances of a study");
+    }
     int k = 0;
     for (int s = 0; s < study->n_series; s++) {
         for (int i = 0; i < study->series[s].n_slices; i++) {
             const hs_dicom_header *h = &study->series[s].slices[i].header;
-            ids[k++] = h->sop_uid[0] ? h->sop_uid : h->path;
+            const char *id = h->sop_uid[0] ? h->sop_uid : h->path;
+            if (h->frames > 1) {
+                snprintf(framed[k], sizeof framed[k], "%.64s#%d", id, h->frame + 1);
+                id = framed[k];
+            }
+            ids[k++] = id;
         }
     }
     qsort(ids, (size_t)n, sizeof *ids, compare_strings);
     hs_sha256_ctx *ctx = hs_sha256_begin();
     if (ctx == NULL) {
         free(ids);
+        free(framed);
         return hs_fail(err, HS_ERR_NOMEM, "cannot set up SHA-256");
     }
     for (int i = 0; i < n; i++) {
@@ -76,6 +91,7 @@ static hs_status instances_checksum(const hs_study *study, char hex[65], hs_erro
     hs_sha256_end(ctx, digest);
     hs_sha256_hex(digest, hex);
     free(ids);
+    free(framed);
     return HS_OK;
 }
 
@@ -100,7 +116,11 @@ static void score_worker(void *ctx, int task, int thread)
     float *inputs = malloc((size_t)CHUNK * job->input_size * sizeof *inputs);
     float *hu = NULL;
     size_t hu_cap = 0;
-    if (inputs == NULL) {
+    /* keeps a multi-frame file parsed while this worker reads its frames */
+    hs_dicom_reader *reader = hs_dicom_reader_new();
+    if (inputs == NULL || reader == NULL) {
+        free(inputs);
+        hs_dicom_reader_free(reader);
         atomic_store(&job->failed, 1);
         return;
     }
@@ -126,7 +146,7 @@ static void score_worker(void *ctx, int task, int thread)
                 hu = grown;
                 hu_cap = need;
             }
-            hs_status st = hs_dicom_read_hu(h->path, h, hu, &err);
+            hs_status st = hs_dicom_reader_read_hu(reader, h->path, h, hu, &err);
             if (st == HS_OK)
                 st = hs_render_input(hu, h->columns, h->rows, job->recipe,
                                      inputs + (size_t)packed * job->input_size, &err);
@@ -144,6 +164,7 @@ static void score_worker(void *ctx, int task, int thread)
     }
     free(hu);
     free(inputs);
+    hs_dicom_reader_free(reader);
 }
 
 /* Decode, render and score every slice of series into result. */

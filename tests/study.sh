@@ -40,6 +40,9 @@ sql() {
 "$GEN" --out "$tmp/short" --size 128 --slices 4 --thickness 5 --seed 6 --jobs 1 -q || exit 99
 "$GEN" --out "$tmp/mr" --size 64 --slices 8 --seed 7 --modality MR --jobs 1 -q || exit 99
 mkdir "$tmp/empty" || exit 99
+# the bleed study again as one Enhanced CT file, frames shuffled, rescale per frame
+"$GEN" --out "$tmp/enhanced" --size 128 --slices 16 --thickness 5 --seed 5 --jobs 1 -q \
+    --bleed iph:25,-15,10,30 --ts jpeg-lossless --enhanced --enhanced-rescale vary --shuffle || exit 99
 
 test_json_verdict() {
     study --json "$tmp/bleed" || { why "expected exit 0"; return 1; }
@@ -147,6 +150,41 @@ test_export_matches_study() {
     done
 }
 
+test_enhanced() {
+    study --json "$tmp/bleed" || return 1
+    cp "$tmp/out" "$tmp/single.json"
+    study --json "$tmp/enhanced" || { why "Enhanced CT: expected exit 0"; return 1; }
+    cp "$tmp/out" "$tmp/enhanced.json"
+    # same verdict, key slice and slice scores as the single-frame files
+    for f in .verdict .key_slice.index; do
+        [ "$(jq "$f" "$tmp/single.json")" = "$(jq "$f" "$tmp/enhanced.json")" ] || { why "$f differs"; return 1; }
+    done
+    jq -e --slurpfile s "$tmp/single.json" '[.series[0].slice_probabilities, $s[0].series[0].slice_probabilities]
+        | transpose | all(.[0] - .[1] | fabs < 0.000001)' "$tmp/enhanced.json" >/dev/null ||
+        { why "slice probabilities differ"; return 1; }
+    jq -e '.key_slice.frame_number >= 1 and .key_slice.frame_number <= 16' "$tmp/enhanced.json" >/dev/null ||
+        { why "key_slice.frame_number missing"; return 1; }
+    jq -e '.key_slice.frame_number == null' "$tmp/single.json" >/dev/null ||
+        { why "single-frame key slice has a frame_number"; return 1; }
+    frame=$(jq .key_slice.frame_number "$tmp/enhanced.json")
+    study "$tmp/enhanced" || return 1
+    grep -q "key slice:.* frame $frame (" "$tmp/out" || { why "summary does not name frame $frame"; return 1; }
+    # the database: 16 slices of one file, frames 1..16, NULL for single-frame files
+    got=$(sql "SELECT count(*), count(DISTINCT file_path), min(frame_number), max(frame_number)
+               FROM slices WHERE file_path LIKE '$tmp/enhanced/%' AND series_id =
+               (SELECT max(series_id) FROM slices WHERE file_path LIKE '$tmp/enhanced/%')")
+    [ "$got" = "16|1|1|16" ] || { why "slices of the Enhanced CT: $got"; return 1; }
+    [ "$(sql "SELECT count(*) FROM slices WHERE file_path LIKE '$tmp/bleed/%' AND frame_number IS NOT NULL")" = 0 ] ||
+        { why "single-frame slices have a frame_number"; return 1; }
+    # --export: NNNN.png per slice, the frame in index.csv
+    run "$HEMOSCAN" --model "$MODEL" --export "$tmp/enhanced" --out "$tmp/png-enh" || return 1
+    set -- "$tmp"/png-enh/*/
+    [ "$(ls "$1" | grep -c '\.png$')" -eq 16 ] || { why "expected 16 PNGs"; return 1; }
+    head -1 "$1/index.csv" | grep -q ',frame_number$' || { why "index.csv has no frame_number column"; return 1; }
+    [ "$(tail -n +2 "$1/index.csv" | awk -F, '$NF >= 1 && $NF <= 16' | wc -l)" -eq 16 ] ||
+        { why "index.csv rows lack frame numbers"; return 1; }
+}
+
 test_export_needs_out() {
     run "$HEMOSCAN" --export "$tmp/bleed"
     [ "$status" -eq 2 ] || { why "expected 2 without --out"; return 1; }
@@ -194,6 +232,7 @@ check "--study: not assessable and failures recorded" test_database_not_assessab
 check "--study: default database path, private" test_default_database
 check "--export: PNGs score like the study's slices" test_export_matches_study
 check "--export needs --out" test_export_needs_out
+check "--study and --export: Enhanced CT reads as its single-frame series" test_enhanced
 if [ -d "$DATA/headct/ge_hispeed_dual_head_tilt" ] && [ -d "$DATA/edge" ]; then
     check "real GE head series read whole" test_real_ge_series
     check "edge-case folders: expected outcome each" test_edge_folders

@@ -92,6 +92,10 @@ typedef struct {
     char variant;      /* which set of instances ('a', 'b', ...) */
 } fake_spec;
 
+/* Set while a test wants series 0 of its fake readings to be the frames of
+ * one multi-frame file. */
+static int fake_multiframe;
+
 static void fake_verdict(hs_study_verdict *v, const fake_spec *f)
 {
     memset(v, 0, sizeof *v);
@@ -158,6 +162,13 @@ static void fake_reading(hs_study_reading *r, const fake_spec *f)
     s->n_series = 2;
     s->series = calloc(2, sizeof *s->series);
     fake_series(&s->series[0], uid, 0, f->slices);
+    for (int j = 0; fake_multiframe && j < f->slices; j++) {
+        hs_dicom_header *h = &s->series[0].slices[j].header;
+        snprintf(h->path, sizeof h->path, "/studies/%s/s1/enhanced.dcm", uid);
+        snprintf(h->sop_uid, sizeof h->sop_uid, "%s.1.1", uid);
+        h->frames = f->slices;
+        h->frame = j;
+    }
     fake_series(&s->series[1], uid, 1, 3);
     static const char *const skip[2][3] = {
         {"junk.txt", "not_dicom", "no DICM prefix"},
@@ -439,10 +450,10 @@ static void test_settings(void)
 {
     char path[PATH_CAP];
     hs_audit *a = open_new(path, "settings.db");
-    CU_ASSERT_EQUAL(hs_audit_schema_version(a), 1);
+    CU_ASSERT_EQUAL(hs_audit_schema_version(a), HS_AUDIT_SCHEMA_VERSION);
     sqlite3 *db = raw_open(path, 0);
     CHECK_ROW(db, "PRAGMA journal_mode", "wal");
-    CHECK_ROW(db, "PRAGMA user_version", "1");
+    CU_ASSERT_EQUAL(count(db, "PRAGMA user_version"), HS_AUDIT_SCHEMA_VERSION);
     CU_ASSERT_EQUAL(count(db, "PRAGMA application_id"), HS_AUDIT_APPLICATION_ID);
     CHECK_ROW(db, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE "
                   "type IN ('table', 'view') ORDER BY name)",
@@ -476,11 +487,15 @@ static void test_open_errors(void)
 
 /* A database written by a newer hemoscan: made here with a second,
  * test-only schema step. */
+/* This build's schema steps plus one more (version NEXT): a newer
+ * schema, as a later hemoscan would have. */
+#define NEXT (HS_AUDIT_SCHEMA_VERSION + 1)
 static const hs_audit_migration *schema_with(const char *name, const char *sql)
 {
-    static hs_audit_migration steps[2];
-    steps[0] = hs_audit_schema[0];
-    steps[1] = (hs_audit_migration){2, name, sql};
+    static hs_audit_migration steps[NEXT];
+    for (int i = 0; i < HS_AUDIT_SCHEMA_VERSION; i++)
+        steps[i] = hs_audit_schema[i];
+    steps[NEXT - 1] = (hs_audit_migration){NEXT, name, sql};
     return steps;
 }
 
@@ -491,8 +506,8 @@ static void test_newer_version_refused(void)
     unlink(path);
     hs_audit *a = NULL;
     hs_error err = {0};
-    const hs_audit_migration *v2 = schema_with("002-test.sql", "CREATE TABLE later (x);");
-    CU_ASSERT_EQUAL_FATAL(hs_audit_open_schema(path, v2, 2, &a, &err), HS_OK);
+    const hs_audit_migration *v2 = schema_with("999-test.sql", "CREATE TABLE later (x);");
+    CU_ASSERT_EQUAL_FATAL(hs_audit_open_schema(path, v2, NEXT, &a, &err), HS_OK);
     hs_audit_close(a);
     size_t n = 0;
     unsigned char *before = file_bytes(path, &n);
@@ -577,7 +592,7 @@ static void test_reopen_is_noop(void)
     unsigned char *before = file_bytes(path, &n);
     hs_error err = {0};
     CU_ASSERT_EQUAL_FATAL(hs_audit_open(path, &a, &err), HS_OK);
-    CU_ASSERT_EQUAL(hs_audit_schema_version(a), 1);
+    CU_ASSERT_EQUAL(hs_audit_schema_version(a), HS_AUDIT_SCHEMA_VERSION);
     int found = 0;
     CU_ASSERT_EQUAL(hs_audit_already_read(a, "1.2.3", NULL, SHA_A, &found, &err), HS_OK);
     hs_audit_close(a);
@@ -592,24 +607,24 @@ static void test_upgrade_path(void)
     hs_audit *a = open_run(path, "upgrade.db", &run, "1.2.3");
     hs_audit_close(a);
 
-    /* A failing step leaves the database at version 1, without a trace
-     * of the step's first statement. */
+    /* A failing step leaves the database at this build's version, without
+     * a trace of the step's first statement. */
     hs_error err = {0};
     const hs_audit_migration *bad =
-        schema_with("002-broken.sql", "CREATE TABLE half_done (x); THIS IS NOT SQL;");
-    CU_ASSERT_EQUAL(hs_audit_open_schema(path, bad, 2, &a, &err), HS_ERR_FORMAT);
+        schema_with("999-broken.sql", "CREATE TABLE half_done (x); THIS IS NOT SQL;");
+    CU_ASSERT_EQUAL(hs_audit_open_schema(path, bad, NEXT, &a, &err), HS_ERR_FORMAT);
     CU_ASSERT_PTR_NULL(a);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "002-broken.sql"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "999-broken.sql"));
     sqlite3 *db = raw_open(path, 0);
-    CHECK_ROW(db, "PRAGMA user_version", "1");
+    CU_ASSERT_EQUAL(count(db, "PRAGMA user_version"), HS_AUDIT_SCHEMA_VERSION);
     CHECK_ROW(db, "SELECT count(*) FROM sqlite_master WHERE name = 'half_done'", "0");
     sqlite3_close(db);
 
     /* A good step upgrades it, keeping what was recorded. */
     const hs_audit_migration *good = schema_with(
-        "002-test.sql", "CREATE TABLE later (x INTEGER);\nINSERT INTO later VALUES (42);\n");
-    CU_ASSERT_EQUAL_FATAL(hs_audit_open_schema(path, good, 2, &a, &err), HS_OK);
-    CU_ASSERT_EQUAL(hs_audit_schema_version(a), 2);
+        "999-test.sql", "CREATE TABLE later (x INTEGER);\nINSERT INTO later VALUES (42);\n");
+    CU_ASSERT_EQUAL_FATAL(hs_audit_open_schema(path, good, NEXT, &a, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_audit_schema_version(a), NEXT);
     db = inspect(a, path, 0);
     CHECK_ROW(db, "SELECT x FROM later", "42");
     CHECK_ROW(db, "SELECT count(*), min(verdict) FROM verdicts", "1|hemorrhage");
@@ -619,6 +634,56 @@ static void test_upgrade_path(void)
     /* Steps must be numbered 1, 2, ... */
     hs_audit_migration skipping[2] = {hs_audit_schema[0], {3, "003-x.sql", "SELECT 1;"}};
     CU_ASSERT_EQUAL(hs_audit_open_schema(path, skipping, 2, &a, &err), HS_ERR_ARG);
+}
+
+/* A version 1 database (made with version 1's schema file alone, as the
+ * hemoscan of that time made it) gets slices.frame_number on opening: NULL
+ * in the rows it had, and frames recorded after. */
+static void test_upgrade_from_v1(void)
+{
+    char path[PATH_CAP];
+    tmp_path(path, "v1.db");
+    unlink(path);
+    sqlite3 *db = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    char pragmas[128];
+    snprintf(pragmas, sizeof pragmas, "PRAGMA user_version = 1; PRAGMA application_id = %d",
+             HS_AUDIT_APPLICATION_ID);
+    CU_ASSERT_EQUAL(exec(db, hs_audit_schema[0].sql), SQLITE_OK);
+    CU_ASSERT_EQUAL(exec(db, pragmas), SQLITE_OK);
+    CU_ASSERT_EQUAL(exec(db, "INSERT INTO slices (series_id, slice_index, file_path, probability) "
+                             "VALUES (999, 0, '/old/IM0001.dcm', 0.5)"),
+                    SQLITE_OK);
+    sqlite3_close(db);
+
+    hs_audit *a = NULL;
+    hs_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_audit_open(path, &a, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_audit_schema_version(a), HS_AUDIT_SCHEMA_VERSION);
+    long long run = begin_run(a, model_a, "a");
+    fake_spec f = positive("1.2.826.0.1.77");
+    fake_multiframe = 1;
+    record_ok(a, run, &f, model_a);
+    fake_multiframe = 0;
+    db = inspect(a, path, 0);
+    CU_ASSERT(count(db, "PRAGMA user_version") >= 2);
+    CHECK_ROW(db, "SELECT file_path, frame_number FROM slices WHERE slice_index = 0 AND "
+                  "file_path LIKE '/old/%'",
+              "/old/IM0001.dcm|NULL");
+    /* the six frames of one file, frame numbers from 1 */
+    CHECK_ROW(db, "SELECT count(*), count(DISTINCT file_path), min(frame_number), max(frame_number) "
+                  "FROM slices WHERE file_path LIKE '/studies/1.2.826.0.1.77/%'",
+              "6|1|1|6");
+    CHECK_ROW(db, "SELECT count(*) FROM slices WHERE frame_number <> slice_index + 1 AND "
+                  "file_path LIKE '/studies/%'",
+              "0");
+    /* the schema refuses frame 0 */
+    sqlite3_close(db);
+    db = raw_open(path, 1);
+    CU_ASSERT_NOT_EQUAL(exec(db, "INSERT INTO slices (series_id, slice_index, file_path, probability, "
+                                 "frame_number) VALUES (1, 5, 'f', 0.5, 0)"),
+                        SQLITE_OK);
+    sqlite3_close(db);
 }
 
 /* Every file of sql/schema is compiled in, in order, byte for byte. */
@@ -1546,8 +1611,9 @@ int hs_register_audit_tests(void)
         {"newer schema version refused, file unchanged", test_newer_version_refused},
         {"non-SQLite file refused, unchanged", test_not_sqlite_refused},
         {"another program's SQLite database refused", test_foreign_sqlite_refused},
-        {"reopening a v1 database changes nothing", test_reopen_is_noop},
+        {"reopening a current database changes nothing", test_reopen_is_noop},
         {"upgrade path: a second schema step, a failing one", test_upgrade_path},
+        {"upgrade from version 1: slices.frame_number", test_upgrade_from_v1},
         {"every sql/schema file compiled in, byte for byte", test_schema_files_compiled},
         {"runs: begin, end, fields", test_runs},
         {"a reading is recorded field by field", test_record_fields},

@@ -16,6 +16,7 @@
  * localizer / derived / non-axial / multi-frame classification and
  * truncation at every part of a file. Their HU are compared value for
  * value. Two threads decode at once to pin the thread-safety promise. */
+#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -813,8 +814,11 @@ static void test_synthetic_classification(void)
 
     hs_test_dicom_slice_default(&s, SYN, SYN, px);
     s.frames = 2;
+    /* An old-style multi-frame CT: NumberOfFrames and one position, no
+     * functional groups to place each frame. */
     CU_ASSERT_EQUAL(write_and_read("multiframe.dcm", &s, &h, NULL, reason), HS_DICOM_MULTIFRAME_UNSUPPORTED);
     CU_ASSERT_EQUAL(h.frames, 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(reason, "no PerFrameFunctionalGroupsSequence"));
 
     hs_test_dicom_slice_default(&s, SYN, SYN, px);
     s.photometric = "PALETTE COLOR";
@@ -829,6 +833,134 @@ static void test_synthetic_classification(void)
     hs_test_path(path, sizeof path, tmp_dir, "resized.dcm");
     CU_ASSERT_EQUAL(hs_dicom_read_hu(path, &h, hu, &err), HS_ERR_FORMAT);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
+}
+
+/* ---- Enhanced CT (multi-frame) --------------------------------------------- */
+
+/* The single-frame file of dir whose position along z is z; -1 if none. */
+static int find_by_z(hs_dicom_header *hs, int n, double z)
+{
+    for (int i = 0; i < n; i++)
+        if (fabs(hs[i].position[2] - z) < 1e-3)
+            return i;
+    return -1;
+}
+
+/* One syntax: the generator's series as single-frame files and as one
+ * Enhanced CT file (frames shuffled, per-frame rescale varying) with the
+ * same seed; every frame must have the single-frame slice's position and
+ * exactly its HU, through a reader and through hs_dicom_read_hu. */
+static void check_enhanced_syntax(const char *ts)
+{
+    enum { SLICES = 6, SIDE = 64 };
+    char single[4096], enh[4096], opts[512], name[64];
+    snprintf(name, sizeof name, "single-%s", ts);
+    hs_test_path(single, sizeof single, tmp_dir, name);
+    snprintf(name, sizeof name, "enhanced-%s", ts);
+    hs_test_path(enh, sizeof enh, tmp_dir, name);
+    snprintf(opts, sizeof opts, "--size %d --slices %d --seed 5 --ts %s", SIDE, SLICES, ts);
+    int g = hs_test_generate(single, opts);
+    if (g == 1)
+        return;
+    CU_ASSERT_EQUAL_FATAL(g, 0);
+    snprintf(opts, sizeof opts, "--size %d --slices %d --seed 5 --ts %s --enhanced --enhanced-rescale vary --shuffle",
+             SIDE, SLICES, ts);
+    CU_ASSERT_EQUAL_FATAL(hs_test_generate(enh, opts), 0);
+
+    hs_dicom_header *one = calloc(SLICES, sizeof *one);
+    hs_dicom_header *frames = calloc(SLICES, sizeof *frames);
+    hs_dicom_verdict fv[SLICES];
+    char (*freason)[256] = calloc(SLICES, sizeof *freason);
+    float *a = malloc(SIDE * SIDE * sizeof *a), *b = malloc(SIDE * SIDE * sizeof *b);
+    hs_dicom_reader *reader = hs_dicom_reader_new();
+    CU_ASSERT_FATAL(one != NULL && frames != NULL && freason != NULL && a != NULL && b != NULL && reader != NULL);
+    hs_dicom_verdict v;
+    char reason[256], path[4096];
+    hs_error err = {0};
+    for (int i = 0; i < SLICES; i++) {
+        snprintf(name, sizeof name, "IM%04d.dcm", i + 1);
+        hs_test_path(path, sizeof path, single, name);
+        CU_ASSERT_EQUAL(hs_dicom_read_header(path, &one[i], &v, reason, &err), HS_OK);
+        CU_ASSERT_EQUAL(v, HS_DICOM_OK);
+    }
+    /* the only file the enhanced run wrote */
+    DIR *d = opendir(enh);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    path[0] = '\0';
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d))
+        if (e->d_name[0] != '.')
+            hs_test_path(path, sizeof path, enh, e->d_name);
+    closedir(d);
+    hs_dicom_header file;
+    CU_ASSERT_EQUAL_FATAL(hs_dicom_read_header(path, &file, &v, reason, &err), HS_OK);
+    CU_ASSERT_EQUAL(v, HS_DICOM_OK);
+    CU_ASSERT_EQUAL(file.frames, SLICES);
+    CU_ASSERT_EQUAL(file.frame, 0);
+    CU_ASSERT_STRING_EQUAL(file.sop_class_uid, "1.2.840.10008.5.1.4.1.1.2.1");
+    CU_ASSERT(file.has_position && file.has_orientation && file.has_pixel_spacing);
+    CU_ASSERT_EQUAL_FATAL(hs_dicom_read_frames(path, &file, frames, fv, freason, &err), HS_OK);
+    int sorted_in_file = 1, varied = 0, matched = 0;
+    for (int k = 0; k < SLICES; k++) {
+        CU_ASSERT_EQUAL(fv[k], HS_DICOM_OK);
+        CU_ASSERT_EQUAL(frames[k].frame, k);
+        CU_ASSERT_EQUAL(frames[k].frames, SLICES);
+        CU_ASSERT_STRING_EQUAL(frames[k].image_type, "ORIGINAL\\PRIMARY\\AXIAL\\NONE");
+        if (k > 0 && frames[k].position[2] < frames[k - 1].position[2])
+            sorted_in_file = 0;
+        varied += frames[k].rescale_slope != 1.0 || frames[k].rescale_intercept != 0.0;
+        int i = find_by_z(one, SLICES, frames[k].position[2]);
+        CU_ASSERT(i >= 0);
+        if (i < 0)
+            continue;
+        CU_ASSERT_DOUBLE_EQUAL(frames[k].position[0], one[i].position[0], 1e-6);
+        CU_ASSERT_DOUBLE_EQUAL(frames[k].pixel_spacing[0], one[i].pixel_spacing[0], 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(frames[k].slice_thickness, one[i].slice_thickness, 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(frames[k].orientation[4], one[i].orientation[4], 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(frames[k].window_center_hu, one[i].window_center_hu, 1e-9);
+        CU_ASSERT_EQUAL_FATAL(hs_dicom_read_hu(one[i].path, &one[i], a, &err), HS_OK);
+        CU_ASSERT_EQUAL_FATAL(hs_dicom_reader_read_hu(reader, path, &frames[k], b, &err), HS_OK);
+        int same = memcmp(a, b, SIDE * SIDE * sizeof *a) == 0;
+        CU_ASSERT(same);
+        if (!same)
+            fprintf(stderr, "test_dicom: %s frame %d differs from %s\n", ts, k + 1, one[i].path);
+        matched += same;
+        if (k == SLICES - 1) {
+            /* without a reader too */
+            CU_ASSERT_EQUAL(hs_dicom_read_hu(path, &frames[k], b, &err), HS_OK);
+            CU_ASSERT(memcmp(a, b, SIDE * SIDE * sizeof *a) == 0);
+        }
+    }
+    CU_ASSERT_EQUAL(matched, SLICES);
+    CU_ASSERT(!sorted_in_file); /* --shuffle put the frames out of order */
+    CU_ASSERT(varied >= SLICES / 2);
+    /* A frame the file does not have is refused. */
+    frames[0].frame = SLICES;
+    CU_ASSERT_EQUAL(hs_dicom_reader_read_hu(reader, path, &frames[0], b, &err), HS_ERR_FORMAT);
+    hs_dicom_reader_free(reader);
+    free(one);
+    free(frames);
+    free(freason);
+    free(a);
+    free(b);
+}
+
+static void test_enhanced_explicit(void)
+{
+    check_enhanced_syntax("explicit");
+}
+
+static void test_enhanced_jpeg_lossless(void)
+{
+    check_enhanced_syntax("jpeg-lossless");
+}
+
+static void test_enhanced_other_syntaxes(void)
+{
+    check_enhanced_syntax("big");
+    check_enhanced_syntax("implicit");
+    check_enhanced_syntax("rle");
+    check_enhanced_syntax("jpeg-ls");
+    check_enhanced_syntax("deflate");
 }
 
 /* Cut a good file at many lengths: nothing may crash; a cut inside the
@@ -958,6 +1090,9 @@ int hs_register_dicom_tests(void)
         {"synthetic: classification", test_synthetic_classification},
         {"synthetic: truncated at every part", test_synthetic_truncated},
         {"two threads decoding at once", test_two_threads},
+        {"Enhanced CT, explicit little endian: frames = single-frame slices", test_enhanced_explicit},
+        {"Enhanced CT, JPEG lossless: frames = single-frame slices", test_enhanced_jpeg_lossless},
+        {"Enhanced CT, big endian, implicit, RLE, JPEG-LS, deflate", test_enhanced_other_syntaxes},
     };
     return hs_test_add_suite("dicom stage", suite_init, suite_clean, tests, sizeof tests / sizeof tests[0]);
 }

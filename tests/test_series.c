@@ -266,6 +266,58 @@ static void test_shuffled(void)
     hs_study_free(&s);
 }
 
+/* One Enhanced CT file, frames written in random order with a rescale
+ * that changes frame to frame: one slice per frame, sorted feet to head;
+ * a copy of the file gives (SOPInstanceUID, frame) duplicates. */
+static void test_enhanced(void)
+{
+    char dir[4096];
+    CU_ASSERT_EQUAL_FATAL(new_dir(dir, sizeof dir, "enhanced"), 0);
+    if (gen(dir, "--enhanced --enhanced-rescale vary --shuffle --seed 3 --ts jpeg-lossless") != 0)
+        return;
+    hs_study s;
+    char file[4096] = "";
+    if (one_series(dir, &s, 8) == 0) {
+        const hs_series *se = &s.series[0];
+        CU_ASSERT_EQUAL(se->sort_method, HS_SORT_POSITION);
+        CU_ASSERT_DOUBLE_EQUAL(se->spacing_mm, 5.0, 0.01);
+        CU_ASSERT_DOUBLE_EQUAL(se->slice_thickness_mm, 5.0, 0.01);
+        CU_ASSERT_EQUAL(se->missing_slices, 0);
+        CU_ASSERT_EQUAL(s.n_skipped, 0);
+        CU_ASSERT_EQUAL(s.n_files, 1);
+        int in_order = 1, seen = 0;
+        for (int i = 0; i < se->n_slices; i++) {
+            const hs_dicom_header *h = &se->slices[i].header;
+            CU_ASSERT_EQUAL(h->frames, 8);
+            CU_ASSERT(h->frame >= 0 && h->frame < 8);
+            seen |= 1 << h->frame;
+            in_order &= h->frame == i;
+            CU_ASSERT_STRING_EQUAL(h->path, se->slices[0].header.path);
+        }
+        CU_ASSERT_EQUAL(seen, 0xff);
+        CU_ASSERT(!in_order); /* sorting did something */
+        snprintf(file, sizeof file, "%s", se->slices[0].header.path);
+    }
+    hs_study_free(&s);
+
+    /* a copy of the file: every frame a duplicate, named by its frame */
+    char copy[4200];
+    snprintf(copy, sizeof copy, "%s/zz-copy.dcm", dir);
+    size_t len = 0;
+    unsigned char *bytes = file[0] != '\0' ? hs_test_read_file(file, &len) : NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bytes);
+    CU_ASSERT_EQUAL(hs_test_write_file(copy, bytes, len), 0);
+    free(bytes);
+    if (one_series(dir, &s, 8) == 0) {
+        CU_ASSERT_EQUAL(s.n_skipped, 8);
+        CU_ASSERT_EQUAL(count_verdict(&s, "duplicate"), 8);
+        for (int i = 0; i < s.n_skipped; i++)
+            CU_ASSERT(strncmp(s.skipped[i].reason, "frame ", 6) == 0 &&
+                      strstr(s.skipped[i].reason, "same SOPInstanceUID and frame") != NULL);
+    }
+    hs_study_free(&s);
+}
+
 static void test_reversed(void)
 {
     char dir[4096];
@@ -521,6 +573,7 @@ int hs_register_series_tests(void)
         {"GE tilted head series: sorted along the normal, 4/7 mm, no gap", test_ge_tilt},
         {"edge folder: every file used or skipped with a reason", test_edge_folder},
         {"shuffled names sort by position", test_shuffled},
+        {"Enhanced CT: one slice per frame, sorted; copies are frame duplicates", test_enhanced},
         {"reversed series sorts feet to head", test_reversed},
         {"a left-out slice counts as missing", test_gap},
         {"gantry tilt: sorted, tilt read", test_tilt},

@@ -405,6 +405,43 @@ static void test_study_bleed_found(void)
     hs_study_reading_free(&b);
 }
 
+/* The same series as one Enhanced CT file (frames shuffled, rescale varying
+ * per frame) reads exactly as the single-frame files: same verdict, same
+ * key slice, slice probabilities within 1e-6; the identity differs (frames
+ * are "UID#N"). */
+static void test_study_enhanced(void)
+{
+    if (!need_model())
+        return;
+    char single[4200], enh[4200];
+    if (gen_study("single-jl", "--seed 5 --bleed iph:25,-15,10,30 --ts jpeg-lossless", single, sizeof single) != 0 ||
+        gen_study("enhanced-jl",
+                  "--seed 5 --bleed iph:25,-15,10,30 --ts jpeg-lossless --enhanced --enhanced-rescale vary --shuffle",
+                  enh, sizeof enh) != 0)
+        return;
+    hs_study_reading a, b;
+    if (read_study(single, 0, &a) == 0 && read_study(enh, 0, &b) == 0) {
+        CU_ASSERT_EQUAL_FATAL(a.n_results, 1);
+        CU_ASSERT_EQUAL_FATAL(b.n_results, 1);
+        CU_ASSERT_EQUAL(a.verdict.verdict, b.verdict.verdict);
+        CU_ASSERT_EQUAL(a.verdict.key_slice, b.verdict.key_slice);
+        CU_ASSERT_DOUBLE_EQUAL(a.verdict.probability, b.verdict.probability, 1e-6);
+        const hs_series *sa = &a.study.series[a.result[0].series_index];
+        const hs_series *sb = &b.study.series[b.result[0].series_index];
+        CU_ASSERT_EQUAL_FATAL(sa->n_slices, 16);
+        CU_ASSERT_EQUAL_FATAL(sb->n_slices, 16);
+        for (int i = 0; i < 16; i++) {
+            CU_ASSERT_DOUBLE_EQUAL(a.result[0].slice[i].probability, b.result[0].slice[i].probability, 1e-6);
+            CU_ASSERT_DOUBLE_EQUAL(sa->slices[i].position_along_normal, sb->slices[i].position_along_normal,
+                                   1e-6);
+            CU_ASSERT_EQUAL(sb->slices[i].header.frames, 16);
+        }
+        CU_ASSERT(strcmp(a.instances_sha256, b.instances_sha256) != 0);
+    }
+    hs_study_reading_free(&a);
+    hs_study_reading_free(&b);
+}
+
 /* hs_study_read_files on a folder's files reads exactly what hs_study_read
  * reads of the folder. */
 static void test_study_read_files(void)
@@ -559,6 +596,7 @@ int hs_register_study_tests(void)
         {"a PNG and the same pixels as DICOM score the same", test_png_equals_dicom},
         {"study: synthetic bleed found on its slices", test_study_bleed_found},
         {"study: a given list of files reads as its folder", test_study_read_files},
+        {"study: Enhanced CT reads as the same single-frame series", test_study_enhanced},
         {"study: a broken slice is recorded, series still read", test_study_broken_slice},
         {"study: too short, empty, missing folder", test_study_not_assessable},
         {"study: best series, or all series", test_study_all_series},

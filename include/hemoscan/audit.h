@@ -24,7 +24,7 @@
 
 /* The schema version this build writes (the highest sql/schema file; the
  * build stops when the two disagree). */
-#define HS_AUDIT_SCHEMA_VERSION 1
+#define HS_AUDIT_SCHEMA_VERSION 2
 /* PRAGMA application_id of every hemoscan audit database, "HSAU": tells
  * hemoscan's databases from other programs' SQLite files. */
 #define HS_AUDIT_APPLICATION_ID 0x48534155

@@ -4,8 +4,8 @@
  * DCMTK is C++, hemoscan is C; this header is the whole boundary. It is plain
  * C (usable from C and C++), and src/dicom.cc is the only translation unit
  * that sees a DCMTK or OpenJPEG header. Nothing here throws, nothing keeps
- * global state a caller can see, and both functions may run in two threads
- * at once on different files.
+ * global state a caller can see, and every function may run in several
+ * threads at once on different files (a reader, below, in one at a time).
  *
  * Reading is split in two because a study folder is scanned far more often
  * than it is decoded: hs_dicom_read_header parses a file without loading
@@ -36,17 +36,24 @@
  *                           contains SECONDARY, or the SOP class is a
  *                           secondary capture (1.2.840.10008.5.1.4.1.1.7*)
  *                           (screenshots, dose screens, reformats).
- *   7. HS_DICOM_MULTIFRAME_UNSUPPORTED  NumberOfFrames > 1, or an Enhanced /
- *                           Legacy Converted Enhanced CT SOP class (their
- *                           geometry and rescale live in functional groups,
- *                           which this reader does not interpret yet).
+ *   7. HS_DICOM_MULTIFRAME_UNSUPPORTED  NumberOfFrames > 1 and some frame
+ *                           has no position of its own: no
+ *                           PerFrameFunctionalGroupsSequence (an old-style
+ *                           multi-frame CT, where one ImagePositionPatient
+ *                           cannot place N frames), fewer items than frames,
+ *                           or a frame without ImagePositionPatient in its
+ *                           (per-frame) PlanePositionSequence; or more than
+ *                           HS_DICOM_MAX_FRAMES frames. Enhanced and Legacy
+ *                           Converted Enhanced CT with per-frame positions
+ *                           are read (see "Multi-frame files" below).
  *   8. HS_DICOM_UNSUPPORTED a transfer syntax outside the list below,
  *                           SamplesPerPixel != 1, a PhotometricInterpretation
  *                           other than MONOCHROME1/2 (absent is accepted:
  *                           ACR-NEMA), BitsAllocated not 8 or 16, BitsStored
  *                           or HighBit inconsistent, or Rows/Columns outside
  *                           1..HS_DICOM_MAX_SIDE.
- *   9. HS_DICOM_NOT_AXIAL   the slice normal (row x column direction cosines
+ *   9. HS_DICOM_NOT_AXIAL   (single-frame files; per frame for multi-frame
+ *                           ones) the slice normal (row x column direction cosines
  *                           of ImageOrientationPatient) is more than
  *                           HS_DICOM_AXIAL_LIMIT_DEG + |GantryDetectorTilt|
  *                           (at most 45) degrees away from the patient's z
@@ -65,7 +72,29 @@
  * samples goes first to the fast decoder of ljpeg.h (the usual CT archive
  * format, and the largest cost of a study); whatever it declines goes to
  * dcmjpeg. HEMOSCAN_LJPEG=dcmtk in the environment sends everything to
- * dcmjpeg, to compare the two on a site's own files. */
+ * dcmjpeg, to compare the two on a site's own files.
+ *
+ * Multi-frame files (Enhanced CT, Legacy Converted Enhanced CT, any CT file
+ * with NumberOfFrames > 1 and functional groups). Each frame is a slice.
+ * Its geometry and rescale come from the functional groups, the
+ * PerFrameFunctionalGroupsSequence item of the frame first, then the
+ * SharedFunctionalGroupsSequence, then the top-level attribute:
+ *   PixelMeasuresSequence (0028,9110)          PixelSpacing, SliceThickness
+ *   PlaneOrientationSequence (0020,9116)       ImageOrientationPatient
+ *   PlanePositionSequence (0020,9113)          ImagePositionPatient
+ *   PixelValueTransformationSequence (0028,9145) RescaleSlope/Intercept
+ *   FrameVOILUTSequence (0028,9132)            WindowCenter/Width
+ *   CTAcquisitionDetailsSequence (0018,9304)   GantryDetectorTilt
+ *   CTImageFrameTypeSequence (0018,9329)       FrameType, which replaces
+ *                                              ImageType for the frame
+ * Single-frame files with functional groups (an Enhanced CT of one frame)
+ * are read the same way, as frame 0.
+ *
+ * hs_dicom_read_header gives the file's verdict from rules 1-8 and the
+ * top-level ImageType, and (when it is OK) a header describing frame 0;
+ * for a file with frames > 1, hs_dicom_read_frames then gives one header
+ * and one verdict per frame: rules 5, 6 and 9 on that frame's FrameType and
+ * geometry, so a LOCALIZER frame or a non-axial frame is dropped alone. */
 #ifndef HEMOSCAN_DICOM_H
 #define HEMOSCAN_DICOM_H
 
@@ -86,6 +115,9 @@ extern "C" {
  * keeps the usual tilted head acquisitions and drops coronal and sagittal
  * reformats, which are 90 degrees away. */
 #define HS_DICOM_AXIAL_LIMIT_DEG 30.0
+/* Most frames accepted in one file: bounds what a hostile NumberOfFrames
+ * makes a caller allocate (frames x sizeof(hs_dicom_header)). */
+#define HS_DICOM_MAX_FRAMES 10000
 
 typedef enum {
     HS_DICOM_OK = 0,
@@ -95,7 +127,7 @@ typedef enum {
     HS_DICOM_LOCALIZER,               /* scout / topogram */
     HS_DICOM_DERIVED,                 /* secondary capture, derived image, dose screen */
     HS_DICOM_NOT_AXIAL,               /* coronal, sagittal, oblique */
-    HS_DICOM_MULTIFRAME_UNSUPPORTED,  /* multi-frame or Enhanced CT */
+    HS_DICOM_MULTIFRAME_UNSUPPORTED,  /* multi-frame without per-frame positions */
     HS_DICOM_CORRUPT,                 /* truncated or unparseable after a valid start */
     HS_DICOM_UNSUPPORTED              /* transfer syntax, bits or photometric we cannot decode */
 } hs_dicom_verdict;
@@ -121,7 +153,9 @@ typedef struct {
     int has_instance_number, instance_number;
     int rows, columns, bits_allocated, bits_stored, high_bit, pixel_representation;
     int monochrome1; /* PhotometricInterpretation is MONOCHROME1 */
-    int frames;      /* NumberOfFrames, 1 when absent */
+    int frames;      /* NumberOfFrames, 1 when absent or below 1 */
+    int frame;       /* the frame this header describes, 0-based (0 for single-frame
+                        files); DICOM's frame number is frame + 1 */
     int has_position, has_orientation, has_pixel_spacing;
     double position[3];      /* ImagePositionPatient, mm */
     double orientation[6];   /* ImageOrientationPatient: row then column cosines */
@@ -148,10 +182,32 @@ typedef struct {
 hs_status hs_dicom_read_header(const char *path, hs_dicom_header *h, hs_dicom_verdict *verdict,
                                char reason[256], hs_error *err);
 
-/* Decode the pixels of the single-frame CT image at path to Hounsfield
+/* One header per frame of a multi-frame file: out[k] (k < file->frames,
+ * caller allocates file->frames entries) is file with frame = k and that
+ * frame's geometry, rescale, window and ImageType (FrameType when the frame
+ * has one) taken from the functional groups as described above; verdicts[k]
+ * and reasons[k] (reasons may be NULL) are the frame's verdict by rules 5, 6
+ * and 9 (HS_DICOM_OK, LOCALIZER, DERIVED or NOT_AXIAL). file is what
+ * hs_dicom_read_header gave for path with verdict HS_DICOM_OK; the file is
+ * parsed again (pixels stay on disk) and must still have file->frames
+ * frames of file->rows x file->columns, else HS_ERR_FORMAT. Works for
+ * single-frame files too (one header, frame 0). HS_ERR_IO, HS_ERR_ARG,
+ * HS_ERR_NOMEM as hs_dicom_read_header. */
+hs_status hs_dicom_read_frames(const char *path, const hs_dicom_header *file, hs_dicom_header *out,
+                               hs_dicom_verdict *verdicts, char (*reasons)[256], hs_error *err);
+
+/* Decode the pixels of frame h->frame of the CT image at path to Hounsfield
  * units: h->rows * h->columns floats, row-major, into hu (caller
- * allocates). h is the header hs_dicom_read_header returned for this path;
- * the file is parsed again and must still have those Rows and Columns.
+ * allocates). h is the header hs_dicom_read_header (single-frame files) or
+ * hs_dicom_read_frames returned for this path; the file is parsed again and
+ * must still have those Rows and Columns (and frames). The rescale,
+ * padding and the rest come from the file as parsed now, for frame
+ * h->frame, not from h.
+ *
+ * Each call parses the file: reading the frames of a multi-frame file one
+ * call each costs a parse of its functional groups per frame. Use an
+ * hs_dicom_reader (below) for that.
+ *
  * Slices with verdict OK, LOCALIZER, DERIVED or NOT_AXIAL decode (they are
  * CT pixels and a review picture may want them); any other verdict gives
  * HS_ERR_FORMAT naming the verdict.
@@ -185,6 +241,34 @@ hs_status hs_dicom_read_header(const char *path, hs_dicom_header *h, hs_dicom_ve
  * for NULL arguments; HS_ERR_NOMEM if a decode buffer cannot be allocated.
  * hu is only fully written on success. */
 hs_status hs_dicom_read_hu(const char *path, const hs_dicom_header *h, float *hu, hs_error *err);
+
+/* A reader keeps the last multi-frame file it decoded a frame of parsed
+ * (pixels on disk, an open file handle, the per-frame headers), so the
+ * frames of one file cost one parse, and each frame decodes on its own:
+ * native pixels are read at the frame's offset; RLE, JPEG and JPEG-LS go
+ * through DCMTK's per-frame decoders (DcmPixelData::getUncompressedFrame),
+ * which find the frame's fragments through the Basic Offset Table or one
+ * fragment per frame; JPEG 2000 takes the frame's fragments the same way,
+ * else HS_ERR_FORMAT. Compressed fragments read stay in memory until the
+ * reader moves to another file, so a reader holds at most one file's
+ * compressed pixels. Deflated files cannot be read in part: the whole
+ * data set is inflated once per parse. Single-frame files are not cached:
+ * hs_dicom_reader_read_hu on them is hs_dicom_read_hu.
+ *
+ * The cached parse is used while the file's device, inode, size and
+ * modification time stay the same. A reader is for one thread at a time;
+ * give each worker its own. */
+typedef struct hs_dicom_reader hs_dicom_reader;
+
+/* A new reader, or NULL when out of memory. */
+hs_dicom_reader *hs_dicom_reader_new(void);
+
+/* hs_dicom_read_hu through r (same arguments, results and errors). */
+hs_status hs_dicom_reader_read_hu(hs_dicom_reader *r, const char *path, const hs_dicom_header *h, float *hu,
+                                  hs_error *err);
+
+/* Frees r and what it holds; NULL is fine. */
+void hs_dicom_reader_free(hs_dicom_reader *r);
 
 #ifdef __cplusplus
 }

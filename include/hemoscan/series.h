@@ -36,6 +36,9 @@ typedef enum {
     HS_SORT_FILENAME      /* by path: positions and InstanceNumbers missing */
 } hs_sort_method;
 
+/* One slice: a single-frame file, or one frame of a multi-frame file
+ * (header.frames > 1, header.frame its 0-based frame, geometry and rescale
+ * that frame's; see hs_dicom_read_frames). */
 typedef struct {
     hs_dicom_header header;
     double position_along_normal; /* mm, dot(position, normal); 0 unless sorted by position */
@@ -77,7 +80,17 @@ typedef struct {
     char why[256];      /* study-level note, e.g. why no series is readable */
 } hs_study;
 
-/* Walks dir recursively (any depth; names starting with '.' are skipped;
+/* Multi-frame files. An accepted multi-frame file (Enhanced CT, Legacy
+ * Converted Enhanced CT) becomes one slice per frame through
+ * hs_dicom_read_frames, and its frames are grouped and sorted like any
+ * slice, so a series may mix single- and multi-frame files. A frame whose
+ * own verdict is not OK (FrameType LOCALIZER, not axial) is skipped with
+ * "frame N: " before its reason, under the file's path; the other frames
+ * stay. Duplicates by SOPInstanceUID are (SOPInstanceUID, frame)
+ * duplicates: a copy of an Enhanced CT file gives one "duplicate" record
+ * per frame.
+ *
+ * Walks dir recursively (any depth; names starting with '.' are skipped;
  * symbolic links are followed, but no directory or file is visited twice,
  * so link loops end), reads every regular file's header with
  * hs_dicom_read_header and fills study (zeroed first; free it with

@@ -47,7 +47,9 @@ typedef struct {
     char dir[4096];
     hs_study study;             /* the scan: UIDs, series (chosen and why), skipped files */
     char instances_sha256[65];  /* SHA-256 over the sorted SOPInstanceUIDs of every
-                                   accepted slice: "the same set of instances" */
+                                   accepted slice: "the same set of instances";
+                                   a frame of a multi-frame file counts as
+                                   "UID#N" (N = 1-based frame number) */
     int n_results;
     hs_series_result *result;   /* the series read, the best first */
     int decisive;               /* index into result the study verdict comes from; -1 if none */

@@ -129,6 +129,8 @@ struct Options {
     Plane plane = Plane::Axial;
     bool contrast = false;
     bool no_body_part = false;
+    bool enhanced = false;           // one Enhanced CT multi-frame file
+    bool enhanced_vary = false;      // per-frame rescale that differs frame to frame
 
     int jobs = 0;                    // 0: one per processor, at most 8
     bool verbose = false;
@@ -222,6 +224,14 @@ void print_help()
 "  --no-instance-number  leave InstanceNumber out\n"
 "  --invalid-uid         UIDs with a leading-zero component (not conformant)\n"
 "  --no-body-part        leave BodyPartExamined out\n"
+"  --enhanced            write the series as ONE Enhanced CT Image Storage\n"
+"                        multi-frame file (EN0001.dcm) with shared and\n"
+"                        per-frame functional groups; not with lossy syntaxes,\n"
+"                        --8bit-window or --modality MR\n"
+"  --enhanced-rescale R  shared (default): one RescaleSlope/Intercept in the\n"
+"                        shared groups; vary: a different slope (1 or 0.5) and\n"
+"                        intercept (0 or -1024) per frame, same HU (needs\n"
+"                        signed 16-bit storage)\n"
 "\n"
 "Output:\n"
 "  --shuffle             random file names and writing order (from the seed);\n"
@@ -520,6 +530,17 @@ Options parse_args(int argc, char **argv)
                 o.plane = Plane::Axial;
             else
                 usage_error("--reformat: expected coronal or sagittal, got '" + v + "'");
+        } else if (name == "--enhanced") {
+            flag();
+            o.enhanced = true;
+        } else if (name == "--enhanced-rescale") {
+            std::string v = value();
+            if (v == "vary")
+                o.enhanced_vary = true;
+            else if (v == "shared")
+                o.enhanced_vary = false;
+            else
+                usage_error("--enhanced-rescale: expected shared or vary, got '" + v + "'");
         } else if (name == "--no-body-part") {
             flag();
             o.no_body_part = true;
@@ -588,6 +609,17 @@ void check_options(Options &o, Storage &st)
                         "drop --storage signed / --intercept");
         o.storage_signed = false;
     }
+    if (o.enhanced) {
+        if (o.modality != "CT" || o.eight_bit)
+            usage_error("--enhanced: writes Enhanced CT; not with --modality MR or --8bit-window");
+        if (o.ts == Ts::JpegBaseline || o.ts == Ts::JpegExtended || o.ts == Ts::JpegLsNear)
+            usage_error("--enhanced: lossy syntaxes are not written as Enhanced CT (the encoders would have to "
+                        "update the functional groups); use a lossless one");
+    } else if (o.enhanced_vary) {
+        usage_error("--enhanced-rescale: only with --enhanced");
+    }
+    if (o.enhanced_vary && (!o.storage_signed || (o.bits_given && o.bits_stored != 16)))
+        usage_error("--enhanced-rescale vary: needs signed 16-bit storage (slope 0.5 doubles the stored values)");
     if (!o.bits_given)
         o.bits_stored = o.storage_signed ? 16 : 12;
     if (!o.intercept_given)
@@ -1099,6 +1131,7 @@ struct ImageSpec {
     double slice_location;
     bool localizer;
     std::string file;
+    int frame;             // with --enhanced: 0-based frame in the file
 };
 
 // Everything common to one series.
@@ -1201,6 +1234,8 @@ std::string canonical(const Options &o)
       << o.window_width << o.multi_window << '|' << o.study_uid << '|' << o.series_number << '|'
       << o.series_description << '|' << o.localizer << o.modality << o.no_instance_number << o.invalid_uid
       << o.derived << (int)o.plane << o.contrast << o.no_body_part;
+    if (o.enhanced)   // appended only when used, so older UIDs stay as they were
+        s << "|enhanced" << o.enhanced_vary;
     return s.str();
 }
 
@@ -1469,13 +1504,9 @@ struct Writer {
         }
     }
 
-    // Builds and saves one file; on failure returns false and sets err.
-    bool write(const Series &se, const ImageSpec &im, const std::vector<uint16_t> &px, const std::string &path,
-               std::string &err) const
+    // The attributes of one image, everything but the pixels.
+    void fill(Put &p, DcmDataset *dset, const Series &se, const ImageSpec &im) const
     {
-        DcmFileFormat ff;
-        DcmDataset *dset = ff.getDataset();
-        Put p(dset);
         const bool mr = o.modality == "MR";
         const int N = o.size;
         const double ps = o.fov_mm / N;
@@ -1598,6 +1629,16 @@ struct Writer {
             p.str(DCM_RescaleSlope, ds(st.slope));
             p.str(DCM_RescaleType, "HU");
         }
+    }
+
+    // Builds and saves one file; on failure returns false and sets err.
+    bool write(const Series &se, const ImageSpec &im, const std::vector<uint16_t> &px, const std::string &path,
+               std::string &err) const
+    {
+        DcmFileFormat ff;
+        DcmDataset *dset = ff.getDataset();
+        Put p(dset);
+        fill(p, dset, se, im);
         if (st.eight_bit) {
             std::vector<Uint8> b(px.size());
             for (size_t i = 0; i < px.size(); i++)
@@ -1610,7 +1651,158 @@ struct Writer {
             err = "cannot set " + p.what + ": " + p.first.text();
             return false;
         }
+        return encode_save(ff, se.image_type, path, err);
+    }
 
+    // RescaleSlope and RescaleIntercept of a frame with --enhanced-rescale
+    // vary, from its place in the stack: different from its neighbours.
+    static void vary_rescale(int index, double &slope, double &intercept)
+    {
+        slope = index % 3 == 1 ? 0.5 : 1.0;
+        intercept = index % 2 == 1 ? -1024.0 : 0.0;
+    }
+
+    // Builds and saves the series as one Enhanced CT image: frames in the
+    // order given, px[k] the stored pixels of frames[k] as render() made
+    // them. Geometry, rescale and windows go into the functional groups,
+    // not the top level, so a reader must use them.
+    bool write_enhanced(const Series &se, const std::vector<const ImageSpec *> &frames,
+                        const std::vector<const std::vector<uint16_t> *> &px, const std::string &path,
+                        std::string &err) const
+    {
+        DcmFileFormat ff;
+        DcmDataset *dset = ff.getDataset();
+        Put p(dset);
+        const ImageSpec &first = *frames[0];
+        fill(p, dset, se, first);
+        const DcmTagKey moved[] = {DCM_ImagePositionPatient, DCM_ImageOrientationPatient, DCM_SliceLocation,
+                                   DCM_PixelSpacing,         DCM_SliceThickness,          DCM_RescaleIntercept,
+                                   DCM_RescaleSlope,         DCM_RescaleType,             DCM_WindowCenter,
+                                   DCM_WindowWidth,          DCM_WindowCenterWidthExplanation,
+                                   DCM_GantryDetectorTilt};
+        for (const DcmTagKey &t : moved)
+            dset->findAndDeleteElement(t);
+        const std::string frame_type = se.image_type + "\\NONE";
+        p.str(DCM_SOPClassUID, UID_EnhancedCTImageStorage);
+        p.str(DCM_SOPInstanceUID, se.instance_uid_prefix + ".1");
+        p.str(DCM_ImageType, frame_type);
+        p.str(DCM_ContentQualification, "PRODUCT");
+        p.str(DCM_NumberOfFrames, std::to_string(frames.size()));
+        if (!o.no_instance_number)
+            p.str(DCM_InstanceNumber, "1");
+        const double ps = o.fov_mm / o.size;
+
+        DcmItem *shared = nullptr, *g = nullptr;
+        p.note(dset->findOrCreateSequenceItem(DCM_SharedFunctionalGroupsSequence, shared, 0),
+               DCM_SharedFunctionalGroupsSequence);
+        if (shared == nullptr) {
+            err = "cannot create SharedFunctionalGroupsSequence";
+            return false;
+        }
+        auto group = [&](DcmItem *parent, const DcmTagKey &seq) {
+            DcmItem *it = nullptr;
+            p.note(parent->findOrCreateSequenceItem(seq, it, 0), seq);
+            return it;
+        };
+        if ((g = group(shared, DCM_PixelMeasuresSequence)) != nullptr) {
+            Put q(g);
+            q.str(DCM_PixelSpacing, ds(ps) + "\\" + ds(ps));
+            q.str(DCM_SliceThickness, ds(o.thickness_mm));
+            p.note(q.first, DCM_PixelMeasuresSequence);
+        }
+        if ((g = group(shared, DCM_PlaneOrientationSequence)) != nullptr) {
+            Put q(g);
+            q.str(DCM_ImageOrientationPatient, ds3(first.row) + "\\" + ds3(first.col));
+            p.note(q.first, DCM_PlaneOrientationSequence);
+        }
+        if ((g = group(shared, DCM_FrameVOILUTSequence)) != nullptr) {
+            Put q(g);
+            q.str(DCM_WindowCenter, ds(o.window_center));
+            q.str(DCM_WindowWidth, ds(o.window_width));
+            p.note(q.first, DCM_FrameVOILUTSequence);
+        }
+        if ((g = group(shared, DCM_CTAcquisitionDetailsSequence)) != nullptr) {
+            Put q(g);
+            q.str(DCM_GantryDetectorTilt, ds(o.tilt_deg));
+            p.note(q.first, DCM_CTAcquisitionDetailsSequence);
+        }
+        if (!o.enhanced_vary && (g = group(shared, DCM_PixelValueTransformationSequence)) != nullptr) {
+            Put q(g);
+            q.str(DCM_RescaleIntercept, ds(st.intercept));
+            q.str(DCM_RescaleSlope, ds(st.slope));
+            q.str(DCM_RescaleType, "HU");
+            p.note(q.first, DCM_PixelValueTransformationSequence);
+        }
+
+        const size_t n = (size_t)o.size * o.size;
+        std::vector<uint16_t> all(n * frames.size());
+        for (size_t k = 0; k < frames.size(); k++) {
+            const ImageSpec &im = *frames[k];
+            DcmItem *fr = nullptr;
+            p.note(dset->findOrCreateSequenceItem(DCM_PerFrameFunctionalGroupsSequence, fr, -2),
+                   DCM_PerFrameFunctionalGroupsSequence);
+            if (fr == nullptr) {
+                err = "cannot create PerFrameFunctionalGroupsSequence";
+                return false;
+            }
+            if ((g = group(fr, DCM_FrameContentSequence)) != nullptr) {
+                Put q(g);
+                q.str(DCM_FrameAcquisitionNumber, "1");
+                q.str(DCM_StackID, "1");
+                q.str(DCM_InStackPositionNumber, std::to_string(im.instance));
+                p.note(q.first, DCM_FrameContentSequence);
+            }
+            if ((g = group(fr, DCM_PlanePositionSequence)) != nullptr) {
+                Put q(g);
+                q.str(DCM_ImagePositionPatient, ds3(im.origin));
+                p.note(q.first, DCM_PlanePositionSequence);
+            }
+            if ((g = group(fr, DCM_CTImageFrameTypeSequence)) != nullptr) {
+                Put q(g);
+                q.str(DCM_FrameType, frame_type);
+                p.note(q.first, DCM_CTImageFrameTypeSequence);
+            }
+            double slope = st.slope, intercept = st.intercept;
+            if (o.enhanced_vary) {
+                vary_rescale(im.index, slope, intercept);
+                if ((g = group(fr, DCM_PixelValueTransformationSequence)) != nullptr) {
+                    Put q(g);
+                    q.str(DCM_RescaleIntercept, ds(intercept));
+                    q.str(DCM_RescaleSlope, ds(slope));
+                    q.str(DCM_RescaleType, "HU");
+                    p.note(q.first, DCM_PixelValueTransformationSequence);
+                }
+            }
+            const std::vector<uint16_t> &src = *px[k];
+            uint16_t *dst = all.data() + k * n;
+            for (size_t i = 0; i < n; i++) {
+                if (!o.enhanced_vary || (o.padding_given && (int16_t)src[i] == (int16_t)o.padding_value)) {
+                    dst[i] = src[i];
+                    continue;
+                }
+                // Same HU with this frame's rescale: signed storage (checked).
+                double hu = (int16_t)src[i] * st.slope + st.intercept;
+                long v = std::lrint((hu - intercept) / slope);
+                if (v < st.smin || v > st.smax) {
+                    err = "--enhanced-rescale vary: a stored value does not fit";
+                    return false;
+                }
+                dst[i] = (uint16_t)(v & 0xFFFF);
+            }
+        }
+        p.note(dset->putAndInsertUint16Array(DCM_PixelData, all.data(), (unsigned long)all.size()), DCM_PixelData);
+        if (p.first.bad()) {
+            err = "cannot set " + p.what + ": " + p.first.text();
+            return false;
+        }
+        return encode_save(ff, frame_type, path, err);
+    }
+
+    // Encodes ff in the transfer syntax of the run and saves it.
+    bool encode_save(DcmFileFormat &ff, const std::string &image_type, const std::string &path,
+                     std::string &err) const
+    {
+        DcmDataset *dset = ff.getDataset();
         E_TransferSyntax xfer = xfer_of(o.ts);
         if (encapsulated(o.ts)) {
             OFCondition c = dset->chooseRepresentation(xfer, rep.get());
@@ -1622,7 +1814,7 @@ struct Writer {
             // The JPEG encoders mark their output DERIVED\SECONDARY; a
             // scanner that compresses its own images keeps ORIGINAL.
             Put q(dset);
-            q.str(DCM_ImageType, se.image_type);
+            q.str(DCM_ImageType, image_type);
             if (st.eight_bit && st.rescale)
                 q.str(DCM_RescaleType, "HU");
             if (q.first.bad()) {
@@ -1770,6 +1962,8 @@ int main(int argc, char **argv)
     std::mutex err_mutex;
     std::string first_error;
     std::vector<SliceStats> stats(order.size());
+    // --enhanced: the series' pixels wait here and go into one file at the end
+    std::vector<std::vector<uint16_t>> enhanced_px(o.enhanced ? main_series.images.size() : 0);
     auto t0 = std::chrono::steady_clock::now();
 
     auto work = [&]() {
@@ -1782,6 +1976,10 @@ int main(int argc, char **argv)
             const ImageSpec &im = se.images[order[k].second];
             uint64_t ns = hash_string(std::to_string(o.seed) + (im.localizer ? ":loc:" : ":slice:") +
                                       std::to_string(im.index));
+            if (o.enhanced && !im.localizer) {
+                stats[k] = render(o, scene, st, im, ns, enhanced_px[order[k].second]);
+                continue;
+            }
             stats[k] = render(o, scene, st, im, ns, px);
             std::string path = join_path(o.out_dir, im.file), err;
             if (!writer.write(se, im, px, path, err)) {
@@ -1797,6 +1995,35 @@ int main(int argc, char **argv)
     work();
     for (auto &t : pool)
         t.join();
+    size_t files = order.size();
+    if (o.enhanced && !failed) {
+        // Frame order: the stack, or a random permutation with --shuffle,
+        // so that a reader has to sort frames by position.
+        std::vector<size_t> perm(main_series.images.size());
+        for (size_t k = 0; k < perm.size(); k++)
+            perm[k] = k;
+        if (o.shuffle) {
+            Rng rng(o.seed ^ 0x4652414D4553ULL);
+            for (size_t k = perm.size(); k > 1; k--)
+                std::swap(perm[k - 1], perm[(size_t)(rng.uniform() * k)]);
+        }
+        std::string name = o.shuffle ? main_series.images[0].file : "EN0001.dcm";
+        std::vector<const ImageSpec *> frames;
+        std::vector<const std::vector<uint16_t> *> px;
+        for (size_t k = 0; k < perm.size(); k++) {
+            ImageSpec &im = main_series.images[perm[k]];
+            im.file = name;
+            im.frame = (int)k;
+            frames.push_back(&im);
+            px.push_back(&enhanced_px[perm[k]]);
+        }
+        std::string path = join_path(o.out_dir, name), err;
+        if (!writer.write_enhanced(main_series, frames, px, path, err)) {
+            failed = true;
+            first_error = "cannot write " + path + ": " + err;
+        }
+        files = loc_series.images.size() + 1;
+    }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     if (failed) {
@@ -1821,6 +2048,8 @@ int main(int argc, char **argv)
             const SliceStats &s = stats[k];
             std::printf("%s instance %d position %s hu %.0f..%.0f bleed_pixels %ld", im.file.c_str(), im.instance,
                         ds3(im.origin).c_str(), s.hu_min, s.hu_max, s.bleed_pixels);
+            if (o.enhanced && !im.localizer)
+                std::printf(" frame %d", im.frame + 1);
             if (s.bleed_pixels > 0)
                 std::printf(" bleed_max_hu %.0f", s.bleed_max);
             if (s.clipped > 0)
@@ -1829,7 +2058,7 @@ int main(int argc, char **argv)
         }
     }
     if (!o.quiet) {
-        std::printf("%s: wrote %zu files (%s) to %s in %.2f s; study %s series %s\n", kProgram, order.size(),
+        std::printf("%s: wrote %zu files (%s) to %s in %.2f s; study %s series %s\n", kProgram, files,
                     DcmXfer(xfer_of(o.ts)).getXferName(), o.out_dir.c_str(), secs, study.study_uid.c_str(),
                     main_series.series_uid.c_str());
     }
