@@ -439,15 +439,15 @@ static void test_settings(void)
 {
     char path[PATH_CAP];
     hs_audit *a = open_new(path, "settings.db");
-    CU_ASSERT_EQUAL(hs_audit_schema_version(a), 1);
+    CU_ASSERT_EQUAL(hs_audit_schema_version(a), 2);
     sqlite3 *db = raw_open(path, 0);
     CHECK_ROW(db, "PRAGMA journal_mode", "wal");
-    CHECK_ROW(db, "PRAGMA user_version", "1");
+    CHECK_ROW(db, "PRAGMA user_version", "2");
     CU_ASSERT_EQUAL(count(db, "PRAGMA application_id"), HS_AUDIT_APPLICATION_ID);
     CHECK_ROW(db, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE "
                   "type IN ('table', 'view') ORDER BY name)",
-              "current_verdicts failures model_classes models readings runs series "
-              "skipped_files slices studies verdicts");
+              "current_verdicts failures loose_files model_classes models readings runs series "
+              "skipped_files slices studies verdicts watch_files watch_runs");
     sqlite3_close(db);
 
     /* Foreign keys are enforced on hemoscan's connection: a reading of a
@@ -474,13 +474,15 @@ static void test_open_errors(void)
     hs_audit_close(NULL);
 }
 
-/* A database written by a newer hemoscan: made here with a second,
- * test-only schema step. */
+/* A database written by a newer hemoscan: made here with this build's
+ * schema steps plus a test-only one (version HS_AUDIT_SCHEMA_VERSION + 1). */
+#define NEXT_VERSION (HS_AUDIT_SCHEMA_VERSION + 1)
 static const hs_audit_migration *schema_with(const char *name, const char *sql)
 {
-    static hs_audit_migration steps[2];
-    steps[0] = hs_audit_schema[0];
-    steps[1] = (hs_audit_migration){2, name, sql};
+    static hs_audit_migration steps[NEXT_VERSION];
+    for (int i = 0; i < HS_AUDIT_SCHEMA_VERSION; i++)
+        steps[i] = hs_audit_schema[i];
+    steps[NEXT_VERSION - 1] = (hs_audit_migration){NEXT_VERSION, name, sql};
     return steps;
 }
 
@@ -491,8 +493,8 @@ static void test_newer_version_refused(void)
     unlink(path);
     hs_audit *a = NULL;
     hs_error err = {0};
-    const hs_audit_migration *v2 = schema_with("002-test.sql", "CREATE TABLE later (x);");
-    CU_ASSERT_EQUAL_FATAL(hs_audit_open_schema(path, v2, 2, &a, &err), HS_OK);
+    const hs_audit_migration *v2 = schema_with("099-test.sql", "CREATE TABLE later (x);");
+    CU_ASSERT_EQUAL_FATAL(hs_audit_open_schema(path, v2, NEXT_VERSION, &a, &err), HS_OK);
     hs_audit_close(a);
     size_t n = 0;
     unsigned char *before = file_bytes(path, &n);
@@ -577,7 +579,7 @@ static void test_reopen_is_noop(void)
     unsigned char *before = file_bytes(path, &n);
     hs_error err = {0};
     CU_ASSERT_EQUAL_FATAL(hs_audit_open(path, &a, &err), HS_OK);
-    CU_ASSERT_EQUAL(hs_audit_schema_version(a), 1);
+    CU_ASSERT_EQUAL(hs_audit_schema_version(a), HS_AUDIT_SCHEMA_VERSION);
     int found = 0;
     CU_ASSERT_EQUAL(hs_audit_already_read(a, "1.2.3", NULL, SHA_A, &found, &err), HS_OK);
     hs_audit_close(a);
@@ -592,24 +594,26 @@ static void test_upgrade_path(void)
     hs_audit *a = open_run(path, "upgrade.db", &run, "1.2.3");
     hs_audit_close(a);
 
-    /* A failing step leaves the database at version 1, without a trace
+    /* A failing step leaves the database at its version, without a trace
      * of the step's first statement. */
     hs_error err = {0};
     const hs_audit_migration *bad =
-        schema_with("002-broken.sql", "CREATE TABLE half_done (x); THIS IS NOT SQL;");
-    CU_ASSERT_EQUAL(hs_audit_open_schema(path, bad, 2, &a, &err), HS_ERR_FORMAT);
+        schema_with("099-broken.sql", "CREATE TABLE half_done (x); THIS IS NOT SQL;");
+    CU_ASSERT_EQUAL(hs_audit_open_schema(path, bad, NEXT_VERSION, &a, &err), HS_ERR_FORMAT);
     CU_ASSERT_PTR_NULL(a);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "002-broken.sql"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "099-broken.sql"));
     sqlite3 *db = raw_open(path, 0);
-    CHECK_ROW(db, "PRAGMA user_version", "1");
+    char version[16];
+    snprintf(version, sizeof version, "%d", HS_AUDIT_SCHEMA_VERSION);
+    CHECK_ROW(db, "PRAGMA user_version", version);
     CHECK_ROW(db, "SELECT count(*) FROM sqlite_master WHERE name = 'half_done'", "0");
     sqlite3_close(db);
 
     /* A good step upgrades it, keeping what was recorded. */
     const hs_audit_migration *good = schema_with(
-        "002-test.sql", "CREATE TABLE later (x INTEGER);\nINSERT INTO later VALUES (42);\n");
-    CU_ASSERT_EQUAL_FATAL(hs_audit_open_schema(path, good, 2, &a, &err), HS_OK);
-    CU_ASSERT_EQUAL(hs_audit_schema_version(a), 2);
+        "099-test.sql", "CREATE TABLE later (x INTEGER);\nINSERT INTO later VALUES (42);\n");
+    CU_ASSERT_EQUAL_FATAL(hs_audit_open_schema(path, good, NEXT_VERSION, &a, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_audit_schema_version(a), NEXT_VERSION);
     db = inspect(a, path, 0);
     CHECK_ROW(db, "SELECT x FROM later", "42");
     CHECK_ROW(db, "SELECT count(*), min(verdict) FROM verdicts", "1|hemorrhage");
@@ -619,6 +623,122 @@ static void test_upgrade_path(void)
     /* Steps must be numbered 1, 2, ... */
     hs_audit_migration skipping[2] = {hs_audit_schema[0], {3, "003-x.sql", "SELECT 1;"}};
     CU_ASSERT_EQUAL(hs_audit_open_schema(path, skipping, 2, &a, &err), HS_ERR_ARG);
+}
+
+/* A version-1 database (what hemoscan wrote before the watcher) is
+ * upgraded in place: its readings stay, the watcher's tables appear. */
+static void test_upgrade_from_v1(void)
+{
+    char path[PATH_CAP];
+    tmp_path(path, "v1.db");
+    unlink(path);
+    hs_audit *a = NULL;
+    hs_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_audit_open_schema(path, hs_audit_schema, 1, &a, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_audit_schema_version(a), 1);
+    long long run = begin_run(a, model_a, "a");
+    fake_spec f = positive("1.2.77");
+    record_ok(a, run, &f, model_a);
+    /* The watcher's statements need version 2: a clear error, no crash. */
+    int is_new = 1;
+    CU_ASSERT_EQUAL(hs_audit_loose_file(a, run, "/drop/x", 1, 0, "not_dicom", "x", &is_new, &err),
+                    HS_ERR_FORMAT);
+    CU_ASSERT_EQUAL(is_new, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "loose"));
+    hs_audit_close(a);
+
+    CU_ASSERT_EQUAL_FATAL(hs_audit_open(path, &a, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_audit_schema_version(a), 2);
+    CU_ASSERT_EQUAL(hs_audit_loose_file(a, run, "/drop/x", 1, 0, "not_dicom", "x", &is_new, &err),
+                    HS_OK);
+    CU_ASSERT_EQUAL(is_new, 1);
+    sqlite3 *db = inspect(a, path, 0);
+    CHECK_ROW(db, "PRAGMA user_version", "2");
+    CHECK_ROW(db, "SELECT study_uid, verdict FROM current_verdicts", "1.2.77|hemorrhage");
+    CHECK_ROW(db, "SELECT count(*) FROM watch_runs", "0");
+    CHECK_ROW(db, "SELECT count(*) FROM watch_files", "0");
+    CHECK_ROW(db, "SELECT file_path, verdict FROM loose_files", "/drop/x|not_dicom");
+    CHECK_ROW(db, "PRAGMA integrity_check", "ok");
+    CHECK_ROW(db, "SELECT count(*) FROM pragma_foreign_key_check", "0");
+    sqlite3_close(db);
+}
+
+/* The watcher's tables: its run, loose files once, the move journal. */
+static void test_watch_tables(void)
+{
+    char path[PATH_CAP];
+    long long run = 0;
+    hs_audit *a = open_run(path, "watch.db", &run, "1.2.80");
+    hs_error err = {0};
+    hs_audit_watch_run wr = {"/drop", "/done", NULL, "done", 60.0, 1};
+    CU_ASSERT_EQUAL(hs_audit_watch_run_begin(a, run, &wr, &err), HS_OK);
+    hs_audit_watch_counts c = {1, 3, 1, 1, 1, 2, 0, 1, 4, 30, 0, 0};
+    CU_ASSERT_EQUAL(hs_audit_watch_run_counts(a, run, &c, &err), HS_OK);
+    /* the counts must add up: studies_read = the three verdicts */
+    hs_audit_watch_counts bad = c;
+    bad.studies_read = 5;
+    CU_ASSERT_EQUAL(hs_audit_watch_run_counts(a, run, &bad, &err), HS_ERR_ARG);
+    /* a done disposal without a done folder is refused */
+    hs_audit_watch_run wrong = {"/drop", NULL, NULL, "done", 60.0, 0};
+    long long run2 = begin_run(a, model_a, "a");
+    CU_ASSERT_EQUAL(hs_audit_watch_run_begin(a, run2, &wrong, &err), HS_ERR_ARG);
+
+    /* A loose file is recorded once per path, size and time. */
+    int is_new = 0;
+    CU_ASSERT_EQUAL(hs_audit_loose_file(a, run, "/drop/a b", 10, 1e9, "not_dicom", "text",
+                                        &is_new, &err), HS_OK);
+    CU_ASSERT_EQUAL(is_new, 1);
+    CU_ASSERT_EQUAL(hs_audit_loose_file(a, run, "/drop/a b", 10, 1e9, "not_dicom", "text",
+                                        &is_new, &err), HS_OK);
+    CU_ASSERT_EQUAL(is_new, 0);
+    CU_ASSERT_EQUAL(hs_audit_loose_file(a, run, "/drop/a b", 11, 1e9, "not_dicom", "text",
+                                        &is_new, &err), HS_OK);
+    CU_ASSERT_EQUAL(is_new, 1); /* rewritten: a new file */
+    CU_ASSERT_EQUAL(hs_audit_loose_file(a, run, "/drop/c", 1, 1e9, "Not DICOM", "x", &is_new,
+                                        &err), HS_ERR_ARG); /* verdict names are a_z */
+
+    /* The journal: planned rows are pending until finished. */
+    hs_audit_file_action acts[3] = {
+        {0, "1.2.80", "done", "/drop/s/1", "/done/s/1", NULL},
+        {0, "1.2.80", "done", "/drop/s/2", "/done/s/2", NULL},
+        {0, NULL, "quarantine", "/drop/junk", "/q/junk", "not_dicom: text"},
+    };
+    CU_ASSERT_EQUAL_FATAL(hs_audit_plan_files(a, run, acts, 3, &err), HS_OK);
+    CU_ASSERT(acts[0].id > 0 && acts[1].id > acts[0].id && acts[2].id > acts[1].id);
+    hs_audit_file_action bad_act = {0, NULL, "delete", "/drop/x", "/somewhere", NULL};
+    CU_ASSERT_EQUAL(hs_audit_plan_files(a, run, &bad_act, 1, &err), HS_ERR_ARG);
+    CU_ASSERT_EQUAL(bad_act.id, 0);
+    hs_audit_file_action *pending = NULL;
+    int n = 0;
+    CU_ASSERT_EQUAL(hs_audit_pending_files(a, &pending, &n, &err), HS_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT_STRING_EQUAL(pending[0].source, "/drop/s/1");
+    CU_ASSERT_STRING_EQUAL(pending[2].reason, "not_dicom: text");
+    CU_ASSERT_PTR_NULL(pending[2].study_uid);
+    hs_audit_file_actions_free(pending, n);
+    char **done = NULL;
+    CU_ASSERT_EQUAL(hs_audit_study_done_files(a, "1.2.80", &done, &n, &err), HS_OK);
+    CU_ASSERT_EQUAL(n, 0); /* nothing finished yet */
+    free(done);
+    CU_ASSERT_EQUAL(hs_audit_finish_file(a, run2, acts[0].id, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_audit_finish_file(a, run2, acts[1].id, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_audit_pending_files(a, &pending, &n, &err), HS_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    hs_audit_file_actions_free(pending, n);
+    CU_ASSERT_EQUAL(hs_audit_study_done_files(a, "1.2.80", &done, &n, &err), HS_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_STRING_EQUAL(done[0], "/done/s/1");
+    CU_ASSERT_STRING_EQUAL(done[1], "/done/s/2");
+    free(done[0]);
+    free(done[1]);
+    free(done);
+    sqlite3 *db = inspect(a, path, 0);
+    CHECK_ROW(db, "SELECT passes, studies_read, hemorrhage, already_read, failed, files_done "
+                  "FROM watch_runs WHERE run_id = 1", "1|3|1|2|1|30");
+    CHECK_ROW(db, "SELECT count(*) FROM loose_files", "2");
+    CHECK_ROW(db, "SELECT group_concat(state || ':' || coalesce(finished_by_run, '-'), ' ') "
+                  "FROM watch_files", "finished:2 finished:2 pending:-");
+    sqlite3_close(db);
 }
 
 /* Every file of sql/schema is compiled in, in order, byte for byte. */
@@ -1546,8 +1666,10 @@ int hs_register_audit_tests(void)
         {"newer schema version refused, file unchanged", test_newer_version_refused},
         {"non-SQLite file refused, unchanged", test_not_sqlite_refused},
         {"another program's SQLite database refused", test_foreign_sqlite_refused},
-        {"reopening a v1 database changes nothing", test_reopen_is_noop},
+        {"reopening a current database changes nothing", test_reopen_is_noop},
         {"upgrade path: a second schema step, a failing one", test_upgrade_path},
+        {"a version-1 database is upgraded for the watcher", test_upgrade_from_v1},
+        {"watcher tables: runs, loose files, the move journal", test_watch_tables},
         {"every sql/schema file compiled in, byte for byte", test_schema_files_compiled},
         {"runs: begin, end, fields", test_runs},
         {"a reading is recorded field by field", test_record_fields},
