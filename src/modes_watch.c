@@ -502,7 +502,7 @@ static void hs_process_loose(hs_watcher *w, const hs_watch_listing *l, int idx, 
     const hs_watch_file *f = &l->files[idx];
     if (hs_is_blocked(w, f->path))
         return;
-    double newest = f->mtime > f->ctime ? f->mtime : f->ctime;
+    double newest = f->newest;
     if (!hs_watch_is_stable(newest, now, w->o->stable_age_s)) {
         /* maybe the first bytes of a DICOM file still being written */
         double due = newest + w->o->stable_age_s;

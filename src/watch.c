@@ -105,7 +105,8 @@ static int hs_excluded(const hs_walk *w, const struct stat *st)
 }
 
 /* Walks dir (path of length len in buf, which has HS_PATH_CAP bytes). */
-static hs_status hs_walk_dir(hs_walk *w, char *buf, size_t len, size_t root_len, int depth)
+static hs_status hs_walk_dir(hs_walk *w, char *buf, size_t len, size_t root_len, int depth,
+                             double dir_newest)
 {
     DIR *d = opendir(buf);
     if (d == NULL) {
@@ -143,8 +144,11 @@ static hs_status hs_walk_dir(hs_walk *w, char *buf, size_t len, size_t root_len,
                 }
             }
         } else if (S_ISDIR(sb.st_mode)) {
-            if (!hs_excluded(w, &sb) && depth < 64)
-                st = hs_walk_dir(w, buf, len + 1 + n, root_len, depth + 1);
+            if (!hs_excluded(w, &sb) && depth < 64) {
+                double t = hs_time_of(sb.st_mtim), c = hs_time_of(sb.st_ctim);
+                double newest = dir_newest > t ? dir_newest : t;
+                st = hs_walk_dir(w, buf, len + 1 + n, root_len, depth + 1, newest > c ? newest : c);
+            }
         } else {
             hs_watch_file *f = hs_add_file(w, buf, root_len);
             if (f == NULL) {
@@ -155,6 +159,9 @@ static hs_status hs_walk_dir(hs_walk *w, char *buf, size_t len, size_t root_len,
                 f->size = (long long)sb.st_size;
                 f->mtime = hs_time_of(sb.st_mtim);
                 f->ctime = hs_time_of(sb.st_ctim);
+                f->newest = f->mtime > f->ctime ? f->mtime : f->ctime;
+                if (dir_newest > f->newest)
+                    f->newest = dir_newest;
                 if (!S_ISREG(sb.st_mode)) {
                     f->kind = HS_WATCH_LOOSE;
                     snprintf(f->verdict, sizeof f->verdict, "not_regular");
@@ -266,9 +273,8 @@ static hs_status hs_group(hs_watch_listing *l, hs_error *err)
         for (int k = i; k < j; k++) {
             const hs_watch_file *f = idx[k];
             s->file[k - i] = (int)(f - l->files);
-            double t = f->mtime > f->ctime ? f->mtime : f->ctime;
-            if (k == i || t > s->newest)
-                s->newest = t;
+            if (k == i || f->newest > s->newest)
+                s->newest = f->newest;
         }
         i = j;
     }
@@ -306,7 +312,7 @@ hs_status hs_watch_list(const char *drop, const char *const *exclude, int n_excl
     if (st == HS_OK) {
         memcpy(buf, drop, root_len);
         buf[root_len] = '\0';
-        st = hs_walk_dir(&w, buf, root_len, root_len, 0);
+        st = hs_walk_dir(&w, buf, root_len, root_len, 0, 0.0);
     }
     if (st == HS_OK)
         qsort(out->files, (size_t)out->n_files, sizeof *out->files, hs_by_path);

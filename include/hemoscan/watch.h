@@ -15,9 +15,13 @@
  * reason. A file or folder that cannot be read at all is an error entry.
  *
  * Stability. A study (or a loose file) is complete when the newest
- * modification or status-change time of its files is at least the stable
- * age in the past. The status-change time matters: a file moved in with
- * `mv` keeps its old modification time.
+ * modification or status-change time of its files, and of the folders
+ * that hold them below the drop folder, is at least the stable age in the
+ * past. The status-change time matters: a file moved in with `mv` keeps
+ * its old modification time; a folder moved in keeps its files' times
+ * altogether, and only the folder's own times tell. The drop folder's own
+ * times are left out: every arrival changes them, and one study's files
+ * must not keep another waiting.
  *
  * Moves are idempotent, so a move interrupted at any instant (kill -9,
  * power cut) is finished by doing it again: see hs_watch_move. */
@@ -39,6 +43,8 @@ typedef struct {
     const char *rel; /* the path relative to the drop folder (inside path) */
     long long dev, ino, size;
     double mtime, ctime; /* Unix seconds */
+    double newest;       /* newest of mtime, ctime and the mtime and ctime of every
+                            folder between the drop folder and the file */
     hs_watch_kind kind;
     char study_uid[65];
     char verdict[32];  /* loose: hs_dicom_verdict_name, or "no_study_uid", "not_regular" */
@@ -49,7 +55,7 @@ typedef struct {
     char study_uid[65];
     int n;         /* files of the study */
     int *file;     /* indexes into hs_watch_listing.files, in path order */
-    double newest; /* newest mtime or ctime of its files */
+    double newest; /* newest hs_watch_file.newest of its files */
 } hs_watch_study;
 
 typedef struct {
