@@ -486,7 +486,8 @@ static int hs_dir_of(const char *path, char *dir, size_t cap)
     return 0;
 }
 
-hs_status hs_watch_move(const char *src, const char *dst, int force_copy, hs_error *err)
+/* The move itself; hs_watch_move then clears a stale part file. */
+static hs_status hs_move(const char *src, const char *dst, int force_copy, hs_error *err)
 {
     if (src == NULL || dst == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_watch_move: NULL argument");
@@ -543,6 +544,23 @@ hs_status hs_watch_move(const char *src, const char *dst, int force_copy, hs_err
                        strerror(errno));
     hs_sync_parent(src);
     return HS_OK;
+}
+
+hs_status hs_watch_move(const char *src, const char *dst, int force_copy, hs_error *err)
+{
+    if (src == NULL || dst == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_watch_move: NULL argument");
+    hs_status st = hs_move(src, dst, force_copy, err);
+    if (st == HS_OK) {
+        /* A copy killed earlier may have left its part file while this
+         * attempt renamed: it is not the file, and must not stay. */
+        char dir[HS_PATH_CAP], part[HS_PATH_CAP];
+        const char *slash = strrchr(dst, '/');
+        if (slash != NULL && hs_dir_of(dst, dir, sizeof dir) == 0 &&
+            (size_t)snprintf(part, sizeof part, "%s/.%s.hemoscan-part", dir, slash + 1) < sizeof part)
+            unlink(part);
+    }
+    return st;
 }
 
 hs_status hs_watch_remove(const char *path, hs_error *err)

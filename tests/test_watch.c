@@ -260,6 +260,14 @@ static void test_move(void)
     char *t = read_text(dst);
     CU_ASSERT(t != NULL && strcmp(t, "complete content") == 0);
     free(t);
+    /* A part file left by a killed copy goes when a later attempt renames. */
+    snprintf(src, sizeof src, "%.3000s/stale-src2", tmp_dir);
+    snprintf(dst, sizeof dst, "%.3000s/stale/dst2", tmp_dir);
+    snprintf(part, sizeof part, "%.3000s/stale/.dst2.hemoscan-part", tmp_dir);
+    CU_ASSERT_EQUAL(write_text(src, "whole"), 0);
+    CU_ASSERT_EQUAL(write_text(part, "who"), 0);
+    CU_ASSERT_EQUAL(hs_watch_move(src, dst, 0, &err), HS_OK);
+    CU_ASSERT(!exists(part) && !exists(src) && exists(dst));
     /* Neither present: an error naming the file. */
     CU_ASSERT_EQUAL(hs_watch_move(src, "/nonexistent/x", 0, &err), HS_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "stale-src"));
