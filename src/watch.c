@@ -247,7 +247,8 @@ static hs_status hs_group(hs_watch_listing *l, hs_error *err)
         else
             l->errors[l->n_errors++] = i;
     }
-    qsort(idx, (size_t)n_study_files, sizeof *idx, hs_by_study_then_path);
+    if (n_study_files > 1)
+        qsort(idx, (size_t)n_study_files, sizeof *idx, hs_by_study_then_path);
     int n_studies = 0;
     for (int i = 0; i < n_study_files; i++)
         if (i == 0 || strcmp(idx[i]->study_uid, idx[i - 1]->study_uid) != 0)
@@ -314,7 +315,7 @@ hs_status hs_watch_list(const char *drop, const char *const *exclude, int n_excl
         buf[root_len] = '\0';
         st = hs_walk_dir(&w, buf, root_len, root_len, 0, 0.0);
     }
-    if (st == HS_OK)
+    if (st == HS_OK && out->n_files > 1)
         qsort(out->files, (size_t)out->n_files, sizeof *out->files, hs_by_path);
     for (int i = 0; st == HS_OK && i < out->n_files; i++) {
         hs_watch_file *f = &out->files[i];
