@@ -7,7 +7,7 @@ set -eu
 PACKAGES="build-essential g++ autoconf automake libtool pkg-config
 libdcmtk-dev dcmtk libtiff-dev libtiff-tools libsqlite3-dev sqlite3
 libcunit1-dev libpng-dev libopenblas-dev libopenjp2-7-dev libssl-dev libjansson-dev
-valgrind jq"
+valgrind jq time"
 
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=

@@ -143,10 +143,55 @@ static const struct {
                         " AND v.model_sha256 = ? AND v.superseded_by IS NULL)"},
 };
 
+/* The watcher's statements (schema step 003-watch): prepared when first
+ * used, so that a database opened with a shorter schema list (the upgrade
+ * tests) still opens. They run through hs_exec like the others, numbered
+ * after Q_COUNT. */
+enum {
+    W_RUN = Q_COUNT, W_RUN_COUNTS, W_LOOSE, W_PLAN, W_PENDING, W_FINISH, W_DONE_FILES,
+    W_END
+};
+
+static const struct {
+    const char *what;
+    const char *sql;
+} hs_watch_query[W_END - Q_COUNT] = {
+    [W_RUN - Q_COUNT] = {"recording the watch run",
+                         "INSERT INTO watch_runs (run_id, drop_dir, done_dir, quarantine_dir,"
+                         " disposal, stable_age_s, follow) VALUES (?, ?, ?, ?, ?, ?, ?)"},
+    [W_RUN_COUNTS - Q_COUNT] = {"recording the watch run's counts",
+                                "UPDATE watch_runs SET passes = ?, studies_read = ?,"
+                                " hemorrhage = ?, no_hemorrhage = ?, not_assessable = ?,"
+                                " already_read = ?, waiting = ?, failed = ?, loose_files = ?,"
+                                " files_done = ?, files_deleted = ?, files_quarantined = ?"
+                                " WHERE run_id = ?"},
+    [W_LOOSE - Q_COUNT] = {"recording a loose file",
+                           "INSERT INTO loose_files (run_id, file_path, size_bytes, modified_at,"
+                           " verdict, reason, recorded_at)"
+                           " VALUES (?, ?, ?, " HS_SQL_TIME ", ?, ?, " HS_SQL_TIME ")"
+                           " ON CONFLICT (file_path, size_bytes, modified_at) DO NOTHING"},
+    [W_PLAN - Q_COUNT] = {"planning a file move",
+                          "INSERT INTO watch_files (run_id, study_uid, action, source_path,"
+                          " dest_path, reason, state, planned_at)"
+                          " VALUES (?, ?, ?, ?, ?, ?, 'pending', " HS_SQL_TIME ")"
+                          " RETURNING watch_file_id"},
+    [W_PENDING - Q_COUNT] = {"listing unfinished file moves",
+                             "SELECT watch_file_id, study_uid, action, source_path, dest_path,"
+                             " reason FROM watch_files WHERE state = 'pending'"
+                             " ORDER BY watch_file_id"},
+    [W_FINISH - Q_COUNT] = {"marking a file move finished",
+                            "UPDATE watch_files SET state = 'finished', finished_at = " HS_SQL_TIME
+                            ", finished_by_run = ? WHERE watch_file_id = ? AND state = 'pending'"},
+    [W_DONE_FILES - Q_COUNT] = {"listing a study's files in the done folder",
+                                "SELECT dest_path FROM watch_files WHERE study_uid = ?"
+                                " AND action = 'done' AND state = 'finished'"
+                                " ORDER BY watch_file_id"},
+};
+
 struct hs_audit {
     sqlite3 *db;
     char *path;
-    sqlite3_stmt *stmt[Q_COUNT];
+    sqlite3_stmt *stmt[W_END];
 };
 
 /* ---- errors ----------------------------------------------------------------- */
@@ -196,13 +241,25 @@ static hs_status hs_db_fail(sqlite3 *db, const char *path, int rc, const char *w
  *   p  double, NULL unless > 0 (the structs' "0 when unknown")
  * When the statement returns a row and first is not NULL, *first receives
  * its first column. */
+static hs_status hs_prepare_watch(hs_audit *a, int q, hs_error *err);
+
+static const char *hs_what(int q)
+{
+    return q < Q_COUNT ? hs_query[q].what : hs_watch_query[q - Q_COUNT].what;
+}
+
 static hs_status hs_exec(hs_audit *a, hs_error *err, int q, long long *first, const char *types,
                          ...)
 {
+    if (q >= Q_COUNT && a->stmt[q] == NULL) {
+        hs_status ps = hs_prepare_watch(a, q, err);
+        if (ps != HS_OK)
+            return ps;
+    }
     sqlite3_stmt *st = a->stmt[q];
     if ((int)strlen(types) != sqlite3_bind_parameter_count(st))
         return hs_fail(err, HS_ERR_ARG, "audit database %s: %s: %d values for %d parameters "
-                       "(a bug in audit.c)", a->path, hs_query[q].what, (int)strlen(types),
+                       "(a bug in audit.c)", a->path, hs_what(q), (int)strlen(types),
                        sqlite3_bind_parameter_count(st));
     va_list ap;
     va_start(ap, types);
@@ -255,7 +312,7 @@ static hs_status hs_exec(hs_audit *a, hs_error *err, int q, long long *first, co
     }
     hs_status status = HS_OK;
     if (rc != SQLITE_DONE)
-        status = hs_db_fail(a->db, a->path, rc, hs_query[q].what, err);
+        status = hs_db_fail(a->db, a->path, rc, hs_what(q), err);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st); /* no pointer to the caller's strings stays behind */
     return status;
@@ -477,7 +534,7 @@ void hs_audit_close(hs_audit *a)
 {
     if (a == NULL)
         return;
-    for (int q = 0; q < Q_COUNT; q++)
+    for (int q = 0; q < W_END; q++)
         sqlite3_finalize(a->stmt[q]);
     sqlite3_close(a->db);
     free(a->path);
@@ -741,4 +798,212 @@ hs_status hs_audit_already_read(hs_audit *a, const char *study_uid, const char *
                            model_sha256);
     *found = st == HS_OK && exists != 0;
     return st;
+}
+
+/* ---- the drop-folder watcher (schema step 003-watch) --------------------------- */
+
+static hs_status hs_prepare_watch(hs_audit *a, int q, hs_error *err)
+{
+    int rc = sqlite3_prepare_v3(a->db, hs_watch_query[q - Q_COUNT].sql, -1,
+                                SQLITE_PREPARE_PERSISTENT, &a->stmt[q], NULL);
+    if (rc != SQLITE_OK)
+        return hs_db_fail(a->db, a->path, rc, hs_watch_query[q - Q_COUNT].what, err);
+    return HS_OK;
+}
+
+void hs_audit_set_busy_timeout(hs_audit *a, int ms)
+{
+    if (a != NULL)
+        sqlite3_busy_timeout(a->db, ms > 0 ? ms : 0);
+}
+
+hs_status hs_audit_watch_run_begin(hs_audit *a, long long run_id, const hs_audit_watch_run *w,
+                                   hs_error *err)
+{
+    if (a == NULL || w == NULL || w->drop_dir == NULL || w->disposal == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_watch_run_begin: NULL argument");
+    return hs_exec(a, err, W_RUN, NULL, "lssssdi", run_id, w->drop_dir, w->done_dir,
+                   w->quarantine_dir, w->disposal, w->stable_age_s, w->follow != 0);
+}
+
+hs_status hs_audit_watch_run_counts(hs_audit *a, long long run_id, const hs_audit_watch_counts *c,
+                                    hs_error *err)
+{
+    if (a == NULL || c == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_watch_run_counts: NULL argument");
+    return hs_exec(a, err, W_RUN_COUNTS, NULL, "lllllllllllll", c->passes, c->studies_read,
+                   c->hemorrhage, c->no_hemorrhage, c->not_assessable, c->already_read,
+                   c->waiting, c->failed, c->loose_files, c->files_done, c->files_deleted,
+                   c->files_quarantined, run_id);
+}
+
+hs_status hs_audit_loose_file(hs_audit *a, long long run_id, const char *path, long long size,
+                              double mtime, const char *verdict, const char *reason, int *is_new,
+                              hs_error *err)
+{
+    if (is_new != NULL)
+        *is_new = 0;
+    if (a == NULL || path == NULL || verdict == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_loose_file: NULL argument");
+    hs_status st = hs_exec(a, err, W_LOOSE, NULL, "lsldstd", run_id, path, size, mtime, verdict,
+                           reason, hs_now());
+    if (st == HS_OK && is_new != NULL)
+        *is_new = sqlite3_changes(a->db) == 1;
+    return st;
+}
+
+hs_status hs_audit_plan_files(hs_audit *a, long long run_id, hs_audit_file_action *acts, int n,
+                              hs_error *err)
+{
+    if (a == NULL || (acts == NULL && n > 0))
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_plan_files: NULL argument");
+    hs_status st = hs_exec(a, err, Q_BEGIN, NULL, "");
+    if (st != HS_OK)
+        return st;
+    double now = hs_now();
+    for (int i = 0; st == HS_OK && i < n; i++)
+        st = hs_exec(a, err, W_PLAN, &acts[i].id, "lsssssd", run_id, acts[i].study_uid,
+                     acts[i].action, acts[i].source, acts[i].dest, acts[i].reason, now);
+    if (st == HS_OK)
+        st = hs_exec(a, err, Q_COMMIT, NULL, "");
+    if (st != HS_OK) {
+        hs_rollback(a->db);
+        for (int i = 0; i < n; i++)
+            acts[i].id = 0;
+    }
+    return st;
+}
+
+hs_status hs_audit_finish_file(hs_audit *a, long long run_id, long long id, hs_error *err)
+{
+    if (a == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_finish_file: NULL argument");
+    return hs_exec(a, err, W_FINISH, NULL, "dll", hs_now(), run_id, id);
+}
+
+/* A copy of column c of the current row, NULL when it is NULL; *oom is set
+ * when the copy cannot be made. */
+static char *hs_column_dup(sqlite3_stmt *st, int c, int *oom)
+{
+    const unsigned char *t = sqlite3_column_text(st, c);
+    if (t == NULL)
+        return NULL;
+    char *s = strdup((const char *)t);
+    if (s == NULL)
+        *oom = 1;
+    return s;
+}
+
+void hs_audit_file_actions_free(hs_audit_file_action *acts, int n)
+{
+    for (int i = 0; acts != NULL && i < n; i++) {
+        free((char *)acts[i].study_uid);
+        free((char *)acts[i].action);
+        free((char *)acts[i].source);
+        free((char *)acts[i].dest);
+        free((char *)acts[i].reason);
+    }
+    free(acts);
+}
+
+hs_status hs_audit_pending_files(hs_audit *a, hs_audit_file_action **out, int *n, hs_error *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (n != NULL)
+        *n = 0;
+    if (a == NULL || out == NULL || n == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_pending_files: NULL argument");
+    if (a->stmt[W_PENDING] == NULL) {
+        hs_status ps = hs_prepare_watch(a, W_PENDING, err);
+        if (ps != HS_OK)
+            return ps;
+    }
+    sqlite3_stmt *st = a->stmt[W_PENDING];
+    hs_audit_file_action *acts = NULL;
+    int count = 0, cap = 0, oom = 0, rc;
+    while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            int grown_cap = cap > 0 ? cap * 2 : 16;
+            hs_audit_file_action *grown = realloc(acts, (size_t)grown_cap * sizeof *acts);
+            if (grown == NULL) {
+                oom = 1;
+                break;
+            }
+            acts = grown;
+            cap = grown_cap;
+        }
+        hs_audit_file_action *x = &acts[count++];
+        x->id = sqlite3_column_int64(st, 0);
+        x->study_uid = hs_column_dup(st, 1, &oom);
+        x->action = hs_column_dup(st, 2, &oom);
+        x->source = hs_column_dup(st, 3, &oom);
+        x->dest = hs_column_dup(st, 4, &oom);
+        x->reason = hs_column_dup(st, 5, &oom);
+    }
+    sqlite3_reset(st);
+    if (oom) {
+        hs_audit_file_actions_free(acts, count);
+        return hs_fail(err, HS_ERR_NOMEM, "audit database %s: out of memory listing file moves",
+                       a->path);
+    }
+    if (rc != SQLITE_DONE) {
+        hs_audit_file_actions_free(acts, count);
+        return hs_db_fail(a->db, a->path, rc, hs_what(W_PENDING), err);
+    }
+    *out = acts;
+    *n = count;
+    return HS_OK;
+}
+
+hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***paths, int *n,
+                                    hs_error *err)
+{
+    if (paths != NULL)
+        *paths = NULL;
+    if (n != NULL)
+        *n = 0;
+    if (a == NULL || study_uid == NULL || paths == NULL || n == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_study_done_files: NULL argument");
+    if (a->stmt[W_DONE_FILES] == NULL) {
+        hs_status ps = hs_prepare_watch(a, W_DONE_FILES, err);
+        if (ps != HS_OK)
+            return ps;
+    }
+    sqlite3_stmt *st = a->stmt[W_DONE_FILES];
+    int rc = sqlite3_bind_text(st, 1, study_uid, -1, SQLITE_STATIC);
+    char **list = NULL;
+    int count = 0, cap = 0, oom = 0;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
+        if (count == cap) {
+            int grown_cap = cap > 0 ? cap * 2 : 16;
+            char **grown = realloc(list, (size_t)grown_cap * sizeof *list);
+            if (grown == NULL) {
+                oom = 1;
+                break;
+            }
+            list = grown;
+            cap = grown_cap;
+        }
+        list[count] = hs_column_dup(st, 0, &oom);
+        if (oom)
+            break;
+        count++;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (oom || rc != SQLITE_DONE) {
+        for (int i = 0; i < count; i++)
+            free(list[i]);
+        free(list);
+        if (oom)
+            return hs_fail(err, HS_ERR_NOMEM, "audit database %s: out of memory", a->path);
+        return hs_db_fail(a->db, a->path, rc, hs_what(W_DONE_FILES), err);
+    }
+    *paths = list;
+    *n = count;
+    return HS_OK;
 }

@@ -76,6 +76,9 @@ static void usage(FILE *out)
             "Modes:\n"
             "  --study DIR...         read each DICOM head CT study folder: verdict on\n"
             "                         stdout, everything recorded in the audit database\n"
+            "  --watch DIR            read every complete study under a drop folder once,\n"
+            "                         record it, then exit (cron) or, with --follow, wait\n"
+            "                         for more\n"
             "  --export DIR... --out PNGDIR\n"
             "                         write every slice as the model sees it (PNG), one\n"
             "                         folder per series, to label and train on\n"
@@ -110,6 +113,17 @@ static void usage(FILE *out)
             "  --min-thickness MM     preferred slice thickness range (2)\n"
             "  --max-thickness MM     (10)\n"
             "\n"
+            "Watch options (with --watch DIR):\n"
+            "  --follow               keep running, react to new files (inotify), until\n"
+            "                         SIGTERM or SIGINT\n"
+            "  --stable-age S         a study is complete when none of its files changed\n"
+            "                         for S seconds (60)\n"
+            "  --done DIR             move the files of each study read to DIR\n"
+            "  --delete               delete the files of each study read\n"
+            "  --quarantine DIR       move files that belong to no study, and studies that\n"
+            "                         failed, to DIR with the reason beside them\n"
+            "  --syslog               also send errors and the summary to syslog\n"
+            "\n"
             "Training options (defaults are the recipe of the default model):\n"
             "  --val-split F          validation fraction when DIR has no validate/ (0.2)\n"
             "  --groups CSV           id,group lines; a group never straddles a split\n"
@@ -124,7 +138,8 @@ static void usage(FILE *out)
             "  --cv-repeats N         repeat cross-validation with new folds (1)\n"
             "\n"
             "Exit status: 0 success, 1 an operation failed, 2 usage error, 3 no readable\n"
-            "CT series in a study, 4 a study not assessable. See hemoscan(1).\n",
+            "CT series in a study, 4 a study not assessable, 5 (--watch) another watcher\n"
+            "is running. See hemoscan(1).\n",
             HEMOSCAN_DATADIR, DEFAULT_MODEL_NAME);
 }
 
@@ -157,7 +172,8 @@ enum {
     OPT_TRAIN, OPT_EVAL, OPT_PREDICT, OPT_JSON, OPT_PLOTS, OPT_CV, OPT_CV_REPEATS, OPT_VAL_SPLIT,
     OPT_GROUPS, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_DROPOUT, OPT_WEIGHT_DECAY, OPT_OPTIMIZER,
     OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS, OPT_AUG_STRENGTH,
-    OPT_STUDY, OPT_EXPORT, OPT_OUT, OPT_DB, OPT_ALL_SERIES, OPT_MIN_THICKNESS, OPT_MAX_THICKNESS
+    OPT_STUDY, OPT_EXPORT, OPT_OUT, OPT_DB, OPT_ALL_SERIES, OPT_MIN_THICKNESS, OPT_MAX_THICKNESS,
+    OPT_WATCH, OPT_FOLLOW, OPT_STABLE_AGE, OPT_DONE, OPT_DELETE, OPT_QUARANTINE, OPT_SYSLOG
 };
 
 static const struct option longopts[] = {
@@ -199,6 +215,13 @@ static const struct option longopts[] = {
     {"all-series", no_argument, NULL, OPT_ALL_SERIES},
     {"min-thickness", required_argument, NULL, OPT_MIN_THICKNESS},
     {"max-thickness", required_argument, NULL, OPT_MAX_THICKNESS},
+    {"watch", required_argument, NULL, OPT_WATCH},
+    {"follow", no_argument, NULL, OPT_FOLLOW},
+    {"stable-age", required_argument, NULL, OPT_STABLE_AGE},
+    {"done", required_argument, NULL, OPT_DONE},
+    {"delete", no_argument, NULL, OPT_DELETE},
+    {"quarantine", required_argument, NULL, OPT_QUARANTINE},
+    {"syslog", no_argument, NULL, OPT_SYSLOG},
     {NULL, 0, NULL, 0},
 };
 
@@ -221,6 +244,17 @@ static int take_option(options *o, int c, const char *arg)
     case OPT_OUT: o->out_dir = arg; break;
     case OPT_DB: o->db = arg; break;
     case OPT_ALL_SERIES: o->all_series = 1; break;
+    case OPT_WATCH: o->watch_dir = arg; break;
+    case OPT_FOLLOW: o->follow = 1; break;
+    case OPT_STABLE_AGE:
+        if (parse_double("--stable-age", arg, 0.0, 86400.0, &d) != 0)
+            return -1;
+        o->stable_age_s = d;
+        break;
+    case OPT_DONE: o->done_dir = arg; break;
+    case OPT_DELETE: o->delete_done = 1; break;
+    case OPT_QUARANTINE: o->quarantine_dir = arg; break;
+    case OPT_SYSLOG: o->use_syslog = 1; break;
     case OPT_MIN_THICKNESS:
         if (parse_double("--min-thickness", arg, 0.0, 100.0, &d) != 0)
             return -1;
@@ -350,6 +384,7 @@ static int parse_options(int argc, char **argv, options *o)
     o->tta = 1;
     o->val_split = 0.2;
     o->cv_repeats = 1;
+    o->stable_age_s = 60.0;
     hs_train_config_default(&o->train);
     /* Recorded in trained models: "hemoscan" and the arguments, not the
      * path the program was started by, so a retraining from elsewhere
@@ -399,7 +434,7 @@ static int parse_options(int argc, char **argv, options *o)
         return -1;
     }
     int modes = (o->init_model != NULL || o->model_info != NULL) + (o->train_dir != NULL) +
-                (o->eval_dir != NULL) + listing;
+                (o->eval_dir != NULL) + listing + (o->watch_dir != NULL);
     if (modes == 0) {
         fprintf(stderr, "hemoscan: no mode given (try --help)\n");
         return -1;
@@ -421,7 +456,18 @@ static int parse_options(int argc, char **argv, options *o)
                 o->max_thickness);
         return -1;
     }
-    if (o->study && !o->threads_given) {
+    int watch_opts = o->follow || o->done_dir != NULL || o->delete_done ||
+                     o->quarantine_dir != NULL || o->use_syslog;
+    if (watch_opts && o->watch_dir == NULL) {
+        fprintf(stderr, "hemoscan: --follow, --done, --delete, --quarantine and "
+                "--syslog work with --watch DIR\n");
+        return -1;
+    }
+    if (o->done_dir != NULL && o->delete_done) {
+        fprintf(stderr, "hemoscan: give --done DIR or --delete, not both\n");
+        return -1;
+    }
+    if ((o->study || o->watch_dir != NULL) && !o->threads_given) {
         /* reading a study is decode-bound and files are independent */
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         o->threads = cores < 1 ? 1 : cores > 8 ? 8 : (int)cores;
@@ -450,6 +496,8 @@ int main(int argc, char **argv)
         return hs_mode_study(&o);
     if (o.export_slices)
         return hs_mode_export(&o);
+    if (o.watch_dir != NULL)
+        return hs_mode_watch(&o);
     if (o.init_model != NULL) {
         int rc = hs_mode_init_model(&o);
         if (rc != EXIT_OK || o.model_info == NULL)

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "hemoscan/model.h"
+#include "hemoscan/study.h"
 #include "hemoscan/train.h"
 
 /* Exit status. With several studies the worst outcome wins: usage error,
@@ -18,7 +19,8 @@ enum {
     EXIT_FAILED = 1,         /* an operation failed (a study could not be read, I/O, ...) */
     EXIT_USAGE = 2,          /* the command line is wrong */
     EXIT_NO_SERIES = 3,      /* a study folder holds no readable axial CT series */
-    EXIT_NOT_ASSESSABLE = 4  /* a series was read but cannot support a verdict */
+    EXIT_NOT_ASSESSABLE = 4, /* a series was read but cannot support a verdict */
+    EXIT_LOCKED = 5          /* --watch: another watcher holds the lock */
 };
 
 typedef struct {
@@ -48,6 +50,13 @@ typedef struct {
     int all_series;         /* --all-series */
     double min_thickness, max_thickness; /* --min-thickness, --max-thickness (0: defaults) */
     int threads_given;      /* --threads was given (else modes pick their default) */
+    const char *watch_dir;  /* --watch DIR */
+    int follow;             /* --follow */
+    double stable_age_s;    /* --stable-age S (default 60) */
+    const char *done_dir;   /* --done DIR */
+    int delete_done;        /* --delete */
+    const char *quarantine_dir; /* --quarantine DIR */
+    int use_syslog;         /* --syslog */
     char command[1024];     /* the command line, for provenance */
     hs_train_config train;
 } options;
@@ -63,6 +72,15 @@ int hs_load_model(const options *o, hs_model *model, const char **path);
 /* A JSON number, or null for NaN and infinities (which JSON cannot hold). */
 json_t *hs_json_number(double v);
 
+/* The audit database of --db, $HEMOSCAN_DB or the XDG state folder
+ * (created private); NULL with err set when none can be named. */
+const char *hs_audit_path(const options *o, char *buf, size_t len, hs_error *err);
+
+/* A study reading as --study prints it (text), and as one JSON object. */
+void hs_print_reading(const hs_study_reading *r, const hs_model *model, const char *model_path,
+                      const char *db_path, long long verdict_id, int verbose);
+json_t *hs_reading_json(const hs_study_reading *r, const hs_model *model, long long verdict_id);
+
 int hs_mode_init_model(const options *o);
 int hs_mode_model_info(const options *o);
 int hs_mode_train(const options *o);
@@ -71,5 +89,6 @@ int hs_mode_predict(const options *o);
 int hs_mode_eval(const options *o);
 int hs_mode_study(const options *o);
 int hs_mode_export(const options *o);
+int hs_mode_watch(const options *o);
 
 #endif

@@ -3,8 +3,9 @@
  * PNG files, for a site that labels its own cases).
  *
  * The stages live in the library (series, dicom, render, verdict, study,
- * audit); this file only prints, records and picks the exit status, so the
- * watcher (a later mode) can reuse the same reading and recording. */
+ * audit); this file only prints, records and picks the exit status. The
+ * watcher (modes_watch.c) prints and records its studies with the same
+ * functions (hs_print_reading, hs_reading_json, hs_audit_path). */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -29,7 +30,7 @@
  * $XDG_STATE_HOME/hemoscan/audit.db, else ~/.local/state/hemoscan/audit.db
  * (the XDG base directory specification's place for state that should
  * outlive a run). Folders it needs are created private (0700). */
-static const char *audit_path(const options *o, char *buf, size_t len, hs_error *err)
+const char *hs_audit_path(const options *o, char *buf, size_t len, hs_error *err)
 {
     if (o->db != NULL)
         return o->db;
@@ -83,7 +84,6 @@ static json_t *json_text(const char *s)
     return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
 }
 
-/* The key slice of the decisive series, or NULL when there is none. */
 /* The series the study verdict comes from, or NULL when none was read. */
 static const hs_series *decisive_series(const hs_study_reading *r)
 {
@@ -99,7 +99,7 @@ static const hs_slice *key_slice(const hs_study_reading *r, const hs_series **se
     return &(*series)->slices[r->verdict.key_slice];
 }
 
-static json_t *reading_json(const hs_study_reading *r, const hs_model *model, long long verdict_id)
+json_t *hs_reading_json(const hs_study_reading *r, const hs_model *model, long long verdict_id)
 {
     json_t *j = json_object();
     const hs_study *s = &r->study;
@@ -168,8 +168,8 @@ static json_t *reading_json(const hs_study_reading *r, const hs_model *model, lo
     return j;
 }
 
-static void print_reading(const hs_study_reading *r, const hs_model *model, const char *model_path,
-                          const char *db_path, long long verdict_id, int verbose)
+void hs_print_reading(const hs_study_reading *r, const hs_model *model, const char *model_path,
+                      const char *db_path, long long verdict_id, int verbose)
 {
     const hs_study *s = &r->study;
     printf("study %s\n", s->study_uid[0] ? s->study_uid : "(no study UID)");
@@ -240,7 +240,7 @@ int hs_mode_study(const options *o)
     if (hs_load_model(o, &model, &model_path) != EXIT_OK)
         return EXIT_FAILED;
     char db_buf[4096];
-    const char *db_path = audit_path(o, db_buf, sizeof db_buf, &err);
+    const char *db_path = hs_audit_path(o, db_buf, sizeof db_buf, &err);
     hs_audit *audit = NULL;
     if (db_path == NULL || hs_audit_open(db_path, &audit, &err) != HS_OK) {
         fprintf(stderr, "hemoscan: audit database: %s\n", err.msg);
@@ -285,14 +285,14 @@ int hs_mode_study(const options *o)
             continue;
         }
         if (o->json) {
-            json_t *j = reading_json(&r, &model, verdict_id);
+            json_t *j = hs_reading_json(&r, &model, verdict_id);
             json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
             fputc('\n', stdout);
             json_decref(j);
         } else if (o->verbose >= 0) {
             if (i > 0)
                 printf("\n");
-            print_reading(&r, &model, model_path, db_path, verdict_id, o->verbose);
+            hs_print_reading(&r, &model, model_path, db_path, verdict_id, o->verbose);
         }
         fflush(stdout);
         status = worse(status, study_exit_status(&r));

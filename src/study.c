@@ -51,8 +51,10 @@ static int compare_strings(const void *a, const void *b)
  * the set of slices read, so a file of which other frames were accepted
  * (a LOCALIZER frame dropped, say) is another set; single-frame studies
  * keep the identity they always had. */
-static hs_status instances_checksum(const hs_study *study, char hex[65], hs_error *err)
+hs_status hs_study_instances_sha256(const hs_study *study, char hex[65], hs_error *err)
 {
+    if (study == NULL || hex == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_study_instances_sha256: NULL argument");
     int n = 0;
     for (int s = 0; s < study->n_series; s++)
         n += study->series[s].n_slices;
@@ -237,7 +239,7 @@ static hs_status read_scanned(const hs_model *model, const hs_study_options *opt
                               hs_error *err)
 {
     const char *dir = out->dir;
-    hs_status st = instances_checksum(&out->study, out->instances_sha256, err);
+    hs_status st = hs_study_instances_sha256(&out->study, out->instances_sha256, err);
     if (st != HS_OK)
         return st;
     int best = hs_study_choose(&out->study, opt->min_thickness_mm, opt->max_thickness_mm, opt->all_series);
@@ -323,6 +325,21 @@ hs_status hs_study_read_files(const char *label, char *const *paths, int n, cons
     if (st == HS_OK)
         st = hs_study_scan_files(label, paths, n, opt->threads, &out->study, err);
     return st == HS_OK ? read_scanned(model, opt, out, err) : st;
+}
+
+hs_status hs_study_read_scanned(const char *label, hs_study *study, const hs_model *model,
+                                const hs_study_options *opt, hs_study_reading *out, hs_error *err)
+{
+    hs_status st = begin_reading(label, model, opt, out, err);
+    if (study == NULL && st == HS_OK)
+        st = hs_fail(err, HS_ERR_ARG, "hs_study_read_scanned: no scanned study given");
+    if (st != HS_OK) {
+        hs_study_free(study);
+        return st;
+    }
+    out->study = *study; /* taken over: the caller's copy is emptied */
+    memset(study, 0, sizeof *study);
+    return read_scanned(model, opt, out, err);
 }
 
 void hs_study_reading_free(hs_study_reading *r)

@@ -457,8 +457,8 @@ static void test_settings(void)
     CU_ASSERT_EQUAL(count(db, "PRAGMA application_id"), HS_AUDIT_APPLICATION_ID);
     CHECK_ROW(db, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE "
                   "type IN ('table', 'view') ORDER BY name)",
-              "current_verdicts failures model_classes models readings runs series "
-              "skipped_files slices studies verdicts");
+              "current_verdicts failures loose_files model_classes models readings runs series "
+              "skipped_files slices studies verdicts watch_files watch_runs");
     sqlite3_close(db);
 
     /* Foreign keys are enforced on hemoscan's connection: a reading of a
@@ -683,6 +683,122 @@ static void test_upgrade_from_v1(void)
     CU_ASSERT_NOT_EQUAL(exec(db, "INSERT INTO slices (series_id, slice_index, file_path, probability, "
                                  "frame_number) VALUES (1, 5, 'f', 0.5, 0)"),
                         SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* A version-2 database (what hemoscan wrote before the watcher) is
+ * upgraded in place: its readings stay, the watcher's tables appear. */
+static void test_upgrade_for_watcher(void)
+{
+    char path[PATH_CAP];
+    tmp_path(path, "v2w.db");
+    unlink(path);
+    hs_audit *a = NULL;
+    hs_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_audit_open_schema(path, hs_audit_schema, 2, &a, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_audit_schema_version(a), 2);
+    long long run = begin_run(a, model_a, "a");
+    fake_spec f = positive("1.2.77");
+    record_ok(a, run, &f, model_a);
+    /* The watcher's statements need version 3: a clear error, no crash. */
+    int is_new = 1;
+    CU_ASSERT_EQUAL(hs_audit_loose_file(a, run, "/drop/x", 1, 0, "not_dicom", "x", &is_new, &err),
+                    HS_ERR_FORMAT);
+    CU_ASSERT_EQUAL(is_new, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "loose"));
+    hs_audit_close(a);
+
+    CU_ASSERT_EQUAL_FATAL(hs_audit_open(path, &a, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_audit_schema_version(a), HS_AUDIT_SCHEMA_VERSION);
+    CU_ASSERT_EQUAL(hs_audit_loose_file(a, run, "/drop/x", 1, 0, "not_dicom", "x", &is_new, &err),
+                    HS_OK);
+    CU_ASSERT_EQUAL(is_new, 1);
+    sqlite3 *db = inspect(a, path, 0);
+    CU_ASSERT_EQUAL(count(db, "PRAGMA user_version"), HS_AUDIT_SCHEMA_VERSION);
+    CHECK_ROW(db, "SELECT study_uid, verdict FROM current_verdicts", "1.2.77|hemorrhage");
+    CHECK_ROW(db, "SELECT count(*) FROM watch_runs", "0");
+    CHECK_ROW(db, "SELECT count(*) FROM watch_files", "0");
+    CHECK_ROW(db, "SELECT file_path, verdict FROM loose_files", "/drop/x|not_dicom");
+    CHECK_ROW(db, "PRAGMA integrity_check", "ok");
+    CHECK_ROW(db, "SELECT count(*) FROM pragma_foreign_key_check", "0");
+    sqlite3_close(db);
+}
+
+/* The watcher's tables: its run, loose files once, the move journal. */
+static void test_watch_tables(void)
+{
+    char path[PATH_CAP];
+    long long run = 0;
+    hs_audit *a = open_run(path, "watch.db", &run, "1.2.80");
+    hs_error err = {0};
+    hs_audit_watch_run wr = {"/drop", "/done", NULL, "done", 60.0, 1};
+    CU_ASSERT_EQUAL(hs_audit_watch_run_begin(a, run, &wr, &err), HS_OK);
+    hs_audit_watch_counts c = {1, 3, 1, 1, 1, 2, 0, 1, 4, 30, 0, 0};
+    CU_ASSERT_EQUAL(hs_audit_watch_run_counts(a, run, &c, &err), HS_OK);
+    /* the counts must add up: studies_read = the three verdicts */
+    hs_audit_watch_counts bad = c;
+    bad.studies_read = 5;
+    CU_ASSERT_EQUAL(hs_audit_watch_run_counts(a, run, &bad, &err), HS_ERR_ARG);
+    /* a done disposal without a done folder is refused */
+    hs_audit_watch_run wrong = {"/drop", NULL, NULL, "done", 60.0, 0};
+    long long run2 = begin_run(a, model_a, "a");
+    CU_ASSERT_EQUAL(hs_audit_watch_run_begin(a, run2, &wrong, &err), HS_ERR_ARG);
+
+    /* A loose file is recorded once per path, size and time. */
+    int is_new = 0;
+    CU_ASSERT_EQUAL(hs_audit_loose_file(a, run, "/drop/a b", 10, 1e9, "not_dicom", "text",
+                                        &is_new, &err), HS_OK);
+    CU_ASSERT_EQUAL(is_new, 1);
+    CU_ASSERT_EQUAL(hs_audit_loose_file(a, run, "/drop/a b", 10, 1e9, "not_dicom", "text",
+                                        &is_new, &err), HS_OK);
+    CU_ASSERT_EQUAL(is_new, 0);
+    CU_ASSERT_EQUAL(hs_audit_loose_file(a, run, "/drop/a b", 11, 1e9, "not_dicom", "text",
+                                        &is_new, &err), HS_OK);
+    CU_ASSERT_EQUAL(is_new, 1); /* rewritten: a new file */
+    CU_ASSERT_EQUAL(hs_audit_loose_file(a, run, "/drop/c", 1, 1e9, "Not DICOM", "x", &is_new,
+                                        &err), HS_ERR_ARG); /* verdict names are a_z */
+
+    /* The journal: planned rows are pending until finished. */
+    hs_audit_file_action acts[3] = {
+        {0, "1.2.80", "done", "/drop/s/1", "/done/s/1", NULL},
+        {0, "1.2.80", "done", "/drop/s/2", "/done/s/2", NULL},
+        {0, NULL, "quarantine", "/drop/junk", "/q/junk", "not_dicom: text"},
+    };
+    CU_ASSERT_EQUAL_FATAL(hs_audit_plan_files(a, run, acts, 3, &err), HS_OK);
+    CU_ASSERT(acts[0].id > 0 && acts[1].id > acts[0].id && acts[2].id > acts[1].id);
+    hs_audit_file_action bad_act = {0, NULL, "delete", "/drop/x", "/somewhere", NULL};
+    CU_ASSERT_EQUAL(hs_audit_plan_files(a, run, &bad_act, 1, &err), HS_ERR_ARG);
+    CU_ASSERT_EQUAL(bad_act.id, 0);
+    hs_audit_file_action *pending = NULL;
+    int n = 0;
+    CU_ASSERT_EQUAL(hs_audit_pending_files(a, &pending, &n, &err), HS_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT_STRING_EQUAL(pending[0].source, "/drop/s/1");
+    CU_ASSERT_STRING_EQUAL(pending[2].reason, "not_dicom: text");
+    CU_ASSERT_PTR_NULL(pending[2].study_uid);
+    hs_audit_file_actions_free(pending, n);
+    char **done = NULL;
+    CU_ASSERT_EQUAL(hs_audit_study_done_files(a, "1.2.80", &done, &n, &err), HS_OK);
+    CU_ASSERT_EQUAL(n, 0); /* nothing finished yet */
+    free(done);
+    CU_ASSERT_EQUAL(hs_audit_finish_file(a, run2, acts[0].id, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_audit_finish_file(a, run2, acts[1].id, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_audit_pending_files(a, &pending, &n, &err), HS_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    hs_audit_file_actions_free(pending, n);
+    CU_ASSERT_EQUAL(hs_audit_study_done_files(a, "1.2.80", &done, &n, &err), HS_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_STRING_EQUAL(done[0], "/done/s/1");
+    CU_ASSERT_STRING_EQUAL(done[1], "/done/s/2");
+    free(done[0]);
+    free(done[1]);
+    free(done);
+    sqlite3 *db = inspect(a, path, 0);
+    CHECK_ROW(db, "SELECT passes, studies_read, hemorrhage, already_read, failed, files_done "
+                  "FROM watch_runs WHERE run_id = 1", "1|3|1|2|1|30");
+    CHECK_ROW(db, "SELECT count(*) FROM loose_files", "2");
+    CHECK_ROW(db, "SELECT group_concat(state || ':' || coalesce(finished_by_run, '-'), ' ') "
+                  "FROM watch_files", "finished:2 finished:2 pending:-");
     sqlite3_close(db);
 }
 
@@ -1614,6 +1730,8 @@ int hs_register_audit_tests(void)
         {"reopening a current database changes nothing", test_reopen_is_noop},
         {"upgrade path: a second schema step, a failing one", test_upgrade_path},
         {"upgrade from version 1: slices.frame_number", test_upgrade_from_v1},
+        {"a version-2 database is upgraded for the watcher", test_upgrade_for_watcher},
+        {"watcher tables: runs, loose files, the move journal", test_watch_tables},
         {"every sql/schema file compiled in, byte for byte", test_schema_files_compiled},
         {"runs: begin, end, fields", test_runs},
         {"a reading is recorded field by field", test_record_fields},

@@ -24,7 +24,7 @@
 
 /* The schema version this build writes (the highest sql/schema file; the
  * build stops when the two disagree). */
-#define HS_AUDIT_SCHEMA_VERSION 2
+#define HS_AUDIT_SCHEMA_VERSION 3
 /* PRAGMA application_id of every hemoscan audit database, "HSAU": tells
  * hemoscan's databases from other programs' SQLite files. */
 #define HS_AUDIT_APPLICATION_ID 0x48534155
@@ -96,6 +96,68 @@ hs_status hs_audit_record_failure(hs_audit *a, long long run_id, const char *stu
  * for a NULL or empty study_uid). */
 hs_status hs_audit_already_read(hs_audit *a, const char *study_uid, const char *instances_sha256,
                                 const char *model_sha256, int *found, hs_error *err);
+
+/* ---- the drop-folder watcher (schema step 003-watch, hemoscan --watch) ---- */
+
+/* How long a writer waits for a lock held by another connection (the
+ * default is HS_AUDIT_BUSY_TIMEOUT_MS); 0 fails at once. */
+void hs_audit_set_busy_timeout(hs_audit *a, int ms);
+
+/* A watch run's settings (the watch_runs row of run_id). */
+typedef struct {
+    const char *drop_dir, *done_dir, *quarantine_dir; /* the last two may be NULL */
+    const char *disposal;                             /* "leave", "done" or "delete" */
+    double stable_age_s;
+    int follow;
+} hs_audit_watch_run;
+
+hs_status hs_audit_watch_run_begin(hs_audit *a, long long run_id, const hs_audit_watch_run *w,
+                                   hs_error *err);
+
+/* What a watch run did, as its summary line says. */
+typedef struct {
+    long long passes, studies_read, hemorrhage, no_hemorrhage, not_assessable, already_read,
+        waiting, failed, loose_files, files_done, files_deleted, files_quarantined;
+} hs_audit_watch_counts;
+
+hs_status hs_audit_watch_run_counts(hs_audit *a, long long run_id, const hs_audit_watch_counts *c,
+                                    hs_error *err);
+
+/* Record a loose file (one that belongs to no study) unless the same path,
+ * size and modification time (Unix seconds) were recorded before; *is_new
+ * (may be NULL) says whether a row was added. */
+hs_status hs_audit_loose_file(hs_audit *a, long long run_id, const char *path, long long size,
+                              double mtime, const char *verdict, const char *reason, int *is_new,
+                              hs_error *err);
+
+/* One planned file operation of the journal (table watch_files). */
+typedef struct {
+    long long id;          /* watch_file_id, set by hs_audit_plan_files */
+    const char *study_uid; /* NULL for a loose file */
+    const char *action;    /* "done", "delete" or "quarantine" */
+    const char *source;    /* path in the drop folder */
+    const char *dest;      /* NULL for "delete" */
+    const char *reason;    /* why it is quarantined; NULL otherwise */
+} hs_audit_file_action;
+
+/* Journal n file operations as 'pending', in one transaction, before any
+ * of them is carried out; each acts[i].id receives its row id. */
+hs_status hs_audit_plan_files(hs_audit *a, long long run_id, hs_audit_file_action *acts, int n,
+                              hs_error *err);
+
+/* Mark a planned operation carried out (by run run_id). */
+hs_status hs_audit_finish_file(hs_audit *a, long long run_id, long long id, hs_error *err);
+
+/* Every operation still 'pending' (a run died before finishing it), in
+ * the order planned. Free *out with hs_audit_file_actions_free. */
+hs_status hs_audit_pending_files(hs_audit *a, hs_audit_file_action **out, int *n, hs_error *err);
+void hs_audit_file_actions_free(hs_audit_file_action *acts, int n);
+
+/* Where the files of study_uid went in the done folder (finished 'done'
+ * operations), in the order moved: a study that gains instances later is
+ * read again together with them. Free each path and the array. */
+hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***paths, int *n,
+                                    hs_error *err);
 
 /* ---- the schema steps (src/audit_schema.c, generated from sql/schema) ---- */
 

@@ -77,6 +77,20 @@ hs_status hs_study_read(const char *dir, const hs_model *model, const hs_study_o
 hs_status hs_study_read_files(const char *label, char *const *paths, int n, const hs_model *model,
                               const hs_study_options *opt, hs_study_reading *out, hs_error *err);
 
+/* hs_study_read_files in two steps, for the watcher: it scans first
+ * (hs_study_scan_files), asks the audit database whether exactly these
+ * instances were read already (hs_study_instances_sha256), and only then
+ * decodes. Takes over *study (moved into out->study; *study is left
+ * empty, also on failure). Same results and errors as hs_study_read. */
+hs_status hs_study_read_scanned(const char *label, hs_study *study, const hs_model *model,
+                                const hs_study_options *opt, hs_study_reading *out, hs_error *err);
+
+/* SHA-256 (lower-case hex) over the sorted SOPInstanceUIDs of every
+ * accepted slice of a scanned study (a slice without one counts by its
+ * path), each followed by a newline: hs_study_reading.instances_sha256,
+ * "the same set of instances". */
+hs_status hs_study_instances_sha256(const hs_study *study, char hex[65], hs_error *err);
+
 void hs_study_reading_free(hs_study_reading *r);
 
 #endif

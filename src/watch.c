@@ -1,0 +1,700 @@
+/* watch.c - the drop folder (see watch.h): listing and grouping by study,
+ * stability, idempotent moves and the watcher's lock.
+ *
+ * Built this way on purpose:
+ *   - The listing is a plain array sorted by path, so the next pass of
+ *     --follow finds a file's earlier header verdict by binary search and
+ *     reads only what is new or changed (the key is path, device, inode,
+ *     size, mtime and ctime: any rewrite changes one of them).
+ *   - Moves never lose a file. A rename is atomic. A copy (across file
+ *     systems) goes to a hidden ".NAME.hemoscan-part" beside the target,
+ *     is fsynced, then renamed into place, and the source is unlinked only
+ *     after that; every state an interruption can leave (part file, both
+ *     copies, only the target) is recognised and finished by calling
+ *     hs_watch_move again. The part file's name is fixed, so a retry
+ *     overwrites a stale one instead of leaving it behind.
+ *   - The lock is flock(2), which the kernel drops when the process dies:
+ *     a watcher killed with SIGKILL leaves no stale lock to clean up. The
+ *     drop folder's own descriptor is locked too (flock works on
+ *     directories, and needs no write permission), so two watchers with
+ *     different databases still cannot share a drop folder. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include "hemoscan/watch.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hemoscan/dicom.h"
+#include "hemoscan/fileio.h"
+
+#define HS_PATH_CAP 4096
+
+static double hs_time_of(struct timespec ts)
+{
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int hs_watch_is_temp_name(const char *name)
+{
+    static const char *const endings[] = {".tmp", ".part", ".partial", "~"};
+    if (name == NULL || name[0] == '.' || name[0] == '\0')
+        return 1;
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof endings / sizeof endings[0]; i++) {
+        size_t k = strlen(endings[i]);
+        if (n >= k && strcmp(name + n - k, endings[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int hs_watch_is_stable(double newest, double now, double stable_age_s)
+{
+    return now - newest >= stable_age_s;
+}
+
+/* ---- listing ------------------------------------------------------------------- */
+
+typedef struct {
+    hs_watch_listing *out;
+    int cap;
+    const char *const *exclude;
+    int n_exclude;
+    dev_t *ex_dev;
+    ino_t *ex_ino;
+    hs_error *err;
+} hs_walk;
+
+static hs_watch_file *hs_add_file(hs_walk *w, const char *path, size_t root_len)
+{
+    hs_watch_listing *l = w->out;
+    if (l->n_files == w->cap) {
+        int cap = w->cap > 0 ? w->cap * 2 : 256;
+        hs_watch_file *grown = realloc(l->files, (size_t)cap * sizeof *grown);
+        if (grown == NULL)
+            return NULL;
+        l->files = grown;
+        w->cap = cap;
+    }
+    hs_watch_file *f = &l->files[l->n_files];
+    memset(f, 0, sizeof *f);
+    f->path = strdup(path);
+    if (f->path == NULL)
+        return NULL;
+    f->rel = f->path + root_len + (path[root_len] == '/');
+    l->n_files++;
+    return f;
+}
+
+static int hs_excluded(const hs_walk *w, const struct stat *st)
+{
+    for (int i = 0; i < w->n_exclude; i++)
+        if (w->ex_dev[i] == st->st_dev && w->ex_ino[i] == st->st_ino)
+            return 1;
+    return 0;
+}
+
+/* Walks dir (path of length len in buf, which has HS_PATH_CAP bytes). */
+static hs_status hs_walk_dir(hs_walk *w, char *buf, size_t len, size_t root_len, int depth,
+                             double dir_newest)
+{
+    DIR *d = opendir(buf);
+    if (d == NULL) {
+        if (depth == 0)
+            return hs_fail(w->err, HS_ERR_IO, "%s: cannot open the drop folder: %s", buf,
+                           strerror(errno));
+        int e = errno;
+        hs_watch_file *f = hs_add_file(w, buf, root_len);
+        if (f == NULL)
+            return hs_fail(w->err, HS_ERR_NOMEM, "out of memory listing %s", buf);
+        f->kind = HS_WATCH_ERROR;
+        snprintf(f->reason, sizeof f->reason, "cannot open folder: %s", strerror(e));
+        return HS_OK;
+    }
+    hs_status st = HS_OK;
+    struct dirent *e;
+    while (st == HS_OK && (e = readdir(d)) != NULL) {
+        if (hs_watch_is_temp_name(e->d_name))
+            continue; /* also "." and ".." */
+        size_t n = strlen(e->d_name);
+        if (len + 1 + n + 1 > HS_PATH_CAP)
+            continue; /* cannot be named; PATH_MAX keeps real trees below this */
+        buf[len] = '/';
+        memcpy(buf + len + 1, e->d_name, n + 1);
+        struct stat sb;
+        if (lstat(buf, &sb) != 0) {
+            if (errno != ENOENT) { /* gone meanwhile: nothing to list */
+                int err = errno;
+                hs_watch_file *f = hs_add_file(w, buf, root_len);
+                if (f == NULL) {
+                    st = hs_fail(w->err, HS_ERR_NOMEM, "out of memory listing %s", buf);
+                } else {
+                    f->kind = HS_WATCH_ERROR;
+                    snprintf(f->reason, sizeof f->reason, "cannot examine: %s", strerror(err));
+                }
+            }
+        } else if (S_ISDIR(sb.st_mode)) {
+            if (!hs_excluded(w, &sb) && depth < 64) {
+                double t = hs_time_of(sb.st_mtim), c = hs_time_of(sb.st_ctim);
+                double newest = dir_newest > t ? dir_newest : t;
+                st = hs_walk_dir(w, buf, len + 1 + n, root_len, depth + 1, newest > c ? newest : c);
+            }
+        } else {
+            hs_watch_file *f = hs_add_file(w, buf, root_len);
+            if (f == NULL) {
+                st = hs_fail(w->err, HS_ERR_NOMEM, "out of memory listing %s", buf);
+            } else {
+                f->dev = (long long)sb.st_dev;
+                f->ino = (long long)sb.st_ino;
+                f->size = (long long)sb.st_size;
+                f->mtime = hs_time_of(sb.st_mtim);
+                f->ctime = hs_time_of(sb.st_ctim);
+                f->newest = f->mtime > f->ctime ? f->mtime : f->ctime;
+                if (dir_newest > f->newest)
+                    f->newest = dir_newest;
+                if (!S_ISREG(sb.st_mode)) {
+                    f->kind = HS_WATCH_LOOSE;
+                    snprintf(f->verdict, sizeof f->verdict, "not_regular");
+                    snprintf(f->reason, sizeof f->reason, "not a regular file (%s)",
+                             S_ISLNK(sb.st_mode) ? "a symbolic link" : "a device, socket or pipe");
+                }
+            }
+        }
+        buf[len] = '\0';
+    }
+    closedir(d);
+    return st;
+}
+
+static int hs_by_path(const void *a, const void *b)
+{
+    return strcmp(((const hs_watch_file *)a)->path, ((const hs_watch_file *)b)->path);
+}
+
+static const hs_watch_file *hs_find_previous(const hs_watch_listing *prev, const hs_watch_file *f)
+{
+    if (prev == NULL || prev->n_files == 0)
+        return NULL;
+    const hs_watch_file *p = bsearch(f, prev->files, (size_t)prev->n_files, sizeof *f, hs_by_path);
+    if (p == NULL || p->kind == HS_WATCH_ERROR || p->dev != f->dev || p->ino != f->ino ||
+        p->size != f->size || p->mtime != f->mtime || p->ctime != f->ctime)
+        return NULL;
+    return p;
+}
+
+/* The header verdict of a regular file: study file, loose or error. */
+static void hs_classify(hs_watch_file *f, hs_dicom_header *h)
+{
+    hs_dicom_verdict v;
+    char reason[256] = "";
+    hs_error err = {0};
+    if (hs_dicom_read_header(f->path, h, &v, reason, &err) != HS_OK) {
+        f->kind = HS_WATCH_ERROR;
+        snprintf(f->reason, sizeof f->reason, "%.255s", err.msg);
+        return;
+    }
+    if (h->study_uid[0] != '\0') {
+        f->kind = HS_WATCH_STUDY_FILE;
+        snprintf(f->study_uid, sizeof f->study_uid, "%s", h->study_uid);
+        snprintf(f->verdict, sizeof f->verdict, "%s", hs_dicom_verdict_name(v));
+        return;
+    }
+    f->kind = HS_WATCH_LOOSE;
+    if (v == HS_DICOM_OK) {
+        snprintf(f->verdict, sizeof f->verdict, "no_study_uid");
+        snprintf(f->reason, sizeof f->reason, "a CT image without StudyInstanceUID");
+    } else {
+        snprintf(f->verdict, sizeof f->verdict, "%s", hs_dicom_verdict_name(v));
+        snprintf(f->reason, sizeof f->reason, "%s", reason[0] ? reason : "not a CT image");
+    }
+}
+
+static int hs_by_study_then_path(const void *a, const void *b)
+{
+    const hs_watch_file *x = *(const hs_watch_file *const *)a;
+    const hs_watch_file *y = *(const hs_watch_file *const *)b;
+    int c = strcmp(x->study_uid, y->study_uid);
+    return c != 0 ? c : strcmp(x->path, y->path);
+}
+
+/* The studies, loose files and errors of a sorted file array. */
+static hs_status hs_group(hs_watch_listing *l, hs_error *err)
+{
+    int n = l->n_files;
+    const hs_watch_file **idx = malloc((size_t)(n > 0 ? n : 1) * sizeof *idx);
+    l->loose = malloc((size_t)(n > 0 ? n : 1) * sizeof *l->loose);
+    l->errors = malloc((size_t)(n > 0 ? n : 1) * sizeof *l->errors);
+    if (idx == NULL || l->loose == NULL || l->errors == NULL) {
+        free(idx);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory grouping the drop folder");
+    }
+    int n_study_files = 0;
+    for (int i = 0; i < n; i++) {
+        if (l->files[i].kind == HS_WATCH_STUDY_FILE)
+            idx[n_study_files++] = &l->files[i];
+        else if (l->files[i].kind == HS_WATCH_LOOSE)
+            l->loose[l->n_loose++] = i;
+        else
+            l->errors[l->n_errors++] = i;
+    }
+    if (n_study_files > 1)
+        qsort(idx, (size_t)n_study_files, sizeof *idx, hs_by_study_then_path);
+    int n_studies = 0;
+    for (int i = 0; i < n_study_files; i++)
+        if (i == 0 || strcmp(idx[i]->study_uid, idx[i - 1]->study_uid) != 0)
+            n_studies++;
+    l->studies = calloc((size_t)(n_studies > 0 ? n_studies : 1), sizeof *l->studies);
+    if (l->studies == NULL) {
+        free(idx);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory grouping the drop folder");
+    }
+    hs_status st = HS_OK;
+    for (int i = 0; i < n_study_files && st == HS_OK;) {
+        int j = i;
+        while (j < n_study_files && strcmp(idx[j]->study_uid, idx[i]->study_uid) == 0)
+            j++;
+        hs_watch_study *s = &l->studies[l->n_studies++];
+        snprintf(s->study_uid, sizeof s->study_uid, "%s", idx[i]->study_uid);
+        s->n = j - i;
+        s->file = malloc((size_t)s->n * sizeof *s->file);
+        if (s->file == NULL) {
+            st = hs_fail(err, HS_ERR_NOMEM, "out of memory grouping the drop folder");
+            break;
+        }
+        for (int k = i; k < j; k++) {
+            const hs_watch_file *f = idx[k];
+            s->file[k - i] = (int)(f - l->files);
+            if (k == i || f->newest > s->newest)
+                s->newest = f->newest;
+        }
+        i = j;
+    }
+    free(idx);
+    return st;
+}
+
+hs_status hs_watch_list(const char *drop, const char *const *exclude, int n_exclude,
+                        const hs_watch_listing *previous, hs_watch_listing *out, hs_error *err)
+{
+    if (out != NULL)
+        memset(out, 0, sizeof *out);
+    if (drop == NULL || out == NULL || (n_exclude > 0 && exclude == NULL) || n_exclude < 0)
+        return hs_fail(err, HS_ERR_ARG, "hs_watch_list: NULL argument");
+    size_t root_len = strlen(drop);
+    while (root_len > 1 && drop[root_len - 1] == '/')
+        root_len--;
+    if (root_len == 0 || root_len >= HS_PATH_CAP)
+        return hs_fail(err, HS_ERR_ARG, "%s: not a usable drop folder path", drop);
+    hs_walk w = {out, 0, exclude, n_exclude, NULL, NULL, err};
+    w.ex_dev = calloc((size_t)(n_exclude > 0 ? n_exclude : 1), sizeof *w.ex_dev);
+    w.ex_ino = calloc((size_t)(n_exclude > 0 ? n_exclude : 1), sizeof *w.ex_ino);
+    char *buf = malloc(HS_PATH_CAP);
+    hs_dicom_header *h = malloc(sizeof *h);
+    hs_status st = HS_OK;
+    if (w.ex_dev == NULL || w.ex_ino == NULL || buf == NULL || h == NULL)
+        st = hs_fail(err, HS_ERR_NOMEM, "out of memory listing %s", drop);
+    for (int i = 0; st == HS_OK && i < n_exclude; i++) {
+        struct stat sb;
+        if (exclude[i] != NULL && stat(exclude[i], &sb) == 0) {
+            w.ex_dev[i] = sb.st_dev;
+            w.ex_ino[i] = sb.st_ino;
+        }
+    }
+    if (st == HS_OK) {
+        memcpy(buf, drop, root_len);
+        buf[root_len] = '\0';
+        st = hs_walk_dir(&w, buf, root_len, root_len, 0, 0.0);
+    }
+    if (st == HS_OK && out->n_files > 1)
+        qsort(out->files, (size_t)out->n_files, sizeof *out->files, hs_by_path);
+    for (int i = 0; st == HS_OK && i < out->n_files; i++) {
+        hs_watch_file *f = &out->files[i];
+        if (f->kind != HS_WATCH_STUDY_FILE || f->verdict[0] != '\0')
+            continue; /* errors and non-regular files are classified already */
+        const hs_watch_file *p = hs_find_previous(previous, f);
+        if (p != NULL) {
+            f->kind = p->kind;
+            memcpy(f->study_uid, p->study_uid, sizeof f->study_uid);
+            memcpy(f->verdict, p->verdict, sizeof f->verdict);
+            memcpy(f->reason, p->reason, sizeof f->reason);
+        } else {
+            hs_classify(f, h);
+            out->headers_read++;
+        }
+    }
+    if (st == HS_OK)
+        st = hs_group(out, err);
+    free(w.ex_dev);
+    free(w.ex_ino);
+    free(buf);
+    free(h);
+    return st;
+}
+
+void hs_watch_listing_free(hs_watch_listing *l)
+{
+    if (l == NULL)
+        return;
+    for (int i = 0; i < l->n_files; i++)
+        free(l->files[i].path);
+    for (int i = 0; i < l->n_studies; i++)
+        free(l->studies[i].file);
+    free(l->files);
+    free(l->studies);
+    free(l->loose);
+    free(l->errors);
+    memset(l, 0, sizeof *l);
+}
+
+int hs_watch_unchanged(const hs_watch_listing *l, const hs_watch_study *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        const hs_watch_file *f = &l->files[s->file[i]];
+        struct stat sb;
+        if (lstat(f->path, &sb) != 0 || (long long)sb.st_ino != f->ino ||
+            (long long)sb.st_dev != f->dev || (long long)sb.st_size != f->size ||
+            hs_time_of(sb.st_mtim) != f->mtime || hs_time_of(sb.st_ctim) != f->ctime)
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- moving files ---------------------------------------------------------------- */
+
+/* fsync of the folder holding path (best effort: not every file system
+ * can sync a folder). */
+static void hs_sync_parent(const char *path)
+{
+    char dir[HS_PATH_CAP];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+/* 1 when the two files have the same bytes, 0 when not, -1 on a read error. */
+static int hs_same_content(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int same = fa != NULL && fb != NULL ? 1 : -1;
+    static const size_t chunk = 65536;
+    unsigned char *x = same == 1 ? malloc(2 * chunk) : NULL;
+    if (same == 1 && x == NULL)
+        same = -1;
+    while (same == 1) {
+        size_t na = fread(x, 1, chunk, fa), nb = fread(x + chunk, 1, chunk, fb);
+        if (na != nb || memcmp(x, x + chunk, na) != 0)
+            same = 0;
+        else if (na < chunk)
+            break;
+    }
+    if (same == 1 && (ferror(fa) || ferror(fb)))
+        same = -1;
+    free(x);
+    if (fa != NULL)
+        fclose(fa);
+    if (fb != NULL)
+        fclose(fb);
+    return same;
+}
+
+/* Copies src into tmp (created or truncated), fsyncs it, keeps times and
+ * mode. */
+static hs_status hs_copy_file(const char *src, const char *tmp, hs_error *err)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return hs_fail(err, HS_ERR_IO, "%s: cannot read: %s", src, strerror(errno));
+    struct stat sb;
+    if (fstat(in, &sb) != 0) {
+        int e = errno;
+        close(in);
+        return hs_fail(err, HS_ERR_IO, "%s: cannot examine: %s", src, strerror(e));
+    }
+    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0) {
+        int e = errno;
+        close(in);
+        return hs_fail(err, HS_ERR_IO, "%s: cannot create: %s", tmp, strerror(e));
+    }
+    static const size_t chunk = 1 << 16;
+    char *buf = malloc(chunk);
+    hs_status st = buf == NULL ? hs_fail(err, HS_ERR_NOMEM, "out of memory copying %s", src) : HS_OK;
+    while (st == HS_OK) {
+        ssize_t n = read(in, buf, chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            st = hs_fail(err, HS_ERR_IO, "%s: cannot read: %s", src, strerror(errno));
+            break;
+        }
+        if (n == 0)
+            break;
+        for (ssize_t done = 0; done < n && st == HS_OK;) {
+            ssize_t k = write(out, buf + done, (size_t)(n - done));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0)
+                st = hs_fail(err, HS_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+            else
+                done += k;
+        }
+    }
+    free(buf);
+    if (st == HS_OK) {
+        struct timespec times[2] = {sb.st_atim, sb.st_mtim};
+        (void)fchmod(out, sb.st_mode & 07777);
+        (void)futimens(out, times);
+        if (fsync(out) != 0)
+            st = hs_fail(err, HS_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    }
+    if (close(out) != 0 && st == HS_OK)
+        st = hs_fail(err, HS_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    close(in);
+    if (st != HS_OK)
+        unlink(tmp);
+    return st;
+}
+
+/* The folder part of path into dir (cap bytes); 0, or -1 when it has none. */
+static int hs_dir_of(const char *path, char *dir, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL || (size_t)(slash - path) + 1 > cap)
+        return -1;
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return 0;
+}
+
+/* The move itself; hs_watch_move then clears a stale part file. */
+static hs_status hs_move(const char *src, const char *dst, int force_copy, hs_error *err)
+{
+    if (src == NULL || dst == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_watch_move: NULL argument");
+    struct stat ss, ds;
+    int have_src = lstat(src, &ss) == 0;
+    int src_errno = errno;
+    int have_dst = lstat(dst, &ds) == 0;
+    if (!have_src && src_errno != ENOENT)
+        return hs_fail(err, HS_ERR_IO, "%s: cannot examine: %s", src, strerror(src_errno));
+    if (!have_src && have_dst)
+        return HS_OK; /* moved already */
+    if (!have_src)
+        return hs_fail(err, HS_ERR_IO, "%s: not found, and not at %s either", src, dst);
+    if (have_dst) {
+        /* An interrupted copy reached dst before src was unlinked. */
+        int same = hs_same_content(src, dst);
+        if (same != 1)
+            return hs_fail(err, HS_ERR_IO, "%s: %s exists already %s; both kept", src, dst,
+                           same == 0 ? "with other content" : "and cannot be compared");
+        if (unlink(src) != 0)
+            return hs_fail(err, HS_ERR_IO, "%s: cannot remove after copying: %s", src,
+                           strerror(errno));
+        hs_sync_parent(src);
+        return HS_OK;
+    }
+    char dir[HS_PATH_CAP], part[HS_PATH_CAP];
+    if (hs_dir_of(dst, dir, sizeof dir) != 0)
+        return hs_fail(err, HS_ERR_ARG, "%s: the target needs a folder", dst);
+    if (hs_make_dirs(dir, 0750, err) != HS_OK)
+        return HS_ERR_IO;
+    if (!force_copy) {
+        if (rename(src, dst) == 0) {
+            hs_sync_parent(dst);
+            hs_sync_parent(src);
+            return HS_OK;
+        }
+        if (errno != EXDEV)
+            return hs_fail(err, HS_ERR_IO, "%s: cannot move to %s: %s", src, dst, strerror(errno));
+    }
+    const char *base = strrchr(dst, '/') + 1;
+    if ((size_t)snprintf(part, sizeof part, "%s/.%s.hemoscan-part", dir, base) >= sizeof part)
+        return hs_fail(err, HS_ERR_ARG, "%s: path too long", dst);
+    hs_status st = hs_copy_file(src, part, err);
+    if (st != HS_OK)
+        return st;
+    if (rename(part, dst) != 0) {
+        int e = errno;
+        unlink(part);
+        return hs_fail(err, HS_ERR_IO, "%s: cannot rename to %s: %s", part, dst, strerror(e));
+    }
+    hs_sync_parent(dst);
+    if (unlink(src) != 0)
+        return hs_fail(err, HS_ERR_IO, "%s: copied to %s but cannot remove it: %s", src, dst,
+                       strerror(errno));
+    hs_sync_parent(src);
+    return HS_OK;
+}
+
+hs_status hs_watch_move(const char *src, const char *dst, int force_copy, hs_error *err)
+{
+    if (src == NULL || dst == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_watch_move: NULL argument");
+    hs_status st = hs_move(src, dst, force_copy, err);
+    if (st == HS_OK) {
+        /* A copy killed earlier may have left its part file while this
+         * attempt renamed: it is not the file, and must not stay. */
+        char dir[HS_PATH_CAP], part[HS_PATH_CAP];
+        const char *slash = strrchr(dst, '/');
+        if (slash != NULL && hs_dir_of(dst, dir, sizeof dir) == 0 &&
+            (size_t)snprintf(part, sizeof part, "%s/.%s.hemoscan-part", dir, slash + 1) < sizeof part)
+            unlink(part);
+    }
+    return st;
+}
+
+hs_status hs_watch_remove(const char *path, hs_error *err)
+{
+    if (path == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_watch_remove: NULL argument");
+    if (unlink(path) != 0 && errno != ENOENT)
+        return hs_fail(err, HS_ERR_IO, "%s: cannot delete: %s", path, strerror(errno));
+    hs_sync_parent(path);
+    return HS_OK;
+}
+
+hs_status hs_watch_dest_path(const char *root, const char *rel, char *out, size_t cap,
+                             hs_error *err)
+{
+    if (root == NULL || rel == NULL || out == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_watch_dest_path: NULL argument");
+    size_t rl = strlen(root);
+    while (rl > 1 && root[rl - 1] == '/')
+        rl--;
+    for (int k = 0; k < 100000; k++) {
+        int n = k == 0 ? snprintf(out, cap, "%.*s/%s", (int)rl, root, rel)
+                       : snprintf(out, cap, "%.*s/%s.%d", (int)rl, root, rel, k);
+        if (n < 0 || (size_t)n >= cap)
+            return hs_fail(err, HS_ERR_ARG, "%s/%s: path too long", root, rel);
+        struct stat sb;
+        if (lstat(out, &sb) != 0 && errno == ENOENT)
+            return HS_OK;
+    }
+    return hs_fail(err, HS_ERR_IO, "%s/%s: too many files of that name", root, rel);
+}
+
+void hs_watch_prune_dirs(const char *drop, const char *path)
+{
+    size_t root = strlen(drop);
+    while (root > 1 && drop[root - 1] == '/')
+        root--;
+    char dir[HS_PATH_CAP];
+    if (strncmp(path, drop, root) != 0 || path[root] != '/' ||
+        hs_dir_of(path, dir, sizeof dir) != 0)
+        return;
+    while (strlen(dir) > root) {
+        if (rmdir(dir) != 0)
+            return;
+        char *slash = strrchr(dir, '/');
+        if (slash == NULL)
+            return;
+        *slash = '\0';
+    }
+}
+
+/* ---- the lock ---------------------------------------------------------------------- */
+
+hs_status hs_watch_lock_take(const char *lock_path, const char *drop, hs_watch_lock *lock,
+                             int *busy, hs_error *err)
+{
+    if (busy != NULL)
+        *busy = 0;
+    if (lock == NULL || lock_path == NULL || drop == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_watch_lock_take: NULL argument");
+    lock->fd = lock->dir_fd = -1;
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return hs_fail(err, HS_ERR_IO, "%s: cannot create the lock file: %s", lock_path,
+                       strerror(errno));
+    int dir_fd = open(drop, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) {
+        int e = errno;
+        close(fd);
+        return hs_fail(err, HS_ERR_IO, "%s: cannot open the drop folder: %s", drop, strerror(e));
+    }
+    int held_by_other = flock(fd, LOCK_EX | LOCK_NB) != 0;
+    int e = errno;
+    if (!held_by_other && flock(dir_fd, LOCK_EX | LOCK_NB) != 0) {
+        e = errno;
+        if (e == EWOULDBLOCK) {
+            close(fd);
+            close(dir_fd);
+            if (busy != NULL)
+                *busy = 1;
+            return hs_fail(err, HS_ERR_IO, "another hemoscan --watch is processing %s (with "
+                           "another database); not starting a second one", drop);
+        }
+    }
+    if (held_by_other) {
+        char text[1024] = "";
+        ssize_t n = pread(fd, text, sizeof text - 1, 0);
+        text[n > 0 ? n : 0] = '\0';
+        close(fd);
+        close(dir_fd);
+        if (e != EWOULDBLOCK)
+            return hs_fail(err, HS_ERR_IO, "%s: cannot lock: %s", lock_path, strerror(e));
+        if (busy != NULL)
+            *busy = 1;
+        long pid = 0;
+        char since[64] = "?", dir[700] = "?";
+        for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+            if (strncmp(line, "pid ", 4) == 0)
+                pid = strtol(line + 4, NULL, 10);
+            else if (strncmp(line, "since ", 6) == 0)
+                snprintf(since, sizeof since, "%s", line + 6);
+            else if (strncmp(line, "drop ", 5) == 0)
+                snprintf(dir, sizeof dir, "%s", line + 5);
+        }
+        return hs_fail(err, HS_ERR_IO, "another hemoscan --watch (pid %ld) is processing %s "
+                       "since %s (lock %s); not starting a second one", pid, dir, since, lock_path);
+    }
+    char text[1024], since[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+    int n = snprintf(text, sizeof text, "pid %ld\nsince %s\ndrop %s\n", (long)getpid(), since, drop);
+    if (n > 0 && (size_t)n >= sizeof text)
+        n = (int)sizeof text - 1;
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n) {
+        /* The lock holds without its note; the second run just says less. */
+    }
+    lock->fd = fd;
+    lock->dir_fd = dir_fd;
+    return HS_OK;
+}
+
+void hs_watch_lock_release(hs_watch_lock *lock)
+{
+    if (lock == NULL)
+        return;
+    if (lock->fd >= 0) {
+        if (ftruncate(lock->fd, 0) != 0) {
+            /* a stale note in an unlocked file is harmless */
+        }
+        close(lock->fd);
+    }
+    if (lock->dir_fd >= 0)
+        close(lock->dir_fd);
+    lock->fd = lock->dir_fd = -1;
+}

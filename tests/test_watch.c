@@ -1,0 +1,382 @@
+/* test_watch.c - CUnit tests of the drop-folder module (watch.c), registered
+ * by hs_register_watch_tests().
+ *
+ * A drop folder made here holds two generated studies (one split over two
+ * folders, one with shuffled names), a text file, a dot file, temporary
+ * names and a name with spaces and non-ASCII letters; the listing must
+ * group exactly those, reuse headers it has seen, and skip excluded
+ * folders. The moves are driven into every state an interruption can leave
+ * behind (part file, both copies, only the target) and must finish each
+ * without losing or doubling a file; the lock must refuse a second holder
+ * and name the first. Studies are 64 x 64 x 6 so the suite stays quick
+ * under valgrind; without the generator those tests say they are skipped. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+
+#include "hemoscan/fileio.h"
+#include "hemoscan/watch.h"
+#include "test_util.h"
+
+int hs_register_watch_tests(void);
+
+static char tmp_dir[4096];
+
+static int suite_init(void)
+{
+    return hs_test_tmpdir_create(tmp_dir, sizeof tmp_dir, "watch");
+}
+
+static int suite_clean(void)
+{
+    return hs_test_tmpdir_remove(tmp_dir);
+}
+
+#define PATH_CAP 4200
+
+static void tmp_path(char *out, const char *name)
+{
+    hs_test_path(out, PATH_CAP, tmp_dir, name);
+}
+
+static int write_text(const char *path, const char *text)
+{
+    return hs_test_write_file(path, text, strlen(text));
+}
+
+static int exists(const char *path)
+{
+    struct stat sb;
+    return lstat(path, &sb) == 0;
+}
+
+static char *read_text(const char *path)
+{
+    size_t n = 0;
+    return (char *)hs_test_read_file(path, &n);
+}
+
+static void test_temp_names(void)
+{
+    CU_ASSERT(hs_watch_is_temp_name(".hidden"));
+    CU_ASSERT(hs_watch_is_temp_name("IM1.dcm.tmp"));
+    CU_ASSERT(hs_watch_is_temp_name("x.part"));
+    CU_ASSERT(hs_watch_is_temp_name("x.partial"));
+    CU_ASSERT(hs_watch_is_temp_name("backup~"));
+    CU_ASSERT(hs_watch_is_temp_name(""));
+    CU_ASSERT(!hs_watch_is_temp_name("IM0001.dcm"));
+    CU_ASSERT(!hs_watch_is_temp_name("CT.1.2.840.113619.2.55"));
+    CU_ASSERT(!hs_watch_is_temp_name("tmp"));
+    CU_ASSERT(!hs_watch_is_temp_name("r\xc3\xb6ntgen bild"));
+}
+
+static void test_stable(void)
+{
+    CU_ASSERT(hs_watch_is_stable(100.0, 160.0, 60.0));
+    CU_ASSERT(!hs_watch_is_stable(100.0, 159.9, 60.0));
+    CU_ASSERT(hs_watch_is_stable(100.0, 100.0, 0.0));
+    CU_ASSERT(!hs_watch_is_stable(200.0, 100.0, 0.0)); /* a file from the future waits */
+}
+
+/* The index of the file whose path ends in suffix, or -1. */
+static int find(const hs_watch_listing *l, const char *suffix)
+{
+    size_t k = strlen(suffix);
+    for (int i = 0; i < l->n_files; i++) {
+        size_t n = strlen(l->files[i].path);
+        if (n >= k && strcmp(l->files[i].path + n - k, suffix) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static void test_list_and_group(void)
+{
+    char drop[PATH_CAP], a[PATH_CAP], b[PATH_CAP], p[PATH_CAP], done[PATH_CAP];
+    tmp_path(drop, "drop");
+    snprintf(a, sizeof a, "%.3000s/study a", drop);
+    snprintf(b, sizeof b, "%.3000s/deep/er/b", drop);
+    int rc = hs_test_generate(a, "--size 64 --slices 6 --seed 21");
+    if (rc == 1)
+        return;
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL_FATAL(hs_test_generate(b, "--size 64 --slices 6 --seed 22 --shuffle"), 0);
+    /* a second series of study a, in another folder */
+    snprintf(p, sizeof p, "%.3000s/more", drop);
+    char opts[PATH_CAP + 200];
+    {
+        /* study a's UID, from the first listing below */
+        hs_watch_listing l;
+        hs_error err = {0};
+        CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, NULL, 0, NULL, &l, &err), HS_OK);
+        CU_ASSERT_EQUAL_FATAL(l.n_studies, 2);
+        int ia = find(&l, "study a/IM0001.dcm");
+        CU_ASSERT_FATAL(ia >= 0);
+        snprintf(opts, sizeof opts, "--size 64 --slices 3 --seed 23 --series-number 5 --study-uid %s",
+                 l.files[ia].study_uid);
+        hs_watch_listing_free(&l);
+    }
+    CU_ASSERT_EQUAL_FATAL(hs_test_generate(p, opts), 0);
+    snprintf(p, sizeof p, "%.3000s/notes r\xc3\xb6ntgen.txt", drop);
+    CU_ASSERT_EQUAL(write_text(p, "not DICOM at all\n"), 0);
+    snprintf(p, sizeof p, "%.3000s/.DS_Store", drop);
+    CU_ASSERT_EQUAL(write_text(p, "hidden"), 0);
+    snprintf(p, sizeof p, "%.3000s/IM9.dcm.part", drop);
+    CU_ASSERT_EQUAL(write_text(p, "being written"), 0);
+    snprintf(p, sizeof p, "%.3000s/link", drop);
+    CU_ASSERT_EQUAL(symlink("/etc/hostname", p), 0);
+    snprintf(done, sizeof done, "%.3000s/done", drop);
+    CU_ASSERT_EQUAL(mkdir(done, 0755), 0);
+    snprintf(p, sizeof p, "%.3000s/old.dcm", done);
+    CU_ASSERT_EQUAL(write_text(p, "already done"), 0);
+
+    hs_watch_listing l;
+    hs_error err = {0};
+    const char *exclude[1] = {done};
+    CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, exclude, 1, NULL, &l, &err), HS_OK);
+    /* 6 + 6 + 3 slices, the text file, the symbolic link; not the dot
+     * file, the part file or the done folder */
+    CU_ASSERT_EQUAL(l.n_files, 17);
+    CU_ASSERT_EQUAL(l.headers_read, 16);
+    CU_ASSERT_EQUAL(l.n_studies, 2);
+    CU_ASSERT_EQUAL(l.n_loose, 2);
+    CU_ASSERT_EQUAL(l.n_errors, 0);
+    CU_ASSERT_EQUAL(find(&l, "old.dcm"), -1);
+    CU_ASSERT_EQUAL(find(&l, ".part"), -1);
+    int total = 0;
+    for (int s = 0; s < l.n_studies; s++) {
+        total += l.studies[s].n;
+        if (s > 0)
+            CU_ASSERT(strcmp(l.studies[s - 1].study_uid, l.studies[s].study_uid) < 0);
+        for (int i = 1; i < l.studies[s].n; i++)
+            CU_ASSERT(strcmp(l.files[l.studies[s].file[i - 1]].path,
+                             l.files[l.studies[s].file[i]].path) < 0);
+    }
+    CU_ASSERT_EQUAL(total, 15);
+    int ia = find(&l, "study a/IM0001.dcm"), im = find(&l, "more/IM0001.dcm");
+    CU_ASSERT_FATAL(ia >= 0 && im >= 0);
+    CU_ASSERT_STRING_EQUAL(l.files[ia].study_uid, l.files[im].study_uid);
+    CU_ASSERT_STRING_EQUAL(l.files[ia].rel, "study a/IM0001.dcm");
+    int it = find(&l, ".txt"), il = find(&l, "/link");
+    CU_ASSERT_FATAL(it >= 0 && il >= 0);
+    CU_ASSERT_EQUAL(l.files[it].kind, HS_WATCH_LOOSE);
+    CU_ASSERT_STRING_EQUAL(l.files[it].verdict, "not_dicom");
+    CU_ASSERT_EQUAL(l.files[il].kind, HS_WATCH_LOOSE);
+    CU_ASSERT_STRING_EQUAL(l.files[il].verdict, "not_regular");
+    for (int s = 0; s < l.n_studies; s++)
+        CU_ASSERT(hs_watch_unchanged(&l, &l.studies[s]));
+
+    /* The next listing reads only what changed. */
+    hs_watch_listing next;
+    CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, exclude, 1, &l, &next, &err), HS_OK);
+    CU_ASSERT_EQUAL(next.headers_read, 0);
+    CU_ASSERT_EQUAL(next.n_studies, 2);
+    hs_watch_listing_free(&next);
+    snprintf(p, sizeof p, "%.3000s/study a/IM0002.dcm", drop);
+    FILE *app = fopen(p, "ab");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(app);
+    fputc(0, app);
+    fclose(app);
+    int changed = 0;
+    for (int s = 0; s < l.n_studies; s++)
+        changed += !hs_watch_unchanged(&l, &l.studies[s]);
+    CU_ASSERT_EQUAL(changed, 1);
+    CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, exclude, 1, &l, &next, &err), HS_OK);
+    CU_ASSERT_EQUAL(next.headers_read, 1);
+    hs_watch_listing_free(&next);
+    hs_watch_listing_free(&l);
+
+    /* Without the exclusion the done folder's file is listed (loose). */
+    CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, NULL, 0, NULL, &l, &err), HS_OK);
+    CU_ASSERT(find(&l, "done/old.dcm") >= 0);
+    hs_watch_listing_free(&l);
+
+    snprintf(p, sizeof p, "%.3000s/nope", drop);
+    CU_ASSERT_EQUAL(hs_watch_list(p, NULL, 0, NULL, &l, &err), HS_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "nope"));
+    hs_watch_listing_free(&l);
+}
+
+static void test_move(void)
+{
+    char src[PATH_CAP], dst[PATH_CAP], part[PATH_CAP], d[PATH_CAP];
+    hs_error err = {0};
+    for (int copy = 0; copy <= 1; copy++) {
+        snprintf(d, sizeof d, "%.3000s/mv%d", tmp_dir, copy);
+        CU_ASSERT_EQUAL_FATAL(mkdir(d, 0755), 0);
+        snprintf(src, sizeof src, "%.3000s/in/a b.dcm", d);
+        snprintf(dst, sizeof dst, "%.3000s/out/x/a b.dcm", d);
+        snprintf(part, sizeof part, "%.3000s/in", d);
+        CU_ASSERT_EQUAL(mkdir(part, 0755), 0);
+        CU_ASSERT_EQUAL(write_text(src, "payload"), 0);
+        chmod(src, 0640);
+        struct timespec old[2] = {{1000000000, 0}, {1000000000, 0}};
+        CU_ASSERT_EQUAL(utimensat(AT_FDCWD, src, old, 0), 0);
+        CU_ASSERT_EQUAL(hs_watch_move(src, dst, copy, &err), HS_OK);
+        CU_ASSERT(!exists(src));
+        char *t = read_text(dst);
+        CU_ASSERT(t != NULL && strcmp(t, "payload") == 0);
+        free(t);
+        struct stat sb;
+        CU_ASSERT(stat(dst, &sb) == 0 && sb.st_mtime == 1000000000 && (sb.st_mode & 0777) == 0640);
+        snprintf(part, sizeof part, "%.3000s/out/x/.a b.dcm.hemoscan-part", d);
+        CU_ASSERT(!exists(part));
+        /* again: done already */
+        CU_ASSERT_EQUAL(hs_watch_move(src, dst, copy, &err), HS_OK);
+        t = read_text(dst);
+        CU_ASSERT(t != NULL && strcmp(t, "payload") == 0);
+        free(t);
+    }
+    /* Interrupted copy, both present and equal: the source goes. */
+    snprintf(src, sizeof src, "%.3000s/both-src", tmp_dir);
+    snprintf(dst, sizeof dst, "%.3000s/both-dst", tmp_dir);
+    CU_ASSERT_EQUAL(write_text(src, "same"), 0);
+    CU_ASSERT_EQUAL(write_text(dst, "same"), 0);
+    CU_ASSERT_EQUAL(hs_watch_move(src, dst, 0, &err), HS_OK);
+    CU_ASSERT(!exists(src) && exists(dst));
+    /* Both present and different: both kept, an error. */
+    CU_ASSERT_EQUAL(write_text(src, "other"), 0);
+    CU_ASSERT_EQUAL(hs_watch_move(src, dst, 0, &err), HS_ERR_IO);
+    CU_ASSERT(exists(src) && exists(dst));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "both kept"));
+    /* A stale part file from a killed copy is replaced, not left. */
+    snprintf(src, sizeof src, "%.3000s/stale-src", tmp_dir);
+    snprintf(dst, sizeof dst, "%.3000s/stale/dst", tmp_dir);
+    snprintf(part, sizeof part, "%.3000s/stale/.dst.hemoscan-part", tmp_dir);
+    snprintf(d, sizeof d, "%.3000s/stale", tmp_dir);
+    CU_ASSERT_EQUAL(mkdir(d, 0755), 0);
+    CU_ASSERT_EQUAL(write_text(src, "complete content"), 0);
+    CU_ASSERT_EQUAL(write_text(part, "compl"), 0);
+    CU_ASSERT_EQUAL(hs_watch_move(src, dst, 1, &err), HS_OK);
+    CU_ASSERT(!exists(part) && !exists(src));
+    char *t = read_text(dst);
+    CU_ASSERT(t != NULL && strcmp(t, "complete content") == 0);
+    free(t);
+    /* A part file left by a killed copy goes when a later attempt renames. */
+    snprintf(src, sizeof src, "%.3000s/stale-src2", tmp_dir);
+    snprintf(dst, sizeof dst, "%.3000s/stale/dst2", tmp_dir);
+    snprintf(part, sizeof part, "%.3000s/stale/.dst2.hemoscan-part", tmp_dir);
+    CU_ASSERT_EQUAL(write_text(src, "whole"), 0);
+    CU_ASSERT_EQUAL(write_text(part, "who"), 0);
+    CU_ASSERT_EQUAL(hs_watch_move(src, dst, 0, &err), HS_OK);
+    CU_ASSERT(!exists(part) && !exists(src) && exists(dst));
+    /* Neither present: an error naming the file. */
+    CU_ASSERT_EQUAL(hs_watch_move(src, "/nonexistent/x", 0, &err), HS_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "stale-src"));
+    /* Removing twice is fine. */
+    CU_ASSERT_EQUAL(hs_watch_remove(dst, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_watch_remove(dst, &err), HS_OK);
+    CU_ASSERT(!exists(dst));
+}
+
+static void test_dest_and_prune(void)
+{
+    char root[PATH_CAP], out[PATH_CAP], p[PATH_CAP];
+    hs_error err = {0};
+    tmp_path(root, "dest");
+    CU_ASSERT_EQUAL(hs_watch_dest_path(root, "s/IM1", out, sizeof out, &err), HS_OK);
+    snprintf(p, sizeof p, "%.3000s/s/IM1", root);
+    CU_ASSERT_STRING_EQUAL(out, p);
+    snprintf(p, sizeof p, "%.3000s/s", root);
+    CU_ASSERT_EQUAL(hs_make_dirs(p, 0755, &err), HS_OK);
+    snprintf(p, sizeof p, "%.3000s/s/IM1", root);
+    CU_ASSERT_EQUAL(write_text(p, "first"), 0);
+    CU_ASSERT_EQUAL(hs_watch_dest_path(root, "s/IM1", out, sizeof out, &err), HS_OK);
+    snprintf(p, sizeof p, "%.3000s/s/IM1.1", root);
+    CU_ASSERT_STRING_EQUAL(out, p);
+    char tiny[8];
+    CU_ASSERT_EQUAL(hs_watch_dest_path(root, "s/IM1", tiny, sizeof tiny, &err), HS_ERR_ARG);
+
+    /* prune: empty folders up to (not including) the drop folder */
+    char drop[PATH_CAP];
+    tmp_path(drop, "prune");
+    snprintf(p, sizeof p, "%.3000s/a/b/c", drop);
+    CU_ASSERT_EQUAL(hs_make_dirs(p, 0755, &err), HS_OK);
+    snprintf(p, sizeof p, "%.3000s/a/keep", drop);
+    CU_ASSERT_EQUAL(write_text(p, "x"), 0);
+    snprintf(p, sizeof p, "%.3000s/a/b/c/gone.dcm", drop);
+    hs_watch_prune_dirs(drop, p);
+    snprintf(p, sizeof p, "%.3000s/a/b", drop);
+    CU_ASSERT(!exists(p));
+    snprintf(p, sizeof p, "%.3000s/a", drop);
+    CU_ASSERT(exists(p));
+    CU_ASSERT(exists(drop));
+}
+
+static void test_lock(void)
+{
+    char lock_path[PATH_CAP], drop[PATH_CAP];
+    tmp_path(lock_path, "audit.db.watch-lock");
+    tmp_path(drop, "lockdrop");
+    CU_ASSERT_EQUAL(mkdir(drop, 0755), 0);
+    hs_watch_lock lock;
+    int busy = 1;
+    hs_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_watch_lock_take(lock_path, drop, &lock, &busy, &err), HS_OK);
+    CU_ASSERT_EQUAL(busy, 0);
+    char *note = read_text(lock_path);
+    CU_ASSERT(note != NULL && strncmp(note, "pid ", 4) == 0 && strstr(note, drop) != NULL);
+    free(note);
+    /* A second holder, in a child process (flock is per open file, so the
+     * child's own open conflicts). */
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        hs_watch_lock other;
+        int b = 0;
+        hs_error e = {0};
+        hs_status st = hs_watch_lock_take(lock_path, drop, &other, &b, &e);
+        char want[64];
+        snprintf(want, sizeof want, "(pid %ld)", (long)getppid());
+        _exit(st == HS_ERR_IO && b == 1 && strstr(e.msg, want) != NULL &&
+                      strstr(e.msg, "another hemoscan --watch") != NULL
+                  ? 0
+                  : 1);
+    }
+    int status = 0;
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* The drop folder alone is locked too (another database). */
+    char other_lock[PATH_CAP];
+    tmp_path(other_lock, "other.db.watch-lock");
+    pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        hs_watch_lock other;
+        int b = 0;
+        hs_error e = {0};
+        hs_status st = hs_watch_lock_take(other_lock, drop, &other, &b, &e);
+        _exit(st == HS_ERR_IO && b == 1 && strstr(e.msg, drop) != NULL ? 0 : 1);
+    }
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    hs_watch_lock_release(&lock);
+    /* Released: taken again. */
+    CU_ASSERT_EQUAL(hs_watch_lock_take(lock_path, drop, &lock, &busy, &err), HS_OK);
+    hs_watch_lock_release(&lock);
+    CU_ASSERT_EQUAL(hs_watch_lock_take(lock_path, "/nonexistent-drop", &lock, &busy, &err),
+                    HS_ERR_IO);
+    CU_ASSERT_EQUAL(busy, 0);
+}
+
+int hs_register_watch_tests(void)
+{
+    static const hs_test_case cases[] = {
+        {"temporary and hidden names are left alone", test_temp_names},
+        {"stable after the stable age", test_stable},
+        {"list, group by study across folders, reuse headers", test_list_and_group},
+        {"moves: rename, copy, every interrupted state", test_move},
+        {"destination names never overwrite; empty folders pruned", test_dest_and_prune},
+        {"one watcher: the lock names the holder", test_lock},
+    };
+    return hs_test_add_suite("watch", suite_init, suite_clean, cases,
+                             sizeof cases / sizeof cases[0]);
+}
