@@ -62,7 +62,7 @@
 enum {
     Q_BEGIN, Q_COMMIT, Q_RUN_BEGIN, Q_RUN_END, Q_MODEL, Q_MODEL_CLASS, Q_STUDY, Q_READING,
     Q_SERIES, Q_SLICE, Q_SERIES_VERDICT, Q_SKIPPED, Q_NEXT_VERDICT, Q_SUPERSEDE, Q_VERDICT,
-    Q_FAILURE, Q_ALREADY_READ, Q_COUNT
+    Q_FAILURE, Q_ALREADY_READ, Q_REVIEW, Q_COUNT
 };
 
 /* What each statement does (for messages) and its text. */
@@ -141,6 +141,12 @@ static const struct {
                         " JOIN readings AS r ON r.reading_id = v.reading_id"
                         " WHERE s.study_uid = ? AND r.instances_sha256 = ?"
                         " AND v.model_sha256 = ? AND v.superseded_by IS NULL)"},
+    [Q_REVIEW] = {"recording the review file",
+                  "INSERT INTO review_files (verdict_id, path, sha256, pages, slice_pages, bytes,"
+                  " key_slice_id, saliency, created_at)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+                  " CASE WHEN ?5 > 0 THEN (SELECT key_slice_id FROM verdicts WHERE verdict_id = ?1) END,"
+                  " ?7, " HS_SQL_TIME ")"},
 };
 
 struct hs_audit {
@@ -741,4 +747,14 @@ hs_status hs_audit_already_read(hs_audit *a, const char *study_uid, const char *
                            model_sha256);
     *found = st == HS_OK && exists != 0;
     return st;
+}
+
+hs_status hs_audit_record_review(hs_audit *a, long long verdict_id, const char *path, const char *sha256,
+                                 int pages, int slice_pages, long long bytes, const char *saliency,
+                                 hs_error *err)
+{
+    if (a == NULL || path == NULL || sha256 == NULL || saliency == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_record_review: NULL argument");
+    return hs_exec(a, err, Q_REVIEW, NULL, "lssiilsd", verdict_id, path, sha256, pages, slice_pages, bytes,
+                   saliency, hs_now());
 }
