@@ -354,22 +354,6 @@ int hs_mode_study(const options *o)
     return status;
 }
 
-/* A folder name from a series UID: UIDs are digits and dots, but a
- * non-conformant one may hold anything, so everything else becomes '_'. */
-static void safe_name(const char *uid, char *out, size_t len)
-{
-    size_t i = 0;
-    for (; uid[i] != '\0' && i + 1 < len; i++) {
-        char c = uid[i];
-        int ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' ||
-                 c == '-';
-        out[i] = ok ? c : '_';
-    }
-    out[i] = '\0';
-    if (i == 0 || strcmp(out, ".") == 0 || strcmp(out, "..") == 0)
-        snprintf(out, len, "series");
-}
-
 /* Every slice of one series as PNG files plus an index.csv. */
 static int export_series(const hs_series *se, const hs_input_recipe *recipe, const char *dir, int *written)
 {
@@ -478,7 +462,7 @@ int hs_mode_export(const options *o)
         }
         for (int s = 0; s < study.n_series; s++) {
             char name[80], dir[4200];
-            safe_name(study.series[s].series_uid, name, sizeof name);
+            hs_safe_file_name(study.series[s].series_uid, "series", name, sizeof name);
             snprintf(dir, sizeof dir, "%s/%s", o->out_dir, name);
             int written = 0;
             status = worse(status, export_series(&study.series[s], &model.recipe, dir, &written));

@@ -39,6 +39,7 @@
 #include "hemoscan/checksum.h"
 #include "hemoscan/cnn.h"
 #include "hemoscan/dicom.h"
+#include "hemoscan/fileio.h"
 #include "hemoscan/render.h"
 
 #ifndef PACKAGE_VERSION
@@ -487,22 +488,6 @@ static int choose_pages(const hs_series_result *res, int n, int key, double thre
     return count;
 }
 
-/* A StudyInstanceUID as a file name: digits, letters, '.', '-'; the rest
- * becomes '_'. */
-static void safe_name(const char *uid, char *out, size_t len)
-{
-    size_t i = 0;
-    for (; uid[i] != '\0' && i + 1 < len; i++) {
-        char c = uid[i];
-        int ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' ||
-                 c == '-';
-        out[i] = ok ? c : '_';
-    }
-    out[i] = '\0';
-    if (i == 0 || out[0] == '.')
-        snprintf(out, len, "study");
-}
-
 /* The contact sheet of series se (thumbnails thumb, thumb_px square). */
 static int draw_contact_sheet(canvas *c, const hs_series *se, const hs_series_result *res,
                               const unsigned char *thumb, int tp, int key, double threshold)
@@ -727,7 +712,7 @@ hs_status hs_review_write(const hs_study_reading *r, const hs_model *model, cons
 
     /* The final name, from the study UID and the reading's start time. */
     char base[128], stamp[32];
-    safe_name(r->study.study_uid, base, sizeof base);
+    hs_safe_file_name(r->study.study_uid, "study", base, sizeof base);
     time_t started = (time_t)r->started;
     struct tm tm;
     gmtime_r(&started, &tm);

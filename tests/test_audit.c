@@ -457,7 +457,7 @@ static void test_settings(void)
     CU_ASSERT_EQUAL(count(db, "PRAGMA application_id"), HS_AUDIT_APPLICATION_ID);
     CHECK_ROW(db, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE "
                   "type IN ('table', 'view') ORDER BY name)",
-              "current_verdicts failures model_classes models readings runs series "
+              "current_verdicts failures model_classes models readings review_files runs series "
               "skipped_files slices studies verdicts");
     sqlite3_close(db);
 
