@@ -70,7 +70,8 @@ typedef struct {
 
 /* A size x size 8-bit thumbnail of a slice of width x height HU values in
  * the brain window: the slice scaled to fit (aspect kept, centred, black
- * padding), each thumbnail pixel the mean of the window values it covers. */
+ * padding), each thumbnail pixel the mean of the window values of up to
+ * 3 x 3 source pixels spread evenly over the area it covers. */
 void hs_review_thumbnail(const float *hu, int width, int height, int size, unsigned char *out);
 
 /* Saliency for one model: Grad-CAM on the model's member nets (the map of
