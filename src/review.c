@@ -40,6 +40,7 @@
 #include "hemoscan/cnn.h"
 #include "hemoscan/dicom.h"
 #include "hemoscan/fileio.h"
+#include "hemoscan/parallel.h"
 #include "hemoscan/render.h"
 
 #ifndef PACKAGE_VERSION
@@ -56,7 +57,7 @@
 
 void hs_review_options_default(hs_review_options *opt)
 {
-    opt->max_pages = HS_REVIEW_MAX_PAGES;
+    opt->max_pages = HS_REVIEW_DEFAULT_PAGES;
     opt->neighbours = HS_REVIEW_NEIGHBOURS;
     opt->layer = -1;
     opt->threads = 1;
@@ -546,6 +547,72 @@ static int draw_contact_sheet(canvas *c, const hs_series *se, const hs_series_re
 }
 
 /* Writes the whole TIFF to the open descriptor fd (closed here). */
+/* The slice pages are made by `threads` workers, each with its own
+ * reader and Grad-CAM workspace, in two rounds: decode and map every page
+ * (the colour scale needs the study's largest map value), then draw every
+ * page. libtiff then writes and compresses the pages in order. */
+typedef struct {
+    const hs_series *se;
+    const hs_series_result *res;
+    const hs_model *model;
+    const int *pages;
+    int key;
+    double threshold;
+    float **hus, **heats;
+    canvas *canvases;
+    hs_saliency **sal;      /* one per worker */
+    hs_dicom_reader **reader; /* one per worker */
+    double heat_max;        /* set between the rounds */
+    hs_status *status;      /* per page */
+    hs_error *errors;       /* per page */
+} page_job;
+
+static void map_page(void *ctx, int p, int thread)
+{
+    page_job *job = ctx;
+    const hs_dicom_header *h = &job->se->slices[job->pages[p]].header;
+    size_t n = (size_t)h->rows * (size_t)h->columns;
+    job->hus[p] = malloc(n * sizeof *job->hus[p]);
+    job->heats[p] = malloc(n * sizeof *job->heats[p]);
+    if (job->hus[p] == NULL || job->heats[p] == NULL) {
+        job->status[p] = hs_fail(&job->errors[p], HS_ERR_NOMEM, "review: out of memory for %dx%d pixels",
+                                 h->columns, h->rows);
+        return;
+    }
+    job->status[p] = hs_dicom_reader_read_hu(job->reader[thread], h->path, h, job->hus[p], &job->errors[p]);
+    if (job->status[p] == HS_OK)
+        job->status[p] = hs_saliency_slice(job->sal[thread], job->hus[p], h->columns, h->rows, job->heats[p],
+                                           NULL, &job->errors[p]);
+}
+
+static void draw_page(void *ctx, int p, int thread)
+{
+    (void)thread;
+    page_job *job = ctx;
+    const hs_dicom_header *h = &job->se->slices[job->pages[p]].header;
+    canvas *c = &job->canvases[p];
+    c->w = h->columns;
+    c->h = h->rows;
+    c->px = malloc((size_t)c->w * (size_t)c->h * 3);
+    if (c->px == NULL) {
+        job->status[p] = hs_fail(&job->errors[p], HS_ERR_NOMEM, "review: out of memory for a %dx%d page",
+                                 c->w, c->h);
+        return;
+    }
+    draw_slice(c, job->hus[p], job->heats[p], job->heat_max);
+    int scale = c->w >= 384 ? 2 : 1;
+    float pr = job->res->slice[job->pages[p]].probability;
+    char prob[16], text[96];
+    format_prob(pr, prob, sizeof prob);
+    int is_key = job->pages[p] == job->key;
+    snprintf(text, sizeof text, "%sSLICE %d/%d  P %s", is_key ? "KEY " : "", job->pages[p] + 1,
+             job->se->n_slices, prob);
+    draw_text(c, 2 * scale, 2 * scale, scale, text,
+              is_key ? YELLOW : (!isnan(pr) && pr >= job->threshold ? ORANGE : WHITE));
+    draw_text(c, 2 * scale, 10 * scale, scale, "DECISION SUPPORT - NOT A DIAGNOSIS", WHITE);
+    draw_legend(c, scale);
+}
+
 static hs_status write_tiff(int fd, const char *tmp, const hs_study_reading *r, const hs_model *model,
                             const hs_review_options *opt, const int *pages, int n_pages,
                             const unsigned char *thumb, int tp, hs_error *err)
@@ -565,60 +632,59 @@ static hs_status write_tiff(int fd, const char *tmp, const hs_study_reading *r, 
         close(fd);
         return hs_fail(err, HS_ERR_IO, "%s: libtiff cannot start the file", tmp);
     }
+    int threads = opt->threads < 1 ? 1 : opt->threads;
+    if (threads > n_pages)
+        threads = n_pages > 0 ? n_pages : 1;
     hs_status st = HS_OK;
-    hs_saliency *sal = NULL;
-    float *hu = NULL, *heat = NULL;
-    canvas c = {0};
-    hs_dicom_reader *reader = hs_dicom_reader_new();
-    /* The heat of every page, kept to normalise by the study's maximum:
-     * a neighbour with weaker evidence shows weaker colour. */
-    float **heats = calloc((size_t)(n_pages > 0 ? n_pages : 1), sizeof *heats);
-    float **hus = calloc((size_t)(n_pages > 0 ? n_pages : 1), sizeof *hus);
-    if (reader == NULL || heats == NULL || hus == NULL)
+    size_t np = (size_t)(n_pages > 0 ? n_pages : 1);
+    page_job job = {se, res, model, pages, key, threshold, calloc(np, sizeof(float *)), calloc(np, sizeof(float *)),
+                    calloc(np, sizeof(canvas)), calloc((size_t)threads, sizeof(hs_saliency *)),
+                    calloc((size_t)threads, sizeof(hs_dicom_reader *)), 0.0, calloc(np, sizeof(hs_status)),
+                    calloc(np, sizeof(hs_error))};
+    hs_pool *pool = threads > 1 ? hs_pool_create(threads) : NULL;
+    if (job.hus == NULL || job.heats == NULL || job.canvases == NULL || job.sal == NULL || job.reader == NULL ||
+        job.status == NULL || job.errors == NULL || (threads > 1 && pool == NULL))
         st = hs_fail(err, HS_ERR_NOMEM, "review: out of memory");
-    if (st == HS_OK && n_pages > 0)
-        st = hs_saliency_create(&sal, model, opt->layer, opt->threads, err);
-    double heat_max = 0.0;
-    for (int p = 0; st == HS_OK && p < n_pages; p++) {
-        const hs_dicom_header *h = &se->slices[pages[p]].header;
-        size_t n = (size_t)h->rows * (size_t)h->columns;
-        hus[p] = malloc(n * sizeof *hu);
-        heats[p] = malloc(n * sizeof *heat);
-        if (hus[p] == NULL || heats[p] == NULL) {
-            st = hs_fail(err, HS_ERR_NOMEM, "review: out of memory for %dx%d pixels", h->columns, h->rows);
-            break;
+    for (int k = 0; st == HS_OK && k < threads && n_pages > 0; k++) {
+        job.reader[k] = hs_dicom_reader_new();
+        if (job.reader[k] == NULL)
+            st = hs_fail(err, HS_ERR_NOMEM, "review: out of memory");
+        else
+            st = hs_saliency_create(&job.sal[k], model, opt->layer, 1, err);
+    }
+    /* Round 1: decode and map; round 2: draw, on the study's scale. */
+    for (int round = 0; round < 2 && st == HS_OK && n_pages > 0; round++) {
+        hs_task_fn fn = round == 0 ? map_page : draw_page;
+        if (pool != NULL)
+            hs_pool_run(pool, n_pages, fn, &job);
+        else
+            for (int p = 0; p < n_pages; p++)
+                fn(&job, p, 0);
+        for (int p = 0; p < n_pages && st == HS_OK; p++) {
+            if (job.status[p] != HS_OK) {
+                st = job.status[p];
+                if (err != NULL)
+                    *err = job.errors[p];
+            }
         }
-        st = hs_dicom_reader_read_hu(reader, h->path, h, hus[p], err);
-        if (st == HS_OK)
-            st = hs_saliency_slice(sal, hus[p], h->columns, h->rows, heats[p], NULL, err);
-        for (size_t i = 0; st == HS_OK && i < n; i++)
-            heat_max = heats[p][i] > heat_max ? heats[p][i] : heat_max;
+        if (round == 0) {
+            for (int p = 0; st == HS_OK && p < n_pages; p++) {
+                const hs_dicom_header *h = &se->slices[pages[p]].header;
+                size_t n = (size_t)h->rows * (size_t)h->columns;
+                for (size_t i = 0; i < n; i++)
+                    job.heat_max = job.heats[p][i] > job.heat_max ? job.heats[p][i] : job.heat_max;
+            }
+        }
     }
     int layer = -1, mh = 0, mw = 0;
-    if (sal != NULL)
-        hs_saliency_layer(sal, &layer, &mh, &mw);
+    if (job.sal != NULL && job.sal[0] != NULL)
+        hs_saliency_layer(job.sal[0], &layer, &mh, &mw);
     char name[64], desc[6144], prob[16];
     for (int p = 0; st == HS_OK && p < n_pages; p++) {
         const hs_slice *sl = &se->slices[pages[p]];
         const hs_dicom_header *h = &sl->header;
-        c.w = h->columns;
-        c.h = h->rows;
-        c.px = malloc((size_t)c.w * (size_t)c.h * 3);
-        if (c.px == NULL) {
-            st = hs_fail(err, HS_ERR_NOMEM, "review: out of memory for a %dx%d page", c.w, c.h);
-            break;
-        }
-        draw_slice(&c, hus[p], heats[p], heat_max);
-        int scale = c.w >= 384 ? 2 : 1;
         float pr = res->slice[pages[p]].probability;
         format_prob(pr, prob, sizeof prob);
-        char text[96];
-        snprintf(text, sizeof text, "%sSLICE %d/%d  P %s", pages[p] == key ? "KEY " : "", pages[p] + 1,
-                 se->n_slices, prob);
-        draw_text(&c, 2 * scale, 2 * scale, scale, text,
-                  pages[p] == key ? YELLOW : (!isnan(pr) && pr >= threshold ? ORANGE : WHITE));
-        draw_text(&c, 2 * scale, 10 * scale, scale, "DECISION SUPPORT - NOT A DIAGNOSIS", WHITE);
-        draw_legend(&c, scale);
         snprintf(name, sizeof name, "slice %d of %d", pages[p] + 1, se->n_slices);
         char position[48] = "unknown", instance[16] = "none", frame[16] = "none";
         if (se->sort_method == HS_SORT_POSITION)
@@ -636,11 +702,10 @@ static hs_status write_tiff(int fd, const char *tmp, const hs_study_reading *r, 
                  !isnan(pr) && pr >= threshold ? "at or above the threshold" : "below the threshold", layer,
                  mh, mw, (double)HS_REVIEW_CENTER_HU, (double)HS_REVIEW_WIDTH_HU, model->sha256);
         double px_per_cm = h->has_pixel_spacing && h->pixel_spacing[1] > 0.0 ? 10.0 / h->pixel_spacing[1] : 0.0;
-        if (tiff_page(&t, &c, p, name, desc, px_per_cm) != 0)
+        if (tiff_page(&t, &job.canvases[p], p, name, desc, px_per_cm) != 0)
             st = hs_fail(err, HS_ERR_IO, "%s: cannot write page %d: %s", tmp, p + 1, strerror(errno));
-        free(c.px);
-        c.px = NULL;
     }
+    canvas c = {0};
     if (st == HS_OK) {
         if (draw_contact_sheet(&c, se, res, thumb, tp, key, threshold) != 0)
             st = hs_fail(err, HS_ERR_NOMEM, "review: out of memory for the contact sheet");
@@ -661,14 +726,28 @@ static hs_status write_tiff(int fd, const char *tmp, const hs_study_reading *r, 
     if (st == HS_OK && (!TIFFFlush(t.tiff) || fsync(fd) != 0))
         st = hs_fail(err, HS_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
     TIFFClose(t.tiff); /* closes fd */
-    for (int p = 0; p < n_pages && hus != NULL && heats != NULL; p++) {
-        free(hus[p]);
-        free(heats[p]);
+    for (int p = 0; p < n_pages; p++) {
+        if (job.hus != NULL)
+            free(job.hus[p]);
+        if (job.heats != NULL)
+            free(job.heats[p]);
+        if (job.canvases != NULL)
+            free(job.canvases[p].px);
     }
-    free(hus);
-    free(heats);
-    hs_saliency_free(sal);
-    hs_dicom_reader_free(reader);
+    for (int k = 0; k < threads; k++) {
+        if (job.sal != NULL)
+            hs_saliency_free(job.sal[k]);
+        if (job.reader != NULL)
+            hs_dicom_reader_free(job.reader[k]);
+    }
+    hs_pool_free(pool);
+    free(job.hus);
+    free(job.heats);
+    free(job.canvases);
+    free(job.sal);
+    free(job.reader);
+    free(job.status);
+    free(job.errors);
     return st;
 }
 
