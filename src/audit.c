@@ -143,19 +143,19 @@ static const struct {
                         " AND v.model_sha256 = ? AND v.superseded_by IS NULL)"},
 };
 
-/* The watcher's statements (schema step 003-watch): prepared when first
- * used, so that a database opened with a shorter schema list (the upgrade
- * tests) still opens. They run through hs_exec like the others, numbered
- * after Q_COUNT. */
+/* The statements of later schema steps (the watcher's, 003-watch; the
+ * review files', 004-review): prepared when first used, so that a
+ * database opened with a shorter schema list (the upgrade tests) still
+ * opens. They run through hs_exec like the others, numbered after Q_COUNT. */
 enum {
     W_RUN = Q_COUNT, W_RUN_COUNTS, W_LOOSE, W_PLAN, W_PENDING, W_FINISH, W_DONE_FILES,
-    W_END
+    W_REVIEW, W_END
 };
 
 static const struct {
     const char *what;
     const char *sql;
-} hs_watch_query[W_END - Q_COUNT] = {
+} hs_later_query[W_END - Q_COUNT] = {
     [W_RUN - Q_COUNT] = {"recording the watch run",
                          "INSERT INTO watch_runs (run_id, drop_dir, done_dir, quarantine_dir,"
                          " disposal, stable_age_s, follow) VALUES (?, ?, ?, ?, ?, ?, ?)"},
@@ -186,6 +186,12 @@ static const struct {
                                 "SELECT dest_path FROM watch_files WHERE study_uid = ?"
                                 " AND action = 'done' AND state = 'finished'"
                                 " ORDER BY watch_file_id"},
+    [W_REVIEW - Q_COUNT] = {"recording the review file",
+                  "INSERT INTO review_files (verdict_id, path, sha256, pages, slice_pages, bytes,"
+                  " key_slice_id, saliency, created_at)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+                  " CASE WHEN ?5 > 0 THEN (SELECT key_slice_id FROM verdicts WHERE verdict_id = ?1) END,"
+                  " ?7, " HS_SQL_TIME ")"},
 };
 
 struct hs_audit {
@@ -241,18 +247,18 @@ static hs_status hs_db_fail(sqlite3 *db, const char *path, int rc, const char *w
  *   p  double, NULL unless > 0 (the structs' "0 when unknown")
  * When the statement returns a row and first is not NULL, *first receives
  * its first column. */
-static hs_status hs_prepare_watch(hs_audit *a, int q, hs_error *err);
+static hs_status hs_prepare_later(hs_audit *a, int q, hs_error *err);
 
 static const char *hs_what(int q)
 {
-    return q < Q_COUNT ? hs_query[q].what : hs_watch_query[q - Q_COUNT].what;
+    return q < Q_COUNT ? hs_query[q].what : hs_later_query[q - Q_COUNT].what;
 }
 
 static hs_status hs_exec(hs_audit *a, hs_error *err, int q, long long *first, const char *types,
                          ...)
 {
     if (q >= Q_COUNT && a->stmt[q] == NULL) {
-        hs_status ps = hs_prepare_watch(a, q, err);
+        hs_status ps = hs_prepare_later(a, q, err);
         if (ps != HS_OK)
             return ps;
     }
@@ -802,12 +808,12 @@ hs_status hs_audit_already_read(hs_audit *a, const char *study_uid, const char *
 
 /* ---- the drop-folder watcher (schema step 003-watch) --------------------------- */
 
-static hs_status hs_prepare_watch(hs_audit *a, int q, hs_error *err)
+static hs_status hs_prepare_later(hs_audit *a, int q, hs_error *err)
 {
-    int rc = sqlite3_prepare_v3(a->db, hs_watch_query[q - Q_COUNT].sql, -1,
+    int rc = sqlite3_prepare_v3(a->db, hs_later_query[q - Q_COUNT].sql, -1,
                                 SQLITE_PREPARE_PERSISTENT, &a->stmt[q], NULL);
     if (rc != SQLITE_OK)
-        return hs_db_fail(a->db, a->path, rc, hs_watch_query[q - Q_COUNT].what, err);
+        return hs_db_fail(a->db, a->path, rc, hs_later_query[q - Q_COUNT].what, err);
     return HS_OK;
 }
 
@@ -915,7 +921,7 @@ hs_status hs_audit_pending_files(hs_audit *a, hs_audit_file_action **out, int *n
     if (a == NULL || out == NULL || n == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_pending_files: NULL argument");
     if (a->stmt[W_PENDING] == NULL) {
-        hs_status ps = hs_prepare_watch(a, W_PENDING, err);
+        hs_status ps = hs_prepare_later(a, W_PENDING, err);
         if (ps != HS_OK)
             return ps;
     }
@@ -966,7 +972,7 @@ hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***
     if (a == NULL || study_uid == NULL || paths == NULL || n == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_study_done_files: NULL argument");
     if (a->stmt[W_DONE_FILES] == NULL) {
-        hs_status ps = hs_prepare_watch(a, W_DONE_FILES, err);
+        hs_status ps = hs_prepare_later(a, W_DONE_FILES, err);
         if (ps != HS_OK)
             return ps;
     }
@@ -1006,4 +1012,16 @@ hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***
     *paths = list;
     *n = count;
     return HS_OK;
+}
+
+/* ---- review pictures (schema step 004-review) ------------------------------------- */
+
+hs_status hs_audit_record_review(hs_audit *a, long long verdict_id, const char *path, const char *sha256,
+                                 int pages, int slice_pages, long long bytes, const char *saliency,
+                                 hs_error *err)
+{
+    if (a == NULL || path == NULL || sha256 == NULL || saliency == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_record_review: NULL argument");
+    return hs_exec(a, err, W_REVIEW, NULL, "lssiilsd", verdict_id, path, sha256, pages, slice_pages, bytes,
+                   saliency, hs_now());
 }

@@ -709,8 +709,11 @@ static void infer_task(void *p, int task, int thread)
     infer_samples(job->net, job->ws, job->x, s0, s1, thread);
 }
 
-const float *hs_forward(const hs_net *net, hs_ws *ws, const float *x, int n,
-                        int training, hs_rng *rng)
+/* hs_forward; dropout != 0 applies the dropout masks of training, 0
+ * passes the values through (copied, so a training workspace still keeps
+ * every layer's activations, as Grad-CAM needs). */
+static const float *forward_impl(const hs_net *net, hs_ws *ws, const float *x, int n,
+                                 int training, int dropout, hs_rng *rng)
 {
     if (n < 1 || n > ws->max_batch || (training && !ws->training))
         return NULL;
@@ -769,7 +772,10 @@ const float *hs_forward(const hs_net *net, hs_ws *ws, const float *x, int n,
                 dst[j] = cur[j] > 0.0f ? cur[j] : 0.0f;
             break;
         case HS_LAYER_DROPOUT:
-            if (training) {
+            if (training && !dropout) {
+                if (dst != cur)
+                    memcpy(dst, cur, count * sizeof *dst);
+            } else if (training) {
                 float keep = 1.0f - l->spec.rate, scale = 1.0f / keep;
                 float *mask = ws->mask[i];
                 for (size_t j = 0; j < count; j++)
@@ -793,6 +799,12 @@ const float *hs_forward(const hs_net *net, hs_ws *ws, const float *x, int n,
     ws->last_n = n;
     ws->last_training = training;
     return cur;
+}
+
+const float *hs_forward(const hs_net *net, hs_ws *ws, const float *x, int n,
+                        int training, hs_rng *rng)
+{
+    return forward_impl(net, ws, x, n, training, training, rng);
 }
 
 /* ---- loss and backward -------------------------------------------------- */
@@ -920,4 +932,121 @@ void hs_backward(hs_net *net, hs_ws *ws, const float *x, int n)
         for (size_t j = 0; j < net->n_params; j++)
             net->grads[j] += p[j];
     }
+}
+
+/* ---- saliency: gradients of a score, Grad-CAM ----------------------------- */
+
+int hs_net_last_conv(const hs_net *net)
+{
+    for (int i = net->n_layers - 1; i >= 0; i--)
+        if (net->layers[i].spec.kind == HS_LAYER_CONV)
+            return i;
+    return -1;
+}
+
+hs_status hs_score_gradient(const hs_net *net, hs_ws *ws, int layer, int unit, const float *x,
+                            float *grad, float *logit, hs_error *err)
+{
+    const int L = net->n_layers;
+    if (!ws->training || ws->n_layers != L || ws->n_params != net->n_params)
+        return hs_fail(err, HS_ERR_ARG, "score gradient: needs a training workspace of this network");
+    if (layer < 0 || layer > L - 2)
+        return hs_fail(err, HS_ERR_ARG, "score gradient: layer %d, expected 0..%d", layer, L - 2);
+    if (unit < 0 || unit >= hs_net_outputs(net))
+        return hs_fail(err, HS_ERR_ARG, "score gradient: output unit %d, expected 0..%d", unit,
+                       hs_net_outputs(net) - 1);
+    /* The kernels accumulate parameter gradients as they go; they are not
+     * wanted here, so they land in a scratch vector. */
+    float *scratch = calloc(net->n_params > 0 ? net->n_params : 1, sizeof *scratch);
+    if (scratch == NULL)
+        return hs_fail(err, HS_ERR_NOMEM, "score gradient: out of memory for %zu gradients", net->n_params);
+    if (forward_impl(net, ws, x, 1, 1, 0, NULL) == NULL) {
+        free(scratch);
+        return hs_fail(err, HS_ERR_ARG, "score gradient: the forward pass was refused");
+    }
+    const int k = hs_net_outputs(net);
+    if (logit != NULL)
+        *logit = ws->out[L - 2][unit];
+    /* d score / d logits: 1 for the chosen unit. The score is the logit,
+     * not the probability, so a saturated sigmoid still has a gradient. */
+    for (int j = 0; j < k; j++)
+        ws->dlogits[j] = j == unit ? 1.0f : 0.0f;
+    float *g = ws->dlogits;
+    float *next = ws->grad_a[0], *other = ws->grad_b[0];
+    for (int i = L - 2; i > layer; i--) {
+        const hs_layer *l = &net->layers[i];
+        const float *in = ws->out[i - 1];
+        const float *out = ws->out[i];
+        size_t count = shape_size(l->out);
+        float *din = next;
+        switch (l->spec.kind) {
+        case HS_LAYER_CONV:
+            if (l->spec.relu)
+                hs_relu_mask(g, out, count);
+            hs_conv_backward(l, net->params, scratch, in, g, din, 1, ws->col[0], ws->dcol[0]);
+            break;
+        case HS_LAYER_DENSE:
+            if (l->spec.relu)
+                hs_relu_mask(g, out, count);
+            hs_dense_backward(l, net->params, scratch, in, g, din, 1);
+            break;
+        case HS_LAYER_MAXPOOL:
+            hs_maxpool_backward(l, in, out, g, din, 1);
+            break;
+        case HS_LAYER_RELU:
+            hs_relu_mask(g, out, count);
+            din = g;
+            break;
+        default: /* dropout (off here), flatten: the gradient passes */
+            din = g;
+            break;
+        }
+        if (din != g) {
+            g = din;
+            next = other;
+            other = din;
+        }
+    }
+    memcpy(grad, g, shape_size(net->layers[layer].out) * sizeof *grad);
+    free(scratch);
+    return HS_OK;
+}
+
+hs_status hs_gradcam(const hs_net *net, hs_ws *ws, int layer, const float *x, float *map,
+                     float *logit, hs_error *err)
+{
+    if (layer < 0)
+        layer = hs_net_last_conv(net);
+    if (layer < 0 || layer >= net->n_layers || net->layers[layer].spec.kind != HS_LAYER_CONV)
+        return hs_fail(err, HS_ERR_ARG, "Grad-CAM: layer %d is not a convolution", layer);
+    const hs_shape s = net->layers[layer].out;
+    const size_t pixels = (size_t)s.h * (size_t)s.w;
+    float *grad = malloc(shape_size(s) * sizeof *grad);
+    double *weight = calloc((size_t)s.c, sizeof *weight);
+    if (grad == NULL || weight == NULL) {
+        free(grad);
+        free(weight);
+        return hs_fail(err, HS_ERR_NOMEM, "Grad-CAM: out of memory for a %dx%dx%d gradient", s.h, s.w, s.c);
+    }
+    hs_status st = hs_score_gradient(net, ws, layer, 0, x, grad, logit, err);
+    if (st == HS_OK) {
+        /* The channel weights: the gradient averaged over the map (global
+         * average pooling of the gradients). */
+        for (size_t p = 0; p < pixels; p++)
+            for (int c = 0; c < s.c; c++)
+                weight[c] += grad[p * (size_t)s.c + (size_t)c];
+        for (int c = 0; c < s.c; c++)
+            weight[c] /= (double)pixels;
+        /* The map: ReLU of the weighted sum of the activations. */
+        const float *a = ws->out[layer];
+        for (size_t p = 0; p < pixels; p++) {
+            double v = 0.0;
+            for (int c = 0; c < s.c; c++)
+                v += weight[c] * a[p * (size_t)s.c + (size_t)c];
+            map[p] = v > 0.0 ? (float)v : 0.0f;
+        }
+    }
+    free(grad);
+    free(weight);
+    return st;
 }

@@ -260,3 +260,17 @@ hs_status hs_make_dirs(const char *dir, unsigned mode, hs_error *err)
     }
     return HS_OK;
 }
+
+void hs_safe_file_name(const char *uid, const char *fallback, char *out, size_t len)
+{
+    size_t i = 0;
+    for (; uid[i] != '\0' && i + 1 < len; i++) {
+        char c = uid[i];
+        int ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' ||
+                 c == '-';
+        out[i] = ok ? c : '_';
+    }
+    out[i] = '\0';
+    if (i == 0 || out[0] == '.')
+        snprintf(out, len, "%s", fallback);
+}

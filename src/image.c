@@ -539,6 +539,12 @@ static void join_rows(const run_list *l, int *parent, int y, int widen)
 
 hs_status hs_image_crop_head(const hs_image *gray, float threshold, hs_image *out, hs_error *err)
 {
+    return hs_image_crop_head_box(gray, threshold, out, NULL, err);
+}
+
+hs_status hs_image_crop_head_box(const hs_image *gray, float threshold, hs_image *out, int box[4],
+                                 hs_error *err)
+{
     if (out != NULL)
         memset(out, 0, sizeof *out);
     if (!image_ok(gray) || out == NULL || out == gray)
@@ -575,6 +581,12 @@ hs_status hs_image_crop_head(const hs_image *gray, float threshold, hs_image *ou
     }
     bright.row_start[h] = bright.n;
     if (bright.n == 0) {
+        if (box != NULL) {
+            box[0] = 0;
+            box[1] = 0;
+            box[2] = w;
+            box[3] = h;
+        }
         free(bright.row_start);
         free(gaps.row_start);
         return image_copy(gray, out, err);
@@ -615,6 +627,12 @@ hs_status hs_image_crop_head(const hs_image *gray, float threshold, hs_image *ou
     }
     for (int i = bright.n - 1; i >= 0; i--)
         parent[i] = uf_find(parent, i) == head ? -1 : 0;
+    if (box != NULL) {
+        box[0] = bx0;
+        box[1] = by0;
+        box[2] = bx1 - bx0 + 1;
+        box[3] = by1 - by0 + 1;
+    }
 
     /* Gaps: the stretches of each box row not covered by a head run. Those
      * 4-connected (exact column overlap) to a gap on the box's edge are
@@ -761,6 +779,28 @@ static int axis_plan_make(axis_plan *plan, int src_n, int dst_n)
     return 0;
 }
 
+/* Where hs_image_fit puts a sw x sh picture on a width x height canvas:
+ * content size cw x ch at offset (ox, oy). The limiting side fills the
+ * canvas, the other keeps the aspect ratio, rounded to nearest (integers,
+ * so no float drift). */
+static void fit_layout(int src_w, int src_h, int width, int height, int *cw, int *ch, int *ox, int *oy)
+{
+    long long sw = src_w, sh = src_h;
+    if ((long long)width * sh <= (long long)height * sw) {
+        *cw = width;
+        *ch = (int)((2 * sh * width + sw) / (2 * sw));
+    } else {
+        *ch = height;
+        *cw = (int)((2 * sw * height + sh) / (2 * sh));
+    }
+    if (*cw < 1)
+        *cw = 1;
+    if (*ch < 1)
+        *ch = 1;
+    *ox = (width - *cw) / 2;
+    *oy = (height - *ch) / 2;
+}
+
 hs_status hs_image_fit(const hs_image *in, int width, int height, hs_image *out, hs_error *err)
 {
     if (out != NULL)
@@ -771,23 +811,8 @@ hs_status hs_image_fit(const hs_image *in, int width, int height, hs_image *out,
         return hs_fail(err, HS_ERR_ARG, "hs_image_fit: target size %dx%d is out of range, expected 1..%d per side",
                        width, height, HS_IMAGE_MAX_SIDE);
 
-    /* Content size: the limiting side fills the canvas, the other keeps the
-     * aspect ratio, rounded to nearest (integers, so no float drift). */
-    long long sw = in->width, sh = in->height;
-    int cw, ch;
-    if ((long long)width * sh <= (long long)height * sw) {
-        cw = width;
-        ch = (int)((2 * sh * width + sw) / (2 * sw));
-    } else {
-        ch = height;
-        cw = (int)((2 * sw * height + sh) / (2 * sh));
-    }
-    if (cw < 1)
-        cw = 1;
-    if (ch < 1)
-        ch = 1;
-    int ox = (width - cw) / 2;
-    int oy = (height - ch) / 2;
+    int cw, ch, ox, oy;
+    fit_layout(in->width, in->height, width, height, &cw, &ch, &ox, &oy);
 
     int c = in->channels;
     axis_plan px_plan, py_plan;
@@ -852,6 +877,25 @@ static int name_is(const char *field, size_t cap, const char *s)
 hs_status hs_prepare_input(const hs_image *picture, const hs_input_recipe *recipe, float *out,
                            hs_error *err)
 {
+    return hs_prepare_input_geometry(picture, recipe, out, NULL, err);
+}
+
+void hs_input_to_picture(const hs_input_geometry *g, double ix, double iy, double *px, double *py)
+{
+    /* pixel centres: input pixel i covers [i, i + 1) */
+    *px = g->crop_x + (ix + 0.5 - g->content_x) * (double)g->crop_w / g->content_w - 0.5;
+    *py = g->crop_y + (iy + 0.5 - g->content_y) * (double)g->crop_h / g->content_h - 0.5;
+}
+
+void hs_picture_to_input(const hs_input_geometry *g, double px, double py, double *ix, double *iy)
+{
+    *ix = g->content_x + (px + 0.5 - g->crop_x) * (double)g->content_w / g->crop_w - 0.5;
+    *iy = g->content_y + (py + 0.5 - g->crop_y) * (double)g->content_h / g->crop_h - 0.5;
+}
+
+hs_status hs_prepare_input_geometry(const hs_image *picture, const hs_input_recipe *recipe, float *out,
+                                    hs_input_geometry *geo, hs_error *err)
+{
     if (!image_ok(picture) || recipe == NULL || out == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_prepare_input: no picture, an invalid one, no recipe or no output given");
     int crop;
@@ -892,10 +936,23 @@ hs_status hs_prepare_input(const hs_image *picture, const hs_input_recipe *recip
         st = hs_image_to_gray(picture, &gray, err);
         source = &gray;
     }
+    int box[4] = {0, 0, picture->width, picture->height};
     if (st == HS_OK && crop)
-        st = hs_image_crop_head(source, HS_HEAD_THRESHOLD, &cropped, err);
+        st = hs_image_crop_head_box(source, HS_HEAD_THRESHOLD, &cropped, box, err);
     if (st == HS_OK)
         st = hs_image_fit(crop ? &cropped : source, recipe->width, recipe->height, &fitted, err);
+    if (st == HS_OK && geo != NULL) {
+        geo->picture_width = picture->width;
+        geo->picture_height = picture->height;
+        geo->crop_x = box[0];
+        geo->crop_y = box[1];
+        geo->crop_w = box[2];
+        geo->crop_h = box[3];
+        geo->input_width = recipe->width;
+        geo->input_height = recipe->height;
+        fit_layout(box[2], box[3], recipe->width, recipe->height, &geo->content_w, &geo->content_h,
+                   &geo->content_x, &geo->content_y);
+    }
     if (st == HS_OK) {
         /* "unit": the rendering already maps the window to [0, 1]. */
         size_t n = (size_t)recipe->width * (size_t)recipe->height;

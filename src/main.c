@@ -110,6 +110,9 @@ static void usage(FILE *out)
             "                         $XDG_STATE_HOME/hemoscan/audit.db, else\n"
             "                         ~/.local/state/hemoscan/audit.db)\n"
             "  --all-series           score every eligible series, not only the best\n"
+            "  --review DIR           also write review pictures per study into DIR: a\n"
+            "                         multi-page TIFF of the key slices with the network's\n"
+            "                         Grad-CAM heatmap and a contact sheet of all slices\n"
             "  --min-thickness MM     preferred slice thickness range (2)\n"
             "  --max-thickness MM     (10)\n"
             "\n"
@@ -173,7 +176,8 @@ enum {
     OPT_GROUPS, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_DROPOUT, OPT_WEIGHT_DECAY, OPT_OPTIMIZER,
     OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS, OPT_AUG_STRENGTH,
     OPT_STUDY, OPT_EXPORT, OPT_OUT, OPT_DB, OPT_ALL_SERIES, OPT_MIN_THICKNESS, OPT_MAX_THICKNESS,
-    OPT_WATCH, OPT_FOLLOW, OPT_STABLE_AGE, OPT_DONE, OPT_DELETE, OPT_QUARANTINE, OPT_SYSLOG
+    OPT_WATCH, OPT_FOLLOW, OPT_STABLE_AGE, OPT_DONE, OPT_DELETE, OPT_QUARANTINE, OPT_SYSLOG,
+    OPT_REVIEW
 };
 
 static const struct option longopts[] = {
@@ -213,6 +217,7 @@ static const struct option longopts[] = {
     {"out", required_argument, NULL, OPT_OUT},
     {"db", required_argument, NULL, OPT_DB},
     {"all-series", no_argument, NULL, OPT_ALL_SERIES},
+    {"review", required_argument, NULL, OPT_REVIEW},
     {"min-thickness", required_argument, NULL, OPT_MIN_THICKNESS},
     {"max-thickness", required_argument, NULL, OPT_MAX_THICKNESS},
     {"watch", required_argument, NULL, OPT_WATCH},
@@ -255,6 +260,7 @@ static int take_option(options *o, int c, const char *arg)
     case OPT_DELETE: o->delete_done = 1; break;
     case OPT_QUARANTINE: o->quarantine_dir = arg; break;
     case OPT_SYSLOG: o->use_syslog = 1; break;
+    case OPT_REVIEW: o->review_dir = arg; break;
     case OPT_MIN_THICKNESS:
         if (parse_double("--min-thickness", arg, 0.0, 100.0, &d) != 0)
             return -1;
@@ -449,6 +455,10 @@ static int parse_options(int argc, char **argv, options *o)
     }
     if (o->out_dir != NULL && !o->export_slices) {
         fprintf(stderr, "hemoscan: --out works with --export\n");
+        return -1;
+    }
+    if (o->review_dir != NULL && !o->study) {
+        fprintf(stderr, "hemoscan: --review works with --study\n");
         return -1;
     }
     if (o->min_thickness > 0 && o->max_thickness > 0 && o->min_thickness > o->max_thickness) {

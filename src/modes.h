@@ -8,7 +8,9 @@
 
 #include <jansson.h>
 
+#include "hemoscan/audit.h"
 #include "hemoscan/model.h"
+#include "hemoscan/review.h"
 #include "hemoscan/study.h"
 #include "hemoscan/train.h"
 
@@ -48,6 +50,7 @@ typedef struct {
     const char *db;         /* --db FILE (NULL: the default audit database) */
     const char *out_dir;    /* --out DIR for --export */
     int all_series;         /* --all-series */
+    const char *review_dir; /* --review DIR with --study (NULL: no review pictures) */
     double min_thickness, max_thickness; /* --min-thickness, --max-thickness (0: defaults) */
     int threads_given;      /* --threads was given (else modes pick their default) */
     const char *watch_dir;  /* --watch DIR */
@@ -78,8 +81,9 @@ const char *hs_audit_path(const options *o, char *buf, size_t len, hs_error *err
 
 /* A study reading as --study prints it (text), and as one JSON object. */
 void hs_print_reading(const hs_study_reading *r, const hs_model *model, const char *model_path,
-                      const char *db_path, long long verdict_id, int verbose);
-json_t *hs_reading_json(const hs_study_reading *r, const hs_model *model, long long verdict_id);
+                      const char *db_path, long long verdict_id, const hs_review_file *review, int verbose);
+json_t *hs_reading_json(const hs_study_reading *r, const hs_model *model, long long verdict_id,
+                        const hs_review_file *review);
 
 int hs_mode_init_model(const options *o);
 int hs_mode_model_info(const options *o);
@@ -88,6 +92,14 @@ int hs_mode_cross_validate(const options *o);
 int hs_mode_predict(const options *o);
 int hs_mode_eval(const options *o);
 int hs_mode_study(const options *o);
+/* The review pictures of one reading: write the TIFF into dir (created
+ * 0700 if missing), then record it in audit against verdict_id (when both
+ * are given). Prints a one-line error naming the study on failure and
+ * returns EXIT_FAILED; the verdict is recorded before this is called, so
+ * it stands either way. The entry point for any mode that reads studies
+ * (--study now, the watcher later). */
+int hs_study_review(const char *dir, hs_audit *audit, const hs_study_reading *r, const hs_model *model,
+                    long long verdict_id, int threads, hs_review_file *out);
 int hs_mode_export(const options *o);
 int hs_mode_watch(const options *o);
 

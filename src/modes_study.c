@@ -23,6 +23,7 @@
 #include "hemoscan/fileio.h"
 #include "hemoscan/image.h"
 #include "hemoscan/render.h"
+#include "hemoscan/review.h"
 #include "hemoscan/study.h"
 #include "modes.h"
 
@@ -99,7 +100,8 @@ static const hs_slice *key_slice(const hs_study_reading *r, const hs_series **se
     return &(*series)->slices[r->verdict.key_slice];
 }
 
-json_t *hs_reading_json(const hs_study_reading *r, const hs_model *model, long long verdict_id)
+json_t *hs_reading_json(const hs_study_reading *r, const hs_model *model, long long verdict_id,
+                        const hs_review_file *review)
 {
     json_t *j = json_object();
     const hs_study *s = &r->study;
@@ -165,11 +167,12 @@ json_t *hs_reading_json(const hs_study_reading *r, const hs_model *model, long l
     json_object_set_new(j, "files_skipped", json_integer(s->n_skipped));
     json_object_set_new(j, "seconds", json_real(r->finished - r->started));
     json_object_set_new(j, "audit_verdict_id", verdict_id > 0 ? json_integer(verdict_id) : json_null());
+    json_object_set_new(j, "review_file", review != NULL && review->path[0] ? json_string(review->path) : json_null());
     return j;
 }
 
 void hs_print_reading(const hs_study_reading *r, const hs_model *model, const char *model_path,
-                      const char *db_path, long long verdict_id, int verbose)
+                      const char *db_path, long long verdict_id, const hs_review_file *review, int verbose)
 {
     const hs_study *s = &r->study;
     printf("study %s\n", s->study_uid[0] ? s->study_uid : "(no study UID)");
@@ -228,8 +231,40 @@ void hs_print_reading(const hs_study_reading *r, const hs_model *model, const ch
     printf("  model:      %s, sha256 %.16s...\n", base_name(model_path), model->sha256);
     if (db_path != NULL)
         printf("  recorded:   %s, verdict id %lld\n", db_path, verdict_id);
+    if (review != NULL && review->path[0])
+        printf("  review:     %s (%d pages)\n", review->path, review->pages);
     printf("  time:       %.2f s\n", r->finished - r->started);
     printf("  hemoscan is decision support, not a diagnosis: a radiologist reads every study.\n");
+}
+
+int hs_study_review(const char *dir, hs_audit *audit, const hs_study_reading *r, const hs_model *model,
+                    long long verdict_id, int threads, hs_review_file *out)
+{
+    hs_error err = {0};
+    memset(out, 0, sizeof *out);
+    hs_review_options ropt;
+    hs_review_options_default(&ropt);
+    ropt.threads = threads > 0 ? threads : 1;
+    hs_status st = hs_make_dirs(dir, 0700, &err);
+    if (st == HS_OK)
+        st = hs_review_write(r, model, dir, &ropt, out, &err);
+    if (st != HS_OK) {
+        fprintf(stderr, "hemoscan: %s: review: %s\n", r->dir, err.msg);
+        return EXIT_FAILED;
+    }
+    if (out->path[0] == '\0' || audit == NULL || verdict_id <= 0)
+        return EXIT_OK;
+    const hs_net *net = &model->member[0];
+    int layer = hs_net_last_conv(net);
+    char saliency[64];
+    snprintf(saliency, sizeof saliency, "grad-cam layer %d (%dx%d)", layer, net->layers[layer].out.h,
+             net->layers[layer].out.w);
+    if (hs_audit_record_review(audit, verdict_id, out->path, out->sha256, out->pages, out->slice_pages,
+                               out->bytes, saliency, &err) != HS_OK) {
+        fprintf(stderr, "hemoscan: audit database: %s\n", err.msg);
+        return EXIT_FAILED;
+    }
+    return EXIT_OK;
 }
 
 int hs_mode_study(const options *o)
@@ -263,16 +298,27 @@ int hs_mode_study(const options *o)
     sopt.all_series = o->all_series;
     sopt.min_thickness_mm = o->min_thickness;
     sopt.max_thickness_mm = o->max_thickness;
+    if (o->review_dir != NULL)
+        sopt.review_thumb_px = HS_REVIEW_THUMB_PX;
 
     int status = EXIT_OK;
     for (int i = 0; i < o->n_paths; i++) {
         const char *dir = o->paths[i];
         hs_study_reading r;
         long long verdict_id = 0;
+        hs_review_file review;
+        memset(&review, 0, sizeof review);
         hs_status st = hs_study_read(dir, &model, &sopt, &r, &err);
+        const hs_status read_st = st;
         if (st == HS_OK)
             st = hs_audit_record_study(audit, run_id, &r, &model, &verdict_id, &err);
-        else {
+        /* The review file is written after the verdict is recorded (a
+         * review that fails never costs the verdict) and recorded after
+         * it is complete (a row never points at a missing file). */
+        if (st == HS_OK && o->review_dir != NULL)
+            status = worse(status, hs_study_review(o->review_dir, audit, &r, &model, verdict_id, o->threads,
+                                                   &review));
+        if (read_st != HS_OK) {
             hs_error err2 = {0};
             if (hs_audit_record_failure(audit, run_id, dir, r.study.study_uid[0] ? r.study.study_uid : NULL,
                                         "read", err.msg, &err2) != HS_OK)
@@ -285,14 +331,14 @@ int hs_mode_study(const options *o)
             continue;
         }
         if (o->json) {
-            json_t *j = hs_reading_json(&r, &model, verdict_id);
+            json_t *j = hs_reading_json(&r, &model, verdict_id, &review);
             json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
             fputc('\n', stdout);
             json_decref(j);
         } else if (o->verbose >= 0) {
             if (i > 0)
                 printf("\n");
-            hs_print_reading(&r, &model, model_path, db_path, verdict_id, o->verbose);
+            hs_print_reading(&r, &model, model_path, db_path, verdict_id, &review, o->verbose);
         }
         fflush(stdout);
         status = worse(status, study_exit_status(&r));
@@ -305,22 +351,6 @@ int hs_mode_study(const options *o)
     hs_audit_close(audit);
     hs_model_free(&model);
     return status;
-}
-
-/* A folder name from a series UID: UIDs are digits and dots, but a
- * non-conformant one may hold anything, so everything else becomes '_'. */
-static void safe_name(const char *uid, char *out, size_t len)
-{
-    size_t i = 0;
-    for (; uid[i] != '\0' && i + 1 < len; i++) {
-        char c = uid[i];
-        int ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' ||
-                 c == '-';
-        out[i] = ok ? c : '_';
-    }
-    out[i] = '\0';
-    if (i == 0 || strcmp(out, ".") == 0 || strcmp(out, "..") == 0)
-        snprintf(out, len, "series");
 }
 
 /* Every slice of one series as PNG files plus an index.csv. */
@@ -431,7 +461,7 @@ int hs_mode_export(const options *o)
         }
         for (int s = 0; s < study.n_series; s++) {
             char name[80], dir[4200];
-            safe_name(study.series[s].series_uid, name, sizeof name);
+            hs_safe_file_name(study.series[s].series_uid, "series", name, sizeof name);
             snprintf(dir, sizeof dir, "%s/%s", o->out_dir, name);
             int written = 0;
             status = worse(status, export_series(&study.series[s], &model.recipe, dir, &written));

@@ -480,12 +480,12 @@ static void hs_process_study(hs_watcher *w, const hs_watch_listing *l, const hs_
     else
         w->c.not_assessable++;
     if (o->json) {
-        json_t *j = hs_reading_json(&r, &w->model, verdict_id);
+        json_t *j = hs_reading_json(&r, &w->model, verdict_id, NULL);
         json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
         fputc('\n', stdout);
         json_decref(j);
     } else if (o->verbose > 0) {
-        hs_print_reading(&r, &w->model, w->model_path, w->db_path, verdict_id, o->verbose);
+        hs_print_reading(&r, &w->model, w->model_path, w->db_path, verdict_id, NULL, o->verbose);
         printf("\n");
     } else if (o->verbose == 0) {
         hs_print_study_line(w, &r, verdict_id);

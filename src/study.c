@@ -20,6 +20,7 @@
 #include "hemoscan/parallel.h"
 #include "hemoscan/predict.h"
 #include "hemoscan/render.h"
+#include "hemoscan/review.h"
 
 /* Slices a worker takes at a time: inference runs image by image, so a
  * batch only amortises the call, and small chunks keep the two workers
@@ -105,6 +106,8 @@ typedef struct {
     const hs_input_recipe *recipe;
     size_t input_size;       /* floats per network input */
     hs_slice_result *result; /* per slice; each slice is written by one worker */
+    int thumb_px;            /* > 0: write a thumbnail of each decoded slice */
+    unsigned char *thumb;    /* thumb_px^2 bytes per slice, or NULL */
     hs_predictor **pred;     /* one per worker */
     atomic_int next_slice;
     atomic_int failed;       /* a worker ran out of memory */
@@ -149,6 +152,9 @@ static void score_worker(void *ctx, int task, int thread)
                 hu_cap = need;
             }
             hs_status st = hs_dicom_reader_read_hu(reader, h->path, h, hu, &err);
+            if (st == HS_OK && job->thumb != NULL)
+                hs_review_thumbnail(hu, h->columns, h->rows, job->thumb_px,
+                                    job->thumb + (size_t)i * (size_t)job->thumb_px * (size_t)job->thumb_px);
             if (st == HS_OK)
                 st = hs_render_input(hu, h->columns, h->rows, job->recipe,
                                      inputs + (size_t)packed * job->input_size, &err);
@@ -171,12 +177,12 @@ static void score_worker(void *ctx, int task, int thread)
 
 /* Decode, render and score every slice of series into result. */
 static hs_status score_series(const hs_series *series, const hs_model *model, hs_pool *pool,
-                              hs_predictor **pred, hs_slice_result *result, hs_error *err)
+                              hs_predictor **pred, hs_series_result *res, hs_error *err)
 {
     const hs_input_recipe *recipe = &model->recipe;
     series_job job = {series, recipe,
-                      (size_t)recipe->width * (size_t)recipe->height * (size_t)recipe->channels, result,
-                      pred, 0, 0};
+                      (size_t)recipe->width * (size_t)recipe->height * (size_t)recipe->channels, res->slice,
+                      res->thumb_px, res->thumb, pred, 0, 0};
     atomic_init(&job.next_slice, 0);
     atomic_init(&job.failed, 0);
     hs_pool_run(pool, hs_pool_threads(pool), score_worker, &job);
@@ -280,7 +286,18 @@ static hs_status read_scanned(const hs_model *model, const hs_study_options *opt
             st = hs_fail(err, HS_ERR_NOMEM, "out of memory for the slices of series %s", series->series_uid);
             break;
         }
-        st = score_series(series, model, pool, pred, res->slice, err);
+        if (opt->review_thumb_px > 0) {
+            /* zeroed: a slice that fails to decode shows as black */
+            res->thumb_px = opt->review_thumb_px;
+            res->thumb = calloc((size_t)(series->n_slices > 0 ? series->n_slices : 1),
+                                (size_t)res->thumb_px * (size_t)res->thumb_px);
+            if (res->thumb == NULL) {
+                st = hs_fail(err, HS_ERR_NOMEM, "out of memory for the thumbnails of series %s",
+                             series->series_uid);
+                break;
+            }
+        }
+        st = score_series(series, model, pool, pred, res, err);
         if (st != HS_OK)
             break;
         float *prob = malloc((size_t)(series->n_slices > 0 ? series->n_slices : 1) * sizeof *prob);
@@ -346,8 +363,10 @@ void hs_study_reading_free(hs_study_reading *r)
 {
     if (r == NULL)
         return;
-    for (int i = 0; i < r->n_results; i++)
+    for (int i = 0; i < r->n_results; i++) {
         free(r->result[i].slice);
+        free(r->result[i].thumb);
+    }
     free(r->result);
     hs_study_free(&r->study);
     memset(r, 0, sizeof *r);

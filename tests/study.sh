@@ -224,7 +224,32 @@ test_edge_folders() {
         "$tmp/out" >/dev/null || { why "edge: files found/skipped/used do not add up to $total"; return 1; }
 }
 
+test_review() {
+    study --json --no-tta --review "$tmp/review" "$tmp/bleed" || { why "expected exit 0"; return 1; }
+    f=$(jq -r .review_file "$tmp/out")
+    [ -f "$f" ] || { why "review_file $f does not exist"; return 1; }
+    case $f in "$tmp/review/"*.tif) ;; *) why "review file $f not in the --review folder"; return 1 ;; esac
+    [ "$(sql "SELECT r.path || '|' || r.sha256 FROM review_files AS r JOIN current_verdicts AS v
+              USING (verdict_id) ORDER BY review_file_id DESC LIMIT 1")" = "$f|$(sha256sum "$f" | cut -d' ' -f1)" ] ||
+        { why "review_files row does not match the file"; return 1; }
+    if command -v tiffinfo >/dev/null 2>&1; then
+        tiffinfo "$f" 2>/dev/null | grep -q "PageName: contact sheet" || { why "no contact sheet page"; return 1; }
+    fi
+    # an unwritable folder (a file in the way): error naming it, verdict still recorded, exit 1
+    : >"$tmp/blocker"
+    before=$(sql "SELECT count(*) FROM verdicts")
+    study --no-tta --review "$tmp/blocker/sub" "$tmp/bleed"
+    [ "$status" -eq 1 ] || { why "expected exit 1 for an unwritable review folder, got $status"; return 1; }
+    grep -q "review.*$tmp/blocker" "$tmp/err" || { why "the error does not name the folder"; return 1; }
+    grep -q "HEMORRHAGE SUSPECTED" "$tmp/out" || { why "no verdict printed"; return 1; }
+    [ "$(sql "SELECT count(*) FROM verdicts")" -eq $((before + 1)) ] || { why "verdict not recorded"; return 1; }
+    # --review needs --study
+    run "$HEMOSCAN" --review "$tmp/review" --predict x.png
+    [ "$status" -eq 2 ] || { why "--review without --study: expected exit 2"; return 1; }
+}
+
 check "--study --json: verdict, keys, key slice, model checksum" test_json_verdict
+check "--study --review: TIFF named in JSON, recorded with its checksum; unwritable folder" test_review
 check "--study: readable summary with the warning" test_text_summary
 check "--study: exit statuses 0/1/2/3/4" test_exit_statuses
 check "--study: run, study, slices and verdicts in the database" test_database_record

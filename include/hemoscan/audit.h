@@ -24,7 +24,7 @@
 
 /* The schema version this build writes (the highest sql/schema file; the
  * build stops when the two disagree). */
-#define HS_AUDIT_SCHEMA_VERSION 3
+#define HS_AUDIT_SCHEMA_VERSION 4
 /* PRAGMA application_id of every hemoscan audit database, "HSAU": tells
  * hemoscan's databases from other programs' SQLite files. */
 #define HS_AUDIT_APPLICATION_ID 0x48534155
@@ -158,6 +158,20 @@ void hs_audit_file_actions_free(hs_audit_file_action *acts, int n);
  * read again together with them. Free each path and the array. */
 hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***paths, int *n,
                                     hs_error *err);
+
+/* ---- review pictures (schema step 004-review, hemoscan --review) ---- */
+
+/* Record the review file (review.h) of verdict verdict_id: path as
+ * written, its SHA-256 (hex), TIFF pages, slice pages, size, and the
+ * saliency method (e.g. "grad-cam layer 8 (5x5)"). Its own statement
+ * (autocommit), called after hs_audit_record_study and after the file is
+ * complete: a crash between the two leaves a file without a row, never a
+ * row without a file, and a failure here never loses the verdict.
+ * HS_ERR_ARG for a value the schema refuses (an unknown verdict, a path
+ * recorded before). */
+hs_status hs_audit_record_review(hs_audit *a, long long verdict_id, const char *path, const char *sha256,
+                                 int pages, int slice_pages, long long bytes, const char *saliency,
+                                 hs_error *err);
 
 /* ---- the schema steps (src/audit_schema.c, generated from sql/schema) ---- */
 

@@ -134,4 +134,34 @@ double hs_loss(const hs_net *net, hs_ws *ws, const int *labels, int n);
  * with dLoss/dparams (net must have grads). x is the same input. */
 void hs_backward(hs_net *net, hs_ws *ws, const float *x, int n);
 
+/* ---- saliency --------------------------------------------------------------
+ * Grad-CAM (Selvaraju et al., "Grad-CAM: Visual Explanations from Deep
+ * Networks via Gradient-based Localization", ICCV 2017): for a convolution
+ * layer with activations A (h x w x C, after its ReLU), the channel weights
+ * are the score's gradient averaged over the map, w_c = mean_{y,x}
+ * dS/dA[y,x,c], and the map is ReLU(sum_c w_c A[.,.,c]). The score S is the
+ * logit of the output unit (before the sigmoid or softmax), so a saturated
+ * probability still has a gradient. Both need a training workspace
+ * (hs_ws_create with training = 1, max_batch >= 1), run one sample with
+ * dropout off, and allocate their scratch per call (a parameter-sized
+ * vector): they are for a handful of review images, not the hot path. */
+
+/* Index of the last convolution layer, -1 when the net has none. */
+int hs_net_last_conv(const hs_net *net);
+
+/* dS/d(output of layer) for one sample x (NHWC, the net's input shape),
+ * S the logit of output unit `unit`: grad receives the layer's output size
+ * (h * w * c) floats, *logit (may be NULL) the logit. layer in 0..L-2.
+ * HS_ERR_ARG for a layer or unit out of range or a workspace that is not
+ * a training one for this net; HS_ERR_NOMEM. */
+hs_status hs_score_gradient(const hs_net *net, hs_ws *ws, int layer, int unit, const float *x,
+                            float *grad, float *logit, hs_error *err);
+
+/* Grad-CAM of output unit 0 on convolution `layer` (-1: the last one):
+ * map receives net->layers[layer].out.h * .w values >= 0, row-major,
+ * *logit (may be NULL) the logit. HS_ERR_ARG when layer is not a
+ * convolution. */
+hs_status hs_gradcam(const hs_net *net, hs_ws *ws, int layer, const float *x, float *map,
+                     float *logit, hs_error *err);
+
 #endif

@@ -66,4 +66,10 @@ int hs_path_is_file(const char *path);
  * folder; HS_ERR_ARG for an empty path or one longer than 4095 bytes. */
 hs_status hs_make_dirs(const char *dir, unsigned mode, hs_error *err);
 
+/* A file or folder name from a DICOM UID: UIDs are digits and dots, but a
+ * non-conformant one may hold anything, so everything but letters, digits,
+ * '.' and '-' becomes '_'; cut to len - 1 bytes. An empty result, or one
+ * that starts with '.' (hidden, "." or ".."), becomes fallback. */
+void hs_safe_file_name(const char *uid, const char *fallback, char *out, size_t len);
+
 #endif

@@ -94,6 +94,12 @@ hs_status hs_image_to_gray(const hs_image *in, hs_image *gray, hs_error *err);
  * so any image size is safe. */
 hs_status hs_image_crop_head(const hs_image *gray, float threshold, hs_image *out, hs_error *err);
 
+/* hs_image_crop_head, also telling where the crop came from: box receives
+ * x, y, width, height of the head's bounding box in gray's pixels (the
+ * whole image when nothing is above threshold). box may be NULL. */
+hs_status hs_image_crop_head_box(const hs_image *gray, float threshold, hs_image *out, int box[4],
+                                 hs_error *err);
+
 /* Fit in into a new width x height image of the same channel count without
  * distortion: scale so the whole picture fits (the limiting side fills the
  * canvas; the other is rounded to the nearest pixel, at least 1), centre it
@@ -120,6 +126,27 @@ hs_status hs_image_fit(const hs_image *in, int width, int height, hs_image *out,
  * picture), so HS_ERR_NOMEM is possible; out is only written on success. */
 hs_status hs_prepare_input(const hs_image *picture, const hs_input_recipe *recipe, float *out,
                            hs_error *err);
+
+/* Where the network input came from, for drawing what the network saw
+ * (a saliency map) back onto the picture at its own resolution: the crop
+ * box in picture pixels (the whole picture without a crop), and where
+ * hs_image_fit put it in the input (content box; the rest is padding). */
+typedef struct {
+    int picture_width, picture_height;
+    int crop_x, crop_y, crop_w, crop_h;
+    int input_width, input_height;
+    int content_x, content_y, content_w, content_h;
+} hs_input_geometry;
+
+/* hs_prepare_input that also fills geo (may be NULL). */
+hs_status hs_prepare_input_geometry(const hs_image *picture, const hs_input_recipe *recipe, float *out,
+                                    hs_input_geometry *geo, hs_error *err);
+
+/* Continuous pixel coordinates (pixel centres at integers) from input to
+ * picture and back, through the crop box and the fit's scale and offset.
+ * Exact inverses of each other. */
+void hs_input_to_picture(const hs_input_geometry *g, double ix, double iy, double *px, double *py);
+void hs_picture_to_input(const hs_input_geometry *g, double px, double py, double *ix, double *iy);
 
 /* On-the-fly augmentation for training. All amounts are symmetric ranges
  * drawn uniformly; zero disables a transform. */

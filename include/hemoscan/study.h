@@ -26,6 +26,9 @@ typedef struct {
     int all_series; /* score every eligible series, not only the best */
     int threads;    /* decode and inference workers, >= 1 */
     int tta;        /* mirror test-time augmentation (as in predict.h) */
+    int review_thumb_px; /* > 0: keep a review_thumb_px square brain-window
+                            thumbnail of every slice read, for the review
+                            contact sheet (review.h); 0: none (the default) */
 } hs_study_options;
 
 /* Defaults: thickness range from series.h, best series only, 2 threads,
@@ -41,6 +44,8 @@ typedef struct {
     int series_index;         /* into hs_study_reading.study.series */
     hs_slice_result *slice;   /* one per slice of that series, same order */
     hs_study_verdict verdict; /* from this series alone */
+    int thumb_px;             /* side of the thumbnails; 0 when none were kept */
+    unsigned char *thumb;     /* thumb_px * thumb_px bytes per slice, same order, or NULL */
 } hs_series_result;
 
 typedef struct {
