@@ -128,8 +128,9 @@ static double run_child(char *const argv[], double *rss_mb)
 }
 
 /* The study figures: make the series once (kept in bench/study-240 for the
- * next run), then time `hemoscan --study` on it, with and without the
- * mirror-image averaging. */
+ * next run), then time `hemoscan --study` on it: as a user runs it, without
+ * the mirror-image averaging, and with review pictures (--review, into
+ * bench/study-240-review, emptied before each run). */
 static void bench_study(int quick)
 {
     const char *prog = getenv("HEMOSCAN");
@@ -152,21 +153,27 @@ static void bench_study(int quick)
             return;
         }
     }
-    const char *variants[2][2] = {{"study_240", NULL}, {"study_240_no_tta", "--no-tta"}};
+    char review[4200];
+    snprintf(review, sizeof review, "%s/bench/study-240-review", build);
+    const char *variants[3][3] = {
+        {"study_240", NULL, NULL}, {"study_240_no_tta", "--no-tta", NULL}, {"study_240_review", "--review", review}};
     int reps = quick ? 1 : 5;
-    for (int v = 0; v < 2; v++) {
+    for (int v = 0; v < 3; v++) {
         double secs[16], rss = 0.0, worst_rss = 0.0;
         int ok = 0;
         for (int r = 0; r < reps + 1; r++) { /* the first run warms the page cache */
             unlink(db);
+            snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", review, review);
+            if (system(cmd) != 0)
+                break;
             char *argv[8];
             int a = 0;
             argv[a++] = (char *)prog;
             argv[a++] = "--study";
             argv[a++] = "--db";
             argv[a++] = db;
-            if (variants[v][1] != NULL)
-                argv[a++] = (char *)variants[v][1];
+            for (int k = 1; k < 3 && variants[v][k] != NULL; k++)
+                argv[a++] = (char *)variants[v][k];
             argv[a++] = dir;
             argv[a] = NULL;
             double t = run_child(argv, &rss);
@@ -188,6 +195,9 @@ static void bench_study(int quick)
         }
     }
     unlink(db);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", review);
+    if (system(cmd) != 0)
+        printf("BENCH could not remove %s\n", review);
 }
 
 int main(int argc, char **argv)
