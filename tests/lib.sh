@@ -75,3 +75,21 @@ finish() {
     [ "$passed" -gt 0 ] || exit 77
     exit 0
 }
+
+# study_tools NAME: what the DICOM tests share: GEN (the generator), DATA
+# (the shared DICOM samples), MODEL (the default model) and SQLITE3; stops
+# the test script (automake's hard error) when jq, the sqlite3 shell or the
+# generator is missing. NAME is the script, for the message.
+study_tools() {
+    GEN=${HEMOSCAN_BUILDDIR:-.}/testdata/gen/hs-gen-ct
+    DATA=${HEMOSCAN_SHARED_DATA:-../shared/data}/dicom
+    MODEL=${HEMOSCAN_SRCDIR:-.}/models/default.hsm
+    SQLITE3=${HEMOSCAN_SQLITE3:-sqlite3}
+    for tool in jq "$SQLITE3"; do
+        command -v "$tool" >/dev/null 2>&1 || {
+            echo "$1: $tool is missing: install the Debian package (scripts/install-deps.sh)" >&2
+            exit 99
+        }
+    done
+    [ -x "$GEN" ] || { echo "$1: no generator at $GEN; run make" >&2; exit 99; }
+}

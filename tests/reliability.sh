@@ -30,16 +30,12 @@ set -u
 
 . "$(dirname "$0")/lib.sh"
 
-GEN=${HEMOSCAN_BUILDDIR:-.}/testdata/gen/hs-gen-ct
-DATA=${HEMOSCAN_SHARED_DATA:-../shared/data}/dicom
-MODEL=${HEMOSCAN_SRCDIR:-.}/models/default.hsm
-SQLITE3=${HEMOSCAN_SQLITE3:-sqlite3}
+study_tools reliability.sh
 SEED=${HEMOSCAN_RELIABILITY_SEED:-1}
 LOAD=${HEMOSCAN_LOAD_STUDIES:-200}
-for tool in "$SQLITE3" awk sha256sum; do
+for tool in awk sha256sum; do
     command -v "$tool" >/dev/null 2>&1 || { echo "reliability.sh: $tool is missing" >&2; exit 99; }
 done
-[ -x "$GEN" ] || { echo "reliability.sh: no generator at $GEN; run make" >&2; exit 99; }
 
 sums() {
     find "$@" -type f -exec sha256sum {} + 2>/dev/null | cut -d' ' -f1 | sort

@@ -13,17 +13,7 @@ set -u
 
 . "$(dirname "$0")/lib.sh"
 
-GEN=${HEMOSCAN_BUILDDIR:-.}/testdata/gen/hs-gen-ct
-DATA=${HEMOSCAN_SHARED_DATA:-../shared/data}/dicom
-MODEL=${HEMOSCAN_SRCDIR:-.}/models/default.hsm
-SQLITE3=${HEMOSCAN_SQLITE3:-sqlite3}
-for tool in jq "$SQLITE3"; do
-    command -v "$tool" >/dev/null 2>&1 || {
-        echo "study.sh: $tool is missing: install the Debian package (scripts/install-deps.sh)" >&2
-        exit 99
-    }
-done
-[ -x "$GEN" ] || { echo "study.sh: no generator at $GEN; run make" >&2; exit 99; }
+study_tools study.sh
 
 # Every run writes to a private database unless a test says otherwise.
 DB=$tmp/audit.db

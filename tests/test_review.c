@@ -39,13 +39,7 @@ static int have_model;
 
 static int suite_init(void)
 {
-    const char *src = getenv("HEMOSCAN_SRCDIR");
-    char path[4200];
-    snprintf(path, sizeof path, "%s/models/default.hsm", src != NULL && src[0] != '\0' ? src : ".");
-    hs_error err = {0};
-    have_model = hs_model_load(&model, path, &err) == HS_OK;
-    if (!have_model)
-        printf("\n  (review suite: no default model: %s)\n", err.msg);
+    have_model = hs_test_load_default_model(&model, "review");
     return hs_test_tmpdir_create(tmp_dir, sizeof tmp_dir, "review");
 }
 
@@ -220,10 +214,7 @@ static void test_input_geometry(void)
 
 static int gen_study(const char *name, const char *opts, char *dir, size_t cap)
 {
-    hs_test_path(dir, cap, tmp_dir, name);
-    char all[4096];
-    snprintf(all, sizeof all, "--size 128 --slices 16 --thickness 5 %s", opts);
-    return hs_test_generate(dir, all);
+    return hs_test_generate_study(tmp_dir, name, opts, dir, cap);
 }
 
 static int read_study(const char *dir, hs_study_reading *r)

@@ -144,3 +144,23 @@ int hs_test_generate(const char *out, const char *opts)
     }
     return 0;
 }
+
+int hs_test_load_default_model(hs_model *model, const char *suite)
+{
+    const char *src = getenv("HEMOSCAN_SRCDIR");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/models/default.hsm", src != NULL && src[0] != '\0' ? src : ".");
+    hs_error err = {0};
+    if (hs_model_load(model, path, &err) == HS_OK)
+        return 1;
+    printf("\n  (%s suite: no default model: %s)\n", suite, err.msg);
+    return 0;
+}
+
+int hs_test_generate_study(const char *parent, const char *name, const char *opts, char *dir, size_t cap)
+{
+    hs_test_path(dir, cap, parent, name);
+    char all[4096];
+    snprintf(all, sizeof all, "--size 128 --slices 16 --thickness 5 %s", opts);
+    return hs_test_generate(dir, all);
+}

@@ -14,6 +14,8 @@
 #include <CUnit/CUnit.h>
 #include <stddef.h>
 
+#include "hemoscan/model.h"
+
 /* One test of a suite's table. */
 typedef struct {
     const char *name;
@@ -60,5 +62,14 @@ const char *hs_test_shared_data_dir(void);
  * the generator is not built (a "skipped" line is printed); -1 when it
  * failed (the command is printed on stderr). */
 int hs_test_generate(const char *out, const char *opts);
+
+/* The studies of the study and review suites: the generator writes a
+ * 16-slice, 128 x 128, 5 mm study with extra options opts into
+ * parent/name, whose path goes to dir. As hs_test_generate returns. */
+int hs_test_generate_study(const char *parent, const char *name, const char *opts, char *dir, size_t cap);
+
+/* Loads models/default.hsm from $HEMOSCAN_SRCDIR into model; 1 when it
+ * loaded, else 0 with a line naming suite and the reason. */
+int hs_test_load_default_model(hs_model *model, const char *suite);
 
 #endif

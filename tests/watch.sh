@@ -18,17 +18,7 @@ set -u
 
 . "$(dirname "$0")/lib.sh"
 
-GEN=${HEMOSCAN_BUILDDIR:-.}/testdata/gen/hs-gen-ct
-DATA=${HEMOSCAN_SHARED_DATA:-../shared/data}/dicom
-MODEL=${HEMOSCAN_SRCDIR:-.}/models/default.hsm
-SQLITE3=${HEMOSCAN_SQLITE3:-sqlite3}
-for tool in jq "$SQLITE3"; do
-    command -v "$tool" >/dev/null 2>&1 || {
-        echo "watch.sh: $tool is missing: install the Debian package (scripts/install-deps.sh)" >&2
-        exit 99
-    }
-done
-[ -x "$GEN" ] || { echo "watch.sh: no generator at $GEN; run make" >&2; exit 99; }
+study_tools watch.sh
 
 DB=$tmp/audit.db
 # watch ARGS...: a watch run with the test model and database, one thread.
