@@ -5,8 +5,10 @@
 #   kill -9   30 generated studies (some with bleeds, some with shuffled
 #             names, one split over two folders) in a drop folder;
 #             `hemoscan --watch --done` is started again and again and
-#             killed with SIGKILL after a seeded random delay (50-800 ms),
-#             every other run copying as across file systems
+#             killed with SIGKILL after a seeded random delay (2% to
+#             12% of an uninterrupted run, timed first on a copy, so
+#             that a fast build is killed as often as a slow one), every
+#             other run copying as across file systems
 #             (HEMOSCAN_TEST_FORCE_COPY=1, the slow path with part files),
 #             until a run finishes by itself. Then: every study has exactly
 #             one verdict, current, made from all its instances (no study
@@ -64,8 +66,18 @@ test_kill9() {
     files=$(find "$drop" -type f | wc -l)
     sums "$drop" >"$tmp/k/before"
 
-    # seeded delays, 50..800 ms
-    awk -v seed="$SEED" 'BEGIN { srand(seed); for (i = 0; i < 400; i++) printf "%.3f\n", (50 + rand() * 750) / 1000 }' >"$tmp/k/delays"
+    # How long one uninterrupted run takes here, on a copy: the kill delays
+    # are a fraction of it, so that a faster build or machine is killed as
+    # often as a slow one (seeded, 2% to 12% of that time, 20 ms at least).
+    cp -R "$drop" "$tmp/k/calibrate"
+    t0=$(date +%s.%N)
+    "$HEMOSCAN" --model "$MODEL" --db "$tmp/k/calibrate.db" --threads 1 --watch "$tmp/k/calibrate" \
+        --done "$tmp/k/calibrate-done" --stable-age 0 </dev/null >/dev/null 2>&1 ||
+        { why "the calibration run failed"; return 1; }
+    full=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
+    rm -rf "$tmp/k/calibrate" "$tmp/k/calibrate-done" "$tmp/k/calibrate.db"*
+    awk -v seed="$SEED" -v full="$full" 'BEGIN { srand(seed); for (i = 0; i < 400; i++) {
+        d = full * (0.02 + rand() * 0.10); if (d < 0.02) d = 0.02; printf "%.3f\n", d } }' >"$tmp/k/delays"
     kills=0
     runs=0
     : >"$tmp/k/phases"
@@ -101,7 +113,7 @@ test_kill9() {
     grep -q ": 0 studies read" "$tmp/out" || { why "the last run still read something"; return 1; }
 
     phases=$(sort "$tmp/k/phases" | uniq -c | awk '{ printf "%s%s %s", sep, $1, $2; sep = ", " }')
-    echo "kill -9: $kills kills in $runs runs (seed $SEED); killed while: $phases"
+    echo "kill -9: $kills kills in $runs runs (seed $SEED; an uninterrupted run takes $full s); killed while: $phases"
     [ $kills -ge 5 ] || { why "only $kills kills: the test exercised too little"; return 1; }
 
     q() { "$SQLITE3" -readonly "$DB" "$1"; }
