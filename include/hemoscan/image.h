@@ -31,6 +31,15 @@
  * any CT rendering, low enough that a hostile header cannot make the reader
  * allocate without bound. */
 #define HS_IMAGE_MAX_SIDE 16384
+/* Most values (width * height * channels of the result) hs_png_read
+ * accepts: 2^26, i.e. 256 MiB of float pixels. A gray picture may be
+ * 8192 x 8192, a colour one about 21 megapixels (e.g. 5600 x 3700). Without
+ * it the per-side limit alone would let a tiny file that claims 16384 x
+ * 16384 RGB make the reader reserve 3 GiB before it finds the data missing. */
+#define HS_PNG_MAX_VALUES (64 * 1024 * 1024)
+/* Largest ancillary chunk (text, ICC profile, ...) hs_png_read lets libpng
+ * read or inflate, bytes; a larger one makes the file HS_ERR_FORMAT. */
+#define HS_PNG_MAX_CHUNK_BYTES (8 * 1024 * 1024)
 /* Channels an hs_image may have: gray, gray+x, RGB, or up to the model's
  * input channel count. */
 #define HS_IMAGE_MAX_CHANNELS 4
@@ -58,8 +67,13 @@ hs_status hs_image_alloc(hs_image *img, int width, int height, int channels, hs_
  * transparency are dropped, never composited. Samples are scaled by their
  * maximum (255 for 8-bit, 65535 for 16-bit, 2^d - 1 below 8 bits); no gamma
  * correction is applied. A missing or unreadable file gives HS_ERR_IO; a
- * file that is not a PNG, is truncated or corrupt, or is wider or taller
- * than HS_IMAGE_MAX_SIDE gives HS_ERR_FORMAT. Messages name the file. */
+ * file that is not a PNG, is truncated or corrupt, is wider or taller than
+ * HS_IMAGE_MAX_SIDE, or holds more than HS_PNG_MAX_VALUES values (width *
+ * height * result channels) gives HS_ERR_FORMAT. The size limits are
+ * checked on the header, before anything is allocated for the pixels, so a
+ * hostile header costs nothing; the message names the file and the limit.
+ * A decode holds at most about twice the result in memory: the floats,
+ * and for an interlaced file every decoded row (at most as many bytes). */
 hs_status hs_png_read(const char *path, hs_image *img, hs_error *err);
 
 /* The same from len bytes at buf; name stands for the source in messages
