@@ -22,19 +22,24 @@
 
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
+#include "dcmtk/dcmdata/dcistrmf.h"
 #include "dcmtk/dcmdata/dcmetinf.h"
 #include "dcmtk/dcmdata/dcpixel.h"
 #include "dcmtk/dcmdata/dcpixseq.h"
 #include "dcmtk/dcmdata/dcpxitem.h"
 #include "dcmtk/dcmdata/dcrledrg.h"
+#include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmdata/dcxfer.h"
 #include "dcmtk/dcmjpeg/djdecode.h"
 #include "dcmtk/dcmjpls/djdecode.h"
 #include "dcmtk/oflog/oflog.h"
 
 #include <openjpeg.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -315,7 +320,9 @@ void hs_fill_header(DcmItem *ds, DcmItem *meta, E_TransferSyntax xfer, hs_dicom_
     h->columns = hs_get_int(ds, DCM_Columns, &v) ? v : 0;
     h->bits_allocated = hs_get_int(ds, DCM_BitsAllocated, &v) ? v : 0;
     h->bits_stored = hs_get_int(ds, DCM_BitsStored, &v) ? v : h->bits_allocated;
-    h->high_bit = hs_get_int(ds, DCM_HighBit, &v) ? v : h->bits_stored - 1;
+    /* BitsStored - 1 by default; a hostile BitsStored of INT_MIN (an SL
+     * value) must not overflow here, classification refuses it anyway. */
+    h->high_bit = hs_get_int(ds, DCM_HighBit, &v) ? v : h->bits_stored > INT_MIN ? h->bits_stored - 1 : INT_MIN;
     h->pixel_representation = hs_get_int(ds, DCM_PixelRepresentation, &v) ? v : 0;
     h->frames = hs_get_int(ds, DCM_NumberOfFrames, &v) ? v : 1;
     std::string photometric = hs_get_string(ds, DCM_PhotometricInterpretation);
@@ -488,7 +495,93 @@ hs_dicom_verdict hs_classify(const hs_dicom_header *h, bool has_pixels, E_Transf
 struct hs_parsed {
     DcmFileFormat ff;
     E_TransferSyntax xfer = EXS_Unknown;
+    /* The inflated data set of a deflated file (see hs_load_deflated), a
+     * memory file that DCMTK reads through /proc/self/fd; -1 if none. */
+    int inflated_fd = -1;
+    hs_parsed() = default;
+    hs_parsed(const hs_parsed &) = delete;
+    hs_parsed &operator=(const hs_parsed &) = delete;
+    ~hs_parsed()
+    {
+        if (inflated_fd >= 0)
+            close(inflated_fd);
+    }
 };
+
+/* The data set of a deflated file, after its meta header has been read from
+ * fs. DCMTK inflating a file itself allocates whatever length an element
+ * claims before it finds the stream ending (a 400-byte file may claim a
+ * 3 GB Pixel Data) and inflates whatever is there (a 3 MB file may hold
+ * 3 GB of zeros), so a header scan could be made to take gigabytes. Here
+ * at most HS_DICOM_MAX_INFLATED bytes are inflated, into a memory file,
+ * which DCMTK then parses like any file: it compares every length with
+ * the bytes left in the file and leaves large values there until asked. */
+OFCondition hs_load_deflated(DcmInputFileStream &fs, Uint32 max_read, hs_parsed *p)
+{
+    OFCondition c = fs.installCompressionFilter(ESC_zlib);
+    if (c.bad())
+        return c;
+    p->inflated_fd = memfd_create("hemoscan-inflated", MFD_CLOEXEC);
+    if (p->inflated_fd < 0)
+        return makeOFCondition(OFM_dcmdata, 0xF001, OF_error, "cannot create a memory file to inflate into");
+    std::vector<Uint8> chunk(1 << 16);
+    size_t total = 0;
+    bool too_large = false;
+    while (fs.good() && !fs.eos()) {
+        if (total >= HS_DICOM_MAX_INFLATED) {
+            too_large = true;
+            break;
+        }
+        offile_off_t got = fs.read(chunk.data(), (offile_off_t)chunk.size());
+        if (got <= 0)
+            break;
+        for (size_t done = 0; done < (size_t)got;) {
+            ssize_t k = write(p->inflated_fd, chunk.data() + done, (size_t)got - done);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return makeOFCondition(OFM_dcmdata, 0xF002, OF_error, "cannot write the inflated data set to memory");
+            done += (size_t)k;
+        }
+        total += (size_t)got;
+    }
+    /* What did inflate is parsed even when the stream broke or was cut at
+     * the limit, so the header fields before that point are kept, as for a
+     * truncated file. */
+    char name[64];
+    std::snprintf(name, sizeof name, "/proc/self/fd/%d", p->inflated_fd);
+    c = p->ff.getDataset()->loadFile(OFFilename(name), EXS_LittleEndianExplicit, EGL_noChange, max_read);
+    if (too_large)
+        return makeOFCondition(OFM_dcmdata, 0xF003, OF_error,
+                               "deflated data set inflates to more than " HS_DICOM_MAX_INFLATED_TEXT);
+    if (c.good() && fs.status().bad())
+        return fs.status();
+    return c;
+}
+
+/* DcmFileFormat::loadFile, except that a deflated data set goes through
+ * hs_load_deflated. The meta header says which it is, so it is read first,
+ * into the same DcmFileFormat; loadFile starts over (it clears the object)
+ * for every other file. */
+OFCondition hs_load(const char *path, Uint32 max_read, hs_parsed *p)
+{
+    {
+        DcmInputFileStream fs{OFFilename(path)};
+        DcmMetaInfo *meta = p->ff.getMetaInfo();
+        if (fs.good() && meta != nullptr) {
+            meta->transferInit();
+            OFCondition c = meta->read(fs, EXS_Unknown, EGL_noChange, max_read);
+            meta->transferEnd();
+            OFString ts;
+            if (c.good() && meta->findAndGetOFString(DCM_TransferSyntaxUID, ts).good() &&
+                ts == UID_DeflatedExplicitVRLittleEndianTransferSyntax) {
+                p->xfer = EXS_DeflatedLittleEndianExplicit;
+                return hs_load_deflated(fs, max_read, p);
+            }
+        }
+    }
+    return p->ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, max_read, ERM_autoDetect);
+}
 
 hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_header *h,
                    hs_dicom_verdict *verdict, char reason[256], hs_error *err)
@@ -511,14 +604,19 @@ hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_hea
         return HS_OK;
     }
     hs_register_codecs_once();
-    OFCondition c = p->ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, max_read, ERM_autoDetect);
+    OFCondition c = s == HS_SNIFF_DICM ? hs_load(path, max_read, p)
+                                       : p->ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, max_read,
+                                                        ERM_autoDetect);
     DcmDataset *ds = p->ff.getDataset();
     if (ds == nullptr || ds->card() == 0) {
         *verdict = HS_DICOM_NOT_DICOM;
         std::snprintf(reason, 256, "not DICOM: DCMTK found no data set (%s)", c.text());
         return HS_OK;
     }
-    p->xfer = ds->getOriginalXfer();
+    /* hs_load_deflated's data set was read from memory as explicit little
+     * endian; the file's own transfer syntax is the one to report. */
+    if (p->xfer != EXS_DeflatedLittleEndianExplicit)
+        p->xfer = ds->getOriginalXfer();
     if (c.bad()) {
         /* The element being read when the file ended is in the data set
          * with part of its value never read; reading it would use
@@ -604,6 +702,14 @@ void hs_opj_error(const char *msg, void *user)
 
 void hs_opj_quiet(const char *, void *) {}
 
+/* 1 when img (after opj_read_header or opj_decode) is one component of
+ * h's Columns x Rows. */
+bool hs_j2k_size_ok(const opj_image_t *img, const hs_dicom_header *h)
+{
+    return img->numcomps == 1 && img->comps != nullptr && img->comps[0].w == (OPJ_UINT32)h->columns &&
+           img->comps[0].h == (OPJ_UINT32)h->rows;
+}
+
 /* Decode the JPEG 2000 frame of ds into stored values. */
 hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
                         std::vector<long> *stored, hs_error *err)
@@ -658,18 +764,27 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
         opj_stream_set_seek_function(stream, hs_mem_seek);
         opj_dparameters_t params;
         opj_set_default_decoder_parameters(&params);
-        if (!opj_setup_decoder(codec, &params) || !opj_read_header(stream, codec, &img) || img == nullptr ||
-            !opj_decode(codec, stream, img) || !opj_end_decompress(codec, stream))
+        if (!opj_setup_decoder(codec, &params) || !opj_read_header(stream, codec, &img) || img == nullptr)
+            st = hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 codestream header unreadable: %s", path,
+                         opj_msg.empty() ? "OpenJPEG failed" : opj_msg.c_str());
+        /* The codestream's own size decides what OpenJPEG allocates, so it
+         * must match Rows and Columns (bounded by HS_DICOM_MAX_SIDE) before
+         * anything is decoded: a small file may claim 60000 x 60000. */
+        if (st == HS_OK && !hs_j2k_size_ok(img, h))
+            st = hs_fail(err, HS_ERR_FORMAT,
+                         "%s: JPEG 2000 codestream is %u component(s) of %u x %u, expected 1 of %d x %d", path,
+                         img->numcomps, img->numcomps >= 1 ? img->comps[0].w : 0u,
+                         img->numcomps >= 1 ? img->comps[0].h : 0u, h->columns, h->rows);
+        if (st == HS_OK && (!opj_decode(codec, stream, img) || !opj_end_decompress(codec, stream)))
             st = hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 codestream does not decode: %s", path,
                          opj_msg.empty() ? "OpenJPEG failed" : opj_msg.c_str());
     }
     if (st == HS_OK) {
-        const opj_image_comp_t *comp = img->numcomps >= 1 ? &img->comps[0] : nullptr;
-        if (comp == nullptr || comp->data == nullptr || (int)comp->w != h->columns ||
-            (int)comp->h != h->rows || img->numcomps != 1) {
+        const opj_image_comp_t *comp = &img->comps[0];
+        if (!hs_j2k_size_ok(img, h) || comp->data == nullptr) {
             st = hs_fail(err, HS_ERR_FORMAT,
-                         "%s: JPEG 2000 image is %u component(s) of %u x %u, expected 1 of %d x %d", path,
-                         img->numcomps, comp ? comp->w : 0u, comp ? comp->h : 0u, h->columns, h->rows);
+                         "%s: JPEG 2000 image decoded to %u component(s) of %u x %u, expected 1 of %d x %d", path,
+                         img->numcomps, comp->w, comp->h, h->columns, h->rows);
         } else {
             size_t n = (size_t)h->rows * (size_t)h->columns;
             stored->resize(n);

@@ -25,7 +25,9 @@
  *                           cannot parse a single element.
  *   2. HS_DICOM_CORRUPT     DCMTK parsed the start but stopped with an error
  *                           (e.g. Pixel Data longer than the rest of the
- *                           file); the reason carries DCMTK's message.
+ *                           file); the reason carries DCMTK's message. Also
+ *                           a deflated data set that inflates to more than
+ *                           HS_DICOM_MAX_INFLATED bytes.
  *   3. HS_DICOM_NO_PIXELS   no Pixel Data (7FE0,0010): SR, DICOMDIR, KOS...
  *   4. HS_DICOM_NOT_CT      Modality is present and not "CT"; or Modality is
  *                           missing and SOPClassUID is present and not a CT
@@ -77,6 +79,13 @@ extern "C" {
  * that a hostile header cannot make hs_dicom_read_hu's caller allocate
  * without bound. */
 #define HS_DICOM_MAX_SIDE 4096
+/* Most bytes a deflated data set (transfer syntax 1.2.840.10008.1.2.1.99)
+ * may inflate to: twice the largest slice hemoscan reads (4096 x 4096 x 16
+ * bits), room for any header. A file that inflates to more, a deflate bomb
+ * or not, is CORRUPT, its reason naming the limit, after only this much
+ * was inflated. */
+#define HS_DICOM_MAX_INFLATED (64u * 1024u * 1024u)
+#define HS_DICOM_MAX_INFLATED_TEXT "64 MiB"
 /* How far (degrees) the slice normal may lean from the patient's z axis
  * before gantry tilt is added; beyond it a slice is NOT_AXIAL. 30 degrees
  * keeps the usual tilted head acquisitions and drops coronal and sagittal
