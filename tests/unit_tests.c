@@ -18,6 +18,7 @@ int hs_register_dicom_tests(void);
 int hs_register_series_tests(void);
 int hs_register_study_tests(void);
 int hs_register_audit_tests(void);
+int hs_register_fuzz_regression_tests(void);
 
 int main(void)
 {
@@ -28,7 +29,8 @@ int main(void)
         hs_register_image_tests() != 0 || hs_register_metrics_tests() != 0 ||
         hs_register_train_tests() != 0 || hs_register_dicom_tests() != 0 ||
         hs_register_audit_tests() != 0 ||
-        hs_register_series_tests() != 0 || hs_register_study_tests() != 0) {
+        hs_register_series_tests() != 0 || hs_register_study_tests() != 0 ||
+        hs_register_fuzz_regression_tests() != 0) {
         fprintf(stderr, "unit_tests: could not register a suite: %s\n", CU_get_error_msg());
         CU_cleanup_registry();
         return 2;
