@@ -80,12 +80,15 @@ extern "C" {
  * without bound. */
 #define HS_DICOM_MAX_SIDE 4096
 /* Most bytes a deflated data set (transfer syntax 1.2.840.10008.1.2.1.99)
- * may inflate to: twice the largest slice hemoscan reads (4096 x 4096 x 16
- * bits), room for any header. A file that inflates to more, a deflate bomb
- * or not, is CORRUPT, its reason naming the limit, after only this much
- * was inflated. */
-#define HS_DICOM_MAX_INFLATED (64u * 1024u * 1024u)
-#define HS_DICOM_MAX_INFLATED_TEXT "64 MiB"
+ * may inflate to: a 1024 x 1024 16-bit slice and 1 MiB of header. Deflate
+ * packs up to 1000 bytes into one, and DCMTK parses a data set of tiny
+ * elements at only a few MB a second: with a 64 MiB limit, a 68 kB file
+ * found by the fuzzer kept a header scan busy for seconds. With it, a
+ * deflated file costs at most what a 3 MiB file costs. Deflated CT is rare; a
+ * larger data set, hostile or not, is CORRUPT, its reason naming the
+ * limit, after only this much was inflated. */
+#define HS_DICOM_MAX_INFLATED (3u * 1024u * 1024u)
+#define HS_DICOM_MAX_INFLATED_TEXT "3 MiB"
 /* How far (degrees) the slice normal may lean from the patient's z axis
  * before gantry tilt is added; beyond it a slice is NOT_AXIAL. 30 degrees
  * keeps the usual tilted head acquisitions and drops coronal and sagittal
