@@ -33,6 +33,7 @@
 #include "dcmtk/dcmjpeg/djdecode.h"
 #include "dcmtk/dcmjpls/djdecode.h"
 #include "dcmtk/oflog/oflog.h"
+#include "dcmtk/ofstd/ofstd.h"
 
 #include <openjpeg.h>
 #include <sys/mman.h>
@@ -498,6 +499,8 @@ struct hs_parsed {
     /* The inflated data set of a deflated file (see hs_load_deflated), a
      * memory file that DCMTK reads through /proc/self/fd; -1 if none. */
     int inflated_fd = -1;
+    /* Bytes of the file DCMTK parsed (for a deflated file, the memory file). */
+    size_t source_size = 0;
     hs_parsed() = default;
     hs_parsed(const hs_parsed &) = delete;
     hs_parsed &operator=(const hs_parsed &) = delete;
@@ -545,6 +548,7 @@ OFCondition hs_load_deflated(DcmInputFileStream &fs, Uint32 max_read, hs_parsed 
         }
         total += (size_t)got;
     }
+    p->source_size = total;
     /* What did inflate is parsed even when the stream broke or was cut at
      * the limit, so the header fields before that point are kept, as for a
      * truncated file. */
@@ -559,13 +563,21 @@ OFCondition hs_load_deflated(DcmInputFileStream &fs, Uint32 max_read, hs_parsed 
     return c;
 }
 
-/* DcmFileFormat::loadFile, except that a deflated data set goes through
- * hs_load_deflated. The meta header says which it is, so it is read first,
- * into the same DcmFileFormat; loadFile starts over (it clears the object)
- * for every other file. */
-OFCondition hs_load(const char *path, Uint32 max_read, hs_parsed *p)
+/* DcmFileFormat::loadFile into p (emptied first), except that a deflated
+ * data set goes through hs_load_deflated. The meta header of a file with
+ * the DICM marker (dicm) says which it is, so it is read first, into the
+ * same DcmFileFormat; loadFile starts over (it clears the object) for
+ * every other file. Sets p->source_size. */
+OFCondition hs_load(const char *path, bool dicm, Uint32 max_read, hs_parsed *p)
 {
-    {
+    p->ff.clear();
+    p->xfer = EXS_Unknown;
+    if (p->inflated_fd >= 0) {
+        close(p->inflated_fd);
+        p->inflated_fd = -1;
+    }
+    p->source_size = OFStandard::getFileSize(OFFilename(path));
+    if (dicm) {
         DcmInputFileStream fs{OFFilename(path)};
         DcmMetaInfo *meta = p->ff.getMetaInfo();
         if (fs.good() && meta != nullptr) {
@@ -581,6 +593,28 @@ OFCondition hs_load(const char *path, Uint32 max_read, hs_parsed *p)
         }
     }
     return p->ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, max_read, ERM_autoDetect);
+}
+
+/* After a parse that failed, what of the data set can be read safely.
+ * DCMTK keeps the element it was reading when the data ran out, with part
+ * of its value never read, and keeps elements in tag order, which a file
+ * need not follow, so that element may be anywhere. So the file is parsed
+ * once more with every value left in the file (max_read 0): a value is
+ * read only when asked for, and a read past the end then fails instead of
+ * returning uninitialised bytes. Before that read DCMTK allocates the
+ * length the element claims, so elements claiming more than the whole
+ * file (a fuzzed 791-byte file claimed 2.2 GB for ImageOrientationPatient)
+ * are dropped. */
+void hs_reload_after_failure(const char *path, bool dicm, hs_parsed *p)
+{
+    hs_load(path, dicm, 0, p);
+    DcmDataset *ds = p->ff.getDataset();
+    for (unsigned long i = ds->card(); i-- > 0;) {
+        DcmElement *el = ds->getElement(i);
+        Uint32 len = el != nullptr ? el->getLengthField() : 0;
+        if (len != DCM_UndefinedLength && len > p->source_size)
+            delete ds->remove(i);
+    }
 }
 
 hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_header *h,
@@ -604,26 +638,22 @@ hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_hea
         return HS_OK;
     }
     hs_register_codecs_once();
-    OFCondition c = s == HS_SNIFF_DICM ? hs_load(path, max_read, p)
-                                       : p->ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, max_read,
-                                                        ERM_autoDetect);
+    bool dicm = s == HS_SNIFF_DICM;
+    OFCondition c = hs_load(path, dicm, max_read, p);
     DcmDataset *ds = p->ff.getDataset();
     if (ds == nullptr || ds->card() == 0) {
         *verdict = HS_DICOM_NOT_DICOM;
         std::snprintf(reason, 256, "not DICOM: DCMTK found no data set (%s)", c.text());
         return HS_OK;
     }
-    /* hs_load_deflated's data set was read from memory as explicit little
-     * endian; the file's own transfer syntax is the one to report. */
+    if (c.bad()) {
+        hs_reload_after_failure(path, dicm, p);
+        ds = p->ff.getDataset();
+    }
+    /* hs_load_deflated's data set was read as explicit little endian; the
+     * file's own transfer syntax is the one to report. */
     if (p->xfer != EXS_DeflatedLittleEndianExplicit)
         p->xfer = ds->getOriginalXfer();
-    if (c.bad()) {
-        /* The element being read when the file ended is in the data set
-         * with part of its value never read; reading it would use
-         * uninitialised memory, so it goes before anything is looked at. */
-        DcmElement *partial = ds->remove(ds->card() - 1);
-        delete partial;
-    }
     DcmItem *meta = p->ff.getMetaInfo();
     if (meta != nullptr && meta->card() == 0)
         meta = nullptr;

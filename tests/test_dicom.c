@@ -518,6 +518,7 @@ static void test_hostile_files(void)
         {"bits-stored-int-min-no-high-bit", HS_DICOM_UNSUPPORTED, "BitsStored -2147483648", NULL},
         {"deflated-pixel-data-claims-3gb", HS_DICOM_CORRUPT, "DCMTK", NULL},
         {"deflated-5mb-of-zeros", HS_DICOM_CORRUPT, "more than " HS_DICOM_MAX_INFLATED_TEXT, NULL},
+        {"out-of-order-element-claims-4gb", HS_DICOM_CORRUPT, "DCMTK", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char rel[128], path[4096];
@@ -992,7 +993,7 @@ int hs_register_dicom_tests(void)
         {"JPEG 2000 PixelRepresentation mismatch", test_j2k_pixelrep_mismatch},
         {"ACR-NEMA file without preamble", test_acr_nema},
         {"refusals name what was seen", test_reasons},
-        {"hostile files: J2K size, BitsStored, deflate limits", test_hostile_files},
+        {"hostile files: J2K size, BitsStored, deflate limits, false lengths", test_hostile_files},
         {"files that are not DICOM", test_not_dicom},
         {"synthetic: rescale, big endian, MONOCHROME1, missing fields", test_synthetic_basic},
         {"synthetic: BitsStored masking and 12-bit wrap-around", test_synthetic_bits},
