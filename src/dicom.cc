@@ -732,6 +732,91 @@ void hs_opj_error(const char *msg, void *user)
 
 void hs_opj_quiet(const char *, void *) {}
 
+/* Most tiles a JPEG 2000 codestream may have. OpenJPEG sets every tile up
+ * (about 16 kB each, more with more components) while it reads the main
+ * header, before anything can be compared with Rows and Columns: a 794-byte
+ * codestream of 3 x 3 tiles and 64 components took over 2 GB. 1024 is a
+ * 4096 x 4096 slice in 128 x 128 tiles; encoders use one tile or a few. */
+const Uint64 hs_j2k_max_tiles = 1024;
+
+/* The big-endian number of n bytes at code[at]; the caller checks bounds. */
+Uint64 hs_be(const std::vector<unsigned char> &code, size_t at, int n)
+{
+    Uint64 v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | code[at + (size_t)i];
+    return v;
+}
+
+/* Where the codestream starts: 0 for a raw one, inside the 'jp2c' box of a
+ * JP2 file (jp2); code.size() when there is none. */
+size_t hs_j2k_codestream_start(const std::vector<unsigned char> &code, bool jp2)
+{
+    if (!jp2)
+        return 0;
+    size_t pos = 0;
+    while (code.size() - pos >= 8) {
+        Uint64 len = hs_be(code, pos, 4);
+        size_t header = 8;
+        if (len == 1) {
+            if (code.size() - pos < 16)
+                break;
+            len = hs_be(code, pos + 8, 8);
+            header = 16;
+        } else if (len == 0) {
+            len = code.size() - pos; /* the last box runs to the end */
+        }
+        if (std::memcmp(&code[pos + 4], "jp2c", 4) == 0)
+            return pos + header;
+        if (len < header || len > code.size() - pos)
+            break;
+        pos += (size_t)len;
+    }
+    return code.size();
+}
+
+/* The SIZ marker segment, which must follow SOC, against h before OpenJPEG
+ * allocates what it claims: one component, not subsampled, Columns x Rows,
+ * at most hs_j2k_max_tiles tiles. Empty when it fits, else what does not. */
+std::string hs_j2k_check_siz(const std::vector<unsigned char> &code, size_t start, const hs_dicom_header *h)
+{
+    /* SOC, SIZ, Lsiz, Rsiz, 8 sizes and offsets of 4 bytes, Csiz, and
+     * Ssiz, XRsiz, YRsiz of the first component. */
+    if (start > code.size() || code.size() - start < 45 || hs_be(code, start, 2) != 0xFF4F ||
+        hs_be(code, start + 2, 2) != 0xFF51)
+        return "no SIZ marker after SOC";
+    const size_t at = start + 8;
+    Uint64 x = hs_be(code, at, 4), y = hs_be(code, at + 4, 4);
+    Uint64 x0 = hs_be(code, at + 8, 4), y0 = hs_be(code, at + 12, 4);
+    Uint64 tw = hs_be(code, at + 16, 4), th = hs_be(code, at + 20, 4);
+    Uint64 tx0 = hs_be(code, at + 24, 4), ty0 = hs_be(code, at + 28, 4);
+    Uint64 comps = hs_be(code, at + 32, 2);
+    Uint64 dx = code[at + 35], dy = code[at + 36];
+    char why[160];
+    if (comps != 1 || dx != 1 || dy != 1) {
+        std::snprintf(why, sizeof why, "%llu components (first subsampled %llu x %llu), expected 1 not subsampled",
+                      (unsigned long long)comps, (unsigned long long)dx, (unsigned long long)dy);
+        return why;
+    }
+    if (x <= x0 || y <= y0 || x - x0 != (Uint64)h->columns || y - y0 != (Uint64)h->rows) {
+        std::snprintf(why, sizeof why, "%lld x %lld pixels, expected %d x %d", (long long)x - (long long)x0,
+                      (long long)y - (long long)y0, h->columns, h->rows);
+        return why;
+    }
+    if (tw == 0 || th == 0 || tx0 > x0 || ty0 > y0) {
+        std::snprintf(why, sizeof why, "invalid tiling (%llu x %llu tiles at %llu, %llu)", (unsigned long long)tw,
+                      (unsigned long long)th, (unsigned long long)tx0, (unsigned long long)ty0);
+        return why;
+    }
+    Uint64 tiles = ((x - tx0 + tw - 1) / tw) * ((y - ty0 + th - 1) / th);
+    if (tiles > hs_j2k_max_tiles) {
+        std::snprintf(why, sizeof why, "%llu tiles, expected at most %llu", (unsigned long long)tiles,
+                      (unsigned long long)hs_j2k_max_tiles);
+        return why;
+    }
+    return std::string();
+}
+
 /* 1 when img (after opj_read_header or opj_decode) is one component of
  * h's Columns x Rows. */
 bool hs_j2k_size_ok(const opj_image_t *img, const hs_dicom_header *h)
@@ -773,7 +858,11 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
     /* Most files hold a raw codestream (SOC marker FF4F); some wrap it in a
      * JP2 file (signature box). */
     static const unsigned char jp2_sig[12] = {0, 0, 0, 0x0C, 'j', 'P', ' ', ' ', 0x0D, 0x0A, 0x87, 0x0A};
-    OPJ_CODEC_FORMAT fmt = std::memcmp(code.data(), jp2_sig, 12) == 0 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K;
+    bool jp2 = std::memcmp(code.data(), jp2_sig, 12) == 0;
+    OPJ_CODEC_FORMAT fmt = jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K;
+    std::string siz = hs_j2k_check_siz(code, hs_j2k_codestream_start(code, jp2), h);
+    if (!siz.empty())
+        return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 codestream is not the slice: %s", path, siz.c_str());
 
     hs_mem_stream mem = {code.data(), code.size(), 0};
     std::string opj_msg;
