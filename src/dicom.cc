@@ -825,9 +825,11 @@ bool hs_j2k_size_ok(const opj_image_t *img, const hs_dicom_header *h)
            img->comps[0].h == (OPJ_UINT32)h->rows;
 }
 
-/* Decode the JPEG 2000 frame of ds into stored values. */
-hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
-                        std::vector<long> *stored, hs_error *err)
+/* The compressed frame of an encapsulated Pixel Data element: item 0 is
+ * the basic offset table; a single frame is all the fragments after it,
+ * concatenated. what names the compression in messages. */
+hs_status hs_encapsulated_frame(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const char *what,
+                                std::vector<unsigned char> *code, hs_error *err)
 {
     DcmElement *el = nullptr;
     if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr)
@@ -836,23 +838,103 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
     DcmPixelSequence *seq = nullptr;
     OFCondition c = pd->getEncapsulatedRepresentation(xfer, nullptr, seq);
     if (c.bad() || seq == nullptr)
-        return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 Pixel Data is not encapsulated: %s", path, c.text());
-    /* Item 0 is the basic offset table; a single frame is all the fragments
-     * after it, concatenated. */
-    std::vector<unsigned char> code;
+        return hs_fail(err, HS_ERR_FORMAT, "%s: %s Pixel Data is not encapsulated: %s", path, what, c.text());
     unsigned long items = seq->card();
     for (unsigned long i = 1; i < items; i++) {
         DcmPixelItem *item = nullptr;
         if (seq->getItem(item, i).bad() || item == nullptr)
-            return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 fragment %lu unreadable", path, i);
+            return hs_fail(err, HS_ERR_FORMAT, "%s: %s fragment %lu unreadable", path, what, i);
         Uint8 *bytes = nullptr;
         Uint32 len = item->getLength();
         if (len == 0)
             continue;
         if (item->getUint8Array(bytes).bad() || bytes == nullptr)
-            return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 fragment %lu unreadable", path, i);
-        code.insert(code.end(), bytes, bytes + len);
+            return hs_fail(err, HS_ERR_FORMAT, "%s: %s fragment %lu unreadable", path, what, i);
+        code->insert(code->end(), bytes, bytes + len);
     }
+    return HS_OK;
+}
+
+/* The frame header (SOFn) of the JPEG or JPEG-LS stream in code, against
+ * h and the transfer syntax, before a DCMTK decoder reads it: the libjpeg
+ * inside DCMTK sizes its buffers by the stream, not by Rows and Columns,
+ * and a progressive stream is buffered whole (a 60000 x 60000 one in a
+ * 1 kB file took over 2 GB). Wants the process the transfer syntax names
+ * (baseline SOF0; extended SOF0/SOF1; lossless SOF3; JPEG-LS SOF55), one
+ * component, Columns x Rows. Empty when it fits, else what does not. */
+std::string hs_jpeg_check_frame(const std::vector<unsigned char> &code, E_TransferSyntax xfer,
+                                const hs_dicom_header *h)
+{
+    if (code.size() < 4 || code[0] != 0xFF || code[1] != 0xD8)
+        return "no JPEG stream (SOI) in the first fragment";
+    size_t pos = 2;
+    while (code.size() - pos >= 4) {
+        if (code[pos] != 0xFF)
+            return "JPEG markers out of step before the frame header";
+        unsigned m = code[pos + 1];
+        if (m == 0xFF) { /* fill byte */
+            pos++;
+            continue;
+        }
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { /* markers without a segment */
+            pos += 2;
+            continue;
+        }
+        if (m == 0xD9 || m == 0xDA)
+            return "no frame header (SOF) before the scan";
+        size_t len = (size_t)hs_be(code, pos + 2, 2);
+        bool sof = (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) || m == 0xF7;
+        if (!sof) {
+            if (len < 2)
+                return "a JPEG marker segment shorter than its length field";
+            pos += 2 + len;
+            continue;
+        }
+        if (len < 8 || code.size() - pos < 10)
+            return "a truncated frame header";
+        bool allowed = false;
+        switch (xfer) {
+        case EXS_JPEGProcess1:
+            allowed = m == 0xC0;
+            break;
+        case EXS_JPEGProcess2_4:
+            allowed = m == 0xC0 || m == 0xC1;
+            break;
+        case EXS_JPEGProcess14:
+        case EXS_JPEGProcess14SV1:
+            allowed = m == 0xC3;
+            break;
+        case EXS_JPEGLSLossless:
+        case EXS_JPEGLSLossy:
+            allowed = m == 0xF7;
+            break;
+        default:
+            break;
+        }
+        char why[160];
+        Uint64 rows = hs_be(code, pos + 5, 2), cols = hs_be(code, pos + 7, 2), comps = code[pos + 9];
+        if (!allowed)
+            std::snprintf(why, sizeof why, "a frame of type SOF%s%u, not the process of transfer syntax %s",
+                          m == 0xF7 ? "55 " : "", m == 0xF7 ? 0u : m - 0xC0u, DcmXfer(xfer).getXferName());
+        else if (comps != 1 || rows != (Uint64)h->rows || cols != (Uint64)h->columns)
+            std::snprintf(why, sizeof why, "a frame of %llu component(s) of %llu x %llu, expected 1 of %d x %d",
+                          (unsigned long long)comps, (unsigned long long)cols, (unsigned long long)rows, h->columns,
+                          h->rows);
+        else
+            return std::string();
+        return why;
+    }
+    return "no frame header (SOF)";
+}
+
+/* Decode the JPEG 2000 frame of ds into stored values. */
+hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
+                        std::vector<long> *stored, hs_error *err)
+{
+    std::vector<unsigned char> code;
+    hs_status fst = hs_encapsulated_frame(path, ds, xfer, "JPEG 2000", &code, err);
+    if (fst != HS_OK)
+        return fst;
     if (code.size() < 12)
         return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 Pixel Data holds no codestream", path);
     /* Most files hold a raw codestream (SOC marker FF4F); some wrap it in a
@@ -942,7 +1024,18 @@ hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xf
 {
     if (DcmXfer(xfer).isEncapsulated()) {
         /* RLE, JPEG and JPEG-LS: the registered DCMTK decoders produce an
-         * uncompressed little-endian copy of the pixels. */
+         * uncompressed little-endian copy of the pixels. RLE decodes into
+         * what Rows and Columns say; a JPEG stream's own frame header is
+         * checked first. */
+        if (xfer != EXS_RLELossless) {
+            std::vector<unsigned char> code;
+            hs_status fst = hs_encapsulated_frame(path, ds, xfer, "JPEG", &code, err);
+            if (fst != HS_OK)
+                return fst;
+            std::string frame = hs_jpeg_check_frame(code, xfer, h);
+            if (!frame.empty())
+                return hs_fail(err, HS_ERR_FORMAT, "%s: the JPEG stream is not the slice: %s", path, frame.c_str());
+        }
         OFCondition c = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
         if (c.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit))
             return hs_fail(err, HS_ERR_FORMAT, "%s: %s pixels do not decode: %s", path,

@@ -516,6 +516,7 @@ static void test_hostile_files(void)
     } cases[] = {
         {"j2k-codestream-60000x60000-in-512x512", HS_DICOM_OK, "", "60000 x 60000 pixels, expected 512 x 512"},
         {"j2k-siz-29241-tiles-64-components", HS_DICOM_OK, "", "64 components"},
+        {"jpeg-baseline-holds-progressive-60000x60000", HS_DICOM_OK, "", "SOF2, not the process"},
         {"bits-stored-int-min-no-high-bit", HS_DICOM_UNSUPPORTED, "BitsStored -2147483648", NULL},
         {"deflated-pixel-data-claims-3gb", HS_DICOM_CORRUPT, "DCMTK", NULL},
         {"deflated-5mb-of-zeros", HS_DICOM_CORRUPT, "more than " HS_DICOM_MAX_INFLATED_TEXT, NULL},
@@ -994,7 +995,7 @@ int hs_register_dicom_tests(void)
         {"JPEG 2000 PixelRepresentation mismatch", test_j2k_pixelrep_mismatch},
         {"ACR-NEMA file without preamble", test_acr_nema},
         {"refusals name what was seen", test_reasons},
-        {"hostile files: J2K size and tiles, BitsStored, deflate limits, false lengths", test_hostile_files},
+        {"hostile files: J2K and JPEG frame sizes, BitsStored, deflate limits, false lengths", test_hostile_files},
         {"files that are not DICOM", test_not_dicom},
         {"synthetic: rescale, big endian, MONOCHROME1, missing fields", test_synthetic_basic},
         {"synthetic: BitsStored masking and 12-bit wrap-around", test_synthetic_bits},
