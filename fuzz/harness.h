@@ -30,7 +30,8 @@
  * temporary file cannot be written (why says so). */
 int hs_fuzz_dicom(const uint8_t *data, size_t size, char *why, size_t cap);
 
-/* The PNG stage on size bytes at data: hs_png_read_buffer, then
+/* The PNG stage on size bytes at data, every chunk CRC rewritten to
+ * match first (so mutations reach the decoder): hs_png_read_buffer, then
  * hs_prepare_input with the recipe of models trained on PNG pictures
  * (150 x 150, gray, head crop), as training and --predict do. Returns 0
  * when every check held, -1 with a sentence in why otherwise. */
