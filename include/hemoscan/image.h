@@ -32,11 +32,16 @@
  * allocate without bound. */
 #define HS_IMAGE_MAX_SIDE 16384
 /* Most values (width * height * channels of the result) hs_png_read
- * accepts: 2^26, i.e. 256 MiB of float pixels. A gray picture may be
- * 8192 x 8192, a colour one about 21 megapixels (e.g. 5600 x 3700). Without
- * it the per-side limit alone would let a tiny file that claims 16384 x
- * 16384 RGB make the reader reserve 3 GiB before it finds the data missing. */
-#define HS_PNG_MAX_VALUES (64 * 1024 * 1024)
+ * accepts: 2^23, i.e. 32 MiB of float pixels. A gray picture may be 2896 x
+ * 2896, a colour one about 2.8 megapixels (e.g. 1920 x 1440), far above the
+ * CT renderings and data sets hemoscan reads. The head crop of
+ * hs_prepare_input needs up to about 20 bytes a pixel more, so a hostile
+ * picture at the limit costs some 200 MB and a fraction of a second.
+ * Without a limit on values the per-side limit alone let a tiny file
+ * claiming 16384 x 16384 RGB make the reader reserve 3 GiB before it found
+ * the data missing; at 2^26 a 75 kB checkerboard PNG found by the fuzzer
+ * still took 1.5 GB and 2 s through hs_prepare_input. */
+#define HS_PNG_MAX_VALUES (8 * 1024 * 1024)
 /* Largest ancillary chunk (text, ICC profile, ...) hs_png_read lets libpng
  * read or inflate, bytes; a larger one makes the file HS_ERR_FORMAT. */
 #define HS_PNG_MAX_CHUNK_BYTES (8 * 1024 * 1024)
