@@ -1,9 +1,8 @@
 /* fuzz_dicom.c - libFuzzer target for the DICOM reading stage.
  *
  * Each input is a file's bytes; fuzz/harness.c runs them through
- * hs_dicom_read_header, hs_study_scan and, when the verdict allows it,
- * hs_dicom_read_hu and the rendering, as a study does, and checks the
- * documented contract. A broken contract aborts, so libFuzzer keeps the
+ * hs_dicom_read_header and, when the verdict allows it, hs_dicom_read_hu,
+ * as a study does, and checks the documented contract. A broken contract aborts, so libFuzzer keeps the
  * input like any crash. Built with clang by `make fuzz` (Makefile.am) and
  * run by `make check-fuzz`; the inputs it found are kept in
  * fuzz/regressions/dicom/ and replayed by make check. */
