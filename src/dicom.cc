@@ -33,7 +33,6 @@
 #include "dcmtk/dcmjpeg/djdecode.h"
 #include "dcmtk/dcmjpls/djdecode.h"
 #include "dcmtk/oflog/oflog.h"
-#include "dcmtk/ofstd/ofstd.h"
 
 #include <openjpeg.h>
 #include <sys/mman.h>
@@ -57,6 +56,10 @@ namespace {
 /* Read at most this many bytes of an element value while parsing a header;
  * larger values (the pixels) stay on disk until someone asks for them. */
 const Uint32 hs_header_max_read = 4096;
+
+/* Longest value read from a header attribute. hemoscan's fields are all
+ * far shorter; see hs_attribute. */
+const Uint32 hs_max_attribute = 65536;
 
 /* HU given to padding pixels: air, the value of everything outside the
  * patient, so padding never looks like tissue or bone. */
@@ -106,11 +109,25 @@ void hs_copy_field(char *dst, size_t cap, const std::string &s)
     dst[n] = '\0';
 }
 
+/* The top-level element of tag, unless absent or longer than
+ * hs_max_attribute. DCMTK allocates the length an element claims when its
+ * value is first read (and some getters reserve it again for the text), so
+ * a claim of 4 GB (or an undefined length on an attribute that cannot have
+ * one, as a fuzzed 16-byte file gave BitsAllocated) must not be read. */
+DcmElement *hs_attribute(DcmItem *ds, const DcmTagKey &tag)
+{
+    DcmElement *el = nullptr;
+    if (ds->findAndGetElement(tag, el).bad() || el == nullptr || el->getLengthField() > hs_max_attribute)
+        return nullptr;
+    return el;
+}
+
 /* All values of a string attribute, backslashes kept; "" if absent. */
 std::string hs_get_string(DcmItem *ds, const DcmTagKey &tag)
 {
+    DcmElement *el = hs_attribute(ds, tag);
     OFString v;
-    if (ds->findAndGetOFStringArray(tag, v).good())
+    if (el != nullptr && el->getOFStringArray(v).good())
         return std::string(v.c_str());
     return std::string();
 }
@@ -124,8 +141,9 @@ void hs_get_field(DcmItem *ds, const DcmTagKey &tag, char *dst, size_t cap)
  * 1 if present and finite. */
 int hs_get_double(DcmItem *ds, const DcmTagKey &tag, unsigned long pos, double *out)
 {
+    DcmElement *el = hs_attribute(ds, tag);
     Float64 v = 0.0;
-    if (ds->findAndGetFloat64(tag, v, pos).bad())
+    if (el == nullptr || el->getFloat64(v, pos).bad())
         return 0;
     if (!std::isfinite(v))
         return 0;
@@ -136,18 +154,21 @@ int hs_get_double(DcmItem *ds, const DcmTagKey &tag, unsigned long pos, double *
 /* An integer attribute stored as IS or as a binary US/SS/UL/SL. */
 int hs_get_int(DcmItem *ds, const DcmTagKey &tag, int *out)
 {
+    DcmElement *el = hs_attribute(ds, tag);
+    if (el == nullptr)
+        return 0;
     Sint32 s = 0;
-    if (ds->findAndGetSint32(tag, s).good()) {
+    if (el->getSint32(s).good()) {
         *out = (int)s;
         return 1;
     }
     Uint16 u = 0;
-    if (ds->findAndGetUint16(tag, u).good()) {
+    if (el->getUint16(u).good()) {
         *out = (int)u;
         return 1;
     }
     Sint16 ss = 0;
-    if (ds->findAndGetSint16(tag, ss).good()) {
+    if (el->getSint16(ss).good()) {
         *out = (int)ss;
         return 1;
     }
@@ -173,13 +194,16 @@ int hs_get_int(DcmItem *ds, const DcmTagKey &tag, int *out)
  * bit pattern, so that it goes through the same masking as the pixels. */
 int hs_get_raw16(DcmItem *ds, const DcmTagKey &tag, unsigned *out)
 {
+    DcmElement *el = hs_attribute(ds, tag);
+    if (el == nullptr)
+        return 0;
     Uint16 u = 0;
-    if (ds->findAndGetUint16(tag, u).good()) {
+    if (el->getUint16(u).good()) {
         *out = u;
         return 1;
     }
     Sint16 s = 0;
-    if (ds->findAndGetSint16(tag, s).good()) {
+    if (el->getSint16(s).good()) {
         *out = (unsigned)(Uint16)s;
         return 1;
     }
@@ -499,8 +523,6 @@ struct hs_parsed {
     /* The inflated data set of a deflated file (see hs_load_deflated), a
      * memory file that DCMTK reads through /proc/self/fd; -1 if none. */
     int inflated_fd = -1;
-    /* Bytes of the file DCMTK parsed (for a deflated file, the memory file). */
-    size_t source_size = 0;
     hs_parsed() = default;
     hs_parsed(const hs_parsed &) = delete;
     hs_parsed &operator=(const hs_parsed &) = delete;
@@ -548,7 +570,6 @@ OFCondition hs_load_deflated(DcmInputFileStream &fs, Uint32 max_read, hs_parsed 
         }
         total += (size_t)got;
     }
-    p->source_size = total;
     /* What did inflate is parsed even when the stream broke or was cut at
      * the limit, so the header fields before that point are kept, as for a
      * truncated file. */
@@ -567,7 +588,7 @@ OFCondition hs_load_deflated(DcmInputFileStream &fs, Uint32 max_read, hs_parsed 
  * data set goes through hs_load_deflated. The meta header of a file with
  * the DICM marker (dicm) says which it is, so it is read first, into the
  * same DcmFileFormat; loadFile starts over (it clears the object) for
- * every other file. Sets p->source_size. */
+ * every other file. */
 OFCondition hs_load(const char *path, bool dicm, Uint32 max_read, hs_parsed *p)
 {
     p->ff.clear();
@@ -576,7 +597,6 @@ OFCondition hs_load(const char *path, bool dicm, Uint32 max_read, hs_parsed *p)
         close(p->inflated_fd);
         p->inflated_fd = -1;
     }
-    p->source_size = OFStandard::getFileSize(OFFilename(path));
     if (dicm) {
         DcmInputFileStream fs{OFFilename(path)};
         DcmMetaInfo *meta = p->ff.getMetaInfo();
@@ -593,28 +613,6 @@ OFCondition hs_load(const char *path, bool dicm, Uint32 max_read, hs_parsed *p)
         }
     }
     return p->ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, max_read, ERM_autoDetect);
-}
-
-/* After a parse that failed, what of the data set can be read safely.
- * DCMTK keeps the element it was reading when the data ran out, with part
- * of its value never read, and keeps elements in tag order, which a file
- * need not follow, so that element may be anywhere. So the file is parsed
- * once more with every value left in the file (max_read 0): a value is
- * read only when asked for, and a read past the end then fails instead of
- * returning uninitialised bytes. Before that read DCMTK allocates the
- * length the element claims, so elements claiming more than the whole
- * file (a fuzzed 791-byte file claimed 2.2 GB for ImageOrientationPatient)
- * are dropped. */
-void hs_reload_after_failure(const char *path, bool dicm, hs_parsed *p)
-{
-    hs_load(path, dicm, 0, p);
-    DcmDataset *ds = p->ff.getDataset();
-    for (unsigned long i = ds->card(); i-- > 0;) {
-        DcmElement *el = ds->getElement(i);
-        Uint32 len = el != nullptr ? el->getLengthField() : 0;
-        if (len != DCM_UndefinedLength && len > p->source_size)
-            delete ds->remove(i);
-    }
 }
 
 hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_header *h,
@@ -647,7 +645,16 @@ hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_hea
         return HS_OK;
     }
     if (c.bad()) {
-        hs_reload_after_failure(path, dicm, p);
+        /* DCMTK keeps the element it was reading when the data ran out,
+         * with part of its value never read, and keeps elements in tag
+         * order, which a file need not follow, so that element may be
+         * anywhere (a fuzzed file failed inside StudyTime, before elements
+         * of higher tags). So the file is parsed once more with every value
+         * left in the file (max_read 0): a value is read only when asked
+         * for, and a read past the end then fails instead of returning
+         * uninitialised bytes. What such a read allocates first is bounded
+         * by hs_attribute. */
+        hs_load(path, dicm, 0, p);
         ds = p->ff.getDataset();
     }
     /* hs_load_deflated's data set was read as explicit little endian; the
@@ -885,8 +892,8 @@ std::string hs_jpeg_check_frame(const std::vector<unsigned char> &code, E_Transf
         size_t len = (size_t)hs_be(code, pos + 2, 2);
         bool sof = (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) || m == 0xF7;
         if (!sof) {
-            if (len < 2)
-                return "a JPEG marker segment shorter than its length field";
+            if (len < 2 || len > code.size() - pos - 2)
+                return "a JPEG marker segment shorter than its length field or longer than the stream";
             pos += 2 + len;
             continue;
         }

@@ -521,6 +521,8 @@ static void test_hostile_files(void)
         {"deflated-pixel-data-claims-3gb", HS_DICOM_CORRUPT, "DCMTK", NULL},
         {"deflated-5mb-of-zeros", HS_DICOM_CORRUPT, "more than " HS_DICOM_MAX_INFLATED_TEXT, NULL},
         {"out-of-order-element-claims-4gb", HS_DICOM_CORRUPT, "DCMTK", NULL},
+        {"bits-allocated-undefined-length", HS_DICOM_CORRUPT, "DCMTK", NULL},
+        {"jpeg-marker-segment-past-the-end", HS_DICOM_OK, "", "longer than the stream"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char rel[128], path[4096];
