@@ -4,10 +4,14 @@
 # installed packages alone. Uses sudo only when not already root.
 set -eu
 
+# clang and libclang-rt-14-dev are for the fuzzers (configure
+# --enable-fuzzers, a CI step); the normal build does not need them.
+# libclang-rt-14-dev holds libFuzzer; clang only recommends it (through
+# libclang-common-14-dev), so --no-install-recommends needs it named.
 PACKAGES="build-essential g++ autoconf automake libtool pkg-config
 libdcmtk-dev dcmtk libtiff-dev libtiff-tools libsqlite3-dev sqlite3
-libcunit1-dev libpng-dev libopenblas-dev libopenjp2-7-dev libssl-dev libjansson-dev
-valgrind jq time"
+libcunit1-dev libpng-dev zlib1g-dev libopenblas-dev libopenjp2-7-dev libssl-dev libjansson-dev
+valgrind jq time clang libclang-rt-14-dev"
 
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=

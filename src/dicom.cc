@@ -23,19 +23,24 @@
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcfcache.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
+#include "dcmtk/dcmdata/dcistrmf.h"
 #include "dcmtk/dcmdata/dcmetinf.h"
 #include "dcmtk/dcmdata/dcpixel.h"
 #include "dcmtk/dcmdata/dcpixseq.h"
 #include "dcmtk/dcmdata/dcpxitem.h"
 #include "dcmtk/dcmdata/dcrledrg.h"
+#include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmdata/dcxfer.h"
 #include "dcmtk/dcmjpeg/djdecode.h"
 #include "dcmtk/dcmjpls/djdecode.h"
 #include "dcmtk/oflog/oflog.h"
 
 #include <openjpeg.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -57,6 +62,10 @@ namespace {
 /* Read at most this many bytes of an element value while parsing a header;
  * larger values (the pixels) stay on disk until someone asks for them. */
 const Uint32 hs_header_max_read = 4096;
+
+/* Longest value read from a header attribute. hemoscan's fields are all
+ * far shorter; see hs_attribute. */
+const Uint32 hs_max_attribute = 65536;
 
 /* HU given to padding pixels: air, the value of everything outside the
  * patient, so padding never looks like tissue or bone. */
@@ -106,11 +115,25 @@ void hs_copy_field(char *dst, size_t cap, const std::string &s)
     dst[n] = '\0';
 }
 
+/* The top-level element of tag, unless absent or longer than
+ * hs_max_attribute. DCMTK allocates the length an element claims when its
+ * value is first read (and some getters reserve it again for the text), so
+ * a claim of 4 GB (or an undefined length on an attribute that cannot have
+ * one, as a fuzzed 16-byte file gave BitsAllocated) must not be read. */
+DcmElement *hs_attribute(DcmItem *ds, const DcmTagKey &tag)
+{
+    DcmElement *el = nullptr;
+    if (ds->findAndGetElement(tag, el).bad() || el == nullptr || el->getLengthField() > hs_max_attribute)
+        return nullptr;
+    return el;
+}
+
 /* All values of a string attribute, backslashes kept; "" if absent. */
 std::string hs_get_string(DcmItem *ds, const DcmTagKey &tag)
 {
+    DcmElement *el = hs_attribute(ds, tag);
     OFString v;
-    if (ds->findAndGetOFStringArray(tag, v).good())
+    if (el != nullptr && el->getOFStringArray(v).good())
         return std::string(v.c_str());
     return std::string();
 }
@@ -124,8 +147,9 @@ void hs_get_field(DcmItem *ds, const DcmTagKey &tag, char *dst, size_t cap)
  * 1 if present and finite. */
 int hs_get_double(DcmItem *ds, const DcmTagKey &tag, unsigned long pos, double *out)
 {
+    DcmElement *el = hs_attribute(ds, tag);
     Float64 v = 0.0;
-    if (ds->findAndGetFloat64(tag, v, pos).bad())
+    if (el == nullptr || el->getFloat64(v, pos).bad())
         return 0;
     if (!std::isfinite(v))
         return 0;
@@ -148,18 +172,21 @@ int hs_get_doubles(DcmItem *ds, const DcmTagKey &tag, unsigned long n, double *o
 /* An integer attribute stored as IS or as a binary US/SS/UL/SL. */
 int hs_get_int(DcmItem *ds, const DcmTagKey &tag, int *out)
 {
+    DcmElement *el = hs_attribute(ds, tag);
+    if (el == nullptr)
+        return 0;
     Sint32 s = 0;
-    if (ds->findAndGetSint32(tag, s).good()) {
+    if (el->getSint32(s).good()) {
         *out = (int)s;
         return 1;
     }
     Uint16 u = 0;
-    if (ds->findAndGetUint16(tag, u).good()) {
+    if (el->getUint16(u).good()) {
         *out = (int)u;
         return 1;
     }
     Sint16 ss = 0;
-    if (ds->findAndGetSint16(tag, ss).good()) {
+    if (el->getSint16(ss).good()) {
         *out = (int)ss;
         return 1;
     }
@@ -185,13 +212,16 @@ int hs_get_int(DcmItem *ds, const DcmTagKey &tag, int *out)
  * bit pattern, so that it goes through the same masking as the pixels. */
 int hs_get_raw16(DcmItem *ds, const DcmTagKey &tag, unsigned *out)
 {
+    DcmElement *el = hs_attribute(ds, tag);
+    if (el == nullptr)
+        return 0;
     Uint16 u = 0;
-    if (ds->findAndGetUint16(tag, u).good()) {
+    if (el->getUint16(u).good()) {
         *out = u;
         return 1;
     }
     Sint16 s = 0;
-    if (ds->findAndGetSint16(tag, s).good()) {
+    if (el->getSint16(s).good()) {
         *out = (unsigned)(Uint16)s;
         return 1;
     }
@@ -333,7 +363,9 @@ void hs_fill_header(DcmItem *ds, DcmItem *meta, E_TransferSyntax xfer, hs_dicom_
     h->columns = hs_get_int(ds, DCM_Columns, &v) ? v : 0;
     h->bits_allocated = hs_get_int(ds, DCM_BitsAllocated, &v) ? v : 0;
     h->bits_stored = hs_get_int(ds, DCM_BitsStored, &v) ? v : h->bits_allocated;
-    h->high_bit = hs_get_int(ds, DCM_HighBit, &v) ? v : h->bits_stored - 1;
+    /* BitsStored - 1 by default; a hostile BitsStored of INT_MIN (an SL
+     * value) must not overflow here, classification refuses it anyway. */
+    h->high_bit = hs_get_int(ds, DCM_HighBit, &v) ? v : h->bits_stored > INT_MIN ? h->bits_stored - 1 : INT_MIN;
     h->pixel_representation = hs_get_int(ds, DCM_PixelRepresentation, &v) ? v : 0;
     h->frames = hs_get_int(ds, DCM_NumberOfFrames, &v) && v > 1 ? v : 1;
     std::string photometric = hs_get_string(ds, DCM_PhotometricInterpretation);
@@ -639,7 +671,100 @@ struct hs_parsed {
     bool has_pixels = false;
     int spp = 1;
     std::string photometric;
+    /* The inflated data set of a deflated file (see hs_load_deflated), a
+     * memory file that DCMTK reads through /proc/self/fd; -1 if none. */
+    int inflated_fd = -1;
+    hs_parsed() = default;
+    hs_parsed(const hs_parsed &) = delete;
+    hs_parsed &operator=(const hs_parsed &) = delete;
+    ~hs_parsed()
+    {
+        if (inflated_fd >= 0)
+            close(inflated_fd);
+    }
 };
+
+/* The data set of a deflated file, after its meta header has been read from
+ * fs. DCMTK inflating a file itself allocates whatever length an element
+ * claims before it finds the stream ending (a 400-byte file may claim a
+ * 3 GB Pixel Data) and inflates whatever is there (a 3 MB file may hold
+ * 3 GB of zeros), so a header scan could be made to take gigabytes. Here
+ * at most HS_DICOM_MAX_INFLATED bytes are inflated, into a memory file,
+ * which DCMTK then parses like any file: it compares every length with
+ * the bytes left in the file and leaves large values there until asked. */
+OFCondition hs_load_deflated(DcmInputFileStream &fs, Uint32 max_read, hs_parsed *p)
+{
+    OFCondition c = fs.installCompressionFilter(ESC_zlib);
+    if (c.bad())
+        return c;
+    p->inflated_fd = memfd_create("hemoscan-inflated", MFD_CLOEXEC);
+    if (p->inflated_fd < 0)
+        return makeOFCondition(OFM_dcmdata, 0xF001, OF_error, "cannot create a memory file to inflate into");
+    std::vector<Uint8> chunk(1 << 16);
+    size_t total = 0;
+    bool too_large = false;
+    while (fs.good() && !fs.eos()) {
+        if (total >= HS_DICOM_MAX_INFLATED) {
+            too_large = true;
+            break;
+        }
+        offile_off_t got = fs.read(chunk.data(), (offile_off_t)chunk.size());
+        if (got <= 0)
+            break;
+        for (size_t done = 0; done < (size_t)got;) {
+            ssize_t k = write(p->inflated_fd, chunk.data() + done, (size_t)got - done);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return makeOFCondition(OFM_dcmdata, 0xF002, OF_error, "cannot write the inflated data set to memory");
+            done += (size_t)k;
+        }
+        total += (size_t)got;
+    }
+    /* What did inflate is parsed even when the stream broke or was cut at
+     * the limit, so the header fields before that point are kept, as for a
+     * truncated file. */
+    char name[64];
+    std::snprintf(name, sizeof name, "/proc/self/fd/%d", p->inflated_fd);
+    c = p->ff.getDataset()->loadFile(OFFilename(name), EXS_LittleEndianExplicit, EGL_noChange, max_read);
+    if (too_large)
+        return makeOFCondition(OFM_dcmdata, 0xF003, OF_error,
+                               "deflated data set inflates to more than " HS_DICOM_MAX_INFLATED_TEXT);
+    if (c.good() && fs.status().bad())
+        return fs.status();
+    return c;
+}
+
+/* DcmFileFormat::loadFile into p (emptied first), except that a deflated
+ * data set goes through hs_load_deflated. The meta header of a file with
+ * the DICM marker (dicm) says which it is, so it is read first, into the
+ * same DcmFileFormat; loadFile starts over (it clears the object) for
+ * every other file. */
+OFCondition hs_load(const char *path, bool dicm, Uint32 max_read, hs_parsed *p)
+{
+    p->ff.clear();
+    p->xfer = EXS_Unknown;
+    if (p->inflated_fd >= 0) {
+        close(p->inflated_fd);
+        p->inflated_fd = -1;
+    }
+    if (dicm) {
+        DcmInputFileStream fs{OFFilename(path)};
+        DcmMetaInfo *meta = p->ff.getMetaInfo();
+        if (fs.good() && meta != nullptr) {
+            meta->transferInit();
+            OFCondition c = meta->read(fs, EXS_Unknown, EGL_noChange, max_read);
+            meta->transferEnd();
+            OFString ts;
+            if (c.good() && meta->findAndGetOFString(DCM_TransferSyntaxUID, ts).good() &&
+                ts == UID_DeflatedExplicitVRLittleEndianTransferSyntax) {
+                p->xfer = EXS_DeflatedLittleEndianExplicit;
+                return hs_load_deflated(fs, max_read, p);
+            }
+        }
+    }
+    return p->ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, max_read, ERM_autoDetect);
+}
 
 hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_header *h,
                    hs_dicom_verdict *verdict, char reason[256], hs_error *err)
@@ -662,21 +787,31 @@ hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_hea
         return HS_OK;
     }
     hs_register_codecs_once();
-    OFCondition c = p->ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, max_read, ERM_autoDetect);
+    bool dicm = s == HS_SNIFF_DICM;
+    OFCondition c = hs_load(path, dicm, max_read, p);
     DcmDataset *ds = p->ff.getDataset();
     if (ds == nullptr || ds->card() == 0) {
         *verdict = HS_DICOM_NOT_DICOM;
         std::snprintf(reason, 256, "not DICOM: DCMTK found no data set (%s)", c.text());
         return HS_OK;
     }
-    p->xfer = ds->getOriginalXfer();
     if (c.bad()) {
-        /* The element being read when the file ended is in the data set
-         * with part of its value never read; reading it would use
-         * uninitialised memory, so it goes before anything is looked at. */
-        DcmElement *partial = ds->remove(ds->card() - 1);
-        delete partial;
+        /* DCMTK keeps the element it was reading when the data ran out,
+         * with part of its value never read, and keeps elements in tag
+         * order, which a file need not follow, so that element may be
+         * anywhere (a fuzzed file failed inside StudyTime, before elements
+         * of higher tags). So the file is parsed once more with every value
+         * left in the file (max_read 0): a value is read only when asked
+         * for, and a read past the end then fails instead of returning
+         * uninitialised bytes. What such a read allocates first is bounded
+         * by hs_attribute. */
+        hs_load(path, dicm, 0, p);
+        ds = p->ff.getDataset();
     }
+    /* hs_load_deflated's data set was read as explicit little endian; the
+     * file's own transfer syntax is the one to report. */
+    if (p->xfer != EXS_DeflatedLittleEndianExplicit)
+        p->xfer = ds->getOriginalXfer();
     DcmItem *meta = p->ff.getMetaInfo();
     if (meta != nullptr && meta->card() == 0)
         meta = nullptr;
@@ -758,6 +893,171 @@ void hs_opj_error(const char *msg, void *user)
 }
 
 void hs_opj_quiet(const char *, void *) {}
+
+/* Most tiles a JPEG 2000 codestream may have. OpenJPEG sets every tile up
+ * (about 16 kB each, more with more components) while it reads the main
+ * header, before anything can be compared with Rows and Columns: a 794-byte
+ * codestream of 3 x 3 tiles and 64 components took over 2 GB. 1024 is a
+ * 4096 x 4096 slice in 128 x 128 tiles; encoders use one tile or a few. */
+const Uint64 hs_j2k_max_tiles = 1024;
+
+/* The big-endian number of n bytes at code[at]; the caller checks bounds. */
+Uint64 hs_be(const unsigned char *code, size_t at, int n)
+{
+    Uint64 v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | code[at + (size_t)i];
+    return v;
+}
+
+/* Where the codestream starts: 0 for a raw one, inside the 'jp2c' box of a
+ * JP2 file (jp2); size when there is none. */
+size_t hs_j2k_codestream_start(const unsigned char *code, size_t size, bool jp2)
+{
+    if (!jp2)
+        return 0;
+    size_t pos = 0;
+    while (size - pos >= 8) {
+        Uint64 len = hs_be(code, pos, 4);
+        size_t header = 8;
+        if (len == 1) {
+            if (size - pos < 16)
+                break;
+            len = hs_be(code, pos + 8, 8);
+            header = 16;
+        } else if (len == 0) {
+            len = size - pos; /* the last box runs to the end */
+        }
+        if (std::memcmp(code + pos + 4, "jp2c", 4) == 0)
+            return pos + header;
+        if (len < header || len > size - pos)
+            break;
+        pos += (size_t)len;
+    }
+    return size;
+}
+
+/* The SIZ marker segment, which must follow SOC, against h before OpenJPEG
+ * allocates what it claims: one component, not subsampled, Columns x Rows,
+ * at most hs_j2k_max_tiles tiles. Empty when it fits, else what does not. */
+std::string hs_j2k_check_siz(const unsigned char *code, size_t size, size_t start, const hs_dicom_header *h)
+{
+    /* SOC, SIZ, Lsiz, Rsiz, 8 sizes and offsets of 4 bytes, Csiz, and
+     * Ssiz, XRsiz, YRsiz of the first component. */
+    if (start > size || size - start < 45 || hs_be(code, start, 2) != 0xFF4F ||
+        hs_be(code, start + 2, 2) != 0xFF51)
+        return "no SIZ marker after SOC";
+    const size_t at = start + 8;
+    Uint64 x = hs_be(code, at, 4), y = hs_be(code, at + 4, 4);
+    Uint64 x0 = hs_be(code, at + 8, 4), y0 = hs_be(code, at + 12, 4);
+    Uint64 tw = hs_be(code, at + 16, 4), th = hs_be(code, at + 20, 4);
+    Uint64 tx0 = hs_be(code, at + 24, 4), ty0 = hs_be(code, at + 28, 4);
+    Uint64 comps = hs_be(code, at + 32, 2);
+    Uint64 dx = code[at + 35], dy = code[at + 36];
+    char why[160];
+    if (comps != 1 || dx != 1 || dy != 1) {
+        std::snprintf(why, sizeof why, "%llu components (first subsampled %llu x %llu), expected 1 not subsampled",
+                      (unsigned long long)comps, (unsigned long long)dx, (unsigned long long)dy);
+        return why;
+    }
+    if (x <= x0 || y <= y0 || x - x0 != (Uint64)h->columns || y - y0 != (Uint64)h->rows) {
+        std::snprintf(why, sizeof why, "%lld x %lld pixels, expected %d x %d", (long long)x - (long long)x0,
+                      (long long)y - (long long)y0, h->columns, h->rows);
+        return why;
+    }
+    if (tw == 0 || th == 0 || tx0 > x0 || ty0 > y0) {
+        std::snprintf(why, sizeof why, "invalid tiling (%llu x %llu tiles at %llu, %llu)", (unsigned long long)tw,
+                      (unsigned long long)th, (unsigned long long)tx0, (unsigned long long)ty0);
+        return why;
+    }
+    Uint64 tiles = ((x - tx0 + tw - 1) / tw) * ((y - ty0 + th - 1) / th);
+    if (tiles > hs_j2k_max_tiles) {
+        std::snprintf(why, sizeof why, "%llu tiles, expected at most %llu", (unsigned long long)tiles,
+                      (unsigned long long)hs_j2k_max_tiles);
+        return why;
+    }
+    return std::string();
+}
+
+/* 1 when img (after opj_read_header or opj_decode) is one component of
+ * h's Columns x Rows. */
+bool hs_j2k_size_ok(const opj_image_t *img, const hs_dicom_header *h)
+{
+    return img->numcomps == 1 && img->comps != nullptr && img->comps[0].w == (OPJ_UINT32)h->columns &&
+           img->comps[0].h == (OPJ_UINT32)h->rows;
+}
+
+/* The frame header (SOFn) of the JPEG or JPEG-LS stream in code, against
+ * h and the transfer syntax, before a DCMTK decoder reads it: the libjpeg
+ * inside DCMTK sizes its buffers by the stream, not by Rows and Columns,
+ * and a progressive stream is buffered whole (a 60000 x 60000 one in a
+ * 1 kB file took over 2 GB). Wants the process the transfer syntax names
+ * (baseline SOF0; extended SOF0/SOF1; lossless SOF3; JPEG-LS SOF55), one
+ * component, Columns x Rows. Empty when it fits, else what does not. */
+std::string hs_jpeg_check_frame(const unsigned char *code, size_t size, E_TransferSyntax xfer,
+                                const hs_dicom_header *h)
+{
+    if (size < 4 || code[0] != 0xFF || code[1] != 0xD8)
+        return "no JPEG stream (SOI) in the first fragment";
+    size_t pos = 2;
+    while (size - pos >= 4) {
+        if (code[pos] != 0xFF)
+            return "JPEG markers out of step before the frame header";
+        unsigned m = code[pos + 1];
+        if (m == 0xFF) { /* fill byte */
+            pos++;
+            continue;
+        }
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { /* markers without a segment */
+            pos += 2;
+            continue;
+        }
+        if (m == 0xD9 || m == 0xDA)
+            return "no frame header (SOF) before the scan";
+        size_t len = (size_t)hs_be(code, pos + 2, 2);
+        bool sof = (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) || m == 0xF7;
+        if (!sof) {
+            if (len < 2 || len > size - pos - 2)
+                return "a JPEG marker segment shorter than its length field or longer than the stream";
+            pos += 2 + len;
+            continue;
+        }
+        if (len < 8 || size - pos < 10)
+            return "a truncated frame header";
+        bool allowed = false;
+        switch (xfer) {
+        case EXS_JPEGProcess1:
+            allowed = m == 0xC0;
+            break;
+        case EXS_JPEGProcess2_4:
+            allowed = m == 0xC0 || m == 0xC1;
+            break;
+        case EXS_JPEGProcess14:
+        case EXS_JPEGProcess14SV1:
+            allowed = m == 0xC3;
+            break;
+        case EXS_JPEGLSLossless:
+        case EXS_JPEGLSLossy:
+            allowed = m == 0xF7;
+            break;
+        default:
+            break;
+        }
+        char why[160];
+        Uint64 rows = hs_be(code, pos + 5, 2), cols = hs_be(code, pos + 7, 2), comps = code[pos + 9];
+        if (!allowed)
+            std::snprintf(why, sizeof why, "a frame of type SOF%s%u, not the process of transfer syntax %s",
+                          m == 0xF7 ? "55 " : "", m == 0xF7 ? 0u : m - 0xC0u, DcmXfer(xfer).getXferName());
+        else if (comps != 1 || rows != (Uint64)h->rows || cols != (Uint64)h->columns)
+            std::snprintf(why, sizeof why, "a frame of %llu component(s) of %llu x %llu, expected 1 of %d x %d",
+                          (unsigned long long)comps, (unsigned long long)cols, (unsigned long long)rows, h->columns,
+                          h->rows);
+        else
+            return std::string();
+        return why;
+    }
+    return "no frame header (SOF)";
+}
 
 /* The fragments [first, last) of the JPEG 2000 frame `frame` of `frames`
  * (0-based items of seq, item 0 being the Basic Offset Table): all
@@ -884,7 +1184,11 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
     /* Most files hold a raw codestream (SOC marker FF4F); some wrap it in a
      * JP2 file (signature box). */
     static const unsigned char jp2_sig[12] = {0, 0, 0, 0x0C, 'j', 'P', ' ', ' ', 0x0D, 0x0A, 0x87, 0x0A};
-    OPJ_CODEC_FORMAT fmt = std::memcmp(code, jp2_sig, 12) == 0 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K;
+    bool jp2 = std::memcmp(code, jp2_sig, 12) == 0;
+    OPJ_CODEC_FORMAT fmt = jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K;
+    std::string siz = hs_j2k_check_siz(code, code_len, hs_j2k_codestream_start(code, code_len, jp2), h);
+    if (!siz.empty())
+        return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 codestream is not the slice: %s", path, siz.c_str());
 
     hs_mem_stream mem = {code, code_len, 0};
     std::string opj_msg;
@@ -905,18 +1209,27 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
         opj_stream_set_seek_function(stream, hs_mem_seek);
         opj_dparameters_t params;
         opj_set_default_decoder_parameters(&params);
-        if (!opj_setup_decoder(codec, &params) || !opj_read_header(stream, codec, &img) || img == nullptr ||
-            !opj_decode(codec, stream, img) || !opj_end_decompress(codec, stream))
+        if (!opj_setup_decoder(codec, &params) || !opj_read_header(stream, codec, &img) || img == nullptr)
+            st = hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 codestream header unreadable: %s", path,
+                         opj_msg.empty() ? "OpenJPEG failed" : opj_msg.c_str());
+        /* The codestream's own size decides what OpenJPEG allocates, so it
+         * must match Rows and Columns (bounded by HS_DICOM_MAX_SIDE) before
+         * anything is decoded: a small file may claim 60000 x 60000. */
+        if (st == HS_OK && !hs_j2k_size_ok(img, h))
+            st = hs_fail(err, HS_ERR_FORMAT,
+                         "%s: JPEG 2000 codestream is %u component(s) of %u x %u, expected 1 of %d x %d", path,
+                         img->numcomps, img->numcomps >= 1 ? img->comps[0].w : 0u,
+                         img->numcomps >= 1 ? img->comps[0].h : 0u, h->columns, h->rows);
+        if (st == HS_OK && (!opj_decode(codec, stream, img) || !opj_end_decompress(codec, stream)))
             st = hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 codestream does not decode: %s", path,
                          opj_msg.empty() ? "OpenJPEG failed" : opj_msg.c_str());
     }
     if (st == HS_OK) {
-        const opj_image_comp_t *comp = img->numcomps >= 1 ? &img->comps[0] : nullptr;
-        if (comp == nullptr || comp->data == nullptr || (int)comp->w != h->columns ||
-            (int)comp->h != h->rows || img->numcomps != 1) {
+        const opj_image_comp_t *comp = &img->comps[0];
+        if (!hs_j2k_size_ok(img, h) || comp->data == nullptr) {
             st = hs_fail(err, HS_ERR_FORMAT,
-                         "%s: JPEG 2000 image is %u component(s) of %u x %u, expected 1 of %d x %d", path,
-                         img->numcomps, comp ? comp->w : 0u, comp ? comp->h : 0u, h->columns, h->rows);
+                         "%s: JPEG 2000 image decoded to %u component(s) of %u x %u, expected 1 of %d x %d", path,
+                         img->numcomps, comp->w, comp->h, h->columns, h->rows);
         } else {
             size_t n = (size_t)h->rows * (size_t)h->columns;
             stored->resize(n);
@@ -978,11 +1291,11 @@ void hs_raw_to_stored(const Uint16 *px16, const Uint8 *px8, const hs_dicom_heade
     }
 }
 
-/* A single-frame lossless JPEG through the fast decoder (ljpeg.h); false
- * when it declines the stream, which then goes to DCMTK.
+/* A single-frame lossless JPEG stream (code) through the fast decoder
+ * (ljpeg.h); false when it declines the stream, which then goes to DCMTK.
  * HEMOSCAN_LJPEG=dcmtk turns the fast decoder off, so that the two can be
  * compared on any file. */
-bool hs_decode_ljpeg(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
+bool hs_decode_ljpeg(const unsigned char *code, size_t code_len, E_TransferSyntax xfer, const hs_dicom_header *h,
                      std::vector<int32_t> *stored)
 {
     if ((xfer != EXS_JPEGProcess14 && xfer != EXS_JPEGProcess14SV1) || h->bits_allocated != 16 || h->frames > 1)
@@ -992,17 +1305,6 @@ bool hs_decode_ljpeg(const char *path, DcmDataset *ds, E_TransferSyntax xfer, co
         return e != nullptr && std::strcmp(e, "dcmtk") == 0;
     }();
     if (off)
-        return false;
-    DcmElement *el = nullptr;
-    DcmPixelSequence *seq = nullptr;
-    if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr ||
-        OFstatic_cast(DcmPixelData *, el)->getEncapsulatedRepresentation(xfer, nullptr, seq).bad() || seq == nullptr)
-        return false;
-    std::vector<unsigned char> joined;
-    const unsigned char *code = nullptr;
-    size_t code_len = 0;
-    hs_error ignored = {};
-    if (hs_fragment_bytes(path, seq, 1, seq->card(), &joined, &code, &code_len, &ignored) != HS_OK || code_len == 0)
         return false;
     size_t n = (size_t)h->rows * (size_t)h->columns;
     std::unique_ptr<uint16_t[]> px(new uint16_t[n]);
@@ -1016,11 +1318,33 @@ bool hs_decode_ljpeg(const char *path, DcmDataset *ds, E_TransferSyntax xfer, co
 hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
                            std::vector<int32_t> *stored, hs_error *err)
 {
-    if (hs_decode_ljpeg(path, ds, xfer, h, stored))
-        return HS_OK;
+    if (DcmXfer(xfer).isEncapsulated() && xfer != EXS_RLELossless) {
+        /* JPEG and JPEG-LS: the stream's own frame header is checked
+         * before any decoder sizes its buffers by it; lossless JPEG then
+         * goes to the fast decoder first. */
+        DcmElement *pel = nullptr;
+        DcmPixelSequence *seq = nullptr;
+        if (ds->findAndGetElement(DCM_PixelData, pel).bad() || pel == nullptr ||
+            OFstatic_cast(DcmPixelData *, pel)->getEncapsulatedRepresentation(xfer, nullptr, seq).bad() ||
+            seq == nullptr)
+            return hs_fail(err, HS_ERR_FORMAT, "%s: %s Pixel Data is not encapsulated", path,
+                           DcmXfer(xfer).getXferName());
+        std::vector<unsigned char> joined;
+        const unsigned char *code = nullptr;
+        size_t code_len = 0;
+        hs_status fst = hs_fragment_bytes(path, seq, 1, seq->card(), &joined, &code, &code_len, err);
+        if (fst != HS_OK)
+            return fst;
+        std::string frame = hs_jpeg_check_frame(code, code_len, xfer, h);
+        if (!frame.empty())
+            return hs_fail(err, HS_ERR_FORMAT, "%s: the JPEG stream is not the slice: %s", path, frame.c_str());
+        if (hs_decode_ljpeg(code, code_len, xfer, h, stored))
+            return HS_OK;
+    }
     if (DcmXfer(xfer).isEncapsulated()) {
         /* RLE, JPEG and JPEG-LS: the registered DCMTK decoders produce an
-         * uncompressed little-endian copy of the pixels. */
+         * uncompressed little-endian copy of the pixels. RLE decodes into
+         * what Rows and Columns say. */
         OFCondition c = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
         if (c.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit))
             return hs_fail(err, HS_ERR_FORMAT, "%s: %s pixels do not decode: %s", path,

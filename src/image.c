@@ -192,12 +192,24 @@ static int png_decode(png_read_job *job)
     png_set_sig_bytes(png, 8);
     png_read_info(png, info);
 
+    /* The size checks come before anything is allocated for the image:
+     * png_read_info has only read the chunks before the image data, so a
+     * tiny file that claims a huge picture costs nothing yet. */
     png_uint_32 width, height;
     int depth, color, interlace;
     png_get_IHDR(png, info, &width, &height, &depth, &color, &interlace, NULL, NULL);
     if (width > HS_IMAGE_MAX_SIDE || height > HS_IMAGE_MAX_SIDE) {
         snprintf(job->msg, sizeof job->msg, "%lux%lu pixels, expected at most %d per side",
                  (unsigned long)width, (unsigned long)height, HS_IMAGE_MAX_SIDE);
+        job->too_large = 1;
+        return -1;
+    }
+    /* Channels of the result (palette images have the colour bit set). */
+    int channels = (color & PNG_COLOR_MASK_COLOR) != 0 ? 3 : 1;
+    size_t values = (size_t)width * (size_t)height * (size_t)channels;
+    if (values > HS_PNG_MAX_VALUES) {
+        snprintf(job->msg, sizeof job->msg, "%lux%lu pixels of %d channel(s) are %zu values, expected at most %d",
+                 (unsigned long)width, (unsigned long)height, channels, values, HS_PNG_MAX_VALUES);
         job->too_large = 1;
         return -1;
     }
@@ -272,6 +284,9 @@ static hs_status png_read_source(png_source *src, const char *name, hs_image *im
         png_destroy_read_struct(&job.png, NULL, NULL);
         return hs_fail(err, HS_ERR_NOMEM, "%s: cannot set up the PNG reader", name);
     }
+    /* Ancillary chunks (text, ICC profiles) are read whole and may inflate:
+     * bound them here rather than rely on how libpng was configured. */
+    png_set_chunk_malloc_max(job.png, HS_PNG_MAX_CHUNK_BYTES);
     int rc = png_decode(&job);
     png_destroy_read_struct(&job.png, &job.info, NULL);
     free(job.rows);

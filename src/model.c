@@ -1187,6 +1187,16 @@ void hs_input_recipe_default(hs_input_recipe *recipe)
     snprintf(recipe->normalise, sizeof recipe->normalise, "unit");
 }
 
+void hs_input_recipe_gray(hs_input_recipe *recipe)
+{
+    hs_input_recipe_default(recipe);
+    for (int c = 0; c < recipe->channels; c++) {
+        snprintf(recipe->channel[c].name, sizeof recipe->channel[c].name, "gray");
+        recipe->channel[c].center_hu = 40.0f;
+        recipe->channel[c].width_hu = 80.0f;
+    }
+}
+
 hs_status hs_model_save(hs_model *model, const char *path, hs_error *err)
 {
     if (model == NULL || path == NULL || path[0] == '\0')

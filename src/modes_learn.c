@@ -40,19 +40,6 @@ static int fail(const hs_error *err)
 
 /* ---- shared pieces ------------------------------------------------------ */
 
-/* The recipe of a model trained on PNG pictures: the reference input size,
- * every channel the picture's gray level, which is assumed to be a render
- * in the brain window (what the DICOM path will reproduce). */
-static void png_recipe(hs_input_recipe *r)
-{
-    hs_input_recipe_default(r);
-    for (int c = 0; c < r->channels; c++) {
-        snprintf(r->channel[c].name, sizeof r->channel[c].name, "gray");
-        r->channel[c].center_hu = 40.0f;
-        r->channel[c].width_hu = 80.0f;
-    }
-}
-
 /* The reference layer list; K > 2 classes end in a K-way softmax. */
 static int layer_list(int n_classes, float dropout, hs_layer_spec *specs, int max)
 {
@@ -182,7 +169,7 @@ static hs_status train_on(const options *o, const hs_dataset *ds, const hs_examp
         return st;
     }
     memset(model, 0, sizeof *model);
-    png_recipe(&model->recipe);
+    hs_input_recipe_gray(&model->recipe);
     model->n_classes = ds->n_classes;
     memcpy(model->class_name, ds->class_name, sizeof model->class_name);
     hs_provenance *p = &model->provenance;
@@ -236,7 +223,7 @@ int hs_mode_train(const options *o)
     hs_history hist = {0};
     int skipped = 0, rc = EXIT_FAILED;
     hs_input_recipe recipe;
-    png_recipe(&recipe);
+    hs_input_recipe_gray(&recipe);
     if (hs_dataset_checksum(&ds, data_sha, &err) != HS_OK ||
         hs_examples_load(&ds, &recipe, stderr, &ex, &skipped, &err) != HS_OK) {
         fail(&err);
@@ -615,7 +602,7 @@ int hs_mode_cross_validate(const options *o)
         return fail(&err);
     hs_examples ex = {0};
     hs_input_recipe recipe;
-    png_recipe(&recipe);
+    hs_input_recipe_gray(&recipe);
     int skipped, rc = EXIT_FAILED, k = o->cv_folds, reps = o->cv_repeats;
     int total = k * reps;
     char data_sha[65];

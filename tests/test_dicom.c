@@ -502,6 +502,52 @@ static void test_reasons(void)
     }
 }
 
+/* ---- hostile files ---------------------------------------------------------- */
+
+/* The DICOM inputs of fuzz/regressions (see its README.md) refused for the
+ * right reason, within the documented limits: test_fuzz_regressions.c only
+ * checks that the reader survives them and keeps its contract. */
+static void test_hostile_files(void)
+{
+    static const struct {
+        const char *file;
+        hs_dicom_verdict verdict;
+        const char *reason;    /* in the verdict's reason */
+        const char *hu_error;  /* in hs_dicom_read_hu's message; NULL if not decodable */
+    } cases[] = {
+        {"j2k-codestream-60000x60000-in-512x512", HS_DICOM_OK, "", "60000 x 60000 pixels, expected 512 x 512"},
+        {"j2k-siz-29241-tiles-64-components", HS_DICOM_OK, "", "64 components"},
+        {"jpeg-baseline-holds-progressive-60000x60000", HS_DICOM_OK, "", "SOF2, not the process"},
+        {"bits-stored-int-min-no-high-bit", HS_DICOM_UNSUPPORTED, "BitsStored -2147483648", NULL},
+        {"deflated-pixel-data-claims-3gb", HS_DICOM_CORRUPT, "DCMTK", NULL},
+        {"deflated-5mb-of-zeros", HS_DICOM_CORRUPT, "more than " HS_DICOM_MAX_INFLATED_TEXT, NULL},
+        {"out-of-order-element-claims-4gb", HS_DICOM_CORRUPT, "DCMTK", NULL},
+        {"bits-allocated-undefined-length", HS_DICOM_CORRUPT, "DCMTK", NULL},
+        {"jpeg-marker-segment-past-the-end", HS_DICOM_OK, "", "longer than the stream"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char rel[128], path[4096];
+        snprintf(rel, sizeof rel, "fuzz/regressions/dicom/%s", cases[i].file);
+        hs_test_source_path(path, sizeof path, rel);
+        hs_dicom_header h;
+        hs_dicom_verdict v;
+        char reason[256];
+        hs_error err = {0};
+        CU_ASSERT_EQUAL_FATAL(hs_dicom_read_header(path, &h, &v, reason, &err), HS_OK);
+        CU_ASSERT_EQUAL(v, cases[i].verdict);
+        if (strstr(reason, cases[i].reason) == NULL)
+            fprintf(stderr, "test_dicom: %s: the reason lacks '%s': %s\n", path, cases[i].reason, reason);
+        CU_ASSERT_PTR_NOT_NULL(strstr(reason, cases[i].reason));
+        if (cases[i].hu_error == NULL)
+            continue;
+        float *hu = malloc((size_t)h.rows * (size_t)h.columns * sizeof *hu);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(hu);
+        CU_ASSERT_EQUAL(hs_dicom_read_hu(path, &h, hu, &err), HS_ERR_FORMAT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, cases[i].hu_error));
+        free(hu);
+    }
+}
+
 /* ---- files that are not DICOM --------------------------------------------- */
 
 static void test_not_dicom(void)
@@ -1083,6 +1129,7 @@ int hs_register_dicom_tests(void)
         {"JPEG 2000 PixelRepresentation mismatch", test_j2k_pixelrep_mismatch},
         {"ACR-NEMA file without preamble", test_acr_nema},
         {"refusals name what was seen", test_reasons},
+        {"hostile files: J2K and JPEG frame sizes, BitsStored, deflate limits, false lengths", test_hostile_files},
         {"files that are not DICOM", test_not_dicom},
         {"synthetic: rescale, big endian, MONOCHROME1, missing fields", test_synthetic_basic},
         {"synthetic: BitsStored masking and 12-bit wrap-around", test_synthetic_bits},

@@ -564,6 +564,92 @@ static void test_png_too_large(void)
     free(samples);
 }
 
+/* Appends a chunk (length, type, data, CRC) at buf + *len. */
+static void put_chunk(unsigned char *buf, size_t *len, const char *type, const unsigned char *data,
+                      size_t n)
+{
+    unsigned char *p = buf + *len;
+    set_be32(p, (uint32_t)n);
+    memcpy(p + 4, type, 4);
+    if (n > 0)
+        memcpy(p + 8, data, n);
+    set_be32(p + 8 + n, crc32_of(p + 4, 4 + n));
+    *len += 12 + n;
+}
+
+/* Room for hostile_png's file: signature, IHDR, PLTE, IDAT and IEND. */
+#define HOSTILE_PNG_MAX (8 + 25 + 15 + 23 + 12)
+
+/* A PNG written byte by byte whose header claims width x height 8-bit
+ * pixels of the colour type (with a one-entry palette if it needs one);
+ * its image data is one empty stored deflate block, far too little for
+ * any image. Returns the length written to buf. */
+static size_t hostile_png(unsigned char buf[HOSTILE_PNG_MAX], uint32_t width, uint32_t height, int color)
+{
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    static const unsigned char plte[3] = {0x80, 0x80, 0x80};
+    /* zlib header, final stored block of length 0, Adler-32 of nothing. */
+    static const unsigned char idat[11] = {0x78, 0x01, 0x01, 0x00, 0x00, 0xff, 0xff, 0, 0, 0, 1};
+    unsigned char ihdr[13] = {0};
+    set_be32(ihdr, width);
+    set_be32(ihdr + 4, height);
+    ihdr[8] = 8;
+    ihdr[9] = (unsigned char)color;
+    size_t len = sizeof sig;
+    memcpy(buf, sig, sizeof sig);
+    put_chunk(buf, &len, "IHDR", ihdr, sizeof ihdr);
+    if (color == PNG_COLOR_TYPE_PALETTE)
+        put_chunk(buf, &len, "PLTE", plte, sizeof plte);
+    put_chunk(buf, &len, "IDAT", idat, sizeof idat);
+    put_chunk(buf, &len, "IEND", NULL, 0);
+    return len;
+}
+
+/* A tiny file whose header claims a huge picture must be refused on the
+ * header, as too large, naming the file and the limit; before the values
+ * limit, 16384 x 16384 RGB made the reader reserve 3 GiB of floats first
+ * and only then find the data missing. */
+static void test_png_hostile_header(void)
+{
+    static const struct {
+        uint32_t width, height;
+        int color;
+        const char *leaf, *limit;
+    } cases[] = {
+        {100000, 100000, PNG_COLOR_TYPE_RGB, "huge-side.png", "16384"},
+        {HS_IMAGE_MAX_SIDE, HS_IMAGE_MAX_SIDE, PNG_COLOR_TYPE_RGB, "huge-rgb.png", "8388608"},
+        {HS_IMAGE_MAX_SIDE, HS_IMAGE_MAX_SIDE, PNG_COLOR_TYPE_PALETTE, "huge-palette.png", "8388608"},
+        {HS_IMAGE_MAX_SIDE, HS_PNG_MAX_VALUES / HS_IMAGE_MAX_SIDE + 1, PNG_COLOR_TYPE_GRAY,
+         "huge-gray.png", "8388608"},
+    };
+    unsigned char buf[HOSTILE_PNG_MAX];
+    char path[4400];
+    hs_image img = {0};
+    hs_error err = {0};
+    CU_ASSERT_EQUAL(HS_PNG_MAX_VALUES, 8388608);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = hostile_png(buf, cases[i].width, cases[i].height, cases[i].color);
+        check_refused(hs_png_read_buffer(buf, len, cases[i].leaf, &img, &err), &err, HS_ERR_FORMAT,
+                      cases[i].leaf);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "too large"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, cases[i].limit));
+        CU_ASSERT_PTR_NULL(img.px);
+        hs_test_path(path, sizeof path, tmp_dir, cases[i].leaf);
+        CU_ASSERT_EQUAL_FATAL(hs_test_write_file(path, buf, len), 0);
+        check_refused(hs_png_read(path, &img, &err), &err, HS_ERR_FORMAT, path);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, cases[i].limit));
+        CU_ASSERT_PTR_NULL(img.px);
+    }
+    /* Exactly at the limit (16384 x 512 gray) the header is accepted and
+     * the missing data is what the reader trips on. */
+    size_t len = hostile_png(buf, HS_IMAGE_MAX_SIDE, HS_PNG_MAX_VALUES / HS_IMAGE_MAX_SIDE,
+                             PNG_COLOR_TYPE_GRAY);
+    check_refused(hs_png_read_buffer(buf, len, "at-limit.png", &img, &err), &err, HS_ERR_FORMAT,
+                  "at-limit.png");
+    CU_ASSERT_PTR_NULL(strstr(err.msg, "too large"));
+    CU_ASSERT_PTR_NULL(img.px);
+}
+
 static void test_png_write_roundtrip(void)
 {
     char path[4400];
@@ -1424,6 +1510,7 @@ int hs_register_image_tests(void)
         {"PNG: truncated files", test_png_truncated},
         {"PNG: corrupt image data", test_png_corrupt},
         {"PNG: size limit", test_png_too_large},
+        {"PNG: hostile header, values limit", test_png_hostile_header},
         {"PNG write round trip and clamping", test_png_write_roundtrip},
         {"gray conversion", test_gray},
         {"head crop: box, text removed, holes kept", test_crop_head},

@@ -105,6 +105,12 @@ int hs_test_write_file(const char *path, const void *data, size_t len)
     return (fclose(f) == 0 && n == len) ? 0 : -1;
 }
 
+void hs_test_source_path(char *out, size_t cap, const char *rel)
+{
+    const char *src = getenv("HEMOSCAN_SRCDIR");
+    snprintf(out, cap, "%s/%s", src != NULL && src[0] != '\0' ? src : ".", rel);
+}
+
 const char *hs_test_shared_data_dir(void)
 {
     const char *dir = getenv("HEMOSCAN_SHARED_DATA");

@@ -52,6 +52,10 @@ unsigned char *hs_test_read_file(const char *path, size_t *len);
  * failure. */
 int hs_test_write_file(const char *path, const void *data, size_t len);
 
+/* out = $HEMOSCAN_SRCDIR/rel (the source tree, set by make check), or
+ * ./rel when that is unset or empty; cut to cap bytes. */
+void hs_test_source_path(char *out, size_t cap, const char *rel);
+
 /* The directory of the shared sample data: $HEMOSCAN_SHARED_DATA, or
  * "../shared/data" when that is unset or empty. */
 const char *hs_test_shared_data_dir(void);

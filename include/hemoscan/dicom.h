@@ -25,7 +25,9 @@
  *                           cannot parse a single element.
  *   2. HS_DICOM_CORRUPT     DCMTK parsed the start but stopped with an error
  *                           (e.g. Pixel Data longer than the rest of the
- *                           file); the reason carries DCMTK's message.
+ *                           file); the reason carries DCMTK's message. Also
+ *                           a deflated data set that inflates to more than
+ *                           HS_DICOM_MAX_INFLATED bytes.
  *   3. HS_DICOM_NO_PIXELS   no Pixel Data (7FE0,0010): SR, DICOMDIR, KOS...
  *   4. HS_DICOM_NOT_CT      Modality is present and not "CT"; or Modality is
  *                           missing and SOPClassUID is present and not a CT
@@ -110,6 +112,16 @@ extern "C" {
  * that a hostile header cannot make hs_dicom_read_hu's caller allocate
  * without bound. */
 #define HS_DICOM_MAX_SIDE 4096
+/* Most bytes a deflated data set (transfer syntax 1.2.840.10008.1.2.1.99)
+ * may inflate to: a 1024 x 1024 16-bit slice and 1 MiB of header. Deflate
+ * packs up to 1000 bytes into one, and DCMTK parses a data set of tiny
+ * elements at only a few MB a second: with a 64 MiB limit, a 68 kB file
+ * found by the fuzzer kept a header scan busy for seconds. With it, a
+ * deflated file costs at most what a 3 MiB file costs. Deflated CT is rare; a
+ * larger data set, hostile or not, is CORRUPT, its reason naming the
+ * limit, after only this much was inflated. */
+#define HS_DICOM_MAX_INFLATED (3u * 1024u * 1024u)
+#define HS_DICOM_MAX_INFLATED_TEXT "3 MiB"
 /* How far (degrees) the slice normal may lean from the patient's z axis
  * before gantry tilt is added; beyond it a slice is NOT_AXIAL. 30 degrees
  * keeps the usual tilted head acquisitions and drops coronal and sagittal

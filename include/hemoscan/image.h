@@ -31,6 +31,20 @@
  * any CT rendering, low enough that a hostile header cannot make the reader
  * allocate without bound. */
 #define HS_IMAGE_MAX_SIDE 16384
+/* Most values (width * height * channels of the result) hs_png_read
+ * accepts: 2^23, i.e. 32 MiB of float pixels. A gray picture may be 2896 x
+ * 2896, a colour one about 2.8 megapixels (e.g. 1920 x 1440), far above the
+ * CT renderings and data sets hemoscan reads. The head crop of
+ * hs_prepare_input needs up to about 20 bytes a pixel more, so a hostile
+ * picture at the limit costs some 200 MB and a fraction of a second.
+ * Without a limit on values the per-side limit alone let a tiny file
+ * claiming 16384 x 16384 RGB make the reader reserve 3 GiB before it found
+ * the data missing; at 2^26 a 75 kB checkerboard PNG found by the fuzzer
+ * still took 1.5 GB and 2 s through hs_prepare_input. */
+#define HS_PNG_MAX_VALUES (8 * 1024 * 1024)
+/* Largest ancillary chunk (text, ICC profile, ...) hs_png_read lets libpng
+ * read or inflate, bytes; a larger one makes the file HS_ERR_FORMAT. */
+#define HS_PNG_MAX_CHUNK_BYTES (8 * 1024 * 1024)
 /* Channels an hs_image may have: gray, gray+x, RGB, or up to the model's
  * input channel count. */
 #define HS_IMAGE_MAX_CHANNELS 4
@@ -58,8 +72,13 @@ hs_status hs_image_alloc(hs_image *img, int width, int height, int channels, hs_
  * transparency are dropped, never composited. Samples are scaled by their
  * maximum (255 for 8-bit, 65535 for 16-bit, 2^d - 1 below 8 bits); no gamma
  * correction is applied. A missing or unreadable file gives HS_ERR_IO; a
- * file that is not a PNG, is truncated or corrupt, or is wider or taller
- * than HS_IMAGE_MAX_SIDE gives HS_ERR_FORMAT. Messages name the file. */
+ * file that is not a PNG, is truncated or corrupt, is wider or taller than
+ * HS_IMAGE_MAX_SIDE, or holds more than HS_PNG_MAX_VALUES values (width *
+ * height * result channels) gives HS_ERR_FORMAT. The size limits are
+ * checked on the header, before anything is allocated for the pixels, so a
+ * hostile header costs nothing; the message names the file and the limit.
+ * A decode holds at most about twice the result in memory: the floats,
+ * and for an interlaced file every decoded row (at most as many bytes). */
 hs_status hs_png_read(const char *path, hs_image *img, hs_error *err);
 
 /* The same from len bytes at buf; name stands for the source in messages

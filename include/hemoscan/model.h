@@ -72,6 +72,12 @@ typedef struct {
  * 40/80, subdural 80/200, bone 600/2800), head crop, unit normalisation. */
 void hs_input_recipe_default(hs_input_recipe *recipe);
 
+/* Fill recipe with the recipe of models trained on PNG pictures: the
+ * default's size, crop and normalisation, every channel named "gray" and
+ * holding the picture's gray level, which is taken to be a rendering in the
+ * brain window (40/80), the window the DICOM path then reproduces. */
+void hs_input_recipe_gray(hs_input_recipe *recipe);
+
 /* 1 when every channel of recipe is named "gray": the model was trained on
  * gray pictures (PNG files), each channel holding the same gray rendering,
  * and a CT slice is rendered once through channel 0's window. 0 when the
