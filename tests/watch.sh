@@ -420,6 +420,39 @@ test_permissions() {
         { why "the refused moves are not kept pending"; return 1; }
 }
 
+# --syslog: the summary line reaches syslog (facility daemon, priority info
+# for a run without failures, ident hemoscan). CI machines run no syslog
+# daemon, so tests/syslog_sink stands in for it at /dev/log.
+test_syslog() {
+    fresh_db syslog
+    make_drop "$tmp/sdrop" || return 1
+    : >"$tmp/syslog.txt"
+    "${HEMOSCAN_BUILDDIR:-.}/tests/syslog_sink" /dev/log "$tmp/syslog.txt" 120 &
+    spid=$!
+    i=0
+    while [ ! -S /dev/log ] && [ $i -lt 200 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    [ -S /dev/log ] || { kill $spid 2>/dev/null; why "the syslog stand-in did not start"; return 1; }
+    watch "$tmp/sdrop" --stable-age 0 --syslog
+    rc=$status
+    # the sink ends by itself on the summary line; give it 3 s, no more
+    i=0
+    while kill -0 $spid 2>/dev/null && [ $i -lt 60 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    kill $spid 2>/dev/null
+    wait $spid
+    sink=$?
+    rm -f /dev/log
+    [ $rc -eq 0 ] || { why "expected exit 0, got $rc"; return 1; }
+    [ $sink -eq 0 ] || { why "the summary line never reached syslog: $(cat "$tmp/syslog.txt")"; return 1; }
+    grep -q "^<30>.*hemoscan\[[0-9]*\]: hemoscan watch $tmp/sdrop: 3 studies read" "$tmp/syslog.txt" ||
+        { why "syslog got: $(cat "$tmp/syslog.txt")"; return 1; }
+}
+
 check "--watch (cron form): counts, database, files left in place" test_cron_form
 check "--watch: exactly once; a study that gains instances supersedes" test_exactly_once
 check "--watch: --stable-age waits for files still arriving or just moved in" test_stable_age
@@ -447,5 +480,10 @@ if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null 2>&1 && id nobody >/dev
     check "--watch as nobody: read-only drop folder, unreadable files" test_permissions
 else
     skip "permissions" "needs root, setpriv and user nobody (root itself ignores permissions)"
+fi
+if [ "$(id -u)" -eq 0 ] && [ ! -e /dev/log ] && [ -x "${HEMOSCAN_BUILDDIR:-.}/tests/syslog_sink" ]; then
+    check "--watch --syslog: the summary line reaches syslog" test_syslog
+else
+    skip "--syslog" "needs root and no /dev/log (a syslog daemon owns it) to stand in for the daemon"
 fi
 finish
