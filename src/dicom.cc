@@ -558,7 +558,37 @@ inline long hs_stored_value(unsigned raw, int bits_stored, int high_bit, int is_
     return (long)v;
 }
 
-/* Verdict rules 3-10 of dicom.h on a parsed header. */
+/* Verdict rules 7 and 8 of dicom.h: HS_DICOM_OK when hs_dicom_read_hu can
+ * decode the pixels, else MULTIFRAME_UNSUPPORTED or UNSUPPORTED with why. */
+hs_dicom_verdict hs_check_decodable(const hs_dicom_header *h, E_TransferSyntax xfer, const std::string &photometric,
+                                    int samples_per_pixel, const std::string &multiframe_problem, char why[200])
+{
+    if (!multiframe_problem.empty()) {
+        std::snprintf(why, 200, "%s", multiframe_problem.c_str());
+        return HS_DICOM_MULTIFRAME_UNSUPPORTED;
+    }
+    if (!hs_xfer_supported(xfer))
+        std::snprintf(why, 200, "transfer syntax %s (%s) cannot be decoded", h->transfer_syntax,
+                      DcmXfer(xfer).getXferName());
+    else if (samples_per_pixel != 1)
+        std::snprintf(why, 200, "SamplesPerPixel is %d, expected 1", samples_per_pixel);
+    else if (!photometric.empty() && photometric != "MONOCHROME1" && photometric != "MONOCHROME2")
+        std::snprintf(why, 200, "PhotometricInterpretation is %s, expected MONOCHROME1 or MONOCHROME2",
+                      photometric.c_str());
+    else if (h->bits_allocated != 8 && h->bits_allocated != 16)
+        std::snprintf(why, 200, "BitsAllocated is %d, expected 8 or 16", h->bits_allocated);
+    else if (h->bits_stored < 1 || h->bits_stored > h->bits_allocated || h->high_bit < h->bits_stored - 1 ||
+             h->high_bit >= h->bits_allocated)
+        std::snprintf(why, 200, "BitsStored %d / HighBit %d do not fit BitsAllocated %d", h->bits_stored,
+                      h->high_bit, h->bits_allocated);
+    else if (h->rows < 1 || h->columns < 1 || h->rows > HS_DICOM_MAX_SIDE || h->columns > HS_DICOM_MAX_SIDE)
+        std::snprintf(why, 200, "Rows x Columns is %d x %d, expected 1..%d each", h->rows, h->columns,
+                      HS_DICOM_MAX_SIDE);
+    else
+        return HS_DICOM_OK;
+    return HS_DICOM_UNSUPPORTED;
+}
+
 hs_dicom_verdict hs_classify(const hs_dicom_header *h, bool has_pixels, E_TransferSyntax xfer,
                              const std::string &photometric, int samples_per_pixel,
                              const std::string &multiframe_problem, bool check_geometry, char reason[256])
@@ -584,51 +614,35 @@ hs_dicom_verdict hs_classify(const hs_dicom_header *h, bool has_pixels, E_Transf
         std::snprintf(reason, 256, "neither Modality nor SOPClassUID present: cannot tell it is CT");
         return HS_DICOM_NOT_CT;
     }
+    /* Localizers and derived images are decodable verdicts, so rules 7 and
+     * 8 are looked at first: a verdict that decodes promises Rows and
+     * Columns a caller may allocate for (a fuzzed secondary capture had
+     * 4096 x 0, and 65535 x 65535 would have passed as well). */
+    char undecodable[200];
+    hs_dicom_verdict decodable =
+        hs_check_decodable(h, xfer, photometric, samples_per_pixel, multiframe_problem, undecodable);
+    hs_dicom_verdict kind = HS_DICOM_OK;
     std::string it = h->image_type;
     if (hs_has_value(it, "LOCALIZER") || hs_has_value(it, "SCOUT")) {
         std::snprintf(reason, 256, "ImageType is %s: a localizer", h->image_type);
-        return HS_DICOM_LOCALIZER;
-    }
-    if (hs_is_secondary_capture(h->sop_class_uid)) {
+        kind = HS_DICOM_LOCALIZER;
+    } else if (hs_is_secondary_capture(h->sop_class_uid)) {
         std::snprintf(reason, 256, "SOPClassUID %s is secondary capture", h->sop_class_uid);
-        return HS_DICOM_DERIVED;
-    }
-    if (it.rfind("DERIVED", 0) == 0 || hs_has_value(it, "SECONDARY")) {
+        kind = HS_DICOM_DERIVED;
+    } else if (it.rfind("DERIVED", 0) == 0 || hs_has_value(it, "SECONDARY")) {
         std::snprintf(reason, 256, "ImageType is %s: not an original image", h->image_type);
-        return HS_DICOM_DERIVED;
+        kind = HS_DICOM_DERIVED;
     }
-    if (!multiframe_problem.empty()) {
-        std::snprintf(reason, 256, "%s", multiframe_problem.c_str());
-        return HS_DICOM_MULTIFRAME_UNSUPPORTED;
+    if (kind != HS_DICOM_OK && decodable != HS_DICOM_OK) {
+        size_t used = std::strlen(reason);
+        std::snprintf(reason + used, 256 - used, ", and %s", undecodable);
+        return decodable;
     }
-    if (!hs_xfer_supported(xfer)) {
-        std::snprintf(reason, 256, "transfer syntax %s (%s) cannot be decoded", h->transfer_syntax,
-                      DcmXfer(xfer).getXferName());
-        return HS_DICOM_UNSUPPORTED;
-    }
-    if (samples_per_pixel != 1) {
-        std::snprintf(reason, 256, "SamplesPerPixel is %d, expected 1", samples_per_pixel);
-        return HS_DICOM_UNSUPPORTED;
-    }
-    if (!photometric.empty() && photometric != "MONOCHROME1" && photometric != "MONOCHROME2") {
-        std::snprintf(reason, 256, "PhotometricInterpretation is %s, expected MONOCHROME1 or MONOCHROME2",
-                      photometric.c_str());
-        return HS_DICOM_UNSUPPORTED;
-    }
-    if (h->bits_allocated != 8 && h->bits_allocated != 16) {
-        std::snprintf(reason, 256, "BitsAllocated is %d, expected 8 or 16", h->bits_allocated);
-        return HS_DICOM_UNSUPPORTED;
-    }
-    if (h->bits_stored < 1 || h->bits_stored > h->bits_allocated || h->high_bit < h->bits_stored - 1 ||
-        h->high_bit >= h->bits_allocated) {
-        std::snprintf(reason, 256, "BitsStored %d / HighBit %d do not fit BitsAllocated %d", h->bits_stored,
-                      h->high_bit, h->bits_allocated);
-        return HS_DICOM_UNSUPPORTED;
-    }
-    if (h->rows < 1 || h->columns < 1 || h->rows > HS_DICOM_MAX_SIDE || h->columns > HS_DICOM_MAX_SIDE) {
-        std::snprintf(reason, 256, "Rows x Columns is %d x %d, expected 1..%d each", h->rows, h->columns,
-                      HS_DICOM_MAX_SIDE);
-        return HS_DICOM_UNSUPPORTED;
+    if (kind != HS_DICOM_OK)
+        return kind;
+    if (decodable != HS_DICOM_OK) {
+        std::snprintf(reason, 256, "%s", undecodable);
+        return decodable;
     }
     if (!check_geometry) {
         std::snprintf(reason, 256, "%d frames: each frame is judged on its own", h->frames);

@@ -524,6 +524,7 @@ static void test_hostile_files(void)
         {"out-of-order-element-claims-4gb", HS_DICOM_CORRUPT, "DCMTK", NULL},
         {"bits-allocated-undefined-length", HS_DICOM_CORRUPT, "DCMTK", NULL},
         {"jpeg-marker-segment-past-the-end", HS_DICOM_OK, "", "longer than the stream"},
+        {"secondary-capture-without-rows", HS_DICOM_UNSUPPORTED, "secondary capture, and BitsAllocated is 0", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char rel[128], path[4096];
@@ -1129,7 +1130,7 @@ int hs_register_dicom_tests(void)
         {"JPEG 2000 PixelRepresentation mismatch", test_j2k_pixelrep_mismatch},
         {"ACR-NEMA file without preamble", test_acr_nema},
         {"refusals name what was seen", test_reasons},
-        {"hostile files: J2K and JPEG frame sizes, BitsStored, deflate limits, false lengths", test_hostile_files},
+        {"hostile files: J2K and JPEG frames, BitsStored, deflate limits, false lengths, sizes", test_hostile_files},
         {"files that are not DICOM", test_not_dicom},
         {"synthetic: rescale, big endian, MONOCHROME1, missing fields", test_synthetic_basic},
         {"synthetic: BitsStored masking and 12-bit wrap-around", test_synthetic_bits},

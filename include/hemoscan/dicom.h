@@ -38,6 +38,14 @@
  *                           contains SECONDARY, or the SOP class is a
  *                           secondary capture (1.2.840.10008.5.1.4.1.1.7*)
  *                           (screenshots, dose screens, reformats).
+ *                           Rules 5 and 6 only when rules 7 and 8 would not
+ *                           refuse the file; otherwise it gets their
+ *                           verdict, its reason naming both. So every
+ *                           verdict hs_dicom_read_hu decodes (OK, LOCALIZER,
+ *                           DERIVED, NOT_AXIAL) has frames it can place,
+ *                           a decodable encoding and Rows and Columns
+ *                           within 1..HS_DICOM_MAX_SIDE, which a caller
+ *                           may allocate for.
  *   7. HS_DICOM_MULTIFRAME_UNSUPPORTED  NumberOfFrames > 1 and some frame
  *                           has no position of its own: no
  *                           PerFrameFunctionalGroupsSequence (an old-style
