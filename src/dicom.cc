@@ -815,12 +815,17 @@ hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_hea
          * order, which a file need not follow, so that element may be
          * anywhere (a fuzzed file failed inside StudyTime, before elements
          * of higher tags). So the file is parsed once more with every value
-         * left in the file (max_read 0): a value is read only when asked
-         * for, and a read past the end then fails instead of returning
-         * uninitialised bytes. What such a read allocates first is bounded
-         * by hs_attribute. */
+         * left in the file (max_read 0), and every element short enough to
+         * be read at all (hs_attribute) is loaded now: one that runs past
+         * the end fails to load and goes. (Left for later, DCMTK would hand
+         * out its half-read value on the second request.) */
         hs_load(path, dicm, 0, p);
         ds = p->ff.getDataset();
+        for (unsigned long i = ds->card(); i-- > 0;) {
+            DcmElement *el = ds->getElement(i);
+            if (el != nullptr && el->getLengthField() <= hs_max_attribute && el->loadAllDataIntoMemory().bad())
+                delete ds->remove(i);
+        }
     }
     /* hs_load_deflated's data set was read as explicit little endian; the
      * file's own transfer syntax is the one to report. */
