@@ -238,10 +238,8 @@ int hs_ljpeg_decode(const unsigned char *data, size_t len, int width, int height
         return decline(why, "no data or no image size");
     if (len < 4 || data[0] != 0xFF || data[1] != 0xD8)
         return decline(why, "no SOI marker");
-    static const huff_table none = {0};
     huff_table tables[4];
-    for (int i = 0; i < 4; i++)
-        tables[i] = none;
+    memset(tables, 0, sizeof tables); /* none defined until a DHT says so */
     int precision = 0, restart = 0, have_frame = 0;
     size_t i = 2;
     for (;;) {

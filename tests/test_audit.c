@@ -643,18 +643,8 @@ static void test_upgrade_from_v1(void)
 {
     char path[PATH_CAP];
     tmp_path(path, "v1.db");
-    unlink(path);
+    CU_ASSERT_EQUAL_FATAL(hs_test_audit_db_at_version(path, 1), 0);
     sqlite3 *db = NULL;
-    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
-    char pragmas[128];
-    snprintf(pragmas, sizeof pragmas, "PRAGMA user_version = 1; PRAGMA application_id = %d",
-             HS_AUDIT_APPLICATION_ID);
-    CU_ASSERT_EQUAL(exec(db, hs_audit_schema[0].sql), SQLITE_OK);
-    CU_ASSERT_EQUAL(exec(db, pragmas), SQLITE_OK);
-    CU_ASSERT_EQUAL(exec(db, "INSERT INTO slices (series_id, slice_index, file_path, probability) "
-                             "VALUES (999, 0, '/old/IM0001.dcm', 0.5)"),
-                    SQLITE_OK);
-    sqlite3_close(db);
 
     hs_audit *a = NULL;
     hs_error err = {0};

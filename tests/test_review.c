@@ -440,20 +440,8 @@ static void test_upgrade_from_v2(void)
 {
     char path[4300];
     snprintf(path, sizeof path, "%s/v2.db", tmp_dir);
-    unlink(path);
+    CU_ASSERT_EQUAL_FATAL(hs_test_audit_db_at_version(path, 2), 0);
     sqlite3 *db = NULL;
-    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
-    char pragmas[128];
-    snprintf(pragmas, sizeof pragmas, "PRAGMA user_version = 2; PRAGMA application_id = %d",
-             HS_AUDIT_APPLICATION_ID);
-    CU_ASSERT_EQUAL(sqlite3_exec(db, hs_audit_schema[0].sql, NULL, NULL, NULL), SQLITE_OK);
-    CU_ASSERT_EQUAL(sqlite3_exec(db, hs_audit_schema[1].sql, NULL, NULL, NULL), SQLITE_OK);
-    CU_ASSERT_EQUAL(sqlite3_exec(db, pragmas, NULL, NULL, NULL), SQLITE_OK);
-    CU_ASSERT_EQUAL(sqlite3_exec(db, "INSERT INTO slices (series_id, slice_index, file_path, probability)"
-                                     " VALUES (999, 0, '/old/IM0001.dcm', 0.5)",
-                                 NULL, NULL, NULL),
-                    SQLITE_OK);
-    sqlite3_close(db);
     hs_audit *a = NULL;
     hs_error err = {0};
     CU_ASSERT_EQUAL_FATAL(hs_audit_open(path, &a, &err), HS_OK);

@@ -13,6 +13,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
+#include "hemoscan/audit.h"
+
 int hs_test_tmpdir_create(char *dir, size_t cap, const char *name)
 {
     const char *base = getenv("TMPDIR");
@@ -169,4 +173,28 @@ int hs_test_generate_study(const char *parent, const char *name, const char *opt
     char all[4096];
     snprintf(all, sizeof all, "--size 128 --slices 16 --thickness 5 %s", opts);
     return hs_test_generate(dir, all);
+}
+
+int hs_test_audit_db_at_version(const char *path, int version)
+{
+    sqlite3 *db = NULL;
+    unlink(path);
+    if (version < 1 || version > hs_audit_schema_count || sqlite3_open(path, &db) != SQLITE_OK) {
+        sqlite3_close(db);
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < version && rc == 0; i++)
+        rc = sqlite3_exec(db, hs_audit_schema[i].sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+    char pragmas[128];
+    snprintf(pragmas, sizeof pragmas, "PRAGMA user_version = %d; PRAGMA application_id = %d", version,
+             HS_AUDIT_APPLICATION_ID);
+    if (rc == 0 && sqlite3_exec(db, pragmas, NULL, NULL, NULL) != SQLITE_OK)
+        rc = -1;
+    if (rc == 0 && sqlite3_exec(db, "INSERT INTO slices (series_id, slice_index, file_path, probability)"
+                                    " VALUES (999, 0, '/old/IM0001.dcm', 0.5)",
+                                NULL, NULL, NULL) != SQLITE_OK)
+        rc = -1;
+    sqlite3_close(db);
+    return rc;
 }

@@ -72,6 +72,12 @@ int hs_test_generate(const char *out, const char *opts);
  * parent/name, whose path goes to dir. As hs_test_generate returns. */
 int hs_test_generate_study(const char *parent, const char *name, const char *opts, char *dir, size_t cap);
 
+/* An audit database at path as an older hemoscan wrote it: the first
+ * `version` schema steps run raw, user_version and application_id set,
+ * plus one slice row (series 999, '/old/IM0001.dcm', probability 0.5) that
+ * an upgrade must keep. 0 on success. */
+int hs_test_audit_db_at_version(const char *path, int version);
+
 /* Loads models/default.hsm from $HEMOSCAN_SRCDIR into model; 1 when it
  * loaded, else 0 with a line naming suite and the reason. */
 int hs_test_load_default_model(hs_model *model, const char *suite);
