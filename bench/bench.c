@@ -129,8 +129,13 @@ static double run_child(char *const argv[], double *rss_mb)
 
 /* The study figures: make the series once (kept in bench/study-240 for the
  * next run), then time `hemoscan --study` on it: as a user runs it, without
- * the mirror-image averaging, and with review pictures (--review, into
- * bench/study-240-review, emptied before each run). */
+ * the mirror-image averaging, with review pictures (--review, into
+ * bench/study-240-review, emptied before each run) and with their DICOM
+ * Secondary Capture too. The variants take turns, one run of each per
+ * round, so that a machine getting slower or faster over the minute the
+ * benchmark takes moves all of them alike; the review's overhead is the
+ * median over rounds of its time against the plain run of the same round. */
+#define STUDY_VARIANTS 4
 static void bench_study(int quick)
 {
     const char *prog = getenv("HEMOSCAN");
@@ -155,45 +160,58 @@ static void bench_study(int quick)
     }
     char review[4200];
     snprintf(review, sizeof review, "%s/bench/study-240-review", build);
-    const char *variants[3][3] = {
-        {"study_240", NULL, NULL}, {"study_240_no_tta", "--no-tta", NULL}, {"study_240_review", "--review", review}};
-    int reps = quick ? 1 : 5;
-    for (int v = 0; v < 3; v++) {
-        double secs[16], rss = 0.0, worst_rss = 0.0;
-        int ok = 0;
-        for (int r = 0; r < reps + 1; r++) { /* the first run warms the page cache */
+    const char *variants[STUDY_VARIANTS][4] = {{"study_240", NULL, NULL, NULL},
+                                               {"study_240_no_tta", "--no-tta", NULL, NULL},
+                                               {"study_240_review", "--review", review, NULL},
+                                               {"study_240_review_dicom", "--review", review, "--review-dicom"}};
+    enum { PLAIN = 0, REVIEW = 2 };
+    int reps = quick ? 1 : 7;
+    double secs[STUDY_VARIANTS][16], worst_rss[STUDY_VARIANTS] = {0}, ratio[16];
+    int ok = 0, failed = 0;
+    for (int r = 0; r < reps + 1 && !failed; r++) { /* round 0 warms the page cache */
+        double t[STUDY_VARIANTS];
+        for (int v = 0; v < STUDY_VARIANTS && !failed; v++) {
             unlink(db);
             snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", review, review);
-            if (system(cmd) != 0)
+            if (system(cmd) != 0) {
+                failed = 1;
                 break;
-            char *argv[8];
+            }
+            char *argv[10];
             int a = 0;
             argv[a++] = (char *)prog;
             argv[a++] = "--study";
             argv[a++] = "--db";
             argv[a++] = db;
-            for (int k = 1; k < 3 && variants[v][k] != NULL; k++)
+            for (int k = 1; k < 4 && variants[v][k] != NULL; k++)
                 argv[a++] = (char *)variants[v][k];
             argv[a++] = dir;
             argv[a] = NULL;
-            double t = run_child(argv, &rss);
-            if (t < 0) {
+            double rss = 0.0;
+            t[v] = run_child(argv, &rss);
+            if (t[v] < 0) {
                 printf("BENCH %s failed: %s --study %s\n", variants[v][0], prog, dir);
-                break;
-            }
-            if (r > 0) {
-                secs[ok++] = t;
-                worst_rss = rss > worst_rss ? rss : worst_rss;
+                failed = 1;
+            } else if (r > 0) {
+                worst_rss[v] = rss > worst_rss[v] ? rss : worst_rss[v];
             }
         }
-        if (ok == reps) {
-            double t = median(secs, ok);
-            printf("BENCH %s_s %.3f s\n", variants[v][0], t);
-            printf("BENCH %s_sps %.1f slices/s\n", variants[v][0], 240.0 / t);
-            printf("BENCH %s_peak_rss_mb %.1f MB\n", variants[v][0], worst_rss);
-            fflush(stdout);
+        if (!failed && r > 0) {
+            for (int v = 0; v < STUDY_VARIANTS; v++)
+                secs[v][ok] = t[v];
+            ratio[ok] = t[REVIEW] / t[PLAIN];
+            ok++;
         }
     }
+    for (int v = 0; v < STUDY_VARIANTS && ok == reps; v++) {
+        double t = median(secs[v], ok);
+        printf("BENCH %s_s %.3f s\n", variants[v][0], t);
+        printf("BENCH %s_sps %.1f slices/s\n", variants[v][0], 240.0 / t);
+        printf("BENCH %s_peak_rss_mb %.1f MB\n", variants[v][0], worst_rss[v]);
+    }
+    if (ok == reps)
+        printf("BENCH study_240_review_overhead_pct %.1f %%\n", 100.0 * (median(ratio, ok) - 1.0));
+    fflush(stdout);
     unlink(db);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", review);
     if (system(cmd) != 0)

@@ -9,7 +9,7 @@ set -eu
 # libclang-rt-14-dev holds libFuzzer; clang only recommends it (through
 # libclang-common-14-dev), so --no-install-recommends needs it named.
 PACKAGES="build-essential g++ autoconf automake libtool pkg-config
-libdcmtk-dev dcmtk libtiff-dev libtiff-tools libsqlite3-dev sqlite3
+libdcmtk-dev dcmtk libtiff-dev libtiff-tools libdeflate-dev libsqlite3-dev sqlite3
 libcunit1-dev libpng-dev zlib1g-dev libopenblas-dev libopenjp2-7-dev libssl-dev libjansson-dev
 valgrind jq time clang libclang-rt-14-dev"
 

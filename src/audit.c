@@ -188,10 +188,11 @@ static const struct {
                                 " ORDER BY watch_file_id"},
     [W_REVIEW - Q_COUNT] = {"recording the review file",
                   "INSERT INTO review_files (verdict_id, path, sha256, pages, slice_pages, bytes,"
-                  " key_slice_id, saliency, created_at)"
+                  " key_slice_id, saliency, dicom_path, dicom_sha256, dicom_bytes, dicom_study_uid,"
+                  " dicom_series_uid, dicom_sop_uid, created_at)"
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
                   " CASE WHEN ?5 > 0 THEN (SELECT key_slice_id FROM verdicts WHERE verdict_id = ?1) END,"
-                  " ?7, " HS_SQL_TIME ")"},
+                  " ?7, ?8, ?9, ?10, ?11, ?12, ?13, " HS_SQL_TIME ")"},
 };
 
 struct hs_audit {
@@ -1018,10 +1019,14 @@ hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***
 
 hs_status hs_audit_record_review(hs_audit *a, long long verdict_id, const char *path, const char *sha256,
                                  int pages, int slice_pages, long long bytes, const char *saliency,
-                                 hs_error *err)
+                                 const hs_audit_review_dicom *dicom, hs_error *err)
 {
-    if (a == NULL || path == NULL || sha256 == NULL || saliency == NULL)
+    if (a == NULL || path == NULL || sha256 == NULL || saliency == NULL ||
+        (dicom != NULL && (dicom->path == NULL || dicom->sha256 == NULL || dicom->study_uid == NULL ||
+                           dicom->series_uid == NULL || dicom->sop_uid == NULL)))
         return hs_fail(err, HS_ERR_ARG, "hs_audit_record_review: NULL argument");
-    return hs_exec(a, err, W_REVIEW, NULL, "lssiilsd", verdict_id, path, sha256, pages, slice_pages, bytes,
-                   saliency, hs_now());
+    const hs_audit_review_dicom none = {NULL, NULL, 0, NULL, NULL, NULL};
+    const hs_audit_review_dicom *d = dicom != NULL ? dicom : &none;
+    return hs_exec(a, err, W_REVIEW, NULL, "lssiilsssLsssd", verdict_id, path, sha256, pages, slice_pages, bytes,
+                   saliency, d->path, d->sha256, d->bytes, d->study_uid, d->series_uid, d->sop_uid, hs_now());
 }

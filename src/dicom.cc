@@ -4,9 +4,10 @@
  * for which files are axial CT slices and how stored values become HU.
  *
  * Why it is built this way:
- * - This is the only C++ file and the only one that sees DCMTK, so the C
- *   code never needs a C++ header. Every entry point is extern "C" and
- *   catches everything: an exception must never unwind into C.
+ * - This file and dicom_sc.cc (the review's Secondary Capture) are the
+ *   only C++ files and the only ones that see DCMTK, so the C code never
+ *   needs a C++ header. Every entry point is extern "C" and catches
+ *   everything: an exception must never unwind into C.
  * - The header read and the pixel read share one classification function,
  *   so hs_dicom_read_hu can refuse a file whose verdict changed since the
  *   scan (a file replaced while a study was arriving) by the same rules.

@@ -113,6 +113,9 @@ static void usage(FILE *out)
             "  --review DIR           also write review pictures per study into DIR: a\n"
             "                         multi-page TIFF of the key slices with the network's\n"
             "                         Grad-CAM heatmap and a contact sheet of all slices\n"
+            "  --review-dicom         with --review: also the key slice's picture as a DICOM\n"
+            "                         Secondary Capture (new series of the study, NOT FOR\n"
+            "                         DIAGNOSTIC USE) to send back to PACS with storescu\n"
             "  --min-thickness MM     preferred slice thickness range (2)\n"
             "  --max-thickness MM     (10)\n"
             "\n"
@@ -177,7 +180,7 @@ enum {
     OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS, OPT_AUG_STRENGTH,
     OPT_STUDY, OPT_EXPORT, OPT_OUT, OPT_DB, OPT_ALL_SERIES, OPT_MIN_THICKNESS, OPT_MAX_THICKNESS,
     OPT_WATCH, OPT_FOLLOW, OPT_STABLE_AGE, OPT_DONE, OPT_DELETE, OPT_QUARANTINE, OPT_SYSLOG,
-    OPT_REVIEW
+    OPT_REVIEW, OPT_REVIEW_DICOM
 };
 
 static const struct option longopts[] = {
@@ -218,6 +221,7 @@ static const struct option longopts[] = {
     {"db", required_argument, NULL, OPT_DB},
     {"all-series", no_argument, NULL, OPT_ALL_SERIES},
     {"review", required_argument, NULL, OPT_REVIEW},
+    {"review-dicom", no_argument, NULL, OPT_REVIEW_DICOM},
     {"min-thickness", required_argument, NULL, OPT_MIN_THICKNESS},
     {"max-thickness", required_argument, NULL, OPT_MAX_THICKNESS},
     {"watch", required_argument, NULL, OPT_WATCH},
@@ -261,6 +265,7 @@ static int take_option(options *o, int c, const char *arg)
     case OPT_QUARANTINE: o->quarantine_dir = arg; break;
     case OPT_SYSLOG: o->use_syslog = 1; break;
     case OPT_REVIEW: o->review_dir = arg; break;
+    case OPT_REVIEW_DICOM: o->review_dicom = 1; break;
     case OPT_MIN_THICKNESS:
         if (parse_double("--min-thickness", arg, 0.0, 100.0, &d) != 0)
             return -1;
@@ -457,8 +462,12 @@ static int parse_options(int argc, char **argv, options *o)
         fprintf(stderr, "hemoscan: --out works with --export\n");
         return -1;
     }
-    if (o->review_dir != NULL && !o->study) {
-        fprintf(stderr, "hemoscan: --review works with --study\n");
+    if (o->review_dicom && o->review_dir == NULL) {
+        fprintf(stderr, "hemoscan: --review-dicom needs --review DIR\n");
+        return -1;
+    }
+    if (o->review_dir != NULL && !o->study && o->watch_dir == NULL) {
+        fprintf(stderr, "hemoscan: --review works with --study and --watch\n");
         return -1;
     }
     if (o->min_thickness > 0 && o->max_thickness > 0 && o->min_thickness > o->max_thickness) {

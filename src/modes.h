@@ -50,7 +50,8 @@ typedef struct {
     const char *db;         /* --db FILE (NULL: the default audit database) */
     const char *out_dir;    /* --out DIR for --export */
     int all_series;         /* --all-series */
-    const char *review_dir; /* --review DIR with --study (NULL: no review pictures) */
+    const char *review_dir; /* --review DIR with --study or --watch (NULL: no review pictures) */
+    int review_dicom;       /* --review-dicom: the key picture as DICOM Secondary Capture too */
     double min_thickness, max_thickness; /* --min-thickness, --max-thickness (0: defaults) */
     int threads_given;      /* --threads was given (else modes pick their default) */
     const char *watch_dir;  /* --watch DIR */
@@ -94,12 +95,13 @@ int hs_mode_eval(const options *o);
 int hs_mode_study(const options *o);
 /* The review pictures of one reading: write the TIFF into dir (created
  * 0700 if missing), then record it in audit against verdict_id (when both
- * are given). Prints a one-line error naming the study on failure and
- * returns EXIT_FAILED; the verdict is recorded before this is called, so
- * it stands either way. The entry point for any mode that reads studies
- * (--study now, the watcher later). */
-int hs_study_review(const char *dir, hs_audit *audit, const hs_study_reading *r, const hs_model *model,
-                    long long verdict_id, int threads, hs_review_file *out);
+ * are given). The verdict is recorded before this is called, so it stands
+ * either way; on failure the caller reports err (naming the file or
+ * folder) and records it as a failure of stage 'review'. o gives the
+ * folder (--review), --review-dicom and the threads. The entry point
+ * for every mode that reads studies (--study, --watch). */
+hs_status hs_study_review(const options *o, hs_audit *audit, const hs_study_reading *r, const hs_model *model,
+                          long long verdict_id, hs_review_file *out, hs_error *err);
 int hs_mode_export(const options *o);
 int hs_mode_watch(const options *o);
 

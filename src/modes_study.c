@@ -168,6 +168,16 @@ json_t *hs_reading_json(const hs_study_reading *r, const hs_model *model, long l
     json_object_set_new(j, "seconds", json_real(r->finished - r->started));
     json_object_set_new(j, "audit_verdict_id", verdict_id > 0 ? json_integer(verdict_id) : json_null());
     json_object_set_new(j, "review_file", review != NULL && review->path[0] ? json_string(review->path) : json_null());
+    if (review != NULL && review->dicom_path[0]) {
+        json_t *d = json_object();
+        json_object_set_new(d, "path", json_string(review->dicom_path));
+        json_object_set_new(d, "study_uid", json_string(review->dicom_study_uid));
+        json_object_set_new(d, "series_uid", json_string(review->dicom_series_uid));
+        json_object_set_new(d, "sop_instance_uid", json_string(review->dicom_sop_uid));
+        json_object_set_new(j, "review_dicom", d);
+    } else {
+        json_object_set_new(j, "review_dicom", json_null());
+    }
     return j;
 }
 
@@ -233,38 +243,35 @@ void hs_print_reading(const hs_study_reading *r, const hs_model *model, const ch
         printf("  recorded:   %s, verdict id %lld\n", db_path, verdict_id);
     if (review != NULL && review->path[0])
         printf("  review:     %s (%d pages)\n", review->path, review->pages);
+    if (review != NULL && review->dicom_path[0])
+        printf("  review SC:  %s (series %s, not for diagnostic use)\n", review->dicom_path,
+               review->dicom_series_uid);
     printf("  time:       %.2f s\n", r->finished - r->started);
     printf("  hemoscan is decision support, not a diagnosis: a radiologist reads every study.\n");
 }
 
-int hs_study_review(const char *dir, hs_audit *audit, const hs_study_reading *r, const hs_model *model,
-                    long long verdict_id, int threads, hs_review_file *out)
+hs_status hs_study_review(const options *o, hs_audit *audit, const hs_study_reading *r, const hs_model *model,
+                          long long verdict_id, hs_review_file *out, hs_error *err)
 {
-    hs_error err = {0};
     memset(out, 0, sizeof *out);
     hs_review_options ropt;
     hs_review_options_default(&ropt);
-    ropt.threads = threads > 0 ? threads : 1;
-    hs_status st = hs_make_dirs(dir, 0700, &err);
+    ropt.threads = o->threads > 0 ? o->threads : 1;
+    ropt.secondary_capture = o->review_dicom;
+    hs_status st = hs_make_dirs(o->review_dir, 0700, err);
     if (st == HS_OK)
-        st = hs_review_write(r, model, dir, &ropt, out, &err);
-    if (st != HS_OK) {
-        fprintf(stderr, "hemoscan: %s: review: %s\n", r->dir, err.msg);
-        return EXIT_FAILED;
-    }
-    if (out->path[0] == '\0' || audit == NULL || verdict_id <= 0)
-        return EXIT_OK;
+        st = hs_review_write(r, model, o->review_dir, &ropt, out, err);
+    if (st != HS_OK || out->path[0] == '\0' || audit == NULL || verdict_id <= 0)
+        return st;
     const hs_net *net = &model->member[0];
     int layer = hs_net_last_conv(net);
     char saliency[64];
     snprintf(saliency, sizeof saliency, "grad-cam layer %d (%dx%d)", layer, net->layers[layer].out.h,
              net->layers[layer].out.w);
-    if (hs_audit_record_review(audit, verdict_id, out->path, out->sha256, out->pages, out->slice_pages,
-                               out->bytes, saliency, &err) != HS_OK) {
-        fprintf(stderr, "hemoscan: audit database: %s\n", err.msg);
-        return EXIT_FAILED;
-    }
-    return EXIT_OK;
+    hs_audit_review_dicom dicom = {out->dicom_path, out->dicom_sha256, out->dicom_bytes,
+                                   out->dicom_study_uid, out->dicom_series_uid, out->dicom_sop_uid};
+    return hs_audit_record_review(audit, verdict_id, out->path, out->sha256, out->pages, out->slice_pages,
+                                  out->bytes, saliency, out->dicom_path[0] ? &dicom : NULL, err);
 }
 
 int hs_mode_study(const options *o)
@@ -298,8 +305,13 @@ int hs_mode_study(const options *o)
     sopt.all_series = o->all_series;
     sopt.min_thickness_mm = o->min_thickness;
     sopt.max_thickness_mm = o->max_thickness;
-    if (o->review_dir != NULL)
+    if (o->review_dir != NULL) {
         sopt.review_thumb_px = HS_REVIEW_THUMB_PX;
+        /* pictures a killed run left half-written; a warning if one stays */
+        int removed = 0;
+        if (hs_review_remove_stale(o->review_dir, &removed, &err) != HS_OK)
+            fprintf(stderr, "hemoscan: warning: --review: %s\n", err.msg);
+    }
 
     int status = EXIT_OK;
     for (int i = 0; i < o->n_paths; i++) {
@@ -315,9 +327,16 @@ int hs_mode_study(const options *o)
         /* The review file is written after the verdict is recorded (a
          * review that fails never costs the verdict) and recorded after
          * it is complete (a row never points at a missing file). */
-        if (st == HS_OK && o->review_dir != NULL)
-            status = worse(status, hs_study_review(o->review_dir, audit, &r, &model, verdict_id, o->threads,
-                                                   &review));
+        if (st == HS_OK && o->review_dir != NULL) {
+            hs_error rerr = {0}, err2 = {0};
+            if (hs_study_review(o, audit, &r, &model, verdict_id, &review, &rerr) != HS_OK) {
+                fprintf(stderr, "hemoscan: %s: review: %s\n", dir, rerr.msg);
+                status = worse(status, EXIT_FAILED);
+                if (hs_audit_record_failure(audit, run_id, dir, r.study.study_uid[0] ? r.study.study_uid : NULL,
+                                            "review", rerr.msg, &err2) != HS_OK)
+                    fprintf(stderr, "hemoscan: audit database: %s\n", err2.msg);
+            }
+        }
         if (read_st != HS_OK) {
             hs_error err2 = {0};
             if (hs_audit_record_failure(audit, run_id, dir, r.study.study_uid[0] ? r.study.study_uid : NULL,

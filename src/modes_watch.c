@@ -85,7 +85,7 @@ typedef struct {
     long long loose_seen;   /* loose files seen at the last pass (new or known) */
     int failed_any;
     int force_copy;         /* HEMOSCAN_TEST_FORCE_COPY: copy as across file systems */
-    const char *exclude[2];
+    const char *exclude[3]; /* --done, --quarantine, --review */
     int n_exclude;
     double next_due;        /* follow: when the earliest waiting study becomes stable */
     /* study UIDs and loose paths whose journaled moves could not be
@@ -292,17 +292,21 @@ static void hs_study_label(const hs_watch_listing *l, const hs_watch_study *s, c
         snprintf(out, cap, "%.*s", (int)common, first);
 }
 
-static void hs_print_study_line(const hs_watcher *w, const hs_study_reading *r, long long verdict_id)
+static void hs_print_study_line(const hs_watcher *w, const hs_study_reading *r, long long verdict_id,
+                                const hs_review_file *review)
 {
     const hs_study_verdict *v = &r->verdict;
     const char *uid = r->study.study_uid;
+    char pictures[4400] = "";
+    if (review->path[0] != '\0')
+        snprintf(pictures, sizeof pictures, ", review %s", review->path);
     if (v->verdict == HS_VERDICT_NOT_ASSESSABLE)
-        printf("study %s: NOT ASSESSABLE: %s (%s, verdict id %lld)\n", uid, v->reason, r->dir,
-               verdict_id);
+        printf("study %s: NOT ASSESSABLE: %s (%s, verdict id %lld%s)\n", uid, v->reason, r->dir, verdict_id,
+               pictures);
     else
-        printf("study %s: %s, probability %.3f (threshold %.3f) (%s, verdict id %lld)\n", uid,
+        printf("study %s: %s, probability %.3f (threshold %.3f) (%s, verdict id %lld%s)\n", uid,
                v->verdict == HS_VERDICT_HEMORRHAGE ? "HEMORRHAGE SUSPECTED" : "no hemorrhage found",
-               v->probability, w->model.threshold, r->dir, verdict_id);
+               v->probability, w->model.threshold, r->dir, verdict_id, pictures);
 }
 
 static void hs_record_failure(hs_watcher *w, const char *where, const char *uid, const char *stage,
@@ -472,6 +476,19 @@ static void hs_process_study(hs_watcher *w, const hs_watch_listing *l, const hs_
         hs_study_reading_free(&r);
         return;
     }
+    /* Review pictures after the verdict is recorded: a review that fails
+     * is reported and recorded, and the verdict stands. A run killed in
+     * between leaves that study without pictures; its verdict has no
+     * review_files row, which says so. */
+    hs_review_file review;
+    memset(&review, 0, sizeof review);
+    if (o->review_dir != NULL) {
+        hs_phase(w, "reviewing", s->study_uid);
+        if (hs_study_review(o, w->audit, &r, &w->model, verdict_id, &review, &err) != HS_OK) {
+            hs_report(w, "%s (%s): review: %s", s->study_uid, label, err.msg);
+            hs_record_failure(w, label, s->study_uid, "review", err.msg);
+        }
+    }
     w->c.studies_read++;
     if (r.verdict.verdict == HS_VERDICT_HEMORRHAGE)
         w->c.hemorrhage++;
@@ -480,15 +497,15 @@ static void hs_process_study(hs_watcher *w, const hs_watch_listing *l, const hs_
     else
         w->c.not_assessable++;
     if (o->json) {
-        json_t *j = hs_reading_json(&r, &w->model, verdict_id, NULL);
+        json_t *j = hs_reading_json(&r, &w->model, verdict_id, &review);
         json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
         fputc('\n', stdout);
         json_decref(j);
     } else if (o->verbose > 0) {
-        hs_print_reading(&r, &w->model, w->model_path, w->db_path, verdict_id, NULL, o->verbose);
+        hs_print_reading(&r, &w->model, w->model_path, w->db_path, verdict_id, &review, o->verbose);
         printf("\n");
     } else if (o->verbose == 0) {
-        hs_print_study_line(w, &r, verdict_id);
+        hs_print_study_line(w, &r, verdict_id, &review);
     }
     fflush(stdout);
     hs_study_reading_free(&r);
@@ -707,14 +724,14 @@ static void hs_summary(hs_watcher *w, double seconds)
         syslog(w->failed_any ? LOG_WARNING : LOG_INFO, "%s", line);
 }
 
-/* Creates an optional target folder and refuses one that is the drop
- * folder itself. */
-static int hs_prepare_target(hs_watcher *w, const char *dir, const char *opt)
+/* Creates an optional target folder (missing folders with mode), refuses
+ * one that is the drop folder itself and keeps the listing out of it. */
+static int hs_prepare_target(hs_watcher *w, const char *dir, const char *opt, unsigned mode)
 {
     hs_error err = {0};
     if (dir == NULL)
         return 0;
-    if (hs_make_dirs(dir, 0750, &err) != HS_OK) {
+    if (hs_make_dirs(dir, mode, &err) != HS_OK) {
         fprintf(stderr, "hemoscan: %s: %s\n", opt, err.msg);
         return -1;
     }
@@ -738,8 +755,10 @@ int hs_mode_watch(const options *o)
         fprintf(stderr, "hemoscan: --watch %s: not a folder\n", o->watch_dir);
         return EXIT_FAILED;
     }
-    if (hs_prepare_target(&w, o->done_dir, "--done") != 0 ||
-        hs_prepare_target(&w, o->quarantine_dir, "--quarantine") != 0)
+    /* the review pictures show patients: for the owner only */
+    if (hs_prepare_target(&w, o->done_dir, "--done", 0750) != 0 ||
+        hs_prepare_target(&w, o->quarantine_dir, "--quarantine", 0750) != 0 ||
+        hs_prepare_target(&w, o->review_dir, "--review", 0700) != 0)
         return EXIT_FAILED;
     const char *force = getenv("HEMOSCAN_TEST_FORCE_COPY");
     w.force_copy = force != NULL && strcmp(force, "1") == 0;
@@ -789,6 +808,13 @@ int hs_mode_watch(const options *o)
     w.sopt.all_series = o->all_series;
     w.sopt.min_thickness_mm = o->min_thickness;
     w.sopt.max_thickness_mm = o->max_thickness;
+    if (o->review_dir != NULL) {
+        w.sopt.review_thumb_px = HS_REVIEW_THUMB_PX;
+        /* pictures a killed run left half-written; a warning if one stays */
+        int removed = 0;
+        if (hs_review_remove_stale(o->review_dir, &removed, &err) != HS_OK)
+            fprintf(stderr, "hemoscan: warning: --review: %s\n", err.msg);
+    }
 
     /* SIGTERM / SIGINT: finish the study in hand, then stop. */
     int ifd = -1;

@@ -18,19 +18,25 @@
  *   opacity ramp, so the anatomy stays visible.
  * - Text is drawn with a 3 x 5 pixel font defined below (digits, capital
  *   letters, a few signs), scaled up, on a dark box: no font files.
- * - The TIFF is plain: 8-bit RGB, contiguous, deflate with the horizontal
- *   predictor, one strip per few rows, standard page tags. */
+ * - The TIFF is plain: 8-bit RGB slice pages and an 8-bit palette
+ *   contact sheet, deflate, standard page tags. The pages are drawn and
+ *   compressed by the study's threads at once (tiffout.h); writing them
+ *   one after the other through libtiff cost more than the rest of the
+ *   review together. */
 #include "hemoscan/review.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <tiffio.h>
 #include <unistd.h>
 
 #ifdef HAVE_CONFIG_H
@@ -39,9 +45,11 @@
 #include "hemoscan/checksum.h"
 #include "hemoscan/cnn.h"
 #include "hemoscan/dicom.h"
+#include "hemoscan/dicom_sc.h"
 #include "hemoscan/fileio.h"
 #include "hemoscan/parallel.h"
 #include "hemoscan/render.h"
+#include "hemoscan/tiffout.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"
@@ -61,6 +69,7 @@ void hs_review_options_default(hs_review_options *opt)
     opt->neighbours = HS_REVIEW_NEIGHBOURS;
     opt->layer = -1;
     opt->threads = 1;
+    opt->secondary_capture = 0;
 }
 
 /* ---- thumbnails ------------------------------------------------------------ */
@@ -88,26 +97,42 @@ void hs_review_thumbnail(const float *hu, int width, int height, int size, unsig
     cw = cw < 1 ? 1 : cw;
     ch = ch < 1 ? 1 : ch;
     int ox = (size - cw) / 2, oy = (size - ch) / 2;
+    /* at most 3 x 3 evenly spread samples per thumbnail pixel: this runs
+     * on every slice of a reviewed study, in the scoring pass, and a
+     * thumbnail needs no more. The sample columns of each thumbnail column
+     * are found once. */
+    int *sample_x = malloc((size_t)cw * 3 * sizeof *sample_x);
+    if (sample_x == NULL)
+        return; /* a black thumbnail */
+    for (int tx = 0; tx < cw; tx++) {
+        int x0 = (int)((long)tx * width / cw), x1 = (int)((long)(tx + 1) * width / cw);
+        x1 = x1 > x0 ? x1 : x0 + 1;
+        int sx = (x1 - x0 + 2) / 3, k = 0;
+        for (int x = x0; x < x1 && k < 3; x += sx)
+            sample_x[3 * tx + k++] = x;
+        for (int j = k; j < 3; j++)
+            sample_x[3 * tx + j] = -1;
+    }
     for (int ty = 0; ty < ch; ty++) {
         int y0 = (int)((long)ty * height / ch), y1 = (int)((long)(ty + 1) * height / ch);
         y1 = y1 > y0 ? y1 : y0 + 1;
+        int sy = (y1 - y0 + 2) / 3;
+        unsigned char *dst = out + (size_t)(ty + oy) * (size_t)size + (size_t)ox;
         for (int tx = 0; tx < cw; tx++) {
-            int x0 = (int)((long)tx * width / cw), x1 = (int)((long)(tx + 1) * width / cw);
-            x1 = x1 > x0 ? x1 : x0 + 1;
-            /* at most 3 x 3 evenly spread samples per thumbnail pixel:
-             * this runs on every slice of a reviewed study, in the
-             * scoring pass, and a thumbnail needs no more */
-            int sy = (y1 - y0 + 2) / 3, sx = (x1 - x0 + 2) / 3;
+            const int *xs = sample_x + 3 * tx;
             double sum = 0.0;
             int count = 0;
-            for (int y = y0; y < y1; y += sy)
-                for (int x = x0; x < x1; x += sx) {
-                    sum += brain_window(hu[(size_t)y * (size_t)width + (size_t)x]);
+            for (int y = y0; y < y1; y += sy) {
+                const float *row = hu + (size_t)y * (size_t)width;
+                for (int k = 0; k < 3 && xs[k] >= 0; k++) {
+                    sum += brain_window(row[xs[k]]);
                     count++;
                 }
-            out[(size_t)(ty + oy) * (size_t)size + (size_t)(tx + ox)] = to_byte(sum / count);
+            }
+            dst[tx] = to_byte(sum / count);
         }
     }
+    free(sample_x);
 }
 
 /* ---- saliency ---------------------------------------------------------------- */
@@ -224,57 +249,121 @@ hs_status hs_saliency_slice(hs_saliency *s, const float *hu, int width, int heig
         *probability = (float)prob;
 
     /* Each picture pixel inside the crop box: to input coordinates, to map
-     * coordinates (receptive-field centres), bilinear, edges extended. */
+     * coordinates (receptive-field centres), bilinear, edges extended. The
+     * mapping is separable, so each column and each row is placed once. */
     memset(heat, 0, (size_t)width * (size_t)height * sizeof *heat);
-    for (int y = geo.crop_y; y < geo.crop_y + geo.crop_h; y++) {
-        for (int x = geo.crop_x; x < geo.crop_x + geo.crop_w; x++) {
-            /* air inside the crop box (its corners) shows no colour */
-            if (!(hu[(size_t)y * (size_t)width + (size_t)x] > HS_REVIEW_AIR_HU))
-                continue;
-            double ix, iy;
-            hs_picture_to_input(&geo, x, y, &ix, &iy);
-            double u = (ix - s->offset) / s->stride, v = (iy - s->offset) / s->stride;
-            u = u < 0.0 ? 0.0 : (u > s->map_w - 1 ? s->map_w - 1 : u);
-            v = v < 0.0 ? 0.0 : (v > s->map_h - 1 ? s->map_h - 1 : v);
-            int u0 = (int)u, v0 = (int)v;
-            int u1 = u0 + 1 < s->map_w ? u0 + 1 : u0, v1 = v0 + 1 < s->map_h ? v0 + 1 : v0;
-            double fu = u - u0, fv = v - v0;
-            const float *m = s->sum;
-            double a = m[v0 * s->map_w + u0] * (1 - fu) + m[v0 * s->map_w + u1] * fu;
-            double b = m[v1 * s->map_w + u0] * (1 - fu) + m[v1 * s->map_w + u1] * fu;
-            heat[(size_t)y * (size_t)width + (size_t)x] = (float)(a * (1 - fv) + b * fv);
+    int *cell_u = malloc((size_t)geo.crop_w * sizeof *cell_u), *cell_v = malloc((size_t)geo.crop_h * sizeof *cell_v);
+    float *frac_u = malloc((size_t)geo.crop_w * sizeof *frac_u), *frac_v = malloc((size_t)geo.crop_h * sizeof *frac_v);
+    if (cell_u == NULL || cell_v == NULL || frac_u == NULL || frac_v == NULL) {
+        free(cell_u);
+        free(cell_v);
+        free(frac_u);
+        free(frac_v);
+        return hs_fail(err, HS_ERR_NOMEM, "review: out of memory");
+    }
+    for (int i = 0; i < geo.crop_w || i < geo.crop_h; i++) {
+        double ix, iy;
+        hs_picture_to_input(&geo, geo.crop_x + i, geo.crop_y + i, &ix, &iy);
+        double u = (ix - s->offset) / s->stride, v = (iy - s->offset) / s->stride;
+        u = u < 0.0 ? 0.0 : (u > s->map_w - 1 ? s->map_w - 1 : u);
+        v = v < 0.0 ? 0.0 : (v > s->map_h - 1 ? s->map_h - 1 : v);
+        if (i < geo.crop_w) {
+            cell_u[i] = (int)u;
+            frac_u[i] = (float)(u - cell_u[i]);
+        }
+        if (i < geo.crop_h) {
+            cell_v[i] = (int)v;
+            frac_v[i] = (float)(v - cell_v[i]);
         }
     }
+    for (int j = 0; j < geo.crop_h; j++) {
+        int v0 = cell_v[j], v1 = v0 + 1 < s->map_h ? v0 + 1 : v0;
+        const float *m0 = s->sum + (size_t)v0 * (size_t)s->map_w, *m1 = s->sum + (size_t)v1 * (size_t)s->map_w;
+        const float fv = frac_v[j];
+        const size_t row = (size_t)(geo.crop_y + j) * (size_t)width + (size_t)geo.crop_x;
+        for (int i = 0; i < geo.crop_w; i++) {
+            /* air inside the crop box (its corners) shows no colour */
+            if (!(hu[row + (size_t)i] > HS_REVIEW_AIR_HU))
+                continue;
+            int u0 = cell_u[i], u1 = u0 + 1 < s->map_w ? u0 + 1 : u0;
+            float fu = frac_u[i];
+            float a = m0[u0] * (1.0f - fu) + m0[u1] * fu;
+            float b = m1[u0] * (1.0f - fu) + m1[u1] * fu;
+            heat[row + (size_t)i] = a * (1.0f - fv) + b * fv;
+        }
+    }
+    free(cell_u);
+    free(cell_v);
+    free(frac_u);
+    free(frac_v);
     return HS_OK;
 }
 
 /* ---- drawing ------------------------------------------------------------------- */
 
+/* A page being drawn: RGB (the slice pages) or indices into the
+ * contact sheet's colour map (the contact sheet is gray thumbnails with a
+ * few coloured frames and labels; one byte a pixel instead of three makes
+ * it a third of the work to compress). */
 typedef struct {
     int w, h;
-    unsigned char *px; /* RGB */
+    hs_tiff_kind kind;
+    unsigned char *px;
 } canvas;
 
-static void put(canvas *c, int x, int y, const unsigned char rgb[3])
+/* A colour as an RGB page and as the contact sheet's colour map hold it. */
+typedef struct {
+    unsigned char rgb[3];
+    unsigned char index;
+} colour;
+
+/* The contact sheet's colour map: SHEET_GRAYS gray levels from black to
+ * white, then the two frame colours. */
+#define SHEET_GRAYS 254
+#define SHEET_YELLOW 254
+#define SHEET_ORANGE 255
+
+static const colour BLACK = {{0, 0, 0}, 0};
+static const colour WHITE = {{255, 255, 255}, SHEET_GRAYS - 1};
+static const colour YELLOW = {{253, 231, 37}, SHEET_YELLOW}; /* the key slice: viridis' top */
+static const colour ORANGE = {{249, 142, 9}, SHEET_ORANGE};  /* at or above the threshold */
+
+static void sheet_colormap(uint16_t map[768])
+{
+    for (int i = 0; i < SHEET_GRAYS; i++) {
+        uint16_t v = (uint16_t)(((i * 255 + (SHEET_GRAYS - 1) / 2) / (SHEET_GRAYS - 1)) * 257);
+        map[i] = map[256 + i] = map[512 + i] = v;
+    }
+    const colour *extra[2] = {&YELLOW, &ORANGE};
+    for (int k = 0; k < 2; k++)
+        for (int ch = 0; ch < 3; ch++)
+            map[256 * ch + extra[k]->index] = (uint16_t)(extra[k]->rgb[ch] * 257);
+}
+
+static void put(canvas *c, int x, int y, const colour *col)
 {
     if (x < 0 || y < 0 || x >= c->w || y >= c->h)
         return;
-    memcpy(c->px + ((size_t)y * (size_t)c->w + (size_t)x) * 3, rgb, 3);
+    size_t at = (size_t)y * (size_t)c->w + (size_t)x;
+    if (c->kind == HS_TIFF_RGB)
+        memcpy(c->px + at * 3, col->rgb, 3);
+    else
+        c->px[at] = col->index;
 }
 
-static void fill_rect(canvas *c, int x0, int y0, int w, int h, const unsigned char rgb[3])
+static void fill_rect(canvas *c, int x0, int y0, int w, int h, const colour *col)
 {
     for (int y = y0; y < y0 + h; y++)
         for (int x = x0; x < x0 + w; x++)
-            put(c, x, y, rgb);
+            put(c, x, y, col);
 }
 
-static void frame_rect(canvas *c, int x0, int y0, int w, int h, int t, const unsigned char rgb[3])
+static void frame_rect(canvas *c, int x0, int y0, int w, int h, int t, const colour *col)
 {
-    fill_rect(c, x0, y0, w, t, rgb);
-    fill_rect(c, x0, y0 + h - t, w, t, rgb);
-    fill_rect(c, x0, y0, t, h, rgb);
-    fill_rect(c, x0 + w - t, y0, t, h, rgb);
+    fill_rect(c, x0, y0, w, t, col);
+    fill_rect(c, x0, y0 + h - t, w, t, col);
+    fill_rect(c, x0, y0, t, h, col);
+    fill_rect(c, x0 + w - t, y0, t, h, col);
 }
 
 /* The 3 x 5 font: five rows of three pixels, left to right, top down. */
@@ -316,10 +405,9 @@ static int text_width(const char *text, int scale)
 }
 
 /* Text with its top-left at (x, y), on a dark box one scale unit wider. */
-static void draw_text(canvas *c, int x, int y, int scale, const char *text, const unsigned char rgb[3])
+static void draw_text(canvas *c, int x, int y, int scale, const char *text, const colour *col)
 {
-    static const unsigned char box[3] = {0, 0, 0};
-    fill_rect(c, x - scale, y - scale, text_width(text, scale) + 2 * scale, 7 * scale, box);
+    fill_rect(c, x - scale, y - scale, text_width(text, scale) + 2 * scale, 7 * scale, &BLACK);
     for (int i = 0; text[i] != '\0'; i++) {
         const char *g = glyph(text[i]);
         if (g == NULL)
@@ -327,7 +415,7 @@ static void draw_text(canvas *c, int x, int y, int scale, const char *text, cons
         for (int r = 0; r < 5; r++)
             for (int k = 0; k < 3; k++)
                 if (g[r * 3 + k] == '1')
-                    fill_rect(c, x + (4 * i + k) * scale, y + r * scale, scale, scale, rgb);
+                    fill_rect(c, x + (4 * i + k) * scale, y + r * scale, scale, scale, col);
     }
 }
 
@@ -347,10 +435,6 @@ static void colour_map(double v, unsigned char rgb[3])
     for (int k = 0; k < 3; k++)
         rgb[k] = (unsigned char)lrint(anchor[i][k] * (1.0 - f) + anchor[i + 1][k] * f);
 }
-
-static const unsigned char WHITE[3] = {255, 255, 255};
-static const unsigned char YELLOW[3] = {253, 231, 37}; /* the key slice: viridis' top */
-static const unsigned char ORANGE[3] = {249, 142, 9};  /* at or above the threshold */
 
 /* The slice in the brain window with the normalised heat blended in. */
 static void draw_slice(canvas *c, const float *hu, const float *heat, double heat_max)
@@ -380,15 +464,14 @@ static void draw_legend(canvas *c, int scale)
 {
     int bw = c->w / 4 < 160 ? c->w / 4 : 160, bh = 3 * scale;
     int x0 = 2 * scale, y0 = c->h - 2 * scale - bh - 7 * scale;
-    static const unsigned char black[3] = {0, 0, 0};
-    fill_rect(c, x0 - scale, y0 - scale, bw + 2 * scale, bh + 2 * scale, black);
+    fill_rect(c, x0 - scale, y0 - scale, bw + 2 * scale, bh + 2 * scale, &BLACK);
     for (int x = 0; x < bw; x++) {
-        unsigned char col[3];
-        colour_map((double)x / (bw > 1 ? bw - 1 : 1), col);
-        fill_rect(c, x0 + x, y0, 1, bh, col);
+        colour col = {{0, 0, 0}, 0};
+        colour_map((double)x / (bw > 1 ? bw - 1 : 1), col.rgb);
+        fill_rect(c, x0 + x, y0, 1, bh, &col);
     }
-    draw_text(c, x0, y0 + bh + 2 * scale, scale, "0", WHITE);
-    draw_text(c, x0 + bw - text_width("MAX", scale), y0 + bh + 2 * scale, scale, "MAX", WHITE);
+    draw_text(c, x0, y0 + bh + 2 * scale, scale, "0", &WHITE);
+    draw_text(c, x0 + bw - text_width("MAX", scale), y0 + bh + 2 * scale, scale, "MAX", &WHITE);
 }
 
 /* "0.873", or "--" for a slice that was not scored. */
@@ -398,58 +481,6 @@ static void format_prob(float p, char *buf, size_t len)
         snprintf(buf, len, "--");
     else
         snprintf(buf, len, "%.3f", (double)p);
-}
-
-/* ---- TIFF ------------------------------------------------------------------------- */
-
-typedef struct {
-    TIFF *tiff;
-    int pages;
-    char datetime[20]; /* "YYYY:MM:DD HH:MM:SS", TIFF's DateTime */
-} tiff_out;
-
-/* One page; px_per_cm > 0 gives its physical resolution, else 72 dpi. */
-static int tiff_page(tiff_out *t, const canvas *c, int page, const char *name, const char *desc,
-                     double px_per_cm)
-{
-    TIFF *tf = t->tiff;
-    int ok = 1;
-    ok &= TIFFSetField(tf, TIFFTAG_SUBFILETYPE, (uint32_t)FILETYPE_PAGE);
-    ok &= TIFFSetField(tf, TIFFTAG_IMAGEWIDTH, (uint32_t)c->w);
-    ok &= TIFFSetField(tf, TIFFTAG_IMAGELENGTH, (uint32_t)c->h);
-    ok &= TIFFSetField(tf, TIFFTAG_BITSPERSAMPLE, 8);
-    ok &= TIFFSetField(tf, TIFFTAG_SAMPLESPERPIXEL, 3);
-    ok &= TIFFSetField(tf, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
-    ok &= TIFFSetField(tf, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-    ok &= TIFFSetField(tf, TIFFTAG_ORIENTATION, ORIENTATION_TOPLEFT);
-    ok &= TIFFSetField(tf, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
-    ok &= TIFFSetField(tf, TIFFTAG_PREDICTOR, PREDICTOR_HORIZONTAL);
-    /* level 1: the fastest; with the predictor these pictures (mostly
-     * black air and smooth gray) still shrink about threefold, and the
-     * review must stay a small part of a study's time */
-    ok &= TIFFSetField(tf, TIFFTAG_ZIPQUALITY, 1);
-    ok &= TIFFSetField(tf, TIFFTAG_ROWSPERSTRIP, TIFFDefaultStripSize(tf, 0));
-    if (px_per_cm > 0.0) {
-        ok &= TIFFSetField(tf, TIFFTAG_XRESOLUTION, (float)px_per_cm);
-        ok &= TIFFSetField(tf, TIFFTAG_YRESOLUTION, (float)px_per_cm);
-        ok &= TIFFSetField(tf, TIFFTAG_RESOLUTIONUNIT, RESUNIT_CENTIMETER);
-    } else {
-        ok &= TIFFSetField(tf, TIFFTAG_XRESOLUTION, 72.0f);
-        ok &= TIFFSetField(tf, TIFFTAG_YRESOLUTION, 72.0f);
-        ok &= TIFFSetField(tf, TIFFTAG_RESOLUTIONUNIT, RESUNIT_INCH);
-    }
-    ok &= TIFFSetField(tf, TIFFTAG_SOFTWARE, "hemoscan " PACKAGE_VERSION);
-    ok &= TIFFSetField(tf, TIFFTAG_DATETIME, t->datetime);
-    ok &= TIFFSetField(tf, TIFFTAG_PAGENUMBER, (uint16_t)page, (uint16_t)t->pages);
-    ok &= TIFFSetField(tf, TIFFTAG_PAGENAME, name);
-    ok &= TIFFSetField(tf, TIFFTAG_IMAGEDESCRIPTION, desc);
-    if (!ok)
-        return -1;
-    for (int y = 0; y < c->h; y++) {
-        if (TIFFWriteScanline(tf, c->px + (size_t)y * (size_t)c->w * 3, (uint32_t)y, 0) < 0)
-            return -1;
-    }
-    return TIFFWriteDirectory(tf) ? 0 : -1;
 }
 
 /* ---- the review file ---------------------------------------------------------------- */
@@ -502,7 +533,8 @@ static int choose_pages(const hs_series_result *res, int n, int key, double thre
     return count;
 }
 
-/* The contact sheet of series se (thumbnails thumb, thumb_px square). */
+/* The contact sheet of series se (thumbnails thumb, tp pixels square), on
+ * the sheet's colour map. */
 static int draw_contact_sheet(canvas *c, const hs_series *se, const hs_series_result *res,
                               const unsigned char *thumb, int tp, int key, double threshold)
 {
@@ -512,64 +544,98 @@ static int draw_contact_sheet(canvas *c, const hs_series *se, const hs_series_re
     int rows = (n + cols - 1) / cols;
     const int scale = 2, pad = 6, label = 7 * scale + 4, header = 7 * scale + 2 * pad;
     int cell_w = tp + 2 * pad, cell_h = tp + 2 * pad + label;
+    c->kind = HS_TIFF_PALETTE;
     c->w = cols * cell_w;
     c->h = header + rows * cell_h;
     if (c->w < 60 * scale * 4)
         c->w = 60 * scale * 4;
-    c->px = calloc((size_t)c->w * (size_t)c->h, 3);
+    c->px = calloc((size_t)c->w * (size_t)c->h, 1);
     if (c->px == NULL)
         return -1;
+    unsigned char gray_index[256];
+    for (int g = 0; g < 256; g++)
+        gray_index[g] = (unsigned char)((g * (SHEET_GRAYS - 1) + 127) / 255);
     char text[160];
     snprintf(text, sizeof text, "%d SLICES  THRESHOLD %.3f  DECISION SUPPORT ONLY", n, threshold);
-    draw_text(c, pad, pad, scale, text, WHITE);
+    draw_text(c, pad, pad, scale, text, &WHITE);
     for (int k = 0; k < n; k++) {
         int x0 = (k % cols) * cell_w, y0 = header + (k / cols) * cell_h;
         const unsigned char *t = thumb + (size_t)k * (size_t)tp * (size_t)tp;
         for (int y = 0; y < tp; y++) {
             /* the cell lies inside the canvas by construction */
-            unsigned char *dst = c->px + ((size_t)(y0 + pad + y) * (size_t)c->w + (size_t)(x0 + pad)) * 3;
+            unsigned char *dst = c->px + (size_t)(y0 + pad + y) * (size_t)c->w + (size_t)(x0 + pad);
             const unsigned char *src = t + (size_t)y * (size_t)tp;
             for (int x = 0; x < tp; x++)
-                dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = src[x];
+                dst[x] = gray_index[src[x]];
         }
         float p = res->slice[k].probability;
         int above = !isnan(p) && p >= threshold;
         if (k == key)
-            frame_rect(c, x0 + 1, y0 + 1, tp + 2 * pad - 2, tp + 2 * pad - 2, 4, YELLOW);
+            frame_rect(c, x0 + 1, y0 + 1, tp + 2 * pad - 2, tp + 2 * pad - 2, 4, &YELLOW);
         else if (above)
-            frame_rect(c, x0 + 3, y0 + 3, tp + 2 * pad - 6, tp + 2 * pad - 6, 2, ORANGE);
+            frame_rect(c, x0 + 3, y0 + 3, tp + 2 * pad - 6, tp + 2 * pad - 6, 2, &ORANGE);
         char prob[16];
         format_prob(p, prob, sizeof prob);
         snprintf(text, sizeof text, "%d %s", k + 1, prob);
-        draw_text(c, x0 + pad, y0 + tp + 2 * pad, scale, text, k == key ? YELLOW : above ? ORANGE : WHITE);
+        draw_text(c, x0 + pad, y0 + tp + 2 * pad, scale, text, k == key ? &YELLOW : above ? &ORANGE : &WHITE);
     }
     return 0;
 }
 
-/* Writes the whole TIFF to the open descriptor fd (closed here). */
-/* The slice pages are made by `threads` workers, each with its own
- * reader and Grad-CAM workspace, in two rounds: decode and map every page
- * (the colour scale needs the study's largest map value), then draw every
- * page. libtiff then writes and compresses the pages in order. */
+/* Making the pages. The work comes in items shared out to `threads`
+ * workers as they become free (the items differ in size, so fixed shares
+ * would leave one worker idle), in two rounds:
+ *   round 0: item 0 draws the contact sheet and compresses it; item p + 1
+ *            decodes slice page p again and computes its Grad-CAM map,
+ *            with the worker's own reader and saliency workspace;
+ *   round 1: item p draws slice page p on the study's colour scale (the
+ *            largest map value of all pages, known only after round 0)
+ *            and compresses it.
+ * The writing thread then hands the compressed pages to libtiff in order:
+ * the slice pages, then the contact sheet. */
 typedef struct {
     const hs_series *se;
     const hs_series_result *res;
-    const hs_model *model;
     const int *pages;
+    int n_pages;
     int key;
     double threshold;
+    const unsigned char *thumb;
+    int tp;
+    uint16_t *sheet_map;
     float **hus, **heats;
-    canvas *canvases;
-    hs_saliency **sal;      /* one per worker */
+    canvas *canvases;         /* n_pages + 1: the slice pages, then the contact sheet */
+    hs_tiff_strips *strips;   /* the same, compressed */
+    hs_saliency **sal;        /* one per worker */
     hs_dicom_reader **reader; /* one per worker */
-    double heat_max;        /* set between the rounds */
-    hs_status *status;      /* per page */
-    hs_error *errors;       /* per page */
+    double heat_max;          /* set between the rounds */
+    int round;
+    atomic_int next;          /* the next item of this round */
+    hs_status *status;        /* per canvas */
+    hs_error *errors;         /* per canvas */
 } page_job;
 
-static void map_page(void *ctx, int p, int thread)
+static hs_tiff_image canvas_image(const page_job *job, int p)
 {
-    page_job *job = ctx;
+    const canvas *c = &job->canvases[p];
+    hs_tiff_image im = {c->kind, c->w, c->h, c->px, c->kind == HS_TIFF_PALETTE ? job->sheet_map : NULL};
+    return im;
+}
+
+static void make_sheet(page_job *job)
+{
+    const int p = job->n_pages;
+    if (draw_contact_sheet(&job->canvases[p], job->se, job->res, job->thumb, job->tp, job->key,
+                           job->threshold) != 0) {
+        job->status[p] = hs_fail(&job->errors[p], HS_ERR_NOMEM, "review: out of memory for the contact sheet");
+        return;
+    }
+    hs_tiff_image im = canvas_image(job, p);
+    job->status[p] = hs_tiff_encode(&im, &job->strips[p], &job->errors[p]);
+}
+
+static void map_page(page_job *job, int p, int thread)
+{
     const hs_dicom_header *h = &job->se->slices[job->pages[p]].header;
     size_t n = (size_t)h->rows * (size_t)h->columns;
     job->hus[p] = malloc(n * sizeof *job->hus[p]);
@@ -585,12 +651,11 @@ static void map_page(void *ctx, int p, int thread)
                                            NULL, &job->errors[p]);
 }
 
-static void draw_page(void *ctx, int p, int thread)
+static void make_page(page_job *job, int p)
 {
-    (void)thread;
-    page_job *job = ctx;
     const hs_dicom_header *h = &job->se->slices[job->pages[p]].header;
     canvas *c = &job->canvases[p];
+    c->kind = HS_TIFF_RGB;
     c->w = h->columns;
     c->h = h->rows;
     c->px = malloc((size_t)c->w * (size_t)c->h * 3);
@@ -608,131 +673,172 @@ static void draw_page(void *ctx, int p, int thread)
     snprintf(text, sizeof text, "%sSLICE %d/%d  P %s", is_key ? "KEY " : "", job->pages[p] + 1,
              job->se->n_slices, prob);
     draw_text(c, 2 * scale, 2 * scale, scale, text,
-              is_key ? YELLOW : (!isnan(pr) && pr >= job->threshold ? ORANGE : WHITE));
-    draw_text(c, 2 * scale, 10 * scale, scale, "DECISION SUPPORT - NOT A DIAGNOSIS", WHITE);
+              is_key ? &YELLOW : (!isnan(pr) && pr >= job->threshold ? &ORANGE : &WHITE));
+    draw_text(c, 2 * scale, 10 * scale, scale, "DECISION SUPPORT - NOT A DIAGNOSIS", &WHITE);
     draw_legend(c, scale);
+    hs_tiff_image im = canvas_image(job, p);
+    job->status[p] = hs_tiff_encode(&im, &job->strips[p], &job->errors[p]);
 }
 
+static void page_worker(void *ctx, int task, int thread)
+{
+    (void)task;
+    page_job *job = ctx;
+    for (;;) {
+        int item = atomic_fetch_add(&job->next, 1);
+        if (job->round == 0 && item <= job->n_pages) {
+            if (item == 0)
+                make_sheet(job);
+            else
+                map_page(job, item - 1, thread);
+        } else if (job->round == 1 && item < job->n_pages) {
+            make_page(job, item);
+        } else {
+            return;
+        }
+    }
+}
+
+/* The ImageDescription of slice page p. */
+static void describe_page(const page_job *job, const hs_model *model, int p, char *desc, size_t len)
+{
+    const hs_slice *sl = &job->se->slices[job->pages[p]];
+    const hs_dicom_header *h = &sl->header;
+    float pr = job->res->slice[job->pages[p]].probability;
+    char prob[16];
+    format_prob(pr, prob, sizeof prob);
+    char position[48] = "unknown", instance[16] = "none", frame[16] = "none";
+    if (job->se->sort_method == HS_SORT_POSITION)
+        snprintf(position, sizeof position, "%.2f mm along the normal", sl->position_along_normal);
+    if (h->has_instance_number)
+        snprintf(instance, sizeof instance, "%d", h->instance_number);
+    if (h->frames > 1)
+        snprintf(frame, sizeof frame, "%d", h->frame + 1);
+    int layer = -1, mh = 0, mw = 0;
+    hs_saliency_layer(job->sal[0], &layer, &mh, &mw);
+    snprintf(desc, len,
+             "hemoscan review, %sslice %d of %d; position %s; instance %s; file %s; frame %s; "
+             "SOPInstanceUID %s; probability %s; threshold %.4f; %s; Grad-CAM on layer %d (%dx%d), "
+             "brain window %g/%g HU; model sha256 %.16s; decision support, not a diagnosis",
+             job->pages[p] == job->key ? "key " : "", job->pages[p] + 1, job->se->n_slices, position, instance,
+             h->path, frame, h->sop_uid, prob, job->threshold,
+             !isnan(pr) && pr >= job->threshold ? "at or above the threshold" : "below the threshold", layer, mh,
+             mw, (double)HS_REVIEW_CENTER_HU, (double)HS_REVIEW_WIDTH_HU, model->sha256);
+}
+
+/* Writes the whole TIFF to the open descriptor fd (closed here). With
+ * key_rgb, the key slice's page (when it has one) is handed over there
+ * (the caller frees it), else *key_rgb is NULL. */
 static hs_status write_tiff(int fd, const char *tmp, const hs_study_reading *r, const hs_model *model,
                             const hs_review_options *opt, const int *pages, int n_pages,
-                            const unsigned char *thumb, int tp, hs_error *err)
+                            const unsigned char *thumb, int tp, unsigned char **key_rgb, hs_error *err)
 {
+    if (key_rgb != NULL)
+        *key_rgb = NULL;
     const hs_series_result *res = &r->result[r->decisive];
     const hs_series *se = &r->study.series[res->series_index];
-    const int key = r->verdict.key_slice;
-    const double threshold = model->threshold;
-    tiff_out t = {0};
-    t.pages = n_pages + 1;
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(t.datetime, sizeof t.datetime, "%Y:%m:%d %H:%M:%S", &tm);
-    t.tiff = TIFFFdOpen(fd, tmp, "w");
-    if (t.tiff == NULL) {
-        close(fd);
-        return hs_fail(err, HS_ERR_IO, "%s: libtiff cannot start the file", tmp);
-    }
+    hs_tiff_writer *w = NULL;
+    hs_status st = hs_tiff_writer_open(fd, tmp, n_pages + 1, "hemoscan " PACKAGE_VERSION, &w, err);
+    if (st != HS_OK)
+        return st;
     int threads = opt->threads < 1 ? 1 : opt->threads;
-    if (threads > n_pages)
-        threads = n_pages > 0 ? n_pages : 1;
-    hs_status st = HS_OK;
-    size_t np = (size_t)(n_pages > 0 ? n_pages : 1);
-    page_job job = {se, res, model, pages, key, threshold, calloc(np, sizeof(float *)), calloc(np, sizeof(float *)),
-                    calloc(np, sizeof(canvas)), calloc((size_t)threads, sizeof(hs_saliency *)),
-                    calloc((size_t)threads, sizeof(hs_dicom_reader *)), 0.0, calloc(np, sizeof(hs_status)),
-                    calloc(np, sizeof(hs_error))};
+    if (threads > n_pages + 1)
+        threads = n_pages + 1;
+    const size_t nc = (size_t)n_pages + 1;
+    const size_t np = (size_t)(n_pages > 0 ? n_pages : 1);
+    page_job job = {.se = se,
+                    .res = res,
+                    .pages = pages,
+                    .n_pages = n_pages,
+                    .key = r->verdict.key_slice,
+                    .threshold = model->threshold,
+                    .thumb = thumb,
+                    .tp = tp,
+                    .sheet_map = calloc(768, sizeof(uint16_t)),
+                    .hus = calloc(np, sizeof(float *)),
+                    .heats = calloc(np, sizeof(float *)),
+                    .canvases = calloc(nc, sizeof(canvas)),
+                    .strips = calloc(nc, sizeof(hs_tiff_strips)),
+                    .sal = calloc((size_t)threads, sizeof(hs_saliency *)),
+                    .reader = calloc((size_t)threads, sizeof(hs_dicom_reader *)),
+                    .status = calloc(nc, sizeof(hs_status)),
+                    .errors = calloc(nc, sizeof(hs_error))};
     hs_pool *pool = threads > 1 ? hs_pool_create(threads) : NULL;
-    if (job.hus == NULL || job.heats == NULL || job.canvases == NULL || job.sal == NULL || job.reader == NULL ||
-        job.status == NULL || job.errors == NULL || (threads > 1 && pool == NULL))
+    if (job.sheet_map == NULL || job.hus == NULL || job.heats == NULL || job.canvases == NULL ||
+        job.strips == NULL || job.sal == NULL || job.reader == NULL || job.status == NULL || job.errors == NULL ||
+        (threads > 1 && pool == NULL))
         st = hs_fail(err, HS_ERR_NOMEM, "review: out of memory");
-    for (int k = 0; st == HS_OK && k < threads && n_pages > 0; k++) {
+    else
+        sheet_colormap(job.sheet_map);
+    /* every worker gets a saliency workspace: describe_page reads the
+     * first one's layer even when there is no slice page */
+    for (int k = 0; st == HS_OK && k < threads; k++) {
         job.reader[k] = hs_dicom_reader_new();
         if (job.reader[k] == NULL)
             st = hs_fail(err, HS_ERR_NOMEM, "review: out of memory");
         else
             st = hs_saliency_create(&job.sal[k], model, opt->layer, 1, err);
     }
-    /* Round 1: decode and map; round 2: draw, on the study's scale. */
-    for (int round = 0; round < 2 && st == HS_OK && n_pages > 0; round++) {
-        hs_task_fn fn = round == 0 ? map_page : draw_page;
+    for (int round = 0; round < 2 && st == HS_OK; round++) {
+        job.round = round;
+        atomic_store(&job.next, 0);
         if (pool != NULL)
-            hs_pool_run(pool, n_pages, fn, &job);
+            hs_pool_run(pool, threads, page_worker, &job);
         else
-            for (int p = 0; p < n_pages; p++)
-                fn(&job, p, 0);
-        for (int p = 0; p < n_pages && st == HS_OK; p++) {
+            page_worker(&job, 0, 0);
+        int items = round == 0 ? n_pages + 1 : n_pages;
+        for (int p = 0; p < items && st == HS_OK; p++) {
             if (job.status[p] != HS_OK) {
                 st = job.status[p];
                 if (err != NULL)
                     *err = job.errors[p];
             }
         }
-        if (round == 0) {
-            for (int p = 0; st == HS_OK && p < n_pages; p++) {
-                const hs_dicom_header *h = &se->slices[pages[p]].header;
-                size_t n = (size_t)h->rows * (size_t)h->columns;
-                for (size_t i = 0; i < n; i++)
-                    job.heat_max = job.heats[p][i] > job.heat_max ? job.heats[p][i] : job.heat_max;
-            }
+        for (int p = 0; round == 0 && st == HS_OK && p < n_pages; p++) {
+            const hs_dicom_header *h = &se->slices[pages[p]].header;
+            size_t n = (size_t)h->rows * (size_t)h->columns;
+            for (size_t i = 0; i < n; i++)
+                job.heat_max = job.heats[p][i] > job.heat_max ? job.heats[p][i] : job.heat_max;
         }
     }
-    int layer = -1, mh = 0, mw = 0;
-    if (job.sal != NULL && job.sal[0] != NULL)
-        hs_saliency_layer(job.sal[0], &layer, &mh, &mw);
-    char name[64], desc[6144], prob[16];
-    for (int p = 0; st == HS_OK && p < n_pages; p++) {
-        const hs_slice *sl = &se->slices[pages[p]];
-        const hs_dicom_header *h = &sl->header;
-        float pr = res->slice[pages[p]].probability;
-        format_prob(pr, prob, sizeof prob);
-        snprintf(name, sizeof name, "slice %d of %d", pages[p] + 1, se->n_slices);
-        char position[48] = "unknown", instance[16] = "none", frame[16] = "none";
-        if (se->sort_method == HS_SORT_POSITION)
-            snprintf(position, sizeof position, "%.2f mm along the normal", sl->position_along_normal);
-        if (h->has_instance_number)
-            snprintf(instance, sizeof instance, "%d", h->instance_number);
-        if (h->frames > 1)
-            snprintf(frame, sizeof frame, "%d", h->frame + 1);
-        snprintf(desc, sizeof desc,
-                 "hemoscan review, %sslice %d of %d; position %s; instance %s; file %s; frame %s; "
-                 "SOPInstanceUID %s; probability %s; threshold %.4f; %s; Grad-CAM on layer %d (%dx%d), "
-                 "brain window %g/%g HU; model sha256 %.16s; decision support, not a diagnosis",
-                 pages[p] == key ? "key " : "", pages[p] + 1, se->n_slices, position, instance, h->path,
-                 frame, h->sop_uid, prob, threshold,
-                 !isnan(pr) && pr >= threshold ? "at or above the threshold" : "below the threshold", layer,
-                 mh, mw, (double)HS_REVIEW_CENTER_HU, (double)HS_REVIEW_WIDTH_HU, model->sha256);
-        double px_per_cm = h->has_pixel_spacing && h->pixel_spacing[1] > 0.0 ? 10.0 / h->pixel_spacing[1] : 0.0;
-        if (tiff_page(&t, &job.canvases[p], p, name, desc, px_per_cm) != 0)
-            st = hs_fail(err, HS_ERR_IO, "%s: cannot write page %d: %s", tmp, p + 1, strerror(errno));
+    char name[64], desc[6144];
+    for (int p = 0; st == HS_OK && p <= n_pages; p++) {
+        hs_tiff_page_info info = {name, desc, 0.0};
+        if (p < n_pages) {
+            const hs_dicom_header *h = &se->slices[pages[p]].header;
+            snprintf(name, sizeof name, "slice %d of %d", pages[p] + 1, se->n_slices);
+            describe_page(&job, model, p, desc, sizeof desc);
+            info.px_per_cm = h->has_pixel_spacing && h->pixel_spacing[1] > 0.0 ? 10.0 / h->pixel_spacing[1] : 0.0;
+        } else {
+            char vp[16];
+            format_prob((float)r->verdict.probability, vp, sizeof vp);
+            snprintf(name, sizeof name, "contact sheet");
+            snprintf(desc, sizeof desc,
+                     "hemoscan review, contact sheet: %d slices of series %s; verdict %s, probability %s, "
+                     "threshold %.4f; key slice %d (yellow frame); orange: at or above the threshold; "
+                     "model sha256 %.16s; decision support, not a diagnosis",
+                     se->n_slices, se->series_uid, hs_verdict_name(r->verdict.verdict), vp, job.threshold,
+                     job.key + 1, model->sha256);
+        }
+        hs_tiff_image im = canvas_image(&job, p);
+        st = hs_tiff_write_page(w, &im, &job.strips[p], &info, err);
     }
-    canvas c = {0};
-    if (st == HS_OK) {
-        if (draw_contact_sheet(&c, se, res, thumb, tp, key, threshold) != 0)
-            st = hs_fail(err, HS_ERR_NOMEM, "review: out of memory for the contact sheet");
+    hs_status closed = hs_tiff_writer_close(w, st == HS_OK, err);
+    if (st == HS_OK)
+        st = closed;
+    if (st == HS_OK && key_rgb != NULL && n_pages > 0 && pages[0] == job.key) {
+        *key_rgb = job.canvases[0].px;
+        job.canvases[0].px = NULL;
     }
-    if (st == HS_OK) {
-        char vp[16];
-        format_prob((float)r->verdict.probability, vp, sizeof vp);
-        snprintf(desc, sizeof desc,
-                 "hemoscan review, contact sheet: %d slices of series %s; verdict %s, probability %s, "
-                 "threshold %.4f; key slice %d (yellow frame); orange: at or above the threshold; "
-                 "model sha256 %.16s; decision support, not a diagnosis",
-                 se->n_slices, se->series_uid, hs_verdict_name(r->verdict.verdict), vp, threshold, key + 1,
-                 model->sha256);
-        if (tiff_page(&t, &c, n_pages, "contact sheet", desc, 0.0) != 0)
-            st = hs_fail(err, HS_ERR_IO, "%s: cannot write the contact sheet: %s", tmp, strerror(errno));
-    }
-    free(c.px);
-    if (st == HS_OK && (!TIFFFlush(t.tiff) || fsync(fd) != 0))
-        st = hs_fail(err, HS_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
-    TIFFClose(t.tiff); /* closes fd */
-    for (int p = 0; p < n_pages; p++) {
-        if (job.hus != NULL)
+    for (size_t p = 0; p < nc; p++) {
+        if (job.hus != NULL && p < (size_t)n_pages)
             free(job.hus[p]);
-        if (job.heats != NULL)
+        if (job.heats != NULL && p < (size_t)n_pages)
             free(job.heats[p]);
         if (job.canvases != NULL)
             free(job.canvases[p].px);
+        if (job.strips != NULL)
+            hs_tiff_strips_free(&job.strips[p]);
     }
     for (int k = 0; k < threads; k++) {
         if (job.sal != NULL)
@@ -741,14 +847,72 @@ static hs_status write_tiff(int fd, const char *tmp, const hs_study_reading *r, 
             hs_dicom_reader_free(job.reader[k]);
     }
     hs_pool_free(pool);
+    free(job.sheet_map);
     free(job.hus);
     free(job.heats);
     free(job.canvases);
+    free(job.strips);
     free(job.sal);
     free(job.reader);
     free(job.status);
     free(job.errors);
     return st;
+}
+
+/* The key slice's page (rgb) as a DICOM Secondary Capture, written to
+ * tmp and synced; fills out's dicom_sha256, dicom_bytes and UIDs. */
+static hs_status write_capture(const hs_study_reading *r, const hs_model *model, const unsigned char *rgb,
+                               const char *tmp, hs_review_file *out, hs_error *err)
+{
+    const hs_series_result *res = &r->result[r->decisive];
+    const hs_series *se = &r->study.series[res->series_index];
+    const int key = r->verdict.key_slice;
+    const hs_dicom_header *h = &se->slices[key].header;
+    char prob[16], derivation[1024], comments[1024];
+    format_prob(res->slice[key].probability, prob, sizeof prob);
+    snprintf(derivation, sizeof derivation,
+             "hemoscan %s review: the slice in the brain window %g/%g HU with the Grad-CAM heatmap of the "
+             "model's score on its last convolution blended in; model sha256 %.16s",
+             PACKAGE_VERSION, (double)HS_REVIEW_CENTER_HU, (double)HS_REVIEW_WIDTH_HU, model->sha256);
+    snprintf(comments, sizeof comments,
+             "NOT FOR DIAGNOSTIC USE. hemoscan review, key slice %d of %d, probability %s, threshold %.4f, "
+             "verdict %s. Decision support, not a diagnosis: a radiologist reads the original images.",
+             key + 1, se->n_slices, prob, model->threshold, hs_verdict_name(r->verdict.verdict));
+    hs_sc_request req = {rgb,
+                         h->columns,
+                         h->rows,
+                         h->path,
+                         h->sop_class_uid,
+                         h->sop_uid,
+                         h->frames > 1 ? h->frame + 1 : 0,
+                         HS_REVIEW_DICOM_SERIES_NUMBER,
+                         "hemoscan review - NOT FOR DIAGNOSTIC USE",
+                         derivation,
+                         comments,
+                         "hemoscan " PACKAGE_VERSION};
+    hs_sc_written uids;
+    hs_status st = hs_dicom_write_secondary_capture(&req, tmp, &uids, err);
+    if (st != HS_OK)
+        return st;
+    int fd = open(tmp, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0) {
+        st = hs_fail(err, HS_ERR_IO, "%s: cannot sync: %s", tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return st;
+    }
+    close(fd);
+    st = hs_sha256_file(tmp, out->dicom_sha256, err);
+    struct stat sb;
+    if (st == HS_OK && stat(tmp, &sb) != 0)
+        st = hs_fail(err, HS_ERR_IO, "%s: %s", tmp, strerror(errno));
+    if (st != HS_OK)
+        return st;
+    out->dicom_bytes = (long long)sb.st_size;
+    snprintf(out->dicom_study_uid, sizeof out->dicom_study_uid, "%s", uids.study_uid);
+    snprintf(out->dicom_series_uid, sizeof out->dicom_series_uid, "%s", uids.series_uid);
+    snprintf(out->dicom_sop_uid, sizeof out->dicom_sop_uid, "%s", uids.sop_uid);
+    return HS_OK;
 }
 
 hs_status hs_review_write(const hs_study_reading *r, const hs_model *model, const char *dir,
@@ -821,29 +985,52 @@ hs_status hs_review_write(const hs_study_reading *r, const hs_model *model, cons
         free(made);
         return hs_fail(err, HS_ERR_IO, "cannot write the review file in %s: %s", dir, strerror(e));
     }
-    hs_status st = write_tiff(fd, tmp, r, model, opt, pages, n_pages, thumb, tp, err);
+    unsigned char *key_rgb = NULL;
+    hs_status st = write_tiff(fd, tmp, r, model, opt, pages, n_pages, thumb, tp,
+                              opt->secondary_capture ? &key_rgb : NULL, err);
     free(made);
     if (st == HS_OK)
         st = hs_sha256_file(tmp, out->sha256, err);
     struct stat sb;
     if (st == HS_OK && stat(tmp, &sb) != 0)
         st = hs_fail(err, HS_ERR_IO, "%s: %s", tmp, strerror(errno));
+    char dtmp[4352] = "";
+    if (st == HS_OK && key_rgb != NULL) {
+        snprintf(dtmp, sizeof dtmp, "%s/.%s_%s.dcm.%ld.tmp", dir, base, stamp, (long)getpid());
+        st = write_capture(r, model, key_rgb, dtmp, out, err);
+    }
+    free(key_rgb);
     /* Into place without replacing anything: link() fails on an existing
      * name, so a second reading of the same study in the same second
-     * takes the next suffix. */
+     * takes the next suffix; the capture takes the TIFF's name with .dcm,
+     * and when that is taken both move on to the next suffix. */
     for (int k = 1; st == HS_OK; k++) {
         char suffix[16] = "";
         if (k > 1)
             snprintf(suffix, sizeof suffix, "_%d", k);
         snprintf(out->path, sizeof out->path, "%s/%s_%s%s.tif", dir, base, stamp, suffix);
-        if (link(tmp, out->path) == 0)
+        int e = 0;
+        const char *failed = out->path;
+        if (link(tmp, out->path) != 0) {
+            e = errno;
+        } else if (dtmp[0] != '\0') {
+            snprintf(out->dicom_path, sizeof out->dicom_path, "%s/%s_%s%s.dcm", dir, base, stamp, suffix);
+            if (link(dtmp, out->dicom_path) != 0) {
+                e = errno;
+                failed = out->dicom_path;
+                unlink(out->path);
+            }
+        }
+        if (e == 0)
             break;
-        if (errno != EEXIST || k >= 1000) {
-            st = hs_fail(err, HS_ERR_IO, "cannot create %s: %s", out->path, strerror(errno));
+        if (e != EEXIST || k >= 1000) {
+            st = hs_fail(err, HS_ERR_IO, "cannot create %s: %s", failed, strerror(e));
             break;
         }
     }
     unlink(tmp);
+    if (dtmp[0] != '\0')
+        unlink(dtmp);
     if (st != HS_OK) {
         memset(out, 0, sizeof *out);
         return st;
@@ -853,4 +1040,57 @@ hs_status hs_review_write(const hs_study_reading *r, const hs_model *model, cons
     out->pages = n_pages + 1;
     memcpy(out->slice, pages, (size_t)n_pages * sizeof *pages);
     return HS_OK;
+}
+
+/* A temporary name of ours: "." ... ".tif." or ".dcm." PID ".tmp"; *pid
+ * receives PID. */
+static int temp_name_pid(const char *name, long *pid)
+{
+    size_t n = strlen(name);
+    if (name[0] != '.' || n < 10 || strcmp(name + n - 4, ".tmp") != 0)
+        return 0;
+    const char *kind = NULL; /* the last ".tif." or ".dcm." */
+    for (const char *q = strstr(name, ".tif."); q != NULL; q = strstr(q + 1, ".tif."))
+        kind = q;
+    for (const char *q = strstr(name, ".dcm."); q != NULL; q = strstr(q + 1, ".dcm."))
+        kind = kind == NULL || q > kind ? q : kind;
+    if (kind == NULL)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(kind + 5, &end, 10);
+    if (errno != 0 || end != name + n - 4 || v <= 0)
+        return 0;
+    *pid = v;
+    return 1;
+}
+
+hs_status hs_review_remove_stale(const char *dir, int *removed, hs_error *err)
+{
+    *removed = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        if (errno == ENOENT)
+            return HS_OK;
+        return hs_fail(err, HS_ERR_IO, "%s: %s", dir, strerror(errno));
+    }
+    hs_status st = HS_OK;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid = 0;
+        if (!temp_name_pid(e->d_name, &pid))
+            continue;
+        /* a writer that still runs keeps its file */
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char path[4608];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path)
+            continue;
+        if (unlink(path) == 0)
+            (*removed)++;
+        else if (errno != ENOENT && st == HS_OK)
+            st = hs_fail(err, HS_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    }
+    closedir(d);
+    return st;
 }

@@ -62,6 +62,26 @@ check() {
     fi
 }
 
+# start_storescp LOG ARGS...: DCMTK's storescp ARGS PORT in the background
+# on a free port (five random tries), output in LOG; sets port and spid.
+# Returns 1 when it would not start.
+start_storescp() {
+    log=$1
+    shift
+    port=
+    for try in 1 2 3 4 5; do
+        p=$(( ( $(od -An -N2 -tu2 /dev/urandom) % 20000 ) + 30000 ))
+        storescp "$@" "$p" >"$log" 2>&1 &
+        spid=$!
+        sleep 0.5
+        if kill -0 $spid 2>/dev/null; then
+            port=$p
+            return 0
+        fi
+    done
+    return 1
+}
+
 # skip NAME WHY: a test that cannot run here.
 skip() {
     skipped=$((skipped + 1))

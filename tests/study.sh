@@ -238,8 +238,76 @@ test_review() {
     [ "$status" -eq 2 ] || { why "--review without --study: expected exit 2"; return 1; }
 }
 
+# --review-dicom: the key picture as a Secondary Capture of the same patient
+# and study, in a series of its own, referring to the key slice; recorded
+# with the TIFF; storescp takes it; a study folder it lands in is read as
+# before (the capture is skipped, not scored).
+test_review_dicom() {
+    study --json --no-tta --review "$tmp/review-sc" --review-dicom "$tmp/bleed" || { why "expected exit 0"; return 1; }
+    d=$(jq -r .review_dicom.path "$tmp/out")
+    [ -f "$d" ] || { why "review_dicom.path $d does not exist"; return 1; }
+    [ "$d" = "$(jq -r .review_file "$tmp/out" | sed 's/\.tif$/.dcm/')" ] || { why "the capture is not named after the TIFF"; return 1; }
+    key_sop=$(jq -r .key_slice.sop_instance_uid "$tmp/out")
+    key_file=$(jq -r .key_slice.file "$tmp/out")
+    verdict=$(jq -r .verdict "$tmp/out")
+    dcmdump -q -Un "$d" >"$tmp/sc.txt" 2>&1 || { why "dcmdump cannot read it: $(head -3 "$tmp/sc.txt")"; return 1; }
+    dcmdump -q -Un "$key_file" >"$tmp/key.txt" 2>&1 || { why "dcmdump cannot read the key slice"; return 1; }
+    # value of the first element named $2 in dump $1
+    value() {
+        awk -v n="$2" '$NF == n { s = $0; i = index(s, "["); v = "";
+            if (i) { s = substr(s, i + 1); v = substr(s, 1, index(s, "]") - 1) }
+            print v; exit }' "$1"
+    }
+    [ "$(value "$tmp/sc.txt" SOPClassUID)" = 1.2.840.10008.5.1.4.1.1.7 ] || { why "not Secondary Capture: $(value "$tmp/sc.txt" SOPClassUID)"; return 1; }
+    [ "$(value "$tmp/sc.txt" MediaStorageSOPClassUID)" = 1.2.840.10008.5.1.4.1.1.7 ] || { why "meta header SOP class wrong"; return 1; }
+    for t in StudyInstanceUID PatientID PatientName StudyDate AccessionNumber; do
+        [ "$(value "$tmp/sc.txt" $t)" = "$(value "$tmp/key.txt" $t)" ] || { why "$t not copied from the key slice"; return 1; }
+    done
+    [ "$(value "$tmp/sc.txt" StudyInstanceUID)" = "$(jq -r .study_uid "$tmp/out")" ] || { why "another study"; return 1; }
+    [ -n "$(value "$tmp/sc.txt" SeriesInstanceUID)" ] &&
+        [ "$(value "$tmp/sc.txt" SeriesInstanceUID)" != "$(value "$tmp/key.txt" SeriesInstanceUID)" ] ||
+        { why "not a series of its own"; return 1; }
+    grep -q "NOT FOR DIAGNOSTIC USE.*SeriesDescription" "$tmp/sc.txt" || { why "SeriesDescription does not warn"; return 1; }
+    [ "$(value "$tmp/sc.txt" Modality)" = OT ] || { why "Modality is not OT"; return 1; }
+    [ "$(grep -c "\[$key_sop\].*ReferencedSOPInstanceUID" "$tmp/sc.txt")" -eq 2 ] ||
+        { why "Source/ReferencedImageSequence do not name the key slice $key_sop"; return 1; }
+    for t in Rows Columns; do
+        [ "$(grep "# .* $t\$" "$tmp/sc.txt" | awk '{print $3}')" = "$(grep "# .* $t\$" "$tmp/key.txt" | awk '{print $3}')" ] ||
+            { why "$t differ from the key slice"; return 1; }
+    done
+    [ "$(value "$tmp/sc.txt" PhotometricInterpretation)" = RGB ] || { why "not RGB"; return 1; }
+    [ "$(sql "SELECT dicom_sop_uid || '|' || dicom_sha256 || '|' || dicom_path FROM review_files
+              ORDER BY review_file_id DESC LIMIT 1")" = "$(value "$tmp/sc.txt" SOPInstanceUID)|$(sha256sum "$d" | cut -d' ' -f1)|$d" ] ||
+        { why "review_files does not record the capture"; return 1; }
+    # PACS takes it: storescp on a free port
+    rm -rf "$tmp/pacs"
+    mkdir -p "$tmp/pacs"
+    start_storescp "$tmp/scp.log" --output-directory "$tmp/pacs" --aetitle PACS ||
+        { why "storescp did not start: $(cat "$tmp/scp.log")"; return 1; }
+    storescu --aetitle HEMOSCAN --call PACS 127.0.0.1 "$port" "$d" >"$tmp/scu.log" 2>&1
+    rc=$?
+    kill $spid
+    wait $spid 2>/dev/null
+    [ $rc -eq 0 ] || { why "storescu failed: $(cat "$tmp/scu.log")"; return 1; }
+    [ "$(find "$tmp/pacs" -type f | wc -l)" -eq 1 ] || { why "storescp stored nothing"; return 1; }
+    # back in the study folder: skipped, the verdict unchanged
+    rm -rf "$tmp/bleed-sc"
+    cp -r "$tmp/bleed" "$tmp/bleed-sc" && cp "$d" "$tmp/bleed-sc/" || return 1
+    study --json --no-tta "$tmp/bleed-sc" || { why "the study with its capture: exit $status"; return 1; }
+    [ "$(jq -r .verdict "$tmp/out")" = "$verdict" ] && [ "$(jq -r .files_skipped "$tmp/out")" = 1 ] ||
+        { why "the capture changed the reading: $(jq -c '{verdict, files_skipped}' "$tmp/out")"; return 1; }
+    # --review-dicom needs --review
+    run "$HEMOSCAN" --study --review-dicom "$tmp/bleed"
+    [ "$status" -eq 2 ] || { why "--review-dicom without --review: expected exit 2"; return 1; }
+}
+
 check "--study --json: verdict, keys, key slice, model checksum" test_json_verdict
 check "--study --review: TIFF named in JSON, recorded with its checksum; unwritable folder" test_review
+if command -v dcmdump >/dev/null 2>&1 && command -v storescp >/dev/null 2>&1 && command -v storescu >/dev/null 2>&1; then
+    check "--study --review-dicom: a Secondary Capture PACS accepts, in the same study, pointing at the key slice" test_review_dicom
+else
+    skip "--review-dicom" "DCMTK's dcmdump, storescp and storescu are missing (apt-get install dcmtk)"
+fi
 check "--study: readable summary with the warning" test_text_summary
 check "--study: exit statuses 0/1/2/3/4" test_exit_statuses
 check "--study: run, study, slices and verdicts in the database" test_database_record

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <tiffio.h>
 #include <unistd.h>
 
@@ -340,9 +341,10 @@ static void test_review_tiff(void)
         CU_ASSERT(TIFFGetField(t, TIFFTAG_PAGENUMBER, &pnum, &ptotal));
         CU_ASSERT(TIFFGetField(t, TIFFTAG_PAGENAME, &name));
         CU_ASSERT(TIFFGetField(t, TIFFTAG_IMAGEDESCRIPTION, &desc));
-        CU_ASSERT_EQUAL(spp, 3);
+        /* slice pages RGB, the contact sheet on a colour map */
+        CU_ASSERT_EQUAL(spp, page < 4 ? 3 : 1);
         CU_ASSERT_EQUAL(bps, 8);
-        CU_ASSERT_EQUAL(photo, PHOTOMETRIC_RGB);
+        CU_ASSERT_EQUAL(photo, page < 4 ? PHOTOMETRIC_RGB : PHOTOMETRIC_PALETTE);
         CU_ASSERT_EQUAL(pnum, page);
         CU_ASSERT_EQUAL(ptotal, 5);
         CU_ASSERT_PTR_NOT_NULL_FATAL(name);
@@ -378,6 +380,20 @@ static void test_review_tiff(void)
             CU_ASSERT_STRING_EQUAL(name, "contact sheet");
             CU_ASSERT_PTR_NOT_NULL(strstr(desc, "16 slices"));
             CU_ASSERT(w >= 4 * HS_REVIEW_THUMB_PX && h >= 4 * HS_REVIEW_THUMB_PX);
+            /* it decodes to gray thumbnails and the key slice's yellow
+             * frame (253, 231, 37) */
+            uint32_t *px = malloc((size_t)w * h * sizeof *px);
+            CU_ASSERT_FATAL(px != NULL);
+            CU_ASSERT(TIFFReadRGBAImageOriented(t, w, h, px, ORIENTATION_TOPLEFT, 0));
+            size_t yellow = 0, mid_gray = 0;
+            for (size_t i = 0; i < (size_t)w * h; i++) {
+                unsigned r8 = TIFFGetR(px[i]), g8 = TIFFGetG(px[i]), b8 = TIFFGetB(px[i]);
+                yellow += r8 == 253 && g8 == 231 && b8 == 37;
+                mid_gray += r8 == g8 && g8 == b8 && r8 > 40 && r8 < 215;
+            }
+            CU_ASSERT(yellow >= 4 * 4 * HS_REVIEW_THUMB_PX); /* a frame 4 pixels thick */
+            CU_ASSERT(mid_gray > 16 * HS_REVIEW_THUMB_PX * HS_REVIEW_THUMB_PX / 10);
+            free(px);
         }
         page++;
     } while (TIFFReadDirectory(t));
@@ -402,24 +418,47 @@ static void test_review_tiff(void)
     CU_ASSERT_EQUAL(hs_audit_run_begin(a, &run, &run_id, &err), HS_OK);
     CU_ASSERT_EQUAL(hs_audit_record_study(a, run_id, &r, &model, &verdict_id, &err), HS_OK);
     CU_ASSERT_EQUAL(hs_audit_record_review(a, verdict_id, f.path, f.sha256, f.pages, f.slice_pages, f.bytes,
-                                           "grad-cam layer 8 (5x5)", &err),
+                                           "grad-cam layer 8 (5x5)", NULL, &err),
                     HS_OK);
     /* the same file twice is refused */
     CU_ASSERT_EQUAL(hs_audit_record_review(a, verdict_id, f.path, f.sha256, f.pages, f.slice_pages, f.bytes,
-                                           "grad-cam layer 8 (5x5)", &err),
+                                           "grad-cam layer 8 (5x5)", NULL, &err),
                     HS_ERR_ARG);
     /* an unknown verdict is refused */
     CU_ASSERT_NOT_EQUAL(hs_audit_record_review(a, verdict_id + 100, f2.path, f2.sha256, f2.pages,
-                                               f2.slice_pages, f2.bytes, "x", &err),
+                                               f2.slice_pages, f2.bytes, "x", NULL, &err),
                         HS_OK);
+    /* with the Secondary Capture: its file and UIDs in the same row */
+    opt.secondary_capture = 1;
+    hs_review_file f4;
+    CU_ASSERT_EQUAL_FATAL(hs_review_write(&r, &model, out, &opt, &f4, &err), HS_OK);
+    size_t tif_len = strlen(f4.path);
+    CU_ASSERT_EQUAL_FATAL(strlen(f4.dicom_path), tif_len);
+    CU_ASSERT_EQUAL(strncmp(f4.dicom_path, f4.path, tif_len - 4), 0);
+    CU_ASSERT_STRING_EQUAL(f4.dicom_path + tif_len - 4, ".dcm");
+    CU_ASSERT_EQUAL(hs_sha256_file(f4.dicom_path, sha, &err), HS_OK);
+    CU_ASSERT_STRING_EQUAL(sha, f4.dicom_sha256);
+    CU_ASSERT(f4.dicom_bytes > 128 * 128 * 3);
+    CU_ASSERT_STRING_EQUAL(f4.dicom_study_uid, r.study.study_uid);
+    CU_ASSERT_STRING_NOT_EQUAL(f4.dicom_series_uid, se->series_uid);
+    CU_ASSERT(strlen(f4.dicom_sop_uid) > 10);
+    CU_ASSERT_EQUAL(hs_test_has_temp_files(out), 0);
+    hs_audit_review_dicom dicom = {f4.dicom_path, f4.dicom_sha256, f4.dicom_bytes, f4.dicom_study_uid,
+                                   f4.dicom_series_uid, f4.dicom_sop_uid};
+    CU_ASSERT_EQUAL(hs_audit_record_review(a, verdict_id, f4.path, f4.sha256, f4.pages, f4.slice_pages, f4.bytes,
+                                           "grad-cam layer 8 (5x5)", &dicom, &err),
+                    HS_OK);
     hs_audit_close(a);
     sqlite3 *db = NULL;
     CU_ASSERT_EQUAL_FATAL(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *q = NULL;
     CU_ASSERT_EQUAL_FATAL(sqlite3_prepare_v2(db,
-                                             "SELECT f.path, f.sha256, f.pages, s.slice_index, v.verdict"
+                                             "SELECT f.path, f.sha256, f.pages, s.slice_index, v.verdict,"
+                                             " f.dicom_path, f.dicom_sop_uid, f.dicom_series_uid, f.dicom_study_uid,"
+                                             " f.dicom_sha256, f.dicom_bytes"
                                              " FROM review_files AS f JOIN verdicts AS v USING (verdict_id)"
-                                             " JOIN slices AS s ON s.slice_id = f.key_slice_id",
+                                             " JOIN slices AS s ON s.slice_id = f.key_slice_id"
+                                             " ORDER BY f.review_file_id",
                                              -1, &q, NULL),
                           SQLITE_OK);
     CU_ASSERT_EQUAL(sqlite3_step(q), SQLITE_ROW);
@@ -428,6 +467,16 @@ static void test_review_tiff(void)
     CU_ASSERT_EQUAL(sqlite3_column_int(q, 2), 5);
     CU_ASSERT_EQUAL(sqlite3_column_int(q, 3), r.verdict.key_slice);
     CU_ASSERT_STRING_EQUAL((const char *)sqlite3_column_text(q, 4), "hemorrhage");
+    for (int c = 5; c <= 10; c++)
+        CU_ASSERT_EQUAL(sqlite3_column_type(q, c), SQLITE_NULL);
+    CU_ASSERT_EQUAL(sqlite3_step(q), SQLITE_ROW);
+    CU_ASSERT_STRING_EQUAL((const char *)sqlite3_column_text(q, 0), f4.path);
+    CU_ASSERT_STRING_EQUAL((const char *)sqlite3_column_text(q, 5), f4.dicom_path);
+    CU_ASSERT_STRING_EQUAL((const char *)sqlite3_column_text(q, 6), f4.dicom_sop_uid);
+    CU_ASSERT_STRING_EQUAL((const char *)sqlite3_column_text(q, 7), f4.dicom_series_uid);
+    CU_ASSERT_STRING_EQUAL((const char *)sqlite3_column_text(q, 8), r.study.study_uid);
+    CU_ASSERT_STRING_EQUAL((const char *)sqlite3_column_text(q, 9), f4.dicom_sha256);
+    CU_ASSERT_EQUAL(sqlite3_column_int64(q, 10), f4.dicom_bytes);
     CU_ASSERT_EQUAL(sqlite3_step(q), SQLITE_DONE);
     sqlite3_finalize(q);
     sqlite3_close(db);
@@ -464,6 +513,83 @@ static void test_upgrade_from_v2(void)
     sqlite3_close(db);
 }
 
+/* A version 4 database: its review rows keep their values and get NULL
+ * Secondary Capture columns; a row naming part of a capture is refused. */
+static void test_upgrade_from_v4(void)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/v4.db", tmp_dir);
+    CU_ASSERT_EQUAL_FATAL(hs_test_audit_db_at_version(path, 4), 0);
+    sqlite3 *db = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    static const char sha[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO review_files (verdict_id, path, sha256, pages, slice_pages, bytes, saliency)"
+             " VALUES (999, '/old/review.tif', '%s', 7, 6, 1000, 'grad-cam layer 8 (5x5)')",
+             sha);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    hs_audit *a = NULL;
+    hs_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_audit_open(path, &a, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_audit_schema_version(a), HS_AUDIT_SCHEMA_VERSION);
+    hs_audit_close(a);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_prepare_v2(db,
+                                             "SELECT path, pages, dicom_path IS NULL AND dicom_sop_uid IS NULL"
+                                             " FROM review_files",
+                                             -1, &q, NULL),
+                          SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_step(q), SQLITE_ROW);
+    CU_ASSERT_STRING_EQUAL((const char *)sqlite3_column_text(q, 0), "/old/review.tif");
+    CU_ASSERT_EQUAL(sqlite3_column_int(q, 1), 7);
+    CU_ASSERT_EQUAL(sqlite3_column_int(q, 2), 1);
+    sqlite3_finalize(q);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO review_files (verdict_id, path, sha256, pages, slice_pages, bytes, saliency, dicom_path)"
+             " VALUES (999, '/old/review2.tif', '%s', 7, 6, 1000, 'x', '/old/review2.dcm')",
+             sha);
+    CU_ASSERT_NOT_EQUAL(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Temporary files of writers that died are removed; a live writer's file,
+ * finished files and look-alikes stay. */
+static void test_remove_stale(void)
+{
+    char dir[4200], path[4400];
+    hs_test_path(dir, sizeof dir, tmp_dir, "stale");
+    CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
+    pid_t child = fork();
+    CU_ASSERT_FATAL(child >= 0);
+    if (child == 0)
+        _exit(0);
+    CU_ASSERT_EQUAL_FATAL(waitpid(child, NULL, 0), child); /* its pid now names no process */
+    char dead[128], alive[128];
+    snprintf(dead, sizeof dead, ".1.2.3_20261122T000000Z.tif.%ld.tmp", (long)child);
+    snprintf(alive, sizeof alive, ".1.2.4_20261122T000000Z.tif.%ld.tmp", (long)getpid());
+    const char *names[] = {dead, alive, "1.2.3_20261122T000000Z.tif", ".x.tif.12ab.tmp", ".x.tif.tmp"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        FILE *f = fopen(path, "w");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        fclose(f);
+    }
+    int removed = -1;
+    hs_error err = {0};
+    CU_ASSERT_EQUAL(hs_review_remove_stale(dir, &removed, &err), HS_OK);
+    CU_ASSERT_EQUAL(removed, 1);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        CU_ASSERT_EQUAL(access(path, F_OK) == 0, i != 0);
+    }
+    snprintf(path, sizeof path, "%s/no-such-folder", dir);
+    CU_ASSERT_EQUAL(hs_review_remove_stale(path, &removed, &err), HS_OK);
+    CU_ASSERT_EQUAL(removed, 0);
+}
+
 int hs_register_review_tests(void)
 {
     static const hs_test_case cases[] = {
@@ -473,6 +599,8 @@ int hs_register_review_tests(void)
         {"heatmap peak on a synthetic bleed, not the skull", test_heatmap_on_bleed},
         {"review TIFF: pages, sizes, tags, database row, unwritable folder", test_review_tiff},
         {"upgrade from version 2: review_files", test_upgrade_from_v2},
+        {"upgrade from version 4: Secondary Capture columns, all or none", test_upgrade_from_v4},
+        {"temporary files of dead writers removed, a live writer's kept", test_remove_stale},
     };
     return hs_test_add_suite("review", suite_init, suite_clean, cases, sizeof cases / sizeof cases[0]);
 }

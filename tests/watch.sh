@@ -5,7 +5,8 @@
 # in slowly under --follow), --done / --delete / --quarantine moves, also
 # across file systems, the lock, --follow with SIGTERM, the storescp
 # hand-off, a database locked by another process, a full disk, a
-# read-only drop folder and unreadable files, usage errors.
+# read-only drop folder and unreadable files, review pictures, usage
+# errors.
 #
 # Run by `make check`. Needs jq and the sqlite3 shell; the storescp test
 # needs DCMTK's storescp/storescu, the permission tests root and setpriv,
@@ -229,6 +230,67 @@ test_usage() {
     "$HEMOSCAN" --help | grep -q -- "--stable-age" || { why "--help does not list the watch options"; return 1; }
 }
 
+# --review: one TIFF per study that has a decisive series, linked to its
+# verdict; none again for a study read already; a review folder that
+# cannot be written fails the run (exit 1) but every verdict stands, and
+# each failure is recorded with stage 'review'.
+test_watch_review() {
+    fresh_db review
+    make_drop "$tmp/rdrop" || return 1
+    rm -rf "$tmp/rv"
+    watch "$tmp/rdrop" --stable-age 0 --no-tta --review "$tmp/rv" || { why "expected exit 0"; return 1; }
+    [ "$(find "$tmp/rv" -name '*.tif' | wc -l)" -eq 2 ] ||
+        { why "expected 2 review files (the MR study has nothing to show): $(ls "$tmp/rv")"; return 1; }
+    [ "$(grep -c "^study .*, review $tmp/rv/.*\.tif)\$" "$tmp/out")" -eq 2 ] ||
+        { why "the study lines do not name the review files"; return 1; }
+    sql "SELECT r.path || ' ' || r.sha256 FROM review_files AS r JOIN current_verdicts USING (verdict_id)" |
+        while read -r f sha; do
+            [ "$(sha256sum "$f" | cut -d' ' -f1)" = "$sha" ] || { echo "checksum of $f differs"; exit 1; }
+        done >"$tmp/review-check" || { why "$(cat "$tmp/review-check")"; return 1; }
+    [ "$(sql "SELECT count(*) FROM review_files")" = 2 ] || { why "expected 2 review_files rows"; return 1; }
+    watch "$tmp/rdrop" --stable-age 0 --no-tta --review "$tmp/rv" || return 1
+    [ "$(find "$tmp/rv" -name '*.tif' | wc -l)" -eq 2 ] || { why "a study read already got new pictures"; return 1; }
+
+    # a review folder inside the drop folder is not read as loose files
+    fresh_db review-inside
+    watch "$tmp/rdrop" --stable-age 0 --no-tta --review "$tmp/rdrop/pictures" || return 1
+    [ "$(find "$tmp/rdrop/pictures" -name '*.tif' | wc -l)" -eq 2 ] || { why "no pictures inside the drop folder"; return 1; }
+    watch "$tmp/rdrop" --stable-age 0 --no-tta --review "$tmp/rdrop/pictures" || return 1
+    grep -q ", 2 loose files (0 new)" "$tmp/out" || { why "the pictures were taken for loose files: $(tail -1 "$tmp/out")"; return 1; }
+    rm -rf "$tmp/rdrop/pictures"
+
+    # a review folder that cannot be made: the run stops before reading
+    # anything (the studies wait in the drop folder for a fixed setting)
+    fresh_db review-bad
+    : >"$tmp/rv-blocker"
+    watch "$tmp/rdrop" --stable-age 0 --no-tta --review "$tmp/rv-blocker/sub"
+    [ "$status" -eq 1 ] || { why "unwritable review folder: expected exit 1, got $status"; return 1; }
+    grep -q "review.*$tmp/rv-blocker" "$tmp/err" || { why "the error does not name the folder: $(cat "$tmp/err")"; return 1; }
+    [ ! -f "$DB" ] || [ "$(sql "SELECT count(*) FROM verdicts")" = 0 ] || { why "studies were read without their pictures"; return 1; }
+}
+
+# --review on a full file system: each study's review fails and is
+# recorded with stage 'review', every verdict stands, the run exits 1, no
+# temporary file is left.
+test_watch_review_full() {
+    small=$tmp/small-review
+    mkdir -p "$small"
+    mount -t tmpfs -o size=8k tmpfs "$small" || { why "cannot mount a tmpfs"; return 1; }
+    fresh_db review-full
+    make_drop "$tmp/fdrop" || { umount "$small"; return 1; }
+    watch "$tmp/fdrop" --stable-age 0 --no-tta --review "$small"
+    rc=$status
+    left=$(find "$small" -type f | wc -l)
+    umount "$small"
+    [ $rc -eq 1 ] || { why "full review folder: expected exit 1, got $rc"; return 1; }
+    [ "$left" -eq 0 ] || { why "$left files left in the full review folder"; return 1; }
+    grep -q "review.*No space left on device" "$tmp/err" || { why "no clear error: $(cat "$tmp/err")"; return 1; }
+    [ "$(sql "SELECT count(*) FROM current_verdicts")" = 3 ] || { why "a failed review cost a verdict"; return 1; }
+    [ "$(sql "SELECT count(*) FROM failures WHERE stage = 'review'")" = 2 ] ||
+        { why "review failures not recorded: $(sql 'SELECT stage, message FROM failures')"; return 1; }
+    [ "$(sql "SELECT count(*) FROM review_files")" = 0 ] || { why "a review_files row for a file not written"; return 1; }
+}
+
 # --follow: reacts to new studies (in new folders too), a second watcher is
 # refused with the holder's pid, SIGTERM ends it cleanly.
 test_follow_and_lock() {
@@ -294,20 +356,9 @@ test_storescp() {
     rm -rf "$tmp/scp" "$tmp/send"
     mkdir -p "$tmp/scp"
     gen "$tmp/send" 71 --bleed iph:25,-15,10,30 || return 1
-    port=
-    for try in 1 2 3 4 5; do
-        p=$(( ( $(od -An -N2 -tu2 /dev/urandom) % 20000 ) + 30000 ))
-        storescp --output-directory "$tmp/scp" --sort-conc-studies study --eostudy-timeout 1 \
-            --exec-on-eostudy "$HEMOSCAN --model $MODEL --db $DB --threads 1 --study #p" \
-            --aetitle HEMOSCAN "$p" >"$tmp/scp.log" 2>&1 &
-        spid=$!
-        sleep 0.5
-        if kill -0 $spid 2>/dev/null; then
-            port=$p
-            break
-        fi
-    done
-    [ -n "$port" ] || { why "storescp did not start: $(cat "$tmp/scp.log")"; return 1; }
+    start_storescp "$tmp/scp.log" --output-directory "$tmp/scp" --sort-conc-studies study --eostudy-timeout 1 \
+        --exec-on-eostudy "$HEMOSCAN --model $MODEL --db $DB --threads 1 --study #p" --aetitle HEMOSCAN ||
+        { why "storescp did not start: $(cat "$tmp/scp.log")"; return 1; }
     storescu --aetitle TEST --call HEMOSCAN 127.0.0.1 "$port" "$tmp"/send/*.dcm >"$tmp/scu.log" 2>&1
     rc=$?
     [ $rc -eq 0 ] || { kill $spid; why "storescu failed: $(cat "$tmp/scu.log")"; return 1; }
@@ -460,6 +511,7 @@ check "--watch --done: moves keep every file; late instances read with done file
 check "--watch --done across file systems (copy, fsync, rename, unlink)" test_done_across_fs
 check "--watch --delete --quarantine" test_delete_and_quarantine
 check "--watch: usage errors" test_usage
+check "--watch --review: pictures per study, linked to verdicts; unwritable folder" test_watch_review
 check "--watch --follow: inotify, lock (exit 5), SIGTERM" test_follow_and_lock
 check "--watch --follow: a study copied in slowly is read once, whole" test_slow_copy
 if command -v storescp >/dev/null 2>&1 && command -v storescu >/dev/null 2>&1; then
@@ -473,8 +525,10 @@ mkdir -p "$tmp/probe"
 if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=64k tmpfs "$tmp/probe" 2>/dev/null; then
     umount "$tmp/probe"
     check "--watch: full disk for the done folder (tmpfs)" test_full_tmpfs
+    check "--watch --review: a full review folder fails each review, not the verdicts" test_watch_review_full
 else
     skip "full done folder" "needs root and permission to mount a small tmpfs"
+    skip "full review folder" "needs root and permission to mount a small tmpfs"
 fi
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null 2>&1 && id nobody >/dev/null 2>&1; then
     check "--watch as nobody: read-only drop folder, unreadable files" test_permissions

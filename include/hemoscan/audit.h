@@ -24,7 +24,7 @@
 
 /* The schema version this build writes (the highest sql/schema file; the
  * build stops when the two disagree). */
-#define HS_AUDIT_SCHEMA_VERSION 4
+#define HS_AUDIT_SCHEMA_VERSION 5
 /* PRAGMA application_id of every hemoscan audit database, "HSAU": tells
  * hemoscan's databases from other programs' SQLite files. */
 #define HS_AUDIT_APPLICATION_ID 0x48534155
@@ -169,9 +169,19 @@ hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***
  * row without a file, and a failure here never loses the verdict.
  * HS_ERR_ARG for a value the schema refuses (an unknown verdict, a path
  * recorded before). */
+/* The review's key image as a DICOM Secondary Capture (schema step
+ * 005-review-dicom, --review-dicom): the file and the UIDs PACS will show. */
+typedef struct {
+    const char *path, *sha256;
+    long long bytes;
+    const char *study_uid, *series_uid, *sop_uid;
+} hs_audit_review_dicom;
+
+/* dicom: the capture written with the TIFF, recorded in the same row;
+ * NULL when there is none. */
 hs_status hs_audit_record_review(hs_audit *a, long long verdict_id, const char *path, const char *sha256,
                                  int pages, int slice_pages, long long bytes, const char *saliency,
-                                 hs_error *err);
+                                 const hs_audit_review_dicom *dicom, hs_error *err);
 
 /* ---- the schema steps (src/audit_schema.c, generated from sql/schema) ---- */
 

@@ -2,7 +2,7 @@
  *
  * A verdict with a number is not enough for the person who has to trust
  * it, so for a study read with --review hemoscan writes one multi-page
- * TIFF (libtiff, deflate-compressed 8-bit RGB, readable by ordinary
+ * TIFF (deflate-compressed baseline TIFF, tiffout.h; readable by ordinary
  * viewers):
  *
  *   page 1        the key slice of the decisive series,
@@ -13,9 +13,13 @@
  *                 asked, HS_REVIEW_MAX_PAGES at most), in slice order,
  *   last page     a contact sheet: every slice of the series as a
  *                 thumbnail with its number and score, the key slice framed
- *                 in yellow, slices at or above the threshold in orange.
+ *                 in yellow, slices at or above the threshold in orange
+ *                 (8-bit palette: gray levels and the two frame colours).
  *
- * Slice pages are at the slice's own resolution (rows x columns) in the
+ * and, asked for (secondary_capture), the key slice's page once more as a
+ * DICOM Secondary Capture for PACS (dicom_sc.h).
+ *
+ * Slice pages (8-bit RGB) are at the slice's own resolution (rows x columns) in the
  * brain window (40/80 HU), with the Grad-CAM map of the slice's score
  * (cnn.h) blended on in a viridis-like colour map wherever it reaches a
  * quarter of the study's largest value, a colour bar in the bottom-left
@@ -41,15 +45,19 @@
 
 /* Slice pages at most per file (the contact sheet comes on top), and by
  * default: the key slice, its neighbours and the three strongest other
- * slices above the threshold. Each 512 x 512 page costs about as much as
- * scoring 15 slices (decode, Grad-CAM, drawing, deflate), so the default
- * keeps a 240-slice study's review within a fifth of its reading time. */
+ * slices above the threshold. Each 512 x 512 page costs about as much
+ * CPU as scoring two slices (decode, Grad-CAM, drawing, deflate: 11 ms),
+ * the contact sheet of 240 slices about three; `make bench` measures a
+ * 240-slice study's review at about a tenth of its reading time. */
 #define HS_REVIEW_MAX_PAGES 12
 #define HS_REVIEW_DEFAULT_PAGES 6
 /* Slices on each side of the key slice that always get a page. */
 #define HS_REVIEW_NEIGHBOURS 1
 /* Thumbnail side of the contact sheet, pixels (96 x 96 bytes per slice). */
 #define HS_REVIEW_THUMB_PX 96
+/* SeriesNumber of the review's DICOM Secondary Capture (out of the range
+ * scanners number their series in, so it sorts last). */
+#define HS_REVIEW_DICOM_SERIES_NUMBER 9000
 /* The brain window every review picture is shown in. */
 #define HS_REVIEW_CENTER_HU 40.0f
 #define HS_REVIEW_WIDTH_HU 80.0f
@@ -59,10 +67,11 @@ typedef struct {
     int neighbours; /* slices on each side of the key slice */
     int layer;      /* convolution layer of the Grad-CAM map; -1: the last */
     int threads;    /* workers making the slice pages (each its own Grad-CAM), >= 1 */
+    int secondary_capture; /* also the key slice's page as DICOM (dicom_sc.h) */
 } hs_review_options;
 
 /* HS_REVIEW_DEFAULT_PAGES pages, the neighbours above, last convolution,
- * 1 thread. */
+ * 1 thread, no Secondary Capture. */
 void hs_review_options_default(hs_review_options *opt);
 
 /* What was written. */
@@ -73,6 +82,12 @@ typedef struct {
     int slice_pages;  /* pages showing one slice */
     int slice[HS_REVIEW_MAX_PAGES]; /* the slice (index in the series) of each slice page */
     long long bytes;
+    /* The Secondary Capture, when asked for and the key slice has a page:
+     * the TIFF's name with .dcm, its SHA-256, size and UIDs; else "". */
+    char dicom_path[4352];
+    char dicom_sha256[65];
+    long long dicom_bytes;
+    char dicom_study_uid[65], dicom_series_uid[65], dicom_sop_uid[65];
 } hs_review_file;
 
 /* A size x size 8-bit thumbnail of a slice of width x height HU values in
@@ -112,9 +127,17 @@ hs_status hs_saliency_slice(hs_saliency *s, const float *hu, int width, int heig
  * series has nothing to show: HS_OK with out->path "". The name is the
  * StudyInstanceUID made file-name safe, "_", the reading's start time
  * (UTC, YYYYMMDDTHHMMSSZ) and ".tif", with "_2", "_3", ... before the
- * extension if that exists. HS_ERR_IO naming the file when dir cannot be
- * written (nothing is left behind), HS_ERR_NOMEM. */
+ * extension if that exists. With opt->secondary_capture the key slice's
+ * page is also written as a DICOM Secondary Capture under the same name
+ * with .dcm (both files appear, or neither). HS_ERR_IO naming the file
+ * when dir cannot be written (nothing is left behind), HS_ERR_NOMEM. */
 hs_status hs_review_write(const hs_study_reading *r, const hs_model *model, const char *dir,
                           const hs_review_options *opt, hs_review_file *out, hs_error *err);
+
+/* Remove the temporary files (".NAME.tif.PID.tmp") that writers killed
+ * before they finished left in dir: those whose process no longer runs.
+ * *removed counts them. A missing dir has none; HS_ERR_IO names a file
+ * that could not be removed (the others still are). */
+hs_status hs_review_remove_stale(const char *dir, int *removed, hs_error *err);
 
 #endif
