@@ -137,7 +137,7 @@ hs_status write_sc(const hs_sc_request *req, const char *path, hs_sc_written *ou
               put(d, DCM_DerivationDescription, req->derivation, why) &&
               put(d, DCM_ImageComments, req->comments, why) && put(d, DCM_BurnedInAnnotation, "YES", why) &&
               put(d, DCM_LossyImageCompression, "00", why) &&
-              d->insertEmptyElement(DCM_PatientOrientation).good() &&
+              put(d, DCM_PatientOrientation, "", why) && /* type 2: present, empty */
               reference(d, DCM_SourceImageSequence, req, why) &&
               reference(d, DCM_ReferencedImageSequence, req, why) &&
               put_u16(d, DCM_SamplesPerPixel, 3, why) && put(d, DCM_PhotometricInterpretation, "RGB", why) &&

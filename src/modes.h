@@ -100,6 +100,13 @@ int hs_mode_study(const options *o);
  * folder) and records it as a failure of stage 'review'. o gives the
  * folder (--review), --review-dicom and the threads. The entry point
  * for every mode that reads studies (--study, --watch). */
+/* The study options the command line asks for (--threads, --no-tta,
+ * --all-series, the thickness range; with --review the thumbnails the
+ * contact sheet needs), and with --review the temporary files killed runs
+ * left in its folder removed (a warning on stderr if one stays). Shared by
+ * --study and --watch. */
+void hs_study_prepare(const options *o, hs_study_options *sopt);
+
 hs_status hs_study_review(const options *o, hs_audit *audit, const hs_study_reading *r, const hs_model *model,
                           long long verdict_id, hs_review_file *out, hs_error *err);
 int hs_mode_export(const options *o);

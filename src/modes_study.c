@@ -274,6 +274,24 @@ hs_status hs_study_review(const options *o, hs_audit *audit, const hs_study_read
                                   out->bytes, saliency, out->dicom_path[0] ? &dicom : NULL, err);
 }
 
+void hs_study_prepare(const options *o, hs_study_options *sopt)
+{
+    hs_study_options_default(sopt);
+    sopt->threads = o->threads;
+    sopt->tta = o->tta;
+    sopt->all_series = o->all_series;
+    sopt->min_thickness_mm = o->min_thickness;
+    sopt->max_thickness_mm = o->max_thickness;
+    if (o->review_dir != NULL) {
+        sopt->review_thumb_px = HS_REVIEW_THUMB_PX;
+        /* pictures a killed run left half-written; a warning if one stays */
+        hs_error err = {0};
+        int removed = 0;
+        if (hs_review_remove_stale(o->review_dir, &removed, &err) != HS_OK)
+            fprintf(stderr, "hemoscan: warning: --review: %s\n", err.msg);
+    }
+}
+
 int hs_mode_study(const options *o)
 {
     hs_error err = {0};
@@ -299,19 +317,7 @@ int hs_mode_study(const options *o)
     }
 
     hs_study_options sopt;
-    hs_study_options_default(&sopt);
-    sopt.threads = o->threads;
-    sopt.tta = o->tta;
-    sopt.all_series = o->all_series;
-    sopt.min_thickness_mm = o->min_thickness;
-    sopt.max_thickness_mm = o->max_thickness;
-    if (o->review_dir != NULL) {
-        sopt.review_thumb_px = HS_REVIEW_THUMB_PX;
-        /* pictures a killed run left half-written; a warning if one stays */
-        int removed = 0;
-        if (hs_review_remove_stale(o->review_dir, &removed, &err) != HS_OK)
-            fprintf(stderr, "hemoscan: warning: --review: %s\n", err.msg);
-    }
+    hs_study_prepare(o, &sopt);
 
     int status = EXIT_OK;
     for (int i = 0; i < o->n_paths; i++) {

@@ -802,19 +802,7 @@ int hs_mode_watch(const options *o)
         status = EXIT_FAILED;
         goto out;
     }
-    hs_study_options_default(&w.sopt);
-    w.sopt.threads = o->threads;
-    w.sopt.tta = o->tta;
-    w.sopt.all_series = o->all_series;
-    w.sopt.min_thickness_mm = o->min_thickness;
-    w.sopt.max_thickness_mm = o->max_thickness;
-    if (o->review_dir != NULL) {
-        w.sopt.review_thumb_px = HS_REVIEW_THUMB_PX;
-        /* pictures a killed run left half-written; a warning if one stays */
-        int removed = 0;
-        if (hs_review_remove_stale(o->review_dir, &removed, &err) != HS_OK)
-            fprintf(stderr, "hemoscan: warning: --review: %s\n", err.msg);
-    }
+    hs_study_prepare(o, &w.sopt);
 
     /* SIGTERM / SIGINT: finish the study in hand, then stop. */
     int ifd = -1;

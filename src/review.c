@@ -1043,26 +1043,21 @@ hs_status hs_review_write(const hs_study_reading *r, const hs_model *model, cons
 }
 
 /* A temporary name of ours: "." ... ".tif." or ".dcm." PID ".tmp"; *pid
- * receives PID. */
+ * receives PID (at most 9 digits, so it fits a pid_t). */
 static int temp_name_pid(const char *name, long *pid)
 {
     size_t n = strlen(name);
-    if (name[0] != '.' || n < 10 || strcmp(name + n - 4, ".tmp") != 0)
+    if (name[0] != '.' || n < 11 || strcmp(name + n - 4, ".tmp") != 0)
         return 0;
-    const char *kind = NULL; /* the last ".tif." or ".dcm." */
-    for (const char *q = strstr(name, ".tif."); q != NULL; q = strstr(q + 1, ".tif."))
-        kind = q;
-    for (const char *q = strstr(name, ".dcm."); q != NULL; q = strstr(q + 1, ".dcm."))
-        kind = kind == NULL || q > kind ? q : kind;
-    if (kind == NULL)
+    size_t first = n - 4; /* of the PID's digits */
+    while (first > 0 && name[first - 1] >= '0' && name[first - 1] <= '9')
+        first--;
+    size_t digits = n - 4 - first;
+    if (digits < 1 || digits > 9 || first < 6 ||
+        (strncmp(name + first - 5, ".tif.", 5) != 0 && strncmp(name + first - 5, ".dcm.", 5) != 0))
         return 0;
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(kind + 5, &end, 10);
-    if (errno != 0 || end != name + n - 4 || v <= 0)
-        return 0;
-    *pid = v;
-    return 1;
+    *pid = strtol(name + first, NULL, 10);
+    return *pid > 0;
 }
 
 hs_status hs_review_remove_stale(const char *dir, int *removed, hs_error *err)

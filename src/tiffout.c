@@ -87,6 +87,13 @@ void hs_tiff_strips_free(hs_tiff_strips *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Rows in strip k of a page of height rows, rows_per_strip to a strip. */
+static int strip_rows(int height, int rows_per_strip, int k)
+{
+    int left = height - k * rows_per_strip;
+    return left < rows_per_strip ? left : rows_per_strip;
+}
+
 hs_status hs_tiff_encode(const hs_tiff_image *image, hs_tiff_strips *out, hs_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -106,24 +113,16 @@ hs_status hs_tiff_encode(const hs_tiff_image *image, hs_tiff_strips *out, hs_err
     out->offset = calloc((size_t)out->n_strips, sizeof *out->offset);
     out->size = calloc((size_t)out->n_strips, sizeof *out->size);
     size_t capacity = 0;
-    if (z != NULL) {
-        for (int k = 0; k < out->n_strips; k++) {
-            int n = image->height - k * rows < rows ? image->height - k * rows : rows;
-            capacity += libdeflate_zlib_compress_bound(z, (size_t)n * row_bytes);
-        }
-    }
+    for (int k = 0; z != NULL && k < out->n_strips; k++)
+        capacity += libdeflate_zlib_compress_bound(z, (size_t)strip_rows(image->height, rows, k) * row_bytes);
     out->data = z != NULL ? malloc(capacity) : NULL;
+    hs_status st = HS_OK;
     if (z == NULL || (image->kind == HS_TIFF_RGB && diff == NULL) || out->offset == NULL || out->size == NULL ||
-        out->data == NULL) {
-        libdeflate_free_compressor(z);
-        free(diff);
-        hs_tiff_strips_free(out);
-        return hs_fail(err, HS_ERR_NOMEM, "TIFF page: out of memory for a %dx%d page", image->width,
-                       image->height);
-    }
+        out->data == NULL)
+        st = hs_fail(err, HS_ERR_NOMEM, "TIFF page: out of memory for a %dx%d page", image->width, image->height);
     size_t used = 0;
-    for (int k = 0; k < out->n_strips; k++) {
-        int n = image->height - k * rows < rows ? image->height - k * rows : rows;
+    for (int k = 0; st == HS_OK && k < out->n_strips; k++) {
+        int n = strip_rows(image->height, rows, k);
         size_t bytes = (size_t)n * row_bytes;
         const unsigned char *src = image->px + (size_t)k * (size_t)rows * row_bytes;
         if (diff != NULL) {
@@ -138,10 +137,8 @@ hs_status hs_tiff_encode(const hs_tiff_image *image, hs_tiff_strips *out, hs_err
         }
         size_t made = libdeflate_zlib_compress(z, src, bytes, out->data + used, capacity - used);
         if (made == 0) { /* cannot happen within the bound */
-            libdeflate_free_compressor(z);
-            free(diff);
-            hs_tiff_strips_free(out);
-            return hs_fail(err, HS_ERR_NOMEM, "TIFF page: a strip did not fit its compression bound");
+            st = hs_fail(err, HS_ERR_NOMEM, "TIFF page: a strip did not fit its compression bound");
+            break;
         }
         out->offset[k] = used;
         out->size[k] = made;
@@ -149,7 +146,9 @@ hs_status hs_tiff_encode(const hs_tiff_image *image, hs_tiff_strips *out, hs_err
     }
     libdeflate_free_compressor(z);
     free(diff);
-    return HS_OK;
+    if (st != HS_OK)
+        hs_tiff_strips_free(out);
+    return st;
 }
 
 hs_status hs_tiff_writer_open(int fd, const char *name, int pages, const char *software, hs_tiff_writer **out,
