@@ -137,6 +137,8 @@ static void usage(FILE *out)
             "  --epochs N (150)  --batch N (16)  --lr X (0.001)  --dropout X (0.5)\n"
             "  --weight-decay X (0.01)  --optimizer adam|sgd (adam)\n"
             "  --schedule cosine|step|plateau|constant (cosine)  --patience N (0 = off)\n"
+            "  --ema X                keep a moving average of the weights, decay X per\n"
+            "                         step (0 = off)\n"
             "  --members N            ensemble members in one model file (1)\n"
             "  --no-augment           train without augmentation\n"
             "  --augment-strength X   scale rotation, shift, zoom, brightness, contrast (1)\n"
@@ -176,7 +178,7 @@ static int parse_double(const char *opt, const char *text, double lo, double hi,
 enum {
     OPT_VERSION = 256, OPT_INIT_MODEL, OPT_MODEL_INFO, OPT_MODEL, OPT_SEED, OPT_THREADS,
     OPT_TRAIN, OPT_EVAL, OPT_PREDICT, OPT_JSON, OPT_PLOTS, OPT_CV, OPT_CV_REPEATS, OPT_VAL_SPLIT,
-    OPT_GROUPS, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_DROPOUT, OPT_WEIGHT_DECAY, OPT_OPTIMIZER,
+    OPT_GROUPS, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_DROPOUT, OPT_EMA, OPT_WEIGHT_DECAY, OPT_OPTIMIZER,
     OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS, OPT_AUG_STRENGTH,
     OPT_STUDY, OPT_EXPORT, OPT_OUT, OPT_DB, OPT_ALL_SERIES, OPT_MIN_THICKNESS, OPT_MAX_THICKNESS,
     OPT_WATCH, OPT_FOLLOW, OPT_STABLE_AGE, OPT_DONE, OPT_DELETE, OPT_QUARANTINE, OPT_SYSLOG,
@@ -206,6 +208,7 @@ static const struct option longopts[] = {
     {"batch", required_argument, NULL, OPT_BATCH},
     {"lr", required_argument, NULL, OPT_LR},
     {"dropout", required_argument, NULL, OPT_DROPOUT},
+    {"ema", required_argument, NULL, OPT_EMA},
     {"weight-decay", required_argument, NULL, OPT_WEIGHT_DECAY},
     {"optimizer", required_argument, NULL, OPT_OPTIMIZER},
     {"schedule", required_argument, NULL, OPT_SCHEDULE},
@@ -342,6 +345,11 @@ static int take_option(options *o, int c, const char *arg)
         if (parse_double("--dropout", arg, 0.0, 0.95, &d) != 0)
             return -1;
         o->train.dropout = (float)d;
+        break;
+    case OPT_EMA:
+        if (parse_double("--ema", arg, 0.0, 0.9999, &d) != 0)
+            return -1;
+        o->train.ema = (float)d;
         break;
     case OPT_WEIGHT_DECAY:
         if (parse_double("--weight-decay", arg, 0.0, 1.0, &d) != 0)

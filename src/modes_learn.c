@@ -369,6 +369,37 @@ static json_t *report_json(const report *r, const hs_model *m)
     return o;
 }
 
+/* Per-image scores as a JSON array: file, label, predicted class (when
+ * predicted is not NULL; the caller's threshold decided it), the score (a
+ * number for a one-output model, per-class probabilities otherwise), and the
+ * set the image was in (when set is not NULL). Shared by --eval and --cv, so
+ * that anyone can recompute any figure, or another threshold, from them. */
+static json_t *images_json(const hs_dataset *ds, const hs_model *m, const hs_examples *ex,
+                           const float *scores, const int *predicted, const char *set)
+{
+    int outputs = hs_net_outputs(&m->member[0]);
+    json_t *images = json_array();
+    for (int i = 0; i < ex->n; i++) {
+        json_t *img = json_object();
+        json_object_set_new(img, "file", json_string(ds->path[ex->source[i]]));
+        if (set != NULL)
+            json_object_set_new(img, "set", json_string(set));
+        json_object_set_new(img, "label", json_string(m->class_name[ex->label[i]]));
+        if (predicted != NULL)
+            json_object_set_new(img, "predicted", json_string(m->class_name[predicted[i]]));
+        if (outputs == 1) {
+            json_object_set_new(img, "score", json_real(scores[i]));
+        } else {
+            json_t *probs = json_object();
+            for (int c = 0; c < outputs; c++)
+                json_object_set_new(probs, m->class_name[c], json_real(scores[(size_t)i * outputs + c]));
+            json_object_set_new(img, "probabilities", probs);
+        }
+        json_array_append_new(images, img);
+    }
+    return images;
+}
+
 static void print_report(const report *r, const hs_model *m, int n, double threshold)
 {
     if (m->n_classes == 2)
@@ -487,22 +518,7 @@ int hs_mode_eval(const options *o)
         json_object_set_new(out, "threshold", json_real(model.threshold));
         json_object_set_new(out, "n", json_integer(ex.n));
         json_object_set_new(out, "skipped", json_integer(skipped));
-        json_t *images = json_array();
-        for (int i = 0; i < ex.n; i++) {
-            json_t *img = json_object();
-            json_object_set_new(img, "file", json_string(ds.path[ex.source[i]]));
-            json_object_set_new(img, "label", json_string(model.class_name[ex.label[i]]));
-            json_object_set_new(img, "predicted", json_string(model.class_name[predicted[i]]));
-            if (outputs == 1) {
-                json_object_set_new(img, "score", json_real(scores[i]));
-            } else {
-                json_t *probs = json_object();
-                for (int c = 0; c < outputs; c++)
-                    json_object_set_new(probs, model.class_name[c], json_real(scores[(size_t)i * outputs + c]));
-                json_object_set_new(img, "probabilities", probs);
-            }
-            json_array_append_new(images, img);
-        }
+        json_t *images = images_json(&ds, &model, &ex, scores, predicted, NULL);
         json_object_set_new(out, "images", images);
         json_dumpf(out, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
         printf("\n");
@@ -716,6 +732,22 @@ int hs_mode_cross_validate(const options *o)
                 json_object_set_new(fj, "threshold", json_real(model.threshold));
                 json_object_set_new(fj, "n", json_integer(test.n));
                 json_object_set_new(fj, "seconds", json_real(secs[idx]));
+                /* The inner validation images' scores too: they placed the
+                 * threshold, and another rule can be tried on them. */
+                hs_examples val = {0};
+                float *val_scores = NULL;
+                st = hs_examples_select(&ex, inner, 1, &val, &err);
+                if (st == HS_OK && (val_scores = score_examples(o, &model, &val, &err)) == NULL)
+                    st = HS_ERR_NOMEM;
+                if (st == HS_OK) {
+                    json_t *images = images_json(&ds, &model, &test, scores, predicted, "test");
+                    json_t *val_images = images_json(&ds, &model, &val, val_scores, NULL, "validation");
+                    json_array_extend(images, val_images);
+                    json_decref(val_images);
+                    json_object_set_new(fj, "images", images);
+                }
+                free(val_scores);
+                hs_examples_free(&val);
                 json_array_append_new(folds_json, fj);
             }
             free(r.confusion);

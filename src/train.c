@@ -187,6 +187,27 @@ static void progress(FILE *log, int done, int total)
     fflush(log);
 }
 
+/* avg <- decay * avg + (1 - decay) * params, the running average of the
+ * weights along the optimiser's path; on a small data set it is steadier
+ * than the weights of any single step. */
+static void ema_update(float *avg, const float *params, size_t n, float decay)
+{
+    const float keep = 1.0f - decay;
+    for (size_t i = 0; i < n; i++)
+        avg[i] += keep * (params[i] - avg[i]);
+}
+
+/* Exchange the network's weights with other (same length), so that the
+ * averaged weights can be validated without copying. */
+static void swap_params(hs_net *net, float *other)
+{
+    for (size_t i = 0; i < net->n_params; i++) {
+        float t = net->params[i];
+        net->params[i] = other[i];
+        other[i] = t;
+    }
+}
+
 typedef struct {
     double *loss, *acc, *val_loss, *val_acc, *lr, *sec;
 } epoch_record;
@@ -208,8 +229,9 @@ static hs_status train_member(const hs_train_config *cfg, hs_net *net, hs_rng *r
     int *yb = malloc((size_t)batch * sizeof *yb);
     int *order = malloc((size_t)train->n * sizeof *order);
     float *best = malloc(net->n_params * sizeof *best);
+    float *avg = cfg->ema > 0.0f ? malloc(net->n_params * sizeof *avg) : NULL;
     hs_status st = HS_OK;
-    if (xb == NULL || yb == NULL || order == NULL || best == NULL)
+    if (xb == NULL || yb == NULL || order == NULL || best == NULL || (cfg->ema > 0.0f && avg == NULL))
         st = hs_fail(err, HS_ERR_NOMEM, "out of memory for training");
     if (st == HS_OK)
         st = hs_net_alloc_grads(net, err);
@@ -230,6 +252,8 @@ static hs_status train_member(const hs_train_config *cfg, hs_net *net, hs_rng *r
     *best_epoch = 0;
     *epochs_run = 0;
     memcpy(best, net->params, net->n_params * sizeof *best);
+    if (avg != NULL)
+        memcpy(avg, net->params, net->n_params * sizeof *avg);
     for (int epoch = 0; epoch < cfg->epochs; epoch++) {
         double t0 = now_s();
         float lr = hs_schedule_lr(&sched, epoch);
@@ -252,10 +276,14 @@ static hs_status train_member(const hs_train_config *cfg, hs_net *net, hs_rng *r
             total += hs_loss(net, ws, yb, n) * n;
             hs_backward(net, ws, xb, n);
             hs_optimizer_step(&opt, net, lr);
+            if (avg != NULL)
+                ema_update(avg, net->params, net->n_params, cfg->ema);
             if (tty)
                 progress(cfg->log, s + 1, steps);
         }
         double val_loss, val_acc;
+        if (avg != NULL)
+            swap_params(net, avg);
         evaluate(net, ws, val, &val_loss, &val_acc);
         hs_schedule_observe(&sched, val_loss);
         double loss = total / train->n, acc = (double)correct / train->n, sec = now_s() - t0;
@@ -265,6 +293,8 @@ static hs_status train_member(const hs_train_config *cfg, hs_net *net, hs_rng *r
             *best_epoch = epoch;
             memcpy(best, net->params, net->n_params * sizeof *best);
         }
+        if (avg != NULL)
+            swap_params(net, avg);
         if (rec != NULL) {
             rec->loss[epoch] = loss;
             rec->acc[epoch] = acc;
@@ -299,6 +329,7 @@ done:
     free(yb);
     free(order);
     free(best);
+    free(avg);
     return st;
 }
 

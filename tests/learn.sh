@@ -108,6 +108,13 @@ test_cv() {
     grep -q '2-fold cross-validation' "$tmp/out" && grep -q 'ROC AUC .* +- ' "$tmp/out" ||
         { why "no cross-validation summary"; return 1; }
     [ "$(grep -c '^repeat 1 fold' "$tmp/err")" -eq 2 ] || { why "expected 2 fold lines"; return 1; }
+    # JSON: every picture is scored once as a test picture of its fold, and
+    # the inner validation pictures that set each threshold are listed too.
+    run "$HEMOSCAN" --train "$tmp/small" --cv 2 --epochs 1 --val-split 0.3 --json || return 1
+    pictures=$(find "$tmp/small" -name '*.png' | wc -l)
+    tests=$(grep -c '"set": "test"' "$tmp/out")
+    [ "$tests" -eq "$pictures" ] || { why "$tests test scores for $pictures pictures"; return 1; }
+    grep -q '"set": "validation"' "$tmp/out" || { why "no validation scores"; return 1; }
 }
 
 # The bundled default model is what every mode uses without --model, and

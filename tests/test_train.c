@@ -162,6 +162,41 @@ static void test_train_reproducible_and_early_stop(void)
     hs_examples_free(&val);
 }
 
+/* With a moving average of the weights, the weights kept are the averaged
+ * ones that were validated: their validation loss is the history's best. */
+static void test_train_weight_average(void)
+{
+    hs_examples train, val;
+    make_examples(&train, 64, 5);
+    make_examples(&val, 24, 6);
+    hs_layer_spec specs[8];
+    int n = small_specs(specs);
+    hs_train_config cfg;
+    quiet_config(&cfg);
+    hs_model raw, avg;
+    small_model(&raw);
+    small_model(&avg);
+    hs_history h;
+    hs_error err;
+    CU_ASSERT_FATAL(hs_train(&cfg, specs, n, &train, &val, &raw, NULL, &err) == HS_OK);
+    cfg.ema = 0.9f;
+    CU_ASSERT_FATAL(hs_train(&cfg, specs, n, &train, &val, &avg, &h, &err) == HS_OK);
+    CU_ASSERT(memcmp(raw.member[0].params, avg.member[0].params,
+                     raw.member[0].n_params * sizeof(float)) != 0);
+    hs_ws *ws = NULL;
+    CU_ASSERT_FATAL(hs_ws_create(&ws, &avg.member[0], val.n, 0, 1, &err) == HS_OK);
+    hs_forward(&avg.member[0], ws, val.x, val.n, 0, NULL);
+    double loss = hs_loss(&avg.member[0], ws, val.label, val.n);
+    CU_ASSERT_DOUBLE_EQUAL(loss, h.val_loss[h.best_epoch], 1e-6);
+    CU_ASSERT(h.val_accuracy[h.best_epoch] >= 0.9);
+    hs_ws_free(ws);
+    hs_history_free(&h);
+    hs_model_free(&raw);
+    hs_model_free(&avg);
+    hs_examples_free(&train);
+    hs_examples_free(&val);
+}
+
 static void test_predictor_flip_average(void)
 {
     hs_model m;
@@ -315,6 +350,7 @@ int hs_register_train_tests(void)
     static const hs_test_case tests[] = {
         {"training learns and picks the threshold", test_train_learns_and_picks_threshold},
         {"training is reproducible; early stopping", test_train_reproducible_and_early_stop},
+        {"a moving average of the weights is what is validated and kept", test_train_weight_average},
         {"predictor averages the mirror image", test_predictor_flip_average},
         {"folds and splits are grouped and stratified", test_folds_grouped_and_stratified},
         {"class folders are scanned", test_scan_class_folders},

@@ -51,6 +51,9 @@ typedef struct {
     int patience;           /* stop after this many epochs without a lower
                                validation loss; 0 = run all epochs */
     float dropout;          /* rate of the dense dropout layer */
+    float ema;              /* decay per step of an exponential moving average
+                               of the weights, which is what is validated and
+                               kept; 0 = keep the raw weights */
     int augment;            /* apply aug to every training image */
     hs_augment aug;
     int members;            /* ensemble members, each with its own seed */
