@@ -809,7 +809,7 @@ const float *hs_forward(const hs_net *net, hs_ws *ws, const float *x, int n,
 
 /* ---- loss and backward -------------------------------------------------- */
 
-double hs_loss(const hs_net *net, hs_ws *ws, const int *labels, int n)
+double hs_loss_soft(const hs_net *net, hs_ws *ws, const float *targets, int n)
 {
     const hs_layer *outl = &net->layers[net->n_layers - 1];
     const float *z = ws->out[net->n_layers - 2];
@@ -819,11 +819,11 @@ double hs_loss(const hs_net *net, hs_ws *ws, const int *labels, int n)
     for (int s = 0; s < n; s++) {
         const float *zs = z + (size_t)s * k;
         const float *ps = p + (size_t)s * k;
+        const float *ts = targets + (size_t)s * k;
         float *g = ws->dlogits != NULL ? ws->dlogits + (size_t)s * k : NULL;
         if (outl->spec.kind == HS_LAYER_SIGMOID) {
             for (int j = 0; j < k; j++) {
-                double y = k == 1 ? (labels[s] != 0) : (labels[s] == j);
-                double zz = zs[j];
+                double y = ts[j], zz = zs[j];
                 /* log(1 + e^z) - y z, written to stay finite for large |z|. */
                 double softplus = zz > 0 ? zz + log1p(exp(-zz)) : log1p(exp(zz));
                 total += softplus - y * zz;
@@ -837,13 +837,34 @@ double hs_loss(const hs_net *net, hs_ws *ws, const int *labels, int n)
                     zmax = zs[j];
             for (int j = 0; j < k; j++)
                 sum += exp(zs[j] - zmax);
-            total += zmax + log(sum) - zs[labels[s]];
+            /* -sum_j t_j log p_j, with log p_j = z_j - zmax - log(sum) */
+            for (int j = 0; j < k; j++)
+                total += ts[j] * (zmax + log(sum) - zs[j]);
             if (g != NULL)
                 for (int j = 0; j < k; j++)
-                    g[j] = (float)((ps[j] - (labels[s] == j)) / n);
+                    g[j] = (float)((ps[j] - ts[j]) / n);
         }
     }
     return total / n;
+}
+
+void hs_label_targets(const int *labels, int n, int k, float *targets)
+{
+    for (int s = 0; s < n; s++)
+        for (int j = 0; j < k; j++)
+            targets[(size_t)s * k + j] = k == 1 ? (float)(labels[s] != 0) : (float)(labels[s] == j);
+}
+
+double hs_loss(const hs_net *net, hs_ws *ws, const int *labels, int n)
+{
+    int k = net->layers[net->n_layers - 1].out.c;
+    float *t = malloc((size_t)(n > 0 ? n : 1) * (size_t)k * sizeof *t);
+    if (t == NULL)
+        return NAN;
+    hs_label_targets(labels, n, k, t);
+    double loss = hs_loss_soft(net, ws, t, n);
+    free(t);
+    return loss;
 }
 
 typedef struct {

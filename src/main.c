@@ -131,7 +131,8 @@ static void usage(FILE *out)
             "  --syslog               also send errors and the summary to syslog\n"
             "\n"
             "Training options (defaults are the recipe of the default model):\n"
-            "  --val-split F          validation fraction when DIR has no validate/ (0.2)\n"
+            "  --val-split F          validation fraction when DIR has no validate/, with\n"
+            "                         --members (0.2)\n"
             "  --groups CSV           id,group lines; a group never straddles a split\n"
             "                         (DIR/groups.csv is used when present)\n"
             "  --epochs N (150)  --batch N (16)  --lr X (0.001)  --dropout X (0.5)\n"
@@ -139,7 +140,13 @@ static void usage(FILE *out)
             "  --schedule cosine|step|plateau|constant (cosine)  --patience N (0 = off)\n"
             "  --ema X                keep a moving average of the weights, decay X per\n"
             "                         step (0 = off)\n"
-            "  --members N            ensemble members in one model file (1)\n"
+            "  --mixup A              mix pairs of training images and labels, weight\n"
+            "                         drawn from Beta(A, A) (0 = off)\n"
+            "  --fold-ensemble N      N members, each validating on its own 1/N of the\n"
+            "                         images (grouped); the threshold is placed on all\n"
+            "                         their out-of-fold scores (default: 5)\n"
+            "  --members N            N members sharing one validation split (N = 1: a\n"
+            "                         single network, --val-split applies)\n"
             "  --no-augment           train without augmentation\n"
             "  --augment-strength X   scale rotation, shift, zoom, brightness, contrast (1)\n"
             "  --min-sensitivity X    operating point for the threshold (0.95)\n"
@@ -178,8 +185,8 @@ static int parse_double(const char *opt, const char *text, double lo, double hi,
 enum {
     OPT_VERSION = 256, OPT_INIT_MODEL, OPT_MODEL_INFO, OPT_MODEL, OPT_SEED, OPT_THREADS,
     OPT_TRAIN, OPT_EVAL, OPT_PREDICT, OPT_JSON, OPT_PLOTS, OPT_CV, OPT_CV_REPEATS, OPT_VAL_SPLIT,
-    OPT_GROUPS, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_DROPOUT, OPT_EMA, OPT_WEIGHT_DECAY, OPT_OPTIMIZER,
-    OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS, OPT_AUG_STRENGTH,
+    OPT_GROUPS, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_DROPOUT, OPT_EMA, OPT_MIXUP, OPT_WEIGHT_DECAY, OPT_OPTIMIZER,
+    OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_FOLD_ENSEMBLE, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS, OPT_AUG_STRENGTH,
     OPT_STUDY, OPT_EXPORT, OPT_OUT, OPT_DB, OPT_ALL_SERIES, OPT_MIN_THICKNESS, OPT_MAX_THICKNESS,
     OPT_WATCH, OPT_FOLLOW, OPT_STABLE_AGE, OPT_DONE, OPT_DELETE, OPT_QUARANTINE, OPT_SYSLOG,
     OPT_REVIEW, OPT_REVIEW_DICOM
@@ -209,11 +216,13 @@ static const struct option longopts[] = {
     {"lr", required_argument, NULL, OPT_LR},
     {"dropout", required_argument, NULL, OPT_DROPOUT},
     {"ema", required_argument, NULL, OPT_EMA},
+    {"mixup", required_argument, NULL, OPT_MIXUP},
     {"weight-decay", required_argument, NULL, OPT_WEIGHT_DECAY},
     {"optimizer", required_argument, NULL, OPT_OPTIMIZER},
     {"schedule", required_argument, NULL, OPT_SCHEDULE},
     {"patience", required_argument, NULL, OPT_PATIENCE},
     {"members", required_argument, NULL, OPT_MEMBERS},
+    {"fold-ensemble", required_argument, NULL, OPT_FOLD_ENSEMBLE},
     {"no-augment", no_argument, NULL, OPT_NO_AUGMENT},
     {"augment-strength", required_argument, NULL, OPT_AUG_STRENGTH},
     {"no-tta", no_argument, NULL, OPT_NO_TTA},
@@ -330,6 +339,13 @@ static int take_option(options *o, int c, const char *arg)
         if (parse_long("--members", arg, 1, 16, &v) != 0)
             return -1;
         o->train.members = (int)v;
+        o->train.fold_ensemble = 0;
+        break;
+    case OPT_FOLD_ENSEMBLE:
+        if (parse_long("--fold-ensemble", arg, 2, 16, &v) != 0)
+            return -1;
+        o->train.members = (int)v;
+        o->train.fold_ensemble = 1;
         break;
     case OPT_VAL_SPLIT:
         if (parse_double("--val-split", arg, 0.01, 0.99, &d) != 0)
@@ -350,6 +366,11 @@ static int take_option(options *o, int c, const char *arg)
         if (parse_double("--ema", arg, 0.0, 0.9999, &d) != 0)
             return -1;
         o->train.ema = (float)d;
+        break;
+    case OPT_MIXUP:
+        if (parse_double("--mixup", arg, 0.0, 10.0, &d) != 0)
+            return -1;
+        o->train.mixup = (float)d;
         break;
     case OPT_WEIGHT_DECAY:
         if (parse_double("--weight-decay", arg, 0.0, 1.0, &d) != 0)

@@ -153,11 +153,61 @@ static hs_status training_data(const options *o, const char *dir, hs_dataset *al
     return st;
 }
 
+/* --fold-ensemble: the training and validation images (is_val 0 and 1;
+ * 2 marks a cross-validation test fold, left out) pooled and dealt into
+ * one grouped, stratified fold per member, then hs_train_folds. */
+static hs_status train_fold_ensemble(const options *o, const hs_dataset *ds, const hs_examples *ex,
+                                     const unsigned char *is_val, const hs_layer_spec *specs, int n_specs,
+                                     hs_model *model, hs_history *hist, float *file_oof, hs_error *err)
+{
+    unsigned char *left_out = malloc((size_t)ds->n);
+    int *file_fold = malloc((size_t)ds->n * sizeof *file_fold);
+    int *fold = malloc((size_t)(ex->n > 0 ? ex->n : 1) * sizeof *fold);
+    float *oof = malloc((size_t)(ex->n > 0 ? ex->n : 1) * sizeof *oof);
+    hs_examples pool = {0};
+    hs_dataset rest = {0};
+    hs_status st = left_out == NULL || file_fold == NULL || fold == NULL || oof == NULL
+                       ? hs_fail(err, HS_ERR_NOMEM, "out of memory")
+                       : HS_OK;
+    for (int i = 0; st == HS_OK && i < ds->n; i++)
+        left_out[i] = is_val[i] == 2;
+    if (st == HS_OK)
+        st = hs_dataset_select(ds, left_out, 0, &rest, err);
+    int *rest_fold = st == HS_OK ? malloc((size_t)(rest.n > 0 ? rest.n : 1) * sizeof *rest_fold) : NULL;
+    if (st == HS_OK && rest_fold == NULL)
+        st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    if (st == HS_OK)
+        st = hs_dataset_folds(&rest, o->train.members, o->seed + 7919ULL, rest_fold, err);
+    for (int i = 0, j = 0; st == HS_OK && i < ds->n; i++)
+        file_fold[i] = left_out[i] ? -1 : rest_fold[j++];
+    if (st == HS_OK)
+        st = hs_examples_select(ex, left_out, 0, &pool, err);
+    for (int i = 0; st == HS_OK && i < pool.n; i++)
+        fold[i] = file_fold[pool.source[i]];
+    if (st == HS_OK && o->verbose >= 0)
+        fprintf(stderr, "fold ensemble of %d members on %d images\n", o->train.members, pool.n);
+    if (st == HS_OK)
+        st = hs_train_folds(&o->train, specs, n_specs, &pool, fold, model, hist, oof, err);
+    for (int i = 0; st == HS_OK && file_oof != NULL && i < pool.n; i++)
+        file_oof[pool.source[i]] = oof[i];
+    hs_examples_free(&pool);
+    hs_dataset_free(&rest);
+    free(rest_fold);
+    free(left_out);
+    free(file_fold);
+    free(fold);
+    free(oof);
+    return st;
+}
+
 /* Train one model on the examples with is_val[source] == 0, choosing epochs
- * and threshold on those with is_val == 1. */
+ * and threshold on those with is_val == 1 (or, with a fold ensemble, the
+ * default, a fold ensemble on both). file_oof (may be NULL; one entry per
+ * file of ds) receives, for a fold ensemble, each pooled picture's
+ * out-of-fold score, the scores the threshold was placed on. */
 static hs_status train_on(const options *o, const hs_dataset *ds, const hs_examples *ex,
                           const unsigned char *is_val, const char *data_sha, hs_model *model,
-                          hs_history *hist, hs_error *err)
+                          hs_history *hist, float *file_oof, hs_error *err)
 {
     hs_examples train, val;
     hs_status st = hs_examples_select(ex, is_val, 0, &train, err);
@@ -182,9 +232,13 @@ static hs_status train_on(const options *o, const hs_dataset *ds, const hs_examp
     p->note[note_len] = '\0';
     hs_layer_spec specs[16];
     int n = layer_list(ds->n_classes, o->train.dropout, specs, 16);
-    if (o->verbose >= 0)
-        fprintf(stderr, "training on %d images, validating on %d\n", train.n, val.n);
-    st = hs_train(&o->train, specs, n, &train, &val, model, hist, err);
+    if (o->train.fold_ensemble) {
+        st = train_fold_ensemble(o, ds, ex, is_val, specs, n, model, hist, file_oof, err);
+    } else {
+        if (o->verbose >= 0)
+            fprintf(stderr, "training on %d images, validating on %d\n", train.n, val.n);
+        st = hs_train(&o->train, specs, n, &train, &val, model, hist, err);
+    }
     hs_examples_free(&train);
     hs_examples_free(&val);
     if (st != HS_OK)
@@ -232,7 +286,7 @@ int hs_mode_train(const options *o)
     if (o->verbose >= 0)
         fprintf(stderr, "%d images in %d classes (%d skipped), data sha256 %s\n", ex.n, ds.n_classes,
                 skipped, data_sha);
-    if (train_on(o, &ds, &ex, is_val, data_sha, &model, &hist, &err) != HS_OK) {
+    if (train_on(o, &ds, &ex, is_val, data_sha, &model, &hist, NULL, &err) != HS_OK) {
         fail(&err);
         goto done_data;
     }
@@ -630,10 +684,11 @@ int hs_mode_cross_validate(const options *o)
     double *pooled = calloc((size_t)reps, sizeof *pooled), *secs = calloc((size_t)total, sizeof *secs);
     double *acc_half = calloc((size_t)total, sizeof *acc_half); /* accuracy at threshold 0.5 */
     float *oof = malloc((size_t)ds.n * sizeof *oof); /* out-of-fold scores (binary) */
+    float *file_oof = malloc((size_t)ds.n * sizeof *file_oof); /* a fold ensemble's own, per file */
     int *oof_label = malloc((size_t)ds.n * sizeof *oof_label);
     if (fold == NULL || pick == NULL || inner == NULL || acc == NULL || sens == NULL || spec == NULL ||
         aucs == NULL || pooled == NULL || secs == NULL || acc_half == NULL || oof == NULL ||
-        oof_label == NULL) {
+        oof_label == NULL || file_oof == NULL) {
         hs_fail(&err, HS_ERR_NOMEM, "out of memory");
         fail(&err);
         goto done;
@@ -683,7 +738,7 @@ int hs_mode_cross_validate(const options *o)
             clock_gettime(CLOCK_MONOTONIC, &t0);
             options quiet = *o;
             quiet.train.verbose = o->verbose > 0 ? 1 : 0;
-            if (train_on(&quiet, &ds, &ex, inner, data_sha, &model, NULL, &err) != HS_OK) {
+            if (train_on(&quiet, &ds, &ex, inner, data_sha, &model, NULL, file_oof, &err) != HS_OK) {
                 fail(&err);
                 json_decref(folds_json);
                 goto done;
@@ -732,13 +787,26 @@ int hs_mode_cross_validate(const options *o)
                 json_object_set_new(fj, "threshold", json_real(model.threshold));
                 json_object_set_new(fj, "n", json_integer(test.n));
                 json_object_set_new(fj, "seconds", json_real(secs[idx]));
-                /* The inner validation images' scores too: they placed the
-                 * threshold, and another rule can be tried on them. */
+                /* The scores that placed the threshold too, so that another
+                 * rule can be tried on them: the inner validation images',
+                 * or for a fold ensemble every training image's out-of-fold
+                 * score. */
                 hs_examples val = {0};
                 float *val_scores = NULL;
-                st = hs_examples_select(&ex, inner, 1, &val, &err);
-                if (st == HS_OK && (val_scores = score_examples(o, &model, &val, &err)) == NULL)
-                    st = HS_ERR_NOMEM;
+                if (o->train.fold_ensemble) {
+                    for (int i = 0; i < ds.n; i++)
+                        pick[i] = inner[i] != 2;
+                    st = hs_examples_select(&ex, pick, 1, &val, &err);
+                    if (st == HS_OK && (val_scores = malloc((size_t)(val.n > 0 ? val.n : 1) *
+                                                            sizeof *val_scores)) == NULL)
+                        st = hs_fail(&err, HS_ERR_NOMEM, "out of memory");
+                    for (int i = 0; st == HS_OK && i < val.n; i++)
+                        val_scores[i] = file_oof[val.source[i]];
+                } else {
+                    st = hs_examples_select(&ex, inner, 1, &val, &err);
+                    if (st == HS_OK && (val_scores = score_examples(o, &model, &val, &err)) == NULL)
+                        st = HS_ERR_NOMEM;
+                }
                 if (st == HS_OK) {
                     json_t *images = images_json(&ds, &model, &test, scores, predicted, "test");
                     json_t *val_images = images_json(&ds, &model, &val, val_scores, NULL, "validation");
@@ -822,6 +890,7 @@ done:
     free(acc_half);
     free(oof);
     free(oof_label);
+    free(file_oof);
     free(unused);
     hs_examples_free(&ex);
     hs_dataset_free(&ds);

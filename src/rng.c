@@ -72,6 +72,32 @@ double hs_rng_normal(hs_rng *rng)
     return sqrt(-2.0 * log(1.0 - u1)) * cos(2.0 * M_PI * u2);
 }
 
+double hs_rng_gamma(hs_rng *rng, double shape)
+{
+    /* Marsaglia and Tsang (2000) for shape >= 1; below 1 the shape + 1
+     * draw scaled by u^(1/shape) (their note on small shapes). */
+    if (shape < 1.0) {
+        double u = hs_rng_uniform(rng);
+        return hs_rng_gamma(rng, shape + 1.0) * pow(1.0 - u, 1.0 / shape);
+    }
+    double d = shape - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        double x = hs_rng_normal(rng), v = 1.0 + c * x;
+        if (v <= 0.0)
+            continue;
+        v = v * v * v;
+        double u = 1.0 - hs_rng_uniform(rng); /* (0, 1] */
+        if (log(u) < 0.5 * x * x + d - d * v + d * log(v))
+            return d * v;
+    }
+}
+
+double hs_rng_beta(hs_rng *rng, double a, double b)
+{
+    double x = hs_rng_gamma(rng, a), y = hs_rng_gamma(rng, b);
+    return x + y > 0.0 ? x / (x + y) : 0.5;
+}
+
 void hs_rng_shuffle(hs_rng *rng, int *v, int n)
 {
     for (int i = n - 1; i > 0; i--) {

@@ -1,12 +1,16 @@
 /* train.c - the training loop (see train.h).
  *
  * One member at a time: shuffle, gather a batch (augmented on the fly into
- * a batch buffer), forward, loss, backward, optimiser step; then score the
- * validation set without dropout or augmentation, keep the weights of the
- * epoch with the lowest validation loss, and stop when it has not improved
- * for `patience` epochs. Members differ only in their random streams. The
- * threshold is chosen at the end on what users will actually get: the
- * ensemble average, with test-time augmentation if asked for. */
+ * a batch buffer, then optionally mixed up), forward, loss against soft
+ * targets, backward, optimiser step; then score the validation set without
+ * dropout or augmentation, keep the weights of the epoch with the lowest
+ * validation loss, and stop when it has not improved for `patience`
+ * epochs. Members differ in their random streams and, in a fold ensemble,
+ * in the fold they validate on. The threshold is placed at the end: for
+ * members sharing a validation set, on what users will actually get (the
+ * ensemble average, with test-time augmentation if asked for); for a fold
+ * ensemble, on every example's out-of-fold score, since no example is
+ * unseen by the whole ensemble but each is unseen by one member. */
 #include "hemoscan/train.h"
 
 #include <math.h>
@@ -83,17 +87,18 @@ hs_status hs_examples_load(const hs_dataset *ds, const hs_input_recipe *recipe, 
     return HS_OK;
 }
 
-hs_status hs_examples_select(const hs_examples *all, const unsigned char *pick, int want,
-                             hs_examples *out, hs_error *err)
+/* The examples of all with keep[i] (one flag per example) into out. */
+static hs_status examples_keep(const hs_examples *all, const unsigned char *keep, hs_examples *out,
+                               hs_error *err)
 {
     int n = 0;
     for (int i = 0; i < all->n; i++)
-        n += pick[all->source[i]] == want;
+        n += keep[i] != 0;
     hs_status st = examples_alloc(out, n, all->size, err);
     if (st != HS_OK)
         return st;
     for (int i = 0; i < all->n; i++) {
-        if (pick[all->source[i]] != want)
+        if (!keep[i])
             continue;
         memcpy(out->x + (size_t)out->n * all->size, all->x + (size_t)i * all->size,
                all->size * sizeof *out->x);
@@ -102,6 +107,21 @@ hs_status hs_examples_select(const hs_examples *all, const unsigned char *pick, 
         out->n++;
     }
     return HS_OK;
+}
+
+hs_status hs_examples_select(const hs_examples *all, const unsigned char *pick, int want,
+                             hs_examples *out, hs_error *err)
+{
+    unsigned char *keep = malloc((size_t)(all->n > 0 ? all->n : 1));
+    if (keep == NULL) {
+        memset(out, 0, sizeof *out);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory for %d images", all->n);
+    }
+    for (int i = 0; i < all->n; i++)
+        keep[i] = pick[all->source[i]] == want;
+    hs_status st = examples_keep(all, keep, out, err);
+    free(keep);
+    return st;
 }
 
 void hs_train_config_default(hs_train_config *cfg)
@@ -118,7 +138,8 @@ void hs_train_config_default(hs_train_config *cfg)
     cfg->dropout = 0.5f;
     cfg->augment = 1;
     hs_augment_default(&cfg->aug);
-    cfg->members = 1;
+    cfg->members = 5;
+    cfg->fold_ensemble = 1;
     cfg->tta = 1;
     cfg->min_sensitivity = 0.95;
     cfg->seed = 1;
@@ -208,6 +229,47 @@ static void swap_params(hs_net *net, float *other)
     }
 }
 
+/* Mixup (Zhang et al., "mixup: Beyond Empirical Risk Minimization", ICLR
+ * 2018): one lambda ~ Beta(alpha, alpha) per batch, and each example mixed
+ * with another of the same batch, images and targets alike. lambda is
+ * folded to >= 0.5 so each mixed image stays mostly its own. x is n
+ * examples of size floats; order and tmp are scratch (n ints, size floats). */
+static void mix_batch(hs_rng *rng, float alpha, float *x, float *t, int n, size_t size, int k, int *order,
+                      float *tmp)
+{
+    double lam = hs_rng_beta(rng, alpha, alpha);
+    if (lam < 0.5)
+        lam = 1.0 - lam;
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    hs_rng_shuffle(rng, order, n);
+    /* Mix along a cycle of the permutation: example i takes from order[i],
+     * whose original must still be at hand, so go through each cycle once
+     * keeping the first original aside. */
+    float first_t[HS_MODEL_MAX_CLASSES];
+    for (int start = 0; start < n; start++) {
+        if (order[start] < 0)
+            continue;
+        memcpy(tmp, x + (size_t)start * size, size * sizeof *tmp);
+        memcpy(first_t, t + (size_t)start * k, (size_t)k * sizeof *first_t);
+        int i = start;
+        for (;;) {
+            int j = order[i];
+            order[i] = -1;
+            const float *xj = j == start ? tmp : x + (size_t)j * size;
+            const float *tj = j == start ? first_t : t + (size_t)j * k;
+            float *xi = x + (size_t)i * size, *ti = t + (size_t)i * k;
+            for (size_t q = 0; q < size; q++)
+                xi[q] = (float)(lam * xi[q] + (1.0 - lam) * xj[q]);
+            for (int c = 0; c < k; c++)
+                ti[c] = (float)(lam * ti[c] + (1.0 - lam) * tj[c]);
+            if (j == start)
+                break;
+            i = j;
+        }
+    }
+}
+
 typedef struct {
     double *loss, *acc, *val_loss, *val_acc, *lr, *sec;
 } epoch_record;
@@ -228,10 +290,14 @@ static hs_status train_member(const hs_train_config *cfg, hs_net *net, hs_rng *r
     float *xb = malloc((size_t)batch * train->size * sizeof *xb);
     int *yb = malloc((size_t)batch * sizeof *yb);
     int *order = malloc((size_t)train->n * sizeof *order);
+    float *tb = malloc((size_t)batch * k * sizeof *tb);
+    int *mix_order = malloc((size_t)batch * sizeof *mix_order);
+    float *mix_x = cfg->mixup > 0.0f ? malloc(train->size * sizeof *mix_x) : NULL;
     float *best = malloc(net->n_params * sizeof *best);
     float *avg = cfg->ema > 0.0f ? malloc(net->n_params * sizeof *avg) : NULL;
     hs_status st = HS_OK;
-    if (xb == NULL || yb == NULL || order == NULL || best == NULL || (cfg->ema > 0.0f && avg == NULL))
+    if (xb == NULL || yb == NULL || order == NULL || best == NULL || (cfg->ema > 0.0f && avg == NULL) ||
+        tb == NULL || mix_order == NULL || (cfg->mixup > 0.0f && mix_x == NULL))
         st = hs_fail(err, HS_ERR_NOMEM, "out of memory for training");
     if (st == HS_OK)
         st = hs_net_alloc_grads(net, err);
@@ -271,9 +337,12 @@ static hs_status train_member(const hs_train_config *cfg, hs_net *net, hs_rng *r
                     memcpy(dst, src, train->size * sizeof *dst);
                 yb[i] = train->label[order[b + i]];
             }
+            hs_label_targets(yb, n, k, tb);
+            if (cfg->mixup > 0.0f)
+                mix_batch(rng, cfg->mixup, xb, tb, n, train->size, k, mix_order, mix_x);
             const float *p = hs_forward(net, ws, xb, n, 1, rng);
             correct += count_correct(p, yb, n, k);
-            total += hs_loss(net, ws, yb, n) * n;
+            total += hs_loss_soft(net, ws, tb, n) * n;
             hs_backward(net, ws, xb, n);
             hs_optimizer_step(&opt, net, lr);
             if (avg != NULL)
@@ -328,6 +397,9 @@ done:
     free(xb);
     free(yb);
     free(order);
+    free(tb);
+    free(mix_order);
+    free(mix_x);
     free(best);
     free(avg);
     return st;
@@ -350,70 +422,191 @@ static hs_status history_alloc(hs_history *h, int epochs, hs_error *err)
     return HS_OK;
 }
 
-hs_status hs_train(const hs_train_config *cfg, const hs_layer_spec *specs, int n_specs,
-                   const hs_examples *train, const hs_examples *val, hs_model *model,
-                   hs_history *history, hs_error *err)
+static hs_status check_config(const hs_train_config *cfg, hs_error *err)
 {
     if (cfg->members < 1 || cfg->members > HS_MODEL_MAX_MEMBERS)
         return hs_fail(err, HS_ERR_ARG, "--members %d: expected 1 to %d", cfg->members, HS_MODEL_MAX_MEMBERS);
     if (cfg->epochs < 1 || cfg->batch < 1)
         return hs_fail(err, HS_ERR_ARG, "--epochs and --batch must be at least 1");
-    if (train->n < 1 || val->n < 1)
-        return hs_fail(err, HS_ERR_ARG, "training needs at least one training and one validation image");
+    return HS_OK;
+}
+
+/* Create, initialise and train member m of model from its own generator
+ * (split off master in member order); member 0 fills the history. */
+static hs_status train_nth_member(const hs_train_config *cfg, const hs_layer_spec *specs, int n_specs,
+                                  hs_rng *master, int m, const hs_examples *train, const hs_examples *val,
+                                  hs_model *model, hs_history *h, hs_error *err)
+{
     const hs_input_recipe *r = &model->recipe;
     hs_shape in = {r->height, r->width, r->channels};
+    hs_rng rng = hs_rng_split(master);
+    hs_net *net = &model->member[m];
+    hs_status st = hs_net_create(net, in, specs, n_specs, err);
+    if (st != HS_OK)
+        return st;
+    model->n_members = m + 1;
+    hs_net_init(net, &rng);
+    epoch_record rec = {h->loss, h->accuracy, h->val_loss, h->val_accuracy, h->lr, h->seconds};
+    int run = 0, best = 0;
+    st = train_member(cfg, net, &rng, train, val, m, m == 0 ? &rec : NULL, &run, &best, err);
+    if (m == 0) {
+        h->epochs = run;
+        h->best_epoch = best;
+        model->provenance.epochs = run;
+    }
+    return st;
+}
+
+/* Scores of model (all its members, or member `only` when >= 0) for ex,
+ * with test-time augmentation as cfg says; scores has ex->n entries. */
+static hs_status score_with(const hs_train_config *cfg, const hs_model *model, int only,
+                            const hs_examples *ex, float *scores, hs_error *err)
+{
+    hs_model one;
+    const hs_model *use = model;
+    if (only >= 0) {
+        /* A view of one member: the predictor only reads the weights. */
+        one = *model;
+        one.member[0] = model->member[only];
+        one.n_members = 1;
+        use = &one;
+    }
+    hs_predictor *pred = NULL;
+    hs_status st = hs_predictor_create(&pred, use, 32, cfg->tta, cfg->threads, err);
+    if (st == HS_OK)
+        hs_predictor_run(pred, ex->x, ex->n, scores);
+    hs_predictor_free(pred);
+    return st;
+}
+
+/* The operating point from scores of labelled images (see train.h); a set
+ * with one class keeps 0.5 and says so. */
+static float place_threshold(const hs_train_config *cfg, const float *scores, const int *labels, int n)
+{
+    double threshold = 0.5;
+    hs_error terr;
+    if (hs_threshold_for_sensitivity(scores, labels, n, cfg->min_sensitivity, &threshold, &terr) != HS_OK) {
+        threshold = 0.5;
+        if (cfg->log != NULL)
+            fprintf(cfg->log, "hemoscan: threshold left at 0.5: %s\n", terr.msg);
+    }
+    return (float)threshold;
+}
+
+hs_status hs_train(const hs_train_config *cfg, const hs_layer_spec *specs, int n_specs,
+                   const hs_examples *train, const hs_examples *val, hs_model *model,
+                   hs_history *history, hs_error *err)
+{
+    hs_status st = check_config(cfg, err);
+    if (st != HS_OK)
+        return st;
+    if (train->n < 1 || val->n < 1)
+        return hs_fail(err, HS_ERR_ARG, "training needs at least one training and one validation image");
     hs_history local;
     hs_history *h = history != NULL ? history : &local;
-    hs_status st = history_alloc(h, cfg->epochs, err);
+    st = history_alloc(h, cfg->epochs, err);
     if (st != HS_OK)
         return st;
     hs_rng master;
     hs_rng_seed(&master, cfg->seed);
     model->n_members = 0;
-    for (int m = 0; m < cfg->members && st == HS_OK; m++) {
-        hs_rng rng = hs_rng_split(&master);
-        hs_net *net = &model->member[m];
-        st = hs_net_create(net, in, specs, n_specs, err);
-        if (st != HS_OK)
-            break;
-        model->n_members = m + 1;
-        hs_net_init(net, &rng);
-        epoch_record rec = {h->loss, h->accuracy, h->val_loss, h->val_accuracy, h->lr, h->seconds};
-        int run = 0, best = 0;
-        st = train_member(cfg, net, &rng, train, val, m, m == 0 ? &rec : NULL, &run, &best, err);
-        if (m == 0) {
-            h->epochs = run;
-            h->best_epoch = best;
-            model->provenance.epochs = run;
-        }
-    }
+    for (int m = 0; m < cfg->members && st == HS_OK; m++)
+        st = train_nth_member(cfg, specs, n_specs, &master, m, train, val, model, h, err);
     model->threshold = 0.5f;
     model->provenance.seed = cfg->seed;
     if (st == HS_OK && hs_net_outputs(&model->member[0]) == 1) {
         /* The operating point, on validation scores as users will get them. */
-        hs_predictor *pred = NULL;
         float *scores = malloc((size_t)val->n * sizeof *scores);
-        if (scores == NULL)
-            st = hs_fail(err, HS_ERR_NOMEM, "out of memory for validation scores");
+        st = scores == NULL ? hs_fail(err, HS_ERR_NOMEM, "out of memory for validation scores")
+                            : score_with(cfg, model, -1, val, scores, err);
         if (st == HS_OK)
-            st = hs_predictor_create(&pred, model, 32, cfg->tta, cfg->threads, err);
-        if (st == HS_OK) {
-            hs_predictor_run(pred, val->x, val->n, scores);
-            double threshold = 0.5;
-            hs_error terr;
-            /* A validation set with one class cannot place the operating
-             * point: keep 0.5 and say so. */
-            if (hs_threshold_for_sensitivity(scores, val->label, val->n, cfg->min_sensitivity,
-                                             &threshold, &terr) != HS_OK) {
-                threshold = 0.5;
-                if (cfg->log != NULL)
-                    fprintf(cfg->log, "hemoscan: threshold left at 0.5: %s\n", terr.msg);
-            }
-            model->threshold = (float)threshold;
-        }
-        hs_predictor_free(pred);
+            model->threshold = place_threshold(cfg, scores, val->label, val->n);
         free(scores);
     }
+    if (history == NULL)
+        hs_history_free(&local);
+    return st;
+}
+
+/* The examples of data with (fold[i] == m) == want. */
+static hs_status select_fold(const hs_examples *data, const int *fold, int m, int want, hs_examples *out,
+                             hs_error *err)
+{
+    unsigned char *keep = malloc((size_t)(data->n > 0 ? data->n : 1));
+    if (keep == NULL) {
+        memset(out, 0, sizeof *out);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory for %d images", data->n);
+    }
+    for (int i = 0; i < data->n; i++)
+        keep[i] = (fold[i] == m) == want;
+    hs_status st = examples_keep(data, keep, out, err);
+    free(keep);
+    return st;
+}
+
+hs_status hs_train_folds(const hs_train_config *cfg, const hs_layer_spec *specs, int n_specs,
+                         const hs_examples *data, const int *fold, hs_model *model, hs_history *history,
+                         float *oof, hs_error *err)
+{
+    hs_status st = check_config(cfg, err);
+    if (st != HS_OK)
+        return st;
+    if (cfg->members < 2)
+        return hs_fail(err, HS_ERR_ARG, "a fold ensemble needs at least 2 members");
+    for (int m = 0; m < cfg->members; m++) {
+        int in_fold = 0;
+        for (int i = 0; i < data->n; i++) {
+            if (fold[i] < 0 || fold[i] >= cfg->members)
+                return hs_fail(err, HS_ERR_ARG, "example %d is in fold %d, expected 0 to %d", i, fold[i],
+                               cfg->members - 1);
+            in_fold += fold[i] == m;
+        }
+        if (in_fold == 0 || in_fold == data->n)
+            return hs_fail(err, HS_ERR_ARG,
+                           "fold %d of the ensemble has %d of %d images: every member needs images to "
+                           "train on and to validate on",
+                           m + 1, in_fold, data->n);
+    }
+    hs_history local;
+    hs_history *h = history != NULL ? history : &local;
+    st = history_alloc(h, cfg->epochs, err);
+    if (st != HS_OK)
+        return st;
+    float *own = oof != NULL ? oof : malloc((size_t)data->n * sizeof *own);
+    if (own == NULL)
+        st = hs_fail(err, HS_ERR_NOMEM, "out of memory for out-of-fold scores");
+    hs_rng master;
+    hs_rng_seed(&master, cfg->seed);
+    model->n_members = 0;
+    for (int m = 0; m < cfg->members && st == HS_OK; m++) {
+        hs_examples train = {0}, val = {0};
+        st = select_fold(data, fold, m, 0, &train, err);
+        if (st == HS_OK)
+            st = select_fold(data, fold, m, 1, &val, err);
+        if (st == HS_OK && cfg->verbose >= 1 && cfg->log != NULL)
+            fprintf(cfg->log, "member %d/%d: training on %d images, validating on %d\n", m + 1,
+                    cfg->members, train.n, val.n);
+        if (st == HS_OK)
+            st = train_nth_member(cfg, specs, n_specs, &master, m, &train, &val, model, h, err);
+        /* The member's scores for the images it never trained on. */
+        float *val_scores = st == HS_OK ? malloc((size_t)val.n * sizeof *val_scores) : NULL;
+        if (st == HS_OK && val_scores == NULL)
+            st = hs_fail(err, HS_ERR_NOMEM, "out of memory for out-of-fold scores");
+        if (st == HS_OK)
+            st = score_with(cfg, model, m, &val, val_scores, err);
+        for (int i = 0, j = 0; i < data->n && st == HS_OK; i++)
+            if (fold[i] == m)
+                own[i] = val_scores[j++];
+        free(val_scores);
+        hs_examples_free(&train);
+        hs_examples_free(&val);
+    }
+    model->threshold = 0.5f;
+    model->provenance.seed = cfg->seed;
+    if (st == HS_OK && hs_net_outputs(&model->member[0]) == 1)
+        model->threshold = place_threshold(cfg, own, data->label, data->n);
+    if (own != oof)
+        free(own);
     if (history == NULL)
         hs_history_free(&local);
     return st;

@@ -117,6 +117,28 @@ test_cv() {
     grep -q '"set": "validation"' "$tmp/out" || { why "no validation scores"; return 1; }
 }
 
+# --fold-ensemble: one member per fold of all 24 pictures (no separate
+# validation split), with mixup; and inside --cv, where it folds only the
+# training part of each outer fold.
+test_fold_ensemble() {
+    [ -d "$tmp/small" ] || { why "no subset from the training test"; return 1; }
+    run "$HEMOSCAN" --train "$tmp/small" --model "$tmp/folds.hsm" --epochs 1 --fold-ensemble 3 \
+        --mixup 0.4 || return 1
+    grep -q 'fold ensemble of 3 members on 24 images' "$tmp/err" ||
+        { why "the ensemble did not pool all 24 pictures"; return 1; }
+    [ "$(grep -c '^member [0-9]/3: training on 16 images, validating on 8' "$tmp/err")" -eq 3 ] ||
+        { why "expected 3 members, each validating on its own 8 pictures"; return 1; }
+    run "$HEMOSCAN" --model-info "$tmp/folds.hsm" || return 1
+    grep -q '^members: *3' "$tmp/out" || { why "model does not hold 3 members"; return 1; }
+    run "$HEMOSCAN" --train "$tmp/small" --cv 2 --epochs 1 --fold-ensemble 2 --json || return 1
+    tests=$(grep -c '"set": "test"' "$tmp/out")
+    [ "$tests" -eq 24 ] || { why "$tests test scores for 24 pictures"; return 1; }
+    grep -q 'fold ensemble of 2 members on 12 images' "$tmp/err" ||
+        { why "the ensemble of an outer fold must use only its 12 training pictures"; return 1; }
+    run "$HEMOSCAN" --train "$tmp/small" --model "$tmp/x.hsm" --fold-ensemble 1
+    [ "$status" -eq 2 ] || { why "--fold-ensemble 1 must be a usage error"; return 1; }
+}
+
 # The bundled default model is what every mode uses without --model, and
 # it agrees with the input recipe: on the pictures it was trained on it must
 # do well (a sanity check of loading and preprocessing, not a measure of
@@ -142,7 +164,7 @@ test_four_classes() {
             ln -s "$(cd "$mri/train/$class" && pwd)/$f" "$tmp/mri/$class/$f"
         done
     done
-    run "$HEMOSCAN" --train "$tmp/mri" --model "$tmp/mri.hsm" --epochs 12 --lr 0.002 --val-split 0.2 \
+    run "$HEMOSCAN" --train "$tmp/mri" --model "$tmp/mri.hsm" --epochs 12 --lr 0.002 --members 1 --val-split 0.2 \
         --threads 2 || return 1
     run "$HEMOSCAN" --eval "$mri/test" --model "$tmp/mri.hsm" --json || return 1
     acc=$(tr -d ' \n' <"$tmp/out" | sed 's/.*"accuracy":\([0-9.]*\).*/\1/')
@@ -157,9 +179,10 @@ if [ -f "$head_ct/labels.csv" ]; then
     check "--predict prints class and score per image, and JSON" test_predict
     check "--eval prints the metrics, JSON and a ROC picture" test_eval
     check "--train --cv prints per-fold lines and a summary" test_cv
+    check "--fold-ensemble trains one member per fold, also inside --cv" test_fold_ensemble
     check "the default model is used without --model and fits its recipe" test_default_model
 else
-    for t in converter train reproducible predict eval cv default-model; do
+    for t in converter train reproducible predict eval cv fold-ensemble default-model; do
         skip "head CT $t" "no sample data in $head_ct"
     done
 fi

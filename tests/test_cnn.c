@@ -153,6 +153,73 @@ static void test_grad_two_threads(void)
 
 /* A finite-difference check is only meaningful if it can fail: corrupt one
  * gradient and make sure the comparison notices. */
+
+/* hs_loss_soft: one-hot targets give hs_loss exactly; cross-entropy is
+ * linear in the target, so a mixed target's loss and gradient are the
+ * mixture of the two labels' (what mixup relies on), for a sigmoid unit and
+ * for softmax. */
+static void test_soft_targets(void)
+{
+    hs_layer_spec sig[] = {
+        {.kind = HS_LAYER_FLATTEN},
+        {.kind = HS_LAYER_DENSE, .units = 4, .relu = 1},
+        {.kind = HS_LAYER_DENSE, .units = 1},
+        {.kind = HS_LAYER_SIGMOID},
+    };
+    hs_layer_spec soft[] = {
+        {.kind = HS_LAYER_FLATTEN},
+        {.kind = HS_LAYER_DENSE, .units = 4, .relu = 1},
+        {.kind = HS_LAYER_DENSE, .units = 3},
+        {.kind = HS_LAYER_SOFTMAX},
+    };
+    for (int variant = 0; variant < 2; variant++) {
+        hs_net net;
+        hs_error err;
+        CU_ASSERT_FATAL(hs_net_create(&net, (hs_shape){3, 3, 2}, variant ? soft : sig, 4, &err) == HS_OK);
+        CU_ASSERT_FATAL(hs_net_alloc_grads(&net, &err) == HS_OK);
+        hs_rng rng;
+        hs_rng_seed(&rng, 5);
+        hs_net_init(&net, &rng);
+        int k = variant ? 3 : 1, n = 4;
+        float *x = random_input(&rng, input_size(&net) * n);
+        int la[4] = {0, 1, 1, 0}, lb[4] = {1, 1, 0, 0};
+        if (variant) {
+            la[2] = 2;
+            lb[3] = 2;
+        }
+        float ta[12], tb[12], tm[12];
+        hs_label_targets(la, n, k, ta);
+        hs_label_targets(lb, n, k, tb);
+        const float lam = 0.7f;
+        for (int i = 0; i < n * k; i++)
+            tm[i] = lam * ta[i] + (1.0f - lam) * tb[i];
+        hs_ws *ws;
+        CU_ASSERT_FATAL(hs_ws_create(&ws, &net, n, 1, 1, &err) == HS_OK);
+        float *ga = malloc(net.n_params * sizeof *ga), *gb = malloc(net.n_params * sizeof *gb);
+        hs_forward(&net, ws, x, n, 1, &rng);
+        double loss_a = hs_loss(&net, ws, la, n);
+        CU_ASSERT_DOUBLE_EQUAL(hs_loss_soft(&net, ws, ta, n), loss_a, 1e-12);
+        hs_backward(&net, ws, x, n);
+        memcpy(ga, net.grads, net.n_params * sizeof *ga);
+        double loss_b = hs_loss_soft(&net, ws, tb, n);
+        hs_backward(&net, ws, x, n);
+        memcpy(gb, net.grads, net.n_params * sizeof *gb);
+        double loss_m = hs_loss_soft(&net, ws, tm, n);
+        hs_backward(&net, ws, x, n);
+        CU_ASSERT_DOUBLE_EQUAL(loss_m, lam * loss_a + (1.0 - lam) * loss_b, 1e-5);
+        CU_ASSERT(fabs(loss_a - loss_b) > 1e-3); /* the two labellings differ */
+        double worst = 0.0;
+        for (size_t i = 0; i < net.n_params; i++)
+            worst = fmax(worst, fabs(net.grads[i] - (lam * ga[i] + (1.0f - lam) * gb[i])));
+        CU_ASSERT(worst < 1e-5);
+        free(ga);
+        free(gb);
+        free(x);
+        hs_ws_free(ws);
+        hs_net_free(&net);
+    }
+}
+
 static void test_grad_check_detects_error(void)
 {
     hs_layer_spec s[] = {
@@ -477,6 +544,7 @@ int hs_register_cnn_tests(void)
         {"gradient: dropout, softmax", test_grad_dropout_softmax},
         {"gradient: two threads", test_grad_two_threads},
         {"gradient check detects a wrong gradient", test_grad_check_detects_error},
+        {"soft targets: one-hot is hs_loss, a mixture mixes loss and gradient", test_soft_targets},
         {"batch and threads agree", test_batch_and_threads_agree},
         {"fast kernels match the exact path", test_fast_kernels_match_exact},
         {"learns a toy problem", test_learns_toy_problem},

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "hemoscan/dataset.h"
+#include "hemoscan/metrics.h"
 #include "hemoscan/predict.h"
 #include "hemoscan/train.h"
 #include "test_util.h"
@@ -72,6 +73,8 @@ static void small_model(hs_model *m)
 static void quiet_config(hs_train_config *cfg)
 {
     hs_train_config_default(cfg);
+    cfg->members = 1;
+    cfg->fold_ensemble = 0;
     cfg->epochs = 12;
     cfg->batch = 8;
     cfg->lr = 3e-3f;
@@ -195,6 +198,146 @@ static void test_train_weight_average(void)
     hs_model_free(&avg);
     hs_examples_free(&train);
     hs_examples_free(&val);
+}
+
+
+/* Mixup draws its weights from Beta(alpha, alpha) through two gamma draws:
+ * their sample moments must match the distributions' (20,000 draws: the
+ * tolerances are about five standard errors). */
+static void test_gamma_and_beta_moments(void)
+{
+    hs_rng rng;
+    hs_rng_seed(&rng, 17);
+    const double shapes[] = {0.4, 1.0, 3.0};
+    const int n = 20000;
+    for (int k = 0; k < 3; k++) {
+        double a = shapes[k], sum = 0.0, sq = 0.0;
+        for (int i = 0; i < n; i++) {
+            double g = hs_rng_gamma(&rng, a);
+            CU_ASSERT(g >= 0.0);
+            sum += g;
+            sq += g * g;
+        }
+        double mean = sum / n, var = sq / n - mean * mean;
+        CU_ASSERT_DOUBLE_EQUAL(mean, a, 5.0 * sqrt(a / n));
+        CU_ASSERT_DOUBLE_EQUAL(var, a, 0.08 * a + 0.02);
+    }
+    double sum = 0.0, sq = 0.0;
+    int low = 0;
+    for (int i = 0; i < n; i++) {
+        double b = hs_rng_beta(&rng, 0.4, 0.4);
+        CU_ASSERT(b >= 0.0 && b <= 1.0);
+        sum += b;
+        sq += b * b;
+        low += b < 0.1;
+    }
+    double mean = sum / n, var = sq / n - mean * mean;
+    CU_ASSERT_DOUBLE_EQUAL(mean, 0.5, 0.015);
+    /* Var Beta(a, a) = 1 / (4 (2a + 1)) = 0.1389 for a = 0.4: U-shaped, far
+     * from the uniform's 0.0833. */
+    CU_ASSERT_DOUBLE_EQUAL(var, 1.0 / (4.0 * 1.8), 0.006);
+    CU_ASSERT(low > n / 5);
+}
+
+/* Mixup still learns the toy problem, changes what is learnt, and is
+ * reproducible for a seed. */
+static void test_train_mixup(void)
+{
+    hs_examples train, val;
+    make_examples(&train, 96, 11);
+    make_examples(&val, 40, 12);
+    hs_layer_spec specs[8];
+    int n = small_specs(specs);
+    hs_train_config cfg;
+    quiet_config(&cfg);
+    hs_model plain, mixed, again;
+    small_model(&plain);
+    small_model(&mixed);
+    small_model(&again);
+    hs_history h;
+    hs_error err;
+    CU_ASSERT_FATAL(hs_train(&cfg, specs, n, &train, &val, &plain, NULL, &err) == HS_OK);
+    cfg.mixup = 0.4f;
+    CU_ASSERT_FATAL(hs_train(&cfg, specs, n, &train, &val, &mixed, &h, &err) == HS_OK);
+    CU_ASSERT_FATAL(hs_train(&cfg, specs, n, &train, &val, &again, NULL, &err) == HS_OK);
+    size_t bytes = plain.member[0].n_params * sizeof(float);
+    CU_ASSERT(memcmp(plain.member[0].params, mixed.member[0].params, bytes) != 0);
+    CU_ASSERT(memcmp(mixed.member[0].params, again.member[0].params, bytes) == 0);
+    CU_ASSERT(h.val_accuracy[h.best_epoch] >= 0.9);
+    hs_history_free(&h);
+    hs_model_free(&plain);
+    hs_model_free(&mixed);
+    hs_model_free(&again);
+    hs_examples_free(&train);
+    hs_examples_free(&val);
+}
+
+/* A fold ensemble: one member per fold, each example scored out of fold by
+ * the member that never trained on it, and the threshold placed on those
+ * scores; bad fold lists are refused. */
+static void test_train_fold_ensemble(void)
+{
+    hs_examples data;
+    make_examples(&data, 90, 21);
+    int fold[90];
+    for (int i = 0; i < data.n; i++)
+        fold[i] = (i / 2) % 3; /* both classes in every fold */
+    hs_layer_spec specs[8];
+    int n = small_specs(specs);
+    hs_train_config cfg;
+    quiet_config(&cfg);
+    cfg.members = 3;
+    cfg.tta = 0; /* the blob's side is the label: a mirror would swap it */
+    hs_model m, again;
+    small_model(&m);
+    small_model(&again);
+    hs_history h;
+    hs_error err;
+    float oof[90], oof2[90];
+    CU_ASSERT_FATAL(hs_train_folds(&cfg, specs, n, &data, fold, &m, &h, oof, &err) == HS_OK);
+    CU_ASSERT_EQUAL(m.n_members, 3);
+    CU_ASSERT(h.val_accuracy[h.best_epoch] >= 0.9);
+    /* Each out-of-fold score is its own member's. */
+    for (int k = 0; k < 3; k++) {
+        hs_model one = m;
+        one.member[0] = m.member[k];
+        one.n_members = 1;
+        hs_predictor *p;
+        CU_ASSERT_FATAL(hs_predictor_create(&p, &one, 16, cfg.tta, 1, &err) == HS_OK);
+        float *all = malloc((size_t)data.n * sizeof *all);
+        hs_predictor_run(p, data.x, data.n, all);
+        for (int i = 0; i < data.n; i++)
+            if (fold[i] == k)
+                CU_ASSERT_DOUBLE_EQUAL(oof[i], all[i], 1e-6);
+        free(all);
+        hs_predictor_free(p);
+    }
+    double want;
+    CU_ASSERT_FATAL(hs_threshold_for_sensitivity(oof, data.label, data.n, cfg.min_sensitivity, &want,
+                                                 &err) == HS_OK);
+    CU_ASSERT_DOUBLE_EQUAL(m.threshold, want, 1e-6);
+    CU_ASSERT(hs_roc_auc(oof, data.label, data.n) >= 0.9);
+    /* Reproducible for a seed. */
+    CU_ASSERT_FATAL(hs_train_folds(&cfg, specs, n, &data, fold, &again, NULL, oof2, &err) == HS_OK);
+    CU_ASSERT(memcmp(oof, oof2, sizeof oof) == 0);
+    CU_ASSERT(memcmp(m.member[2].params, again.member[2].params, m.member[2].n_params * sizeof(float)) == 0);
+    hs_model_free(&again);
+    /* Refused: one member; a fold out of range; an empty fold. */
+    hs_model bad;
+    small_model(&bad);
+    cfg.members = 1;
+    CU_ASSERT(hs_train_folds(&cfg, specs, n, &data, fold, &bad, NULL, NULL, &err) == HS_ERR_ARG);
+    cfg.members = 3;
+    fold[5] = 3;
+    CU_ASSERT(hs_train_folds(&cfg, specs, n, &data, fold, &bad, NULL, NULL, &err) == HS_ERR_ARG);
+    for (int i = 0; i < data.n; i++)
+        fold[i] = i % 2;
+    CU_ASSERT(hs_train_folds(&cfg, specs, n, &data, fold, &bad, NULL, NULL, &err) == HS_ERR_ARG);
+    CU_ASSERT(strstr(err.msg, "fold 3") != NULL);
+    hs_model_free(&bad);
+    hs_history_free(&h);
+    hs_model_free(&m);
+    hs_examples_free(&data);
 }
 
 static void test_predictor_flip_average(void)
@@ -351,6 +494,9 @@ int hs_register_train_tests(void)
         {"training learns and picks the threshold", test_train_learns_and_picks_threshold},
         {"training is reproducible; early stopping", test_train_reproducible_and_early_stop},
         {"a moving average of the weights is what is validated and kept", test_train_weight_average},
+        {"gamma and beta draws have the right moments", test_gamma_and_beta_moments},
+        {"mixup learns, changes the weights and is reproducible", test_train_mixup},
+        {"a fold ensemble scores out of fold and places the threshold there", test_train_fold_ensemble},
         {"predictor averages the mirror image", test_predictor_flip_average},
         {"folds and splits are grouped and stratified", test_folds_grouped_and_stratified},
         {"class folders are scanned", test_scan_class_folders},

@@ -130,6 +130,16 @@ const float *hs_forward(const hs_net *net, hs_ws *ws, const float *x, int n,
  * hs_backward. Computed from the logits, so it stays finite. */
 double hs_loss(const hs_net *net, hs_ws *ws, const int *labels, int n);
 
+/* The same against soft targets, n x hs_net_outputs: probabilities per
+ * output (a sigmoid unit's target is the probability of its class; a
+ * softmax row sums to 1). Used for mixup and label smoothing; hs_loss is
+ * this with one-hot targets. */
+double hs_loss_soft(const hs_net *net, hs_ws *ws, const float *targets, int n);
+
+/* One-hot targets (n x k) for labels, as hs_loss uses them: for k == 1 the
+ * target is 1 for a nonzero label. */
+void hs_label_targets(const int *labels, int n, int k, float *targets);
+
 /* Backward pass of the last training forward pass: overwrites net->grads
  * with dLoss/dparams (net must have grads). x is the same input. */
 void hs_backward(hs_net *net, hs_ws *ws, const float *x, int n);

@@ -24,6 +24,10 @@ double hs_rng_uniform(hs_rng *rng);
 uint64_t hs_rng_below(hs_rng *rng, uint64_t n);
 /* Standard normal (Box-Muller, no cached second value, so streams stay simple). */
 double hs_rng_normal(hs_rng *rng);
+/* Gamma(shape, 1), shape > 0 (Marsaglia-Tsang; a variable number of draws). */
+double hs_rng_gamma(hs_rng *rng, double shape);
+/* Beta(a, b), a, b > 0, as a ratio of two gamma draws. */
+double hs_rng_beta(hs_rng *rng, double a, double b);
 /* Fisher-Yates shuffle of n ints. */
 void hs_rng_shuffle(hs_rng *rng, int *v, int n);
 

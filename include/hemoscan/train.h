@@ -7,7 +7,8 @@
  * augmentation) comes from generators split off cfg->seed, so a run is
  * reproducible bit for bit on the same machine and thread count. Early
  * stopping keeps each ensemble member's epoch with the lowest validation
- * loss. */
+ * loss; with cfg->ema, the weights validated and kept are a moving average
+ * of the weights along the way rather than the last step's. */
 #ifndef HEMOSCAN_TRAIN_H
 #define HEMOSCAN_TRAIN_H
 
@@ -54,9 +55,14 @@ typedef struct {
     float ema;              /* decay per step of an exponential moving average
                                of the weights, which is what is validated and
                                kept; 0 = keep the raw weights */
+    float mixup;            /* alpha of mixup's Beta(alpha, alpha); 0 = off */
     int augment;            /* apply aug to every training image */
     hs_augment aug;
     int members;            /* ensemble members, each with its own seed */
+    int fold_ensemble;      /* members validate on their own fold of the
+                               training data (hs_train_folds), not on one
+                               shared validation split (hs_train); set by
+                               the caller, which makes the folds */
     int tta;                /* flip test-time augmentation for validation scores */
     double min_sensitivity; /* operating point for the threshold */
     uint64_t seed;
@@ -87,5 +93,21 @@ hs_status hs_history_write_csv(const hs_history *h, const char *path, hs_error *
 hs_status hs_train(const hs_train_config *cfg, const hs_layer_spec *specs, int n_specs,
                    const hs_examples *train, const hs_examples *val, hs_model *model,
                    hs_history *history, hs_error *err);
+
+/* A fold ensemble (cross-validation bagging): cfg->members >= 2 members,
+ * member m trained on the examples of data with fold[i] != m and choosing
+ * its best epoch on those with fold[i] == m, so every example is validation
+ * data for exactly one member and every member sees the rest. The decision
+ * threshold (one-output models) is placed on the out-of-fold scores: each
+ * example scored by the one member that never trained on it, with
+ * test-time augmentation as cfg->tta says; that puts the operating point on
+ * all of data rather than on a small held-out part. Users then get the
+ * average of all members, a little steadier than any one of them. fold[i]
+ * in 0..members-1, every fold non-empty and not all of data. oof (may be
+ * NULL) receives the out-of-fold scores, data->n of them. history is
+ * member 0's. */
+hs_status hs_train_folds(const hs_train_config *cfg, const hs_layer_spec *specs, int n_specs,
+                         const hs_examples *data, const int *fold, hs_model *model,
+                         hs_history *history, float *oof, hs_error *err);
 
 #endif
