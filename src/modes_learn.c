@@ -209,15 +209,6 @@ static hs_status train_on(const options *o, const hs_dataset *ds, const hs_examp
                           const unsigned char *is_val, const char *data_sha, hs_model *model,
                           hs_history *hist, float *file_oof, hs_error *err)
 {
-    hs_examples train, val;
-    hs_status st = hs_examples_select(ex, is_val, 0, &train, err);
-    if (st != HS_OK)
-        return st;
-    st = hs_examples_select(ex, is_val, 1, &val, err);
-    if (st != HS_OK) {
-        hs_examples_free(&train);
-        return st;
-    }
     memset(model, 0, sizeof *model);
     hs_input_recipe_gray(&model->recipe);
     model->n_classes = ds->n_classes;
@@ -232,15 +223,21 @@ static hs_status train_on(const options *o, const hs_dataset *ds, const hs_examp
     p->note[note_len] = '\0';
     hs_layer_spec specs[16];
     int n = layer_list(ds->n_classes, o->train.dropout, specs, 16);
+    hs_status st;
     if (o->train.fold_ensemble) {
         st = train_fold_ensemble(o, ds, ex, is_val, specs, n, model, hist, file_oof, err);
     } else {
-        if (o->verbose >= 0)
+        hs_examples train = {0}, val = {0};
+        st = hs_examples_select(ex, is_val, 0, &train, err);
+        if (st == HS_OK)
+            st = hs_examples_select(ex, is_val, 1, &val, err);
+        if (st == HS_OK && o->verbose >= 0)
             fprintf(stderr, "training on %d images, validating on %d\n", train.n, val.n);
-        st = hs_train(&o->train, specs, n, &train, &val, model, hist, err);
+        if (st == HS_OK)
+            st = hs_train(&o->train, specs, n, &train, &val, model, hist, err);
+        hs_examples_free(&train);
+        hs_examples_free(&val);
     }
-    hs_examples_free(&train);
-    hs_examples_free(&val);
     if (st != HS_OK)
         hs_model_free(model);
     return st;

@@ -6,6 +6,7 @@
  * automake's test harness reads. */
 #include <CUnit/Basic.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 int hs_register_fileio_tests(void);
 int hs_register_cnn_tests(void);
@@ -43,7 +44,20 @@ int main(void)
         return 2;
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
+    /* HEMOSCAN_SUITE=name runs one suite (e.g. under valgrind while
+     * working on it); unset, every suite runs. */
+    const char *only = getenv("HEMOSCAN_SUITE");
+    if (only != NULL && only[0] != '\0') {
+        CU_pSuite suite = CU_get_suite(only);
+        if (suite == NULL) {
+            fprintf(stderr, "unit_tests: no suite named \"%s\"\n", only);
+            CU_cleanup_registry();
+            return 2;
+        }
+        CU_basic_run_suite(suite);
+    } else {
+        CU_basic_run_tests();
+    }
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
     CU_cleanup_registry();
     return failed == 0 ? 0 : 1;
