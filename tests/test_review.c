@@ -279,11 +279,15 @@ static void test_heatmap_on_bleed(void)
         printf("\n  heat peak to bleed centre: last conv %.1f mm (HU %.0f), layer 6 %.1f mm (HU %.0f)\n",
                last, (double)hu_last, fine, (double)hu_fine);
         /* within the 30 mm bleed (radius 15) or a small margin, and on
-         * soft tissue (brain, blood), not on the skull */
-        CU_ASSERT(last < 15.0 + 8.0);
-        CU_ASSERT(hu_last > -50.0f && hu_last < 150.0f);
-        CU_ASSERT(fine < 15.0 + 8.0);
-        CU_ASSERT(hu_fine > -50.0f && hu_fine < 150.0f);
+         * soft tissue (brain, blood), not on the skull: a property of the
+         * whole default ensemble's mean map, so not asserted in a quick
+         * run, which keeps one member (one member's map can lie off it) */
+        if (!hs_test_quick()) {
+            CU_ASSERT(last < 15.0 + 8.0);
+            CU_ASSERT(hu_last > -50.0f && hu_last < 150.0f);
+            CU_ASSERT(fine < 15.0 + 8.0);
+            CU_ASSERT(hu_fine > -50.0f && hu_fine < 150.0f);
+        }
     }
     hs_study_reading_free(&r);
 }

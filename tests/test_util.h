@@ -78,8 +78,14 @@ int hs_test_generate_study(const char *parent, const char *name, const char *opt
  * an upgrade must keep. 0 on success. */
 int hs_test_audit_db_at_version(const char *path, int version);
 
+/* 1 when HEMOSCAN_QUICK is set and not "0": a run where every network
+ * pass is slow (CI's valgrind step), which checks memory, not the model. */
+int hs_test_quick(void);
+
 /* Loads models/default.hsm from $HEMOSCAN_SRCDIR into model; 1 when it
- * loaded, else 0 with a line naming suite and the reason. */
+ * loaded, else 0 with a line naming suite and the reason. In a quick run
+ * (hs_test_quick) only its first ensemble member is kept, so that tests of
+ * the pipeline around the network pay for one network, not five. */
 int hs_test_load_default_model(hs_model *model, const char *suite);
 
 #endif
