@@ -553,19 +553,19 @@ hs_status hs_train_folds(const hs_train_config *cfg, const hs_layer_spec *specs,
         return st;
     if (cfg->members < 2)
         return hs_fail(err, HS_ERR_ARG, "a fold ensemble needs at least 2 members");
+    int in_fold[HS_MODEL_MAX_MEMBERS] = {0};
+    for (int i = 0; i < data->n; i++) {
+        if (fold[i] < 0 || fold[i] >= cfg->members)
+            return hs_fail(err, HS_ERR_ARG, "example %d is in fold %d, expected 0 to %d", i, fold[i],
+                           cfg->members - 1);
+        in_fold[fold[i]]++;
+    }
     for (int m = 0; m < cfg->members; m++) {
-        int in_fold = 0;
-        for (int i = 0; i < data->n; i++) {
-            if (fold[i] < 0 || fold[i] >= cfg->members)
-                return hs_fail(err, HS_ERR_ARG, "example %d is in fold %d, expected 0 to %d", i, fold[i],
-                               cfg->members - 1);
-            in_fold += fold[i] == m;
-        }
-        if (in_fold == 0 || in_fold == data->n)
+        if (in_fold[m] == 0 || in_fold[m] == data->n)
             return hs_fail(err, HS_ERR_ARG,
                            "fold %d of the ensemble has %d of %d images: every member needs images to "
                            "train on and to validate on",
-                           m + 1, in_fold, data->n);
+                           m + 1, in_fold[m], data->n);
     }
     hs_history local;
     hs_history *h = history != NULL ? history : &local;
