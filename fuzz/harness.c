@@ -105,12 +105,12 @@ static size_t first_out_of_range(const float *v, size_t n)
     return n;
 }
 
-/* hs_prepare_input with the gray recipe; the tensor must come out in
- * [0, 1]. */
+/* hs_prepare_input with the recipe --train gives PNG-trained models (the
+ * default model's); the tensor must come out in [0, 1]. */
 static int check_input_tensor(const hs_image *picture, char *why, size_t cap)
 {
     hs_input_recipe r;
-    hs_input_recipe_gray(&r); /* the default model's, and training's on PNG */
+    hs_input_recipe_gray(&r, HS_GRAY_WINDOWS_DEFAULT, NULL);
     size_t n = (size_t)r.width * (size_t)r.height * (size_t)r.channels;
     float *x = malloc(n * sizeof *x);
     if (x == NULL)

@@ -889,6 +889,28 @@ static int name_is(const char *field, size_t cap, const char *s)
     return memchr(field, '\0', cap) != NULL && strcmp(field, s) == 0;
 }
 
+/* The channels of a gray-picture recipe named "gray-window" get the
+ * picture (a rendering in channel 0's window, held in every channel of
+ * out) re-windowed to their own window: HU = lo0 + v * w0 back from channel
+ * 0's window, then (HU - lo) / w into the channel's, clamped to [0, 1]. */
+static void rewindow(float *out, size_t n, const hs_input_recipe *recipe)
+{
+    int c = recipe->channels;
+    double lo0 = recipe->channel[0].center_hu - 0.5 * recipe->channel[0].width_hu;
+    double w0 = recipe->channel[0].width_hu;
+    for (int k = 1; k < c; k++) {
+        if (!name_is(recipe->channel[k].name, sizeof recipe->channel[k].name, "gray-window"))
+            continue;
+        double lo = recipe->channel[k].center_hu - 0.5 * recipe->channel[k].width_hu;
+        double w = recipe->channel[k].width_hu;
+        float a = (float)(w0 / w), b = (float)((lo0 - lo) / w);
+        for (size_t i = 0; i < n; i++) {
+            float v = a * out[i * (size_t)c + (size_t)k] + b;
+            out[i * (size_t)c + (size_t)k] = v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f;
+        }
+    }
+}
+
 hs_status hs_prepare_input(const hs_image *picture, const hs_input_recipe *recipe, float *out,
                            hs_error *err)
 {
@@ -933,10 +955,12 @@ hs_status hs_prepare_input_geometry(const hs_image *picture, const hs_input_reci
         return hs_fail(err, HS_ERR_ARG, "input recipe: %d channels, expected 1..%d", recipe->channels,
                        HS_MODEL_MAX_CHANNELS);
 
-    /* A gray recipe, or a one-channel picture, is reduced to gray and
-     * replicated; otherwise the picture already holds one rendering per
+    /* A recipe of gray pictures, or a one-channel picture, is reduced to
+     * gray and replicated (and re-windowed per channel where the recipe
+     * says so); otherwise the picture already holds one rendering per
      * channel (a CT slice through each window) and keeps them. */
-    int per_channel = !hs_recipe_is_gray(recipe) && picture->channels > 1;
+    int from_gray = hs_recipe_from_gray(recipe);
+    int per_channel = !from_gray && picture->channels > 1;
     if (per_channel && picture->channels != recipe->channels)
         return hs_fail(err, HS_ERR_ARG,
                        "input recipe has %d distinct windows but the picture has %d channels",
@@ -977,6 +1001,8 @@ hs_status hs_prepare_input_geometry(const hs_image *picture, const hs_input_reci
                 out[i * (size_t)c + (size_t)k] = fitted.px[i * (size_t)fitted.channels +
                                                             (size_t)(per_channel ? k : 0)];
         }
+        if (from_gray)
+            rewindow(out, n, recipe);
     }
     hs_image_free(&gray);
     hs_image_free(&cropped);

@@ -140,6 +140,9 @@ static void usage(FILE *out)
             "  --schedule cosine|step|plateau|constant (cosine)  --patience N (0 = off)\n"
             "  --ema X                keep a moving average of the weights, decay X per\n"
             "                         step (0 = off)\n"
+            "  --windows LIST         input channels, CENTER/WIDTH in HU: the first is\n"
+            "                         the window pictures are rendered in, the others\n"
+            "                         narrower windows cut from it (" HS_GRAY_WINDOWS_DEFAULT ")\n"
             "  --mixup A              mix pairs of training images and labels, weight\n"
             "                         drawn from Beta(A, A) (0 = off)\n"
             "  --fold-ensemble N      N members, each validating on its own 1/N of the\n"
@@ -185,7 +188,7 @@ static int parse_double(const char *opt, const char *text, double lo, double hi,
 enum {
     OPT_VERSION = 256, OPT_INIT_MODEL, OPT_MODEL_INFO, OPT_MODEL, OPT_SEED, OPT_THREADS,
     OPT_TRAIN, OPT_EVAL, OPT_PREDICT, OPT_JSON, OPT_PLOTS, OPT_CV, OPT_CV_REPEATS, OPT_VAL_SPLIT,
-    OPT_GROUPS, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_DROPOUT, OPT_EMA, OPT_MIXUP, OPT_WEIGHT_DECAY, OPT_OPTIMIZER,
+    OPT_GROUPS, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_DROPOUT, OPT_EMA, OPT_MIXUP, OPT_WINDOWS, OPT_WEIGHT_DECAY, OPT_OPTIMIZER,
     OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_FOLD_ENSEMBLE, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS, OPT_AUG_STRENGTH,
     OPT_STUDY, OPT_EXPORT, OPT_OUT, OPT_DB, OPT_ALL_SERIES, OPT_MIN_THICKNESS, OPT_MAX_THICKNESS,
     OPT_WATCH, OPT_FOLLOW, OPT_STABLE_AGE, OPT_DONE, OPT_DELETE, OPT_QUARANTINE, OPT_SYSLOG,
@@ -217,6 +220,7 @@ static const struct option longopts[] = {
     {"dropout", required_argument, NULL, OPT_DROPOUT},
     {"ema", required_argument, NULL, OPT_EMA},
     {"mixup", required_argument, NULL, OPT_MIXUP},
+    {"windows", required_argument, NULL, OPT_WINDOWS},
     {"weight-decay", required_argument, NULL, OPT_WEIGHT_DECAY},
     {"optimizer", required_argument, NULL, OPT_OPTIMIZER},
     {"schedule", required_argument, NULL, OPT_SCHEDULE},
@@ -367,6 +371,14 @@ static int take_option(options *o, int c, const char *arg)
             return -1;
         o->train.ema = (float)d;
         break;
+    case OPT_WINDOWS: {
+        hs_error err = {0};
+        if (hs_input_recipe_gray(&o->train_recipe, arg, &err) != HS_OK) {
+            fprintf(stderr, "hemoscan: --windows: %s\n", err.msg);
+            return -1;
+        }
+        break;
+    }
     case OPT_MIXUP:
         if (parse_double("--mixup", arg, 0.0, 10.0, &d) != 0)
             return -1;
@@ -426,6 +438,7 @@ static int parse_options(int argc, char **argv, options *o)
     o->cv_repeats = 1;
     o->stable_age_s = 60.0;
     hs_train_config_default(&o->train);
+    hs_input_recipe_gray(&o->train_recipe, HS_GRAY_WINDOWS_DEFAULT, NULL);
     /* Recorded in trained models: "hemoscan" and the arguments, not the
      * path the program was started by, so a retraining from elsewhere
      * reproduces the file. */

@@ -1171,6 +1171,17 @@ int hs_recipe_is_gray(const hs_input_recipe *recipe)
     return recipe->channels > 0;
 }
 
+int hs_recipe_from_gray(const hs_input_recipe *recipe)
+{
+    for (int c = 0; c < recipe->channels && c < HS_MODEL_MAX_CHANNELS; c++) {
+        const char *name = recipe->channel[c].name;
+        if (strncmp(name, "gray", sizeof recipe->channel[c].name) != 0 &&
+            strncmp(name, "gray-window", sizeof recipe->channel[c].name) != 0)
+            return 0;
+    }
+    return recipe->channels > 0 && strncmp(recipe->channel[0].name, "gray", sizeof recipe->channel[0].name) == 0;
+}
+
 void hs_input_recipe_default(hs_input_recipe *recipe)
 {
     static const hs_channel_recipe windows[3] = {
@@ -1187,14 +1198,42 @@ void hs_input_recipe_default(hs_input_recipe *recipe)
     snprintf(recipe->normalise, sizeof recipe->normalise, "unit");
 }
 
-void hs_input_recipe_gray(hs_input_recipe *recipe)
+hs_status hs_input_recipe_gray(hs_input_recipe *recipe, const char *windows, hs_error *err)
 {
     hs_input_recipe_default(recipe);
-    for (int c = 0; c < recipe->channels; c++) {
-        snprintf(recipe->channel[c].name, sizeof recipe->channel[c].name, "gray");
-        recipe->channel[c].center_hu = 40.0f;
-        recipe->channel[c].width_hu = 80.0f;
+    const char *p = windows;
+    int n = 0;
+    for (;;) {
+        char *end = NULL;
+        double center = strtod(p, &end);
+        double width = 0.0;
+        int ok = end != p && *end == '/';
+        if (ok) {
+            p = end + 1;
+            width = strtod(p, &end);
+            ok = end != p && (*end == ',' || *end == '\0') && isfinite(center) && isfinite(width) &&
+                 width > 0.0 && fabs(center) <= 1e5 && width <= 1e5;
+        }
+        if (!ok || n == HS_MODEL_MAX_CHANNELS)
+            return hs_fail(err, HS_ERR_ARG,
+                           "\"%s\": expected 1 to %d windows CENTER/WIDTH (HU, width > 0) "
+                           "separated by commas, e.g. %s",
+                           windows, HS_MODEL_MAX_CHANNELS, HS_GRAY_WINDOWS_DEFAULT);
+        hs_channel_recipe *ch = &recipe->channel[n];
+        ch->center_hu = (float)center;
+        ch->width_hu = (float)width;
+        /* Channel 0 is the picture as it is; a later channel with the same
+         * window is too, and only a different window is a re-windowing. */
+        int same = n > 0 && ch->center_hu == recipe->channel[0].center_hu &&
+                   ch->width_hu == recipe->channel[0].width_hu;
+        snprintf(ch->name, sizeof ch->name, "%s", n == 0 || same ? "gray" : "gray-window");
+        n++;
+        if (*end == '\0')
+            break;
+        p = end + 1;
     }
+    recipe->channels = n;
+    return HS_OK;
 }
 
 hs_status hs_model_save(hs_model *model, const char *path, hs_error *err)

@@ -63,6 +63,7 @@ typedef struct {
     int use_syslog;         /* --syslog */
     char command[1024];     /* the command line, for provenance */
     hs_train_config train;
+    hs_input_recipe train_recipe; /* --windows: the input recipe --train gives its models */
 } options;
 
 /* The model --model names, or the default model's path. */

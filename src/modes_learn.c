@@ -210,7 +210,7 @@ static hs_status train_on(const options *o, const hs_dataset *ds, const hs_examp
                           hs_history *hist, float *file_oof, hs_error *err)
 {
     memset(model, 0, sizeof *model);
-    hs_input_recipe_gray(&model->recipe);
+    model->recipe = o->train_recipe;
     model->n_classes = ds->n_classes;
     memcpy(model->class_name, ds->class_name, sizeof model->class_name);
     hs_provenance *p = &model->provenance;
@@ -273,8 +273,7 @@ int hs_mode_train(const options *o)
     hs_model model;
     hs_history hist = {0};
     int skipped = 0, rc = EXIT_FAILED;
-    hs_input_recipe recipe;
-    hs_input_recipe_gray(&recipe);
+    const hs_input_recipe recipe = o->train_recipe;
     if (hs_dataset_checksum(&ds, data_sha, &err) != HS_OK ||
         hs_examples_load(&ds, &recipe, stderr, &ex, &skipped, &err) != HS_OK) {
         fail(&err);
@@ -668,8 +667,7 @@ int hs_mode_cross_validate(const options *o)
     if (training_data(o, o->train_dir, &ds, &unused, &err) != HS_OK)
         return fail(&err);
     hs_examples ex = {0};
-    hs_input_recipe recipe;
-    hs_input_recipe_gray(&recipe);
+    const hs_input_recipe recipe = o->train_recipe;
     int skipped, rc = EXIT_FAILED, k = o->cv_folds, reps = o->cv_repeats;
     int total = k * reps;
     char data_sha[65];

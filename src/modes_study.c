@@ -464,7 +464,7 @@ int hs_mode_export(const options *o)
     const char *model_path;
     if (hs_load_model(o, &model, &model_path) != EXIT_OK)
         return EXIT_FAILED;
-    int picture_channels = hs_recipe_is_gray(&model.recipe) ? 1 : model.recipe.channels;
+    int picture_channels = hs_recipe_from_gray(&model.recipe) ? 1 : model.recipe.channels;
     if (picture_channels != 1 && picture_channels != 3) {
         fprintf(stderr, "hemoscan: %s: its recipe has %d windows; PNG export needs 1 (gray) or 3\n",
                 model_path, picture_channels);

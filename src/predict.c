@@ -2,8 +2,9 @@
  * predict.h). Members share one workspace: they have the same layer list,
  * so the buffers fit all of them.
  *
- * A model trained on gray pictures (hs_recipe_is_gray: every channel is
- * the same gray image) is run on one channel: each member is replaced by
+ * A model trained on plain gray pictures (hs_recipe_is_gray: every channel
+ * is the same gray image, as in models trained before the re-windowed
+ * channels of --windows) is run on one channel: each member is replaced by
  * its hs_net_merge_input_channels copy and only channel 0 of the inputs is
  * read. Same probabilities up to float rounding, a third of the first
  * convolution's work, and the mirrored view costs a third as much to make. */

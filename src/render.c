@@ -36,7 +36,7 @@ hs_status hs_render_slice(const float *hu, int width, int height, const hs_input
         recipe->channels > HS_IMAGE_MAX_CHANNELS)
         return hs_fail(err, HS_ERR_ARG, "input recipe: %d channels, expected 1..%d", recipe->channels,
                        HS_IMAGE_MAX_CHANNELS);
-    int gray = hs_recipe_is_gray(recipe);
+    int gray = hs_recipe_from_gray(recipe);
     int channels = gray ? 1 : recipe->channels;
     for (int c = 0; c < channels; c++) {
         if (!(recipe->channel[c].width_hu > 0.0f) || !isfinite(recipe->channel[c].center_hu))

@@ -139,6 +139,26 @@ test_fold_ensemble() {
     [ "$status" -eq 2 ] || { why "--fold-ensemble 1 must be a usage error"; return 1; }
 }
 
+# --windows: the default recipe cuts a blood and a low window from the
+# gray; one window gives a one-channel network; a bad list is a usage error.
+test_windows() {
+    [ -s "$tmp/small.hsm" ] || { why "no model from the training test"; return 1; }
+    run "$HEMOSCAN" --model-info "$tmp/small.hsm" || return 1
+    grep -q 'channel 0: gray window center 40 HU, width 80 HU' "$tmp/out" &&
+        grep -q 'channel 1: gray-window window center 60 HU, width 40 HU' "$tmp/out" &&
+        grep -q 'channel 2: gray-window window center 20 HU, width 40 HU' "$tmp/out" ||
+        { why "the default recipe is not gray, blood and low windows"; return 1; }
+    run "$HEMOSCAN" --train "$tmp/small" --model "$tmp/one.hsm" --epochs 1 --members 1 --windows 40/80 || return 1
+    run "$HEMOSCAN" --model-info "$tmp/one.hsm" || return 1
+    grep -q '150x150, 1 channels' "$tmp/out" || { why "--windows 40/80 did not give one channel"; return 1; }
+    run "$HEMOSCAN" --predict --model "$tmp/one.hsm" "$head_ct/images/000.png" || return 1
+    grep -q '000\.png: ' "$tmp/out" || { why "the one-channel model did not score a picture"; return 1; }
+    run "$HEMOSCAN" --train "$tmp/small" --model "$tmp/x.hsm" --windows 40/0
+    [ "$status" -eq 2 ] && grep -q 'CENTER/WIDTH' "$tmp/err" ||
+        { why "--windows 40/0 must be a usage error saying what is expected"; return 1; }
+    [ ! -e "$tmp/x.hsm" ] || { why "a model was written despite the usage error"; return 1; }
+}
+
 # The bundled default model is what every mode uses without --model, and
 # it agrees with the input recipe: on the pictures it was trained on it must
 # do well (a sanity check of loading and preprocessing, not a measure of
@@ -155,7 +175,8 @@ test_default_model() {
 }
 
 # The K-class path: a 4-class MRI model trained briefly must beat chance
-# (0.25) clearly on the held-out test folder.
+# (0.25) clearly on the held-out test folder. MRI has no Hounsfield units,
+# so the CT windows of the default recipe mean nothing there: plain gray.
 test_four_classes() {
     mkdir -p "$tmp/mri"
     for class in glioma meningioma notumor pituitary; do
@@ -165,7 +186,7 @@ test_four_classes() {
         done
     done
     run "$HEMOSCAN" --train "$tmp/mri" --model "$tmp/mri.hsm" --epochs 12 --lr 0.002 --members 1 --val-split 0.2 \
-        --threads 2 || return 1
+        --windows 40/80,40/80,40/80 --threads 2 || return 1
     run "$HEMOSCAN" --eval "$mri/test" --model "$tmp/mri.hsm" --json || return 1
     acc=$(tr -d ' \n' <"$tmp/out" | sed 's/.*"accuracy":\([0-9.]*\).*/\1/')
     awk -v a="$acc" 'BEGIN { exit !(a >= 0.45) }' || { why "test accuracy $acc, expected >= 0.45"; return 1; }
@@ -180,9 +201,10 @@ if [ -f "$head_ct/labels.csv" ]; then
     check "--eval prints the metrics, JSON and a ROC picture" test_eval
     check "--train --cv prints per-fold lines and a summary" test_cv
     check "--fold-ensemble trains one member per fold, also inside --cv" test_fold_ensemble
+    check "--windows sets the input channels of a trained model" test_windows
     check "the default model is used without --model and fits its recipe" test_default_model
 else
-    for t in converter train reproducible predict eval cv fold-ensemble default-model; do
+    for t in converter train reproducible predict eval cv fold-ensemble windows default-model; do
         skip "head CT $t" "no sample data in $head_ct"
     done
 fi

@@ -1219,6 +1219,49 @@ static void test_prepare_colour_types(void)
     free(gray);
 }
 
+/* A recipe of re-windowed gray: channel 0 holds the gray as it is, each
+ * "gray-window" channel the gray taken as a brain-window (40/80) rendering
+ * and put through its own window; a colour picture is reduced to gray
+ * first. */
+static void test_prepare_gray_windows(void)
+{
+    hs_input_recipe recipe;
+    hs_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_input_recipe_gray(&recipe, "40/80,60/40,20/40", &err), HS_OK);
+    snprintf(recipe.crop, sizeof recipe.crop, "none");
+    recipe.width = recipe.height = 8;
+    /* gray, and what the blood (40..80 HU) and low (0..40 HU) windows make of it */
+    static const float cases[][3] = {
+        {0.0f, 0.0f, 0.0f}, {0.25f, 0.0f, 0.5f}, {0.5f, 0.0f, 1.0f}, {0.75f, 0.5f, 1.0f}, {1.0f, 1.0f, 1.0f},
+    };
+    float out[8 * 8 * 3];
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        for (int colour = 0; colour < 2; colour++) {
+            hs_image img = {0};
+            CU_ASSERT_EQUAL_FATAL(hs_image_alloc(&img, 8, 8, colour ? 3 : 1, &err), HS_OK);
+            for (size_t i = 0; i < (size_t)8 * 8 * (size_t)img.channels; i++)
+                img.px[i] = cases[k][0];
+            CU_ASSERT_EQUAL_FATAL(hs_prepare_input(&img, &recipe, out, &err), HS_OK);
+            for (int i = 0; i < 8 * 8; i++)
+                for (int c = 0; c < 3; c++)
+                    CU_ASSERT_DOUBLE_EQUAL(out[i * 3 + c], cases[k][c], 1e-6);
+            hs_image_free(&img);
+        }
+    }
+    /* the plain gray recipe repeats the gray */
+    CU_ASSERT_EQUAL_FATAL(hs_input_recipe_gray(&recipe, "40/80,40/80,40/80", &err), HS_OK);
+    snprintf(recipe.crop, sizeof recipe.crop, "none");
+    recipe.width = recipe.height = 8;
+    hs_image img = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_image_alloc(&img, 8, 8, 1, &err), HS_OK);
+    for (int i = 0; i < 8 * 8; i++)
+        img.px[i] = 0.75f;
+    CU_ASSERT_EQUAL_FATAL(hs_prepare_input(&img, &recipe, out, &err), HS_OK);
+    for (int i = 0; i < 8 * 8 * 3; i++)
+        CU_ASSERT_EQUAL(out[i], 0.75f);
+    hs_image_free(&img);
+}
+
 static void test_prepare_refusals(void)
 {
     hs_input_recipe recipe;
@@ -1521,6 +1564,7 @@ int hs_register_image_tests(void)
         {"fit: bilinear upscaling", test_fit_bilinear},
         {"prepare: independent of picture size", test_prepare_size_invariance},
         {"prepare: RGB, RGBA and gray PNGs agree", test_prepare_colour_types},
+        {"prepare: re-windowed gray channels", test_prepare_gray_windows},
         {"prepare: refused recipes", test_prepare_refusals},
         {"prepare: real head CT images", test_prepare_real_images},
         {"augment: identity, seeds, draw count", test_augment_identity_and_seeds},

@@ -455,6 +455,50 @@ static void test_recipe_default(void)
     CU_ASSERT_STRING_EQUAL(r.normalise, "unit");
 }
 
+/* --train --windows: the gray-picture recipes, and lists that are refused. */
+static void test_recipe_gray_windows(void)
+{
+    hs_input_recipe r;
+    hs_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_input_recipe_gray(&r, HS_GRAY_WINDOWS_DEFAULT, &err), HS_OK);
+    CU_ASSERT(r.height == 150 && r.width == 150 && r.channels == 3);
+    CU_ASSERT_STRING_EQUAL(r.channel[0].name, "gray");
+    CU_ASSERT(r.channel[0].center_hu == 40.0f && r.channel[0].width_hu == 80.0f);
+    CU_ASSERT_STRING_EQUAL(r.channel[1].name, "gray-window");
+    CU_ASSERT(r.channel[1].center_hu == 60.0f && r.channel[1].width_hu == 40.0f);
+    CU_ASSERT_STRING_EQUAL(r.channel[2].name, "gray-window");
+    CU_ASSERT(r.channel[2].center_hu == 20.0f && r.channel[2].width_hu == 40.0f);
+    CU_ASSERT_STRING_EQUAL(r.crop, "head");
+    CU_ASSERT(hs_recipe_from_gray(&r));
+    CU_ASSERT(!hs_recipe_is_gray(&r));
+
+    /* the same window three times is the plain gray recipe */
+    CU_ASSERT_EQUAL_FATAL(hs_input_recipe_gray(&r, "40/80,40/80,40/80", &err), HS_OK);
+    CU_ASSERT(r.channels == 3 && hs_recipe_is_gray(&r) && hs_recipe_from_gray(&r));
+    CU_ASSERT_EQUAL_FATAL(hs_input_recipe_gray(&r, "50.5/100,-10/20.25", &err), HS_OK);
+    CU_ASSERT(r.channels == 2 && r.channel[0].center_hu == 50.5f && r.channel[1].width_hu == 20.25f);
+    CU_ASSERT_STRING_EQUAL(r.channel[1].name, "gray-window");
+    CU_ASSERT_EQUAL_FATAL(hs_input_recipe_gray(&r, "40/80", &err), HS_OK);
+    CU_ASSERT(r.channels == 1 && hs_recipe_is_gray(&r));
+
+    static const char *const bad[] = {"", "40", "40/", "/80", "40/0", "40/-5", "40/80,", ",40/80",
+                                      "a/b", "40/80/3", "40/80 ", "nan/80", "40/inf", "1e9/80",
+                                      "40/80,60/40,20/40,1/2,3/4"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.msg[0] = '\0';
+        CU_ASSERT_EQUAL(hs_input_recipe_gray(&r, bad[i], &err), HS_ERR_ARG);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "CENTER/WIDTH"));
+    }
+
+    /* CT windows are not gray pictures; nor is a recipe whose channel 0 is
+     * itself a re-windowing */
+    hs_input_recipe_default(&r);
+    CU_ASSERT(!hs_recipe_from_gray(&r) && !hs_recipe_is_gray(&r));
+    CU_ASSERT_EQUAL_FATAL(hs_input_recipe_gray(&r, HS_GRAY_WINDOWS_DEFAULT, &err), HS_OK);
+    snprintf(r.channel[0].name, sizeof r.channel[0].name, "gray-window");
+    CU_ASSERT(!hs_recipe_from_gray(&r));
+}
+
 static void test_roundtrip_reference(void)
 {
     hs_model m, loaded, again;
@@ -1050,6 +1094,7 @@ int hs_register_model_tests(void)
         {"SHA-256 of known inputs", test_sha256_known},
         {"SHA-256 of a file matches sha256sum", test_sha256_file},
         {"default input recipe", test_recipe_default},
+        {"gray-picture recipes from --windows lists", test_recipe_gray_windows},
         {"reference model round trip, byte-identical resave", test_roundtrip_reference},
         {"custom layer list round trip", test_roundtrip_custom},
         {"save refuses what would not load", test_save_refusals},

@@ -108,24 +108,32 @@ static void test_render_gray_and_windows(void)
     CU_ASSERT_PTR_NULL(pic.px);
 }
 
+enum { SLICE_W = 40, SLICE_H = 40 };
+
+/* A SLICE_W x SLICE_H slice of air with a disc of radius 15 pixels at its
+ * centre: core HU within radius 5, ring HU outside it. */
+static void draw_head(float *hu, float core, float ring)
+{
+    for (int y = 0; y < SLICE_H; y++)
+        for (int x = 0; x < SLICE_W; x++) {
+            double dx = x - 19.5, dy = y - 19.5, r2 = dx * dx + dy * dy;
+            hu[y * SLICE_W + x] = r2 < 5.0 * 5.0 ? core : r2 < 15.0 * 15.0 ? ring : -1000.0f;
+        }
+}
+
 /* A recipe of distinct windows keeps one rendering per channel all the way
  * to the network input; a gray recipe replicates the gray. */
 static void test_render_input_channels(void)
 {
     hs_error err = {0};
-    enum { W = 40, H = 40 };
-    float hu[W * H];
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            double dx = x - 19.5, dy = y - 19.5;
-            hu[y * W + x] = dx * dx + dy * dy < 15.0 * 15.0 ? 70.0f : -1000.0f; /* a disc of blood */
-        }
+    float hu[SLICE_W * SLICE_H];
+    draw_head(hu, 70.0f, 70.0f); /* a disc of blood */
     hs_input_recipe r;
     hs_input_recipe_default(&r);
     r.width = r.height = 20;
     float *in = malloc(sizeof(float) * 20 * 20 * 3);
     CU_ASSERT_FATAL(in != NULL);
-    CU_ASSERT_EQUAL_FATAL(hs_render_input(hu, W, H, &r, in, &err), HS_OK);
+    CU_ASSERT_EQUAL_FATAL(hs_render_input(hu, SLICE_W, SLICE_H, &r, in, &err), HS_OK);
     /* centre pixel: each window's own value for blood (70 HU) */
     const float *centre = in + (10 * 20 + 10) * 3;
     CU_ASSERT_DOUBLE_EQUAL(centre[0], 70.0 / 80.0, 1e-5);
@@ -139,6 +147,46 @@ static void test_render_input_channels(void)
     CU_ASSERT_EQUAL_FATAL(hs_image_alloc(&two, 4, 4, 2, &err), HS_OK);
     CU_ASSERT_EQUAL(hs_prepare_input(&two, &r, in, &err), HS_ERR_ARG);
     hs_image_free(&two);
+    free(in);
+}
+
+/* A recipe of re-windowed gray (the --train default): the slice is rendered
+ * once, through channel 0's brain window, and each narrower window is cut
+ * from that picture; inside the brain window that is the window taken on
+ * the HU directly. */
+static void test_render_gray_windows(void)
+{
+    hs_error err = {0};
+    float hu[SLICE_W * SLICE_H];
+    draw_head(hu, 30.0f, 70.0f); /* brain inside a ring of blood */
+    hs_input_recipe r;
+    CU_ASSERT_EQUAL_FATAL(hs_input_recipe_gray(&r, HS_GRAY_WINDOWS_DEFAULT, &err), HS_OK);
+    r.width = r.height = 40;
+    hs_image pic = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_render_slice(hu, SLICE_W, SLICE_H, &r, &pic, &err), HS_OK);
+    CU_ASSERT_EQUAL(pic.channels, 1);
+    hs_image_free(&pic);
+    float *in = malloc(sizeof(float) * 40 * 40 * 3);
+    CU_ASSERT_FATAL(in != NULL);
+    CU_ASSERT_EQUAL_FATAL(hs_render_input(hu, SLICE_W, SLICE_H, &r, in, &err), HS_OK);
+    /* the crop makes the 30-pixel head fill 40: the centre is brain, 13
+     * pixels right of it (about 10 in the slice) is blood */
+    const float *brain = in + (20 * 40 + 20) * 3, *blood = in + (20 * 40 + 33) * 3;
+    for (int c = 0; c < 3; c++) {
+        float want_brain, want_blood;
+        hs_window(&hu[20 * SLICE_W + 20], 1, r.channel[c].center_hu, r.channel[c].width_hu, &want_brain);
+        hs_window(&hu[20 * SLICE_W + 30], 1, r.channel[c].center_hu, r.channel[c].width_hu, &want_blood);
+        CU_ASSERT_DOUBLE_EQUAL(brain[c], want_brain, 1e-5);
+        CU_ASSERT_DOUBLE_EQUAL(blood[c], want_blood, 1e-5);
+    }
+    /* blood 60/40: brain black, blood mid-gray; low 20/40: brain mid-gray */
+    CU_ASSERT_DOUBLE_EQUAL(brain[1], 0.0, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(blood[1], 0.75, 1e-5);
+    CU_ASSERT_DOUBLE_EQUAL(brain[2], 0.75, 1e-5);
+    CU_ASSERT_DOUBLE_EQUAL(blood[2], 1.0, 1e-6);
+    /* padding and air stay black in every channel */
+    for (int c = 0; c < 3; c++)
+        CU_ASSERT_EQUAL(in[c], 0.0f);
     free(in);
 }
 
@@ -582,6 +630,7 @@ int hs_register_study_tests(void)
         {"window: linear, clamped, NaN black", test_window_values},
         {"render: gray recipe once, windows per channel", test_render_gray_and_windows},
         {"render: channels kept to the network input", test_render_input_channels},
+        {"render: narrower windows cut from one gray rendering", test_render_gray_windows},
         {"verdict: neighbour-confirmed maximum, key slice, confidence", test_verdict_neighbour_rule},
         {"verdict: each not-assessable rule", test_verdict_not_assessable},
         {"a PNG and the same pixels as DICOM score the same", test_png_equals_dicom},

@@ -340,6 +340,52 @@ static void test_train_fold_ensemble(void)
     hs_examples_free(&data);
 }
 
+/* The predictor runs a model trained on plain gray pictures (every channel
+ * "gray", all equal) on channel 0 alone, and a model whose channels are
+ * re-windowed gray ("gray-window") on every channel: changing channel 1
+ * changes the score of the second and not of the first. */
+static void test_predictor_gray_channels(void)
+{
+    hs_layer_spec specs[8];
+    int n = small_specs(specs);
+    hs_model m;
+    small_model(&m);
+    hs_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_input_recipe_gray(&m.recipe, "40/80,60/40,20/40", &err), HS_OK);
+    m.recipe.width = m.recipe.height = SIDE;
+    hs_shape in = {SIDE, SIDE, 3};
+    CU_ASSERT_EQUAL_FATAL(hs_net_create(&m.member[0], in, specs, n, &err), HS_OK);
+    m.n_members = 1;
+    m.threshold = 0.5f;
+    hs_rng rng;
+    hs_rng_seed(&rng, 7);
+    hs_net_init(&m.member[0], &rng);
+
+    enum { N = SIDE * SIDE * 3 };
+    float x[N], y[N];
+    for (int i = 0; i < N; i++)
+        x[i] = y[i] = (float)hs_rng_uniform(&rng);
+    for (int i = 1; i < N; i += 3)
+        y[i] = 1.0f - x[i]; /* channel 1 differs */
+    float windowed[2], plain[2];
+    for (int gray = 0; gray < 2; gray++) {
+        if (gray)
+            CU_ASSERT_EQUAL_FATAL(hs_input_recipe_gray(&m.recipe, "40/80,40/80,40/80", &err), HS_OK);
+        m.recipe.width = m.recipe.height = SIDE;
+        CU_ASSERT_EQUAL(hs_recipe_is_gray(&m.recipe), gray);
+        CU_ASSERT(hs_recipe_from_gray(&m.recipe));
+        hs_predictor *p = NULL;
+        CU_ASSERT_FATAL(hs_predictor_create(&p, &m, 1, 0, 1, &err) == HS_OK);
+        float *out = gray ? plain : windowed;
+        hs_predictor_run(p, x, 1, &out[0]);
+        hs_predictor_run(p, y, 1, &out[1]);
+        hs_predictor_free(p);
+    }
+    CU_ASSERT(fabsf(windowed[0] - windowed[1]) > 1e-6f);
+    CU_ASSERT_EQUAL(plain[0], plain[1]);
+    hs_model_free(&m);
+}
+
 static void test_predictor_flip_average(void)
 {
     hs_model m;
@@ -498,6 +544,7 @@ int hs_register_train_tests(void)
         {"mixup learns, changes the weights and is reproducible", test_train_mixup},
         {"a fold ensemble scores out of fold and places the threshold there", test_train_fold_ensemble},
         {"predictor averages the mirror image", test_predictor_flip_average},
+        {"predictor: one channel for plain gray, every channel for re-windowed gray", test_predictor_gray_channels},
         {"folds and splits are grouped and stratified", test_folds_grouped_and_stratified},
         {"class folders are scanned", test_scan_class_folders},
     };

@@ -130,9 +130,12 @@ hs_status hs_image_crop_head_box(const hs_image *gray, float threshold, hs_image
 hs_status hs_image_fit(const hs_image *in, int width, int height, hs_image *out, hs_error *err);
 
 /* The whole input recipe for a picture: a PNG file, or a CT slice rendered
- * by render.h. With a gray recipe (hs_recipe_is_gray) or a 1-channel
- * picture: gray (hs_image_to_gray) -> head crop -> fit -> the gray value
- * replicated into each of recipe->channels channels. With distinct windows
+ * by render.h. With a recipe of gray pictures (hs_recipe_from_gray) or a
+ * 1-channel picture: gray (hs_image_to_gray) -> head crop -> fit -> the
+ * gray value replicated into each of recipe->channels channels, and in a
+ * channel named "gray-window" re-windowed from channel 0's window to its
+ * own (the gray taken as a rendering in channel 0's window, mapped back to
+ * HU and through the channel's window, clamped). With distinct windows
  * and a picture of recipe->channels channels (one rendering per window):
  * head crop found on channel 0 and applied to all -> fit -> channels kept
  * in order; any other channel count gives HS_ERR_ARG. The head crop uses

@@ -72,17 +72,39 @@ typedef struct {
  * 40/80, subdural 80/200, bone 600/2800), head crop, unit normalisation. */
 void hs_input_recipe_default(hs_input_recipe *recipe);
 
-/* Fill recipe with the recipe of models trained on PNG pictures: the
- * default's size, crop and normalisation, every channel named "gray" and
- * holding the picture's gray level, which is taken to be a rendering in the
- * brain window (40/80), the window the DICOM path then reproduces. */
-void hs_input_recipe_gray(hs_input_recipe *recipe);
+/* The windows of the input channels of models trained on gray pictures
+ * (PNG files), as hemoscan --train --windows takes them: CENTER/WIDTH in
+ * HU, comma-separated. The default: brain (40/80, the picture as it is),
+ * then a blood window (60/40: 40 to 80 HU, where fresh blood lies above
+ * brain) and a low window (20/40: 0 to 40 HU, brain against CSF and
+ * oedema), both narrower windows cut from the brain window. */
+#define HS_GRAY_WINDOWS_DEFAULT "40/80,60/40,20/40"
+
+/* Fill recipe with the recipe of models trained on gray pictures: the
+ * default's size, crop and normalisation, and one channel per window of
+ * windows (1 to HS_MODEL_MAX_CHANNELS, see HS_GRAY_WINDOWS_DEFAULT). A
+ * picture is taken to be a rendering in the first window (so the DICOM
+ * path renders a slice through it): channel 0, and any channel with the
+ * same window, is named "gray" and holds the picture as it is; a channel
+ * with another window is named "gray-window" and holds the picture
+ * re-windowed to it (hs_prepare_input), which can only stretch or clip
+ * what the picture holds, so such windows lie within the first one to
+ * mean anything. "40/80,40/80,40/80" is the plain gray recipe of models
+ * trained before 2026-12 (every channel the same gray). HS_ERR_ARG, with
+ * the text, for a malformed list. */
+hs_status hs_input_recipe_gray(hs_input_recipe *recipe, const char *windows, hs_error *err);
 
 /* 1 when every channel of recipe is named "gray": the model was trained on
- * gray pictures (PNG files), each channel holding the same gray rendering,
- * and a CT slice is rendered once through channel 0's window. 0 when the
- * channels are distinct windows (e.g. brain, subdural, bone). */
+ * gray pictures with every channel the same gray rendering (the predictor
+ * then runs one channel). 0 otherwise. */
 int hs_recipe_is_gray(const hs_input_recipe *recipe);
+
+/* 1 when the model was trained on gray pictures (channel 0 named "gray",
+ * the others "gray" or "gray-window"): a picture is reduced to gray, a CT
+ * slice is rendered once through channel 0's window, and each channel is
+ * cut from that one picture. 0 when the channels are distinct windows
+ * rendered from Hounsfield units (e.g. brain, subdural, bone). */
+int hs_recipe_from_gray(const hs_input_recipe *recipe);
 
 /* Write the model to path (atomically: a temporary file renamed into place)
  * and set model->sha256. */

@@ -16,10 +16,10 @@
 typedef struct hs_predictor hs_predictor;
 
 /* tta != 0 adds the mirrored image. threads as in hs_ws_create. For a
- * gray-trained model (hs_recipe_is_gray) the predictor keeps its own
+ * model of plain gray channels (hs_recipe_is_gray) the predictor keeps its own
  * one-channel copy of the weights (hs_net_merge_input_channels), taken
  * now: create it after training has finished changing them. It then reads
- * only channel 0 of the inputs, whose channels a gray recipe makes equal. */
+ * only channel 0 of the inputs, whose channels such a recipe makes equal. */
 hs_status hs_predictor_create(hs_predictor **pred, const hs_model *model,
                               int max_batch, int tta, int threads,
                               hs_error *err);

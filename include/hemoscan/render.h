@@ -10,9 +10,11 @@
  * of an 8-bit PNG for W >= 80).
  *
  * Which rendering matches the model: a model trained on gray PNG pictures
- * (hs_recipe_is_gray) saw one gray image; a CT slice is rendered once
- * through channel 0's window (the default model's brain window, 40/80) and
- * takes the PNG path from there (head crop, fit, replicate). A model whose
+ * (hs_recipe_from_gray) saw one gray image per picture; a CT slice is
+ * rendered once through channel 0's window (the default model's brain
+ * window, 40/80) and takes the PNG path from there (head crop, fit,
+ * replicate, narrower windows cut from that one picture exactly as from a
+ * PNG, clipping and all). A model whose
  * channels are distinct windows gets one rendering per window, the head
  * crop found on the first. The PNG exported by --export is this picture,
  * so a site that labels exported slices trains on what production sees. */
@@ -30,7 +32,8 @@
 void hs_window(const float *hu, size_t n, float center_hu, float width_hu, float *out);
 
 /* The picture of one slice (width x height HU values, row-major) for
- * recipe: 1 channel for a gray recipe, recipe->channels otherwise. picture
+ * recipe: 1 channel for a recipe of gray pictures, recipe->channels
+ * otherwise. picture
  * gets a new allocation. HS_ERR_ARG for a window width <= 0, sizes out of
  * range or NULL arguments; HS_ERR_NOMEM. */
 hs_status hs_render_slice(const float *hu, int width, int height, const hs_input_recipe *recipe,
