@@ -122,7 +122,11 @@ void hs_predictor_run(hs_predictor *pred, const float *x, int n, float *probs)
     const size_t per = (size_t)given.h * given.w * given.c;
     const int k = hs_net_outputs(&m->member[0]);
     const int views = pred->tta ? 2 : 1;
-    const float scale = 1.0f / (float)(m->n_members * views);
+    /* The mean is the sum divided by the count, not a sum of scaled terms:
+     * 1/10 is not a float, and ten outputs of exactly 1 scaled by 0.1f add
+     * up to 1.0000001. A float sum of values in [0, 1] rounds to at most
+     * the count, and the division then to at most 1. */
+    const float count_views = (float)(m->n_members * views);
     for (int b = 0; b < n; b += pred->max_batch) {
         int count = n - b < pred->max_batch ? n - b : pred->max_batch;
         const float *xb = x + (size_t)b * per;
@@ -141,8 +145,10 @@ void hs_predictor_run(hs_predictor *pred, const float *x, int n, float *probs)
             for (int mi = 0; mi < m->n_members; mi++) {
                 const float *out = hs_forward(member_net(pred, mi), pred->ws, input, count, 0, NULL);
                 for (int j = 0; j < count * k; j++)
-                    pb[j] += scale * out[j];
+                    pb[j] += out[j];
             }
         }
+        for (int j = 0; j < count * k; j++)
+            pb[j] /= count_views;
     }
 }

@@ -243,10 +243,10 @@ hs_status hs_saliency_slice(hs_saliency *s, const float *hu, int width, int heig
             return st;
         for (size_t i = 0; i < map_size; i++)
             s->sum[i] += s->map[i] / (float)model->n_members;
-        prob += 1.0 / (1.0 + exp(-(double)logit)) / model->n_members;
+        prob += 1.0 / (1.0 + exp(-(double)logit));
     }
     if (probability != NULL)
-        *probability = (float)prob;
+        *probability = (float)(prob / model->n_members); /* sum, then divide: never above 1 */
 
     /* Each picture pixel inside the crop box: to input coordinates, to map
      * coordinates (receptive-field centres), bilinear, edges extended. The

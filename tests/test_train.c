@@ -340,6 +340,33 @@ static void test_train_fold_ensemble(void)
     hs_examples_free(&data);
 }
 
+/* Five saturated members and the mirror image: ten outputs of exactly 1
+ * average to exactly 1, never above (which the audit database refuses). */
+static void test_predictor_mean_of_saturated(void)
+{
+    hs_layer_spec specs[8];
+    int n = small_specs(specs);
+    hs_model m;
+    small_model(&m);
+    hs_error err = {0};
+    for (int i = 0; i < 5; i++) {
+        CU_ASSERT_EQUAL_FATAL(hs_net_create(&m.member[i], (hs_shape){SIDE, SIDE, 1}, specs, n, &err), HS_OK);
+        hs_net *net = &m.member[i];
+        const hs_layer *out = &net->layers[net->n_layers - 2]; /* the last dense layer */
+        net->params[out->b_off] = 50.0f; /* all weights 0: sigmoid(50) is 1 in float */
+    }
+    m.n_members = 5;
+    m.threshold = 0.5f;
+    float x[2 * SIDE * SIDE] = {0}, p[2] = {0};
+    hs_predictor *pred = NULL;
+    CU_ASSERT_FATAL(hs_predictor_create(&pred, &m, 2, 1, 1, &err) == HS_OK);
+    hs_predictor_run(pred, x, 2, p);
+    CU_ASSERT_EQUAL(p[0], 1.0f);
+    CU_ASSERT_EQUAL(p[1], 1.0f);
+    hs_predictor_free(pred);
+    hs_model_free(&m);
+}
+
 /* The predictor runs a model trained on plain gray pictures (every channel
  * "gray", all equal) on channel 0 alone, and a model whose channels are
  * re-windowed gray ("gray-window") on every channel: changing channel 1
@@ -544,6 +571,7 @@ int hs_register_train_tests(void)
         {"mixup learns, changes the weights and is reproducible", test_train_mixup},
         {"a fold ensemble scores out of fold and places the threshold there", test_train_fold_ensemble},
         {"predictor averages the mirror image", test_predictor_flip_average},
+        {"predictor: the mean of saturated members is exactly 1", test_predictor_mean_of_saturated},
         {"predictor: one channel for plain gray, every channel for re-windowed gray", test_predictor_gray_channels},
         {"folds and splits are grouped and stratified", test_folds_grouped_and_stratified},
         {"class folders are scanned", test_scan_class_folders},
