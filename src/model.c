@@ -17,7 +17,10 @@
  *
  *   hemoscan-model 1
  *   input H W C
- *   channel I NAME CENTER WIDTH     C lines, I = 0 .. C-1
+ *   channel I NAME CENTER WIDTH     C lines, I = 0 .. C-1; NAME "gray" or
+ *                                   "gray-window" marks a model trained on
+ *                                   gray pictures (hs_recipe_from_gray),
+ *                                   any other name a window rendered from HU
  *   crop NAME
  *   normalise NAME
  *   layers N
