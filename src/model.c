@@ -1176,13 +1176,15 @@ int hs_recipe_is_gray(const hs_input_recipe *recipe)
 
 int hs_recipe_from_gray(const hs_input_recipe *recipe)
 {
-    for (int c = 0; c < recipe->channels && c < HS_MODEL_MAX_CHANNELS; c++) {
+    const size_t cap = sizeof recipe->channel[0].name;
+    if (recipe->channels < 1 || strncmp(recipe->channel[0].name, "gray", cap) != 0)
+        return 0;
+    for (int c = 1; c < recipe->channels && c < HS_MODEL_MAX_CHANNELS; c++) {
         const char *name = recipe->channel[c].name;
-        if (strncmp(name, "gray", sizeof recipe->channel[c].name) != 0 &&
-            strncmp(name, "gray-window", sizeof recipe->channel[c].name) != 0)
+        if (strncmp(name, "gray", cap) != 0 && strncmp(name, "gray-window", cap) != 0)
             return 0;
     }
-    return recipe->channels > 0 && strncmp(recipe->channel[0].name, "gray", sizeof recipe->channel[0].name) == 0;
+    return 1;
 }
 
 void hs_input_recipe_default(hs_input_recipe *recipe)
