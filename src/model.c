@@ -5,7 +5,8 @@
  *
  *   offset       size      content
  *   0            8         magic "HSMODEL\0"
- *   8            4         u32 format version (HS_MODEL_FORMAT_VERSION)
+ *   8            4         u32 format version: 1, or 2 for a model with a
+ *                                   "gray-window" channel (see model.h)
  *   12           4         u32 header length H
  *   16           H         header text: UTF-8 "key value\n" lines
  *   16+H         4         u32 ensemble members M
@@ -15,7 +16,7 @@
  *
  * Header lines, exactly in this order, fields separated by one space:
  *
- *   hemoscan-model 1
+ *   hemoscan-model V                V = the format version above
  *   input H W C
  *   channel I NAME CENTER WIDTH     C lines, I = 0 .. C-1; NAME "gray" or
  *                                   "gray-window" marks a model trained on
@@ -496,7 +497,7 @@ static void build_header(const hs_model *m, const hs_layer_spec *specs, strbuf *
 {
     const hs_input_recipe *r = &m->recipe;
     const hs_net *net = &m->member[0];
-    sb_printf(sb, "hemoscan-model %d\n", HS_MODEL_FORMAT_VERSION);
+    sb_printf(sb, "hemoscan-model %d\n", hs_model_format_version(r));
     sb_printf(sb, "input %d %d %d\n", r->height, r->width, r->channels);
     for (int c = 0; c < r->channels; c++)
         sb_printf(sb, "channel %d %s %.9g %.9g\n", c, r->channel[c].name, (double)r->channel[c].center_hu,
@@ -556,7 +557,7 @@ static void write_body(writer *w, const hs_model *m, const strbuf *header)
 {
     unsigned char fixed[COUNTS_LEN];
     memcpy(fixed, model_magic, MAGIC_LEN);
-    put_u32(fixed + 8, HS_MODEL_FORMAT_VERSION);
+    put_u32(fixed + 8, (uint32_t)hs_model_format_version(&m->recipe));
     w_put(w, fixed, 12);
     put_u32(fixed, (uint32_t)header->len);
     w_put(w, fixed, 4);
@@ -960,14 +961,19 @@ typedef struct {
     uint64_t params;
 } header_info;
 
-static hs_status parse_header(reader *r, hs_model *m, header_info *h, hs_error *err)
+/* version is the format version of the file's prefix, already known to be
+ * one this hemoscan reads; the header must repeat it. */
+static hs_status parse_header(reader *r, uint32_t version, hs_model *m, header_info *h, hs_error *err)
 {
     hs_status st = expect_key(r, "hemoscan-model", err);
     if (st != HS_OK)
         return st;
-    if (r->value == NULL || strcmp(r->value, "1") != 0)
-        return hs_fail(err, HS_ERR_VERSION, "%s: header line %d: hemoscan-model %s, this hemoscan reads 1",
-                       r->name, r->line_no, r->value != NULL ? r->value : "(empty)");
+    char said[12];
+    snprintf(said, sizeof said, "%" PRIu32, version);
+    if (r->value == NULL || strcmp(r->value, said) != 0)
+        return hs_fail(err, HS_ERR_VERSION,
+                       "%s: header line %d: hemoscan-model %s, but the file is format version %s", r->name,
+                       r->line_no, r->value != NULL ? r->value : "(empty)", said);
 
     hs_input_recipe *rec = &m->recipe;
     st = expect_key(r, "input", err);
@@ -983,6 +989,12 @@ static hs_status parse_header(reader *r, hs_model *m, header_info *h, hs_error *
         if (st != HS_OK)
             return st;
     }
+    /* One spelling per model: a version 1 file cannot hold a gray-window
+     * channel (older builds would misread it), and a version 2 file must. */
+    if ((uint32_t)hs_model_format_version(rec) != version)
+        return hs_fail(err, HS_ERR_VERSION, "%s: format version %" PRIu32 " with %s 'gray-window' channel; "
+                       "a model is version 2 exactly when it has one", r->name, version,
+                       version == 1 ? "a" : "no");
     st = expect_key(r, "crop", err);
     if (st == HS_OK)
         st = read_token(r, rec->crop, sizeof rec->crop, err);
@@ -1097,8 +1109,8 @@ static hs_status load_buffer(hs_model *m, const unsigned char *buf, size_t len, 
         return hs_fail(err, HS_ERR_FORMAT, "%s: truncated: %zu bytes, a model file has at least %d", name, len,
                        MIN_FILE_LEN);
     uint32_t version = get_u32(buf + MAGIC_LEN);
-    if (version != HS_MODEL_FORMAT_VERSION)
-        return hs_fail(err, HS_ERR_VERSION, "%s: format version %" PRIu32 ", this hemoscan reads %d", name,
+    if (version < 1 || version > HS_MODEL_FORMAT_VERSION)
+        return hs_fail(err, HS_ERR_VERSION, "%s: format version %" PRIu32 ", this hemoscan reads 1 to %d", name,
                        version, HS_MODEL_FORMAT_VERSION);
     size_t hlen = get_u32(buf + 12);
     if (hlen > MAX_HEADER_LEN)
@@ -1143,7 +1155,8 @@ static hs_status load_buffer(hs_model *m, const unsigned char *buf, size_t len, 
     text[hlen] = '\0';
     reader r = {name, text, 0, NULL, NULL};
     header_info *h = malloc(sizeof *h);
-    hs_status st = h == NULL ? hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", name) : parse_header(&r, m, h, err);
+    hs_status st = h == NULL ? hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", name)
+                             : parse_header(&r, version, m, h, err);
     free(text);
     if (st == HS_OK && ((uint64_t)h->members != members || h->params != params))
         st = hs_fail(err, HS_ERR_FORMAT, "%s: the header says %d members of %" PRIu64 " parameters, the weight "
@@ -1183,6 +1196,15 @@ int hs_recipe_from_gray(const hs_input_recipe *recipe)
         const char *name = recipe->channel[c].name;
         if (strncmp(name, "gray", cap) != 0 && strncmp(name, "gray-window", cap) != 0)
             return 0;
+    }
+    return 1;
+}
+
+int hs_model_format_version(const hs_input_recipe *recipe)
+{
+    for (int c = 0; c < recipe->channels && c < HS_MODEL_MAX_CHANNELS; c++) {
+        if (strncmp(recipe->channel[c].name, "gray-window", sizeof recipe->channel[c].name) == 0)
+            return 2;
     }
     return 1;
 }

@@ -73,6 +73,7 @@ int hs_mode_model_info(const options *o)
     const hs_provenance *p = &model.provenance;
     printf("model:      %s\n", o->model_info);
     printf("sha256:     %s\n", model.sha256);
+    printf("format:     version %d\n", hs_model_format_version(r));
     printf("input:      %dx%d, %d channels, crop %s, normalise %s\n", r->width, r->height,
            r->channels, r->crop, r->normalise);
     for (int c = 0; c < r->channels; c++)

@@ -148,9 +148,13 @@ test_windows() {
         grep -q 'channel 1: gray-window window center 60 HU, width 40 HU' "$tmp/out" &&
         grep -q 'channel 2: gray-window window center 20 HU, width 40 HU' "$tmp/out" ||
         { why "the default recipe is not gray, blood and low windows"; return 1; }
+    # re-windowed channels make it a format version 2 model, which builds
+    # that read only version 1 refuse instead of misreading
+    grep -q '^format: *version 2$' "$tmp/out" || { why "a gray-window model is not format version 2"; return 1; }
     run "$HEMOSCAN" --train "$tmp/small" --model "$tmp/one.hsm" --epochs 1 --members 1 --windows 40/80 || return 1
     run "$HEMOSCAN" --model-info "$tmp/one.hsm" || return 1
     grep -q '150x150, 1 channels' "$tmp/out" || { why "--windows 40/80 did not give one channel"; return 1; }
+    grep -q '^format: *version 1$' "$tmp/out" || { why "a plain gray model is not format version 1"; return 1; }
     run "$HEMOSCAN" --predict --model "$tmp/one.hsm" "$head_ct/images/000.png" || return 1
     grep -q '000\.png: ' "$tmp/out" || { why "the one-channel model did not score a picture"; return 1; }
     run "$HEMOSCAN" --train "$tmp/small" --model "$tmp/x.hsm" --windows 40/0

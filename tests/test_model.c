@@ -471,10 +471,12 @@ static void test_recipe_gray_windows(void)
     CU_ASSERT_STRING_EQUAL(r.crop, "head");
     CU_ASSERT(hs_recipe_from_gray(&r));
     CU_ASSERT(!hs_recipe_is_gray(&r));
+    CU_ASSERT_EQUAL(hs_model_format_version(&r), 2);
 
     /* the same window three times is the plain gray recipe */
     CU_ASSERT_EQUAL_FATAL(hs_input_recipe_gray(&r, "40/80,40/80,40/80", &err), HS_OK);
     CU_ASSERT(r.channels == 3 && hs_recipe_is_gray(&r) && hs_recipe_from_gray(&r));
+    CU_ASSERT_EQUAL(hs_model_format_version(&r), 1);
     CU_ASSERT_EQUAL_FATAL(hs_input_recipe_gray(&r, "50.5/100,-10/20.25", &err), HS_OK);
     CU_ASSERT(r.channels == 2 && r.channel[0].center_hu == 50.5f && r.channel[1].width_hu == 20.25f);
     CU_ASSERT_STRING_EQUAL(r.channel[1].name, "gray-window");
@@ -494,6 +496,7 @@ static void test_recipe_gray_windows(void)
      * itself a re-windowing */
     hs_input_recipe_default(&r);
     CU_ASSERT(!hs_recipe_from_gray(&r) && !hs_recipe_is_gray(&r));
+    CU_ASSERT_EQUAL(hs_model_format_version(&r), 1);
     CU_ASSERT_EQUAL_FATAL(hs_input_recipe_gray(&r, HS_GRAY_WINDOWS_DEFAULT, &err), HS_OK);
     snprintf(r.channel[0].name, sizeof r.channel[0].name, "gray-window");
     CU_ASSERT(!hs_recipe_from_gray(&r));
@@ -534,7 +537,7 @@ static void test_roundtrip_reference(void)
     size_t len;
     unsigned char *buf = hs_test_read_file(p1, &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
-    CU_ASSERT(memcmp(buf, "HSMODEL\0", 8) == 0 && le32(buf + 8) == HS_MODEL_FORMAT_VERSION);
+    CU_ASSERT(memcmp(buf, "HSMODEL\0", 8) == 0 && le32(buf + 8) == 1);
     size_t hlen = header_len(buf);
     CU_ASSERT_EQUAL(len, 16 + hlen + 12 + 2 * 265953 * 4 + 32);
     const char *hdr = (const char *)buf + 16;
@@ -803,25 +806,68 @@ static void test_load_version(void)
     unsigned char *buf = saved_bytes(&m, "version.hsm", &len);
     hs_model_free(&m);
     CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
-    const uint32_t versions[] = {0, 2, 0xffffffffu};
-    const char *const says[] = {"format version 0,", "format version 2,", "format version 4294967295,"};
+    CU_ASSERT(le32(buf + 8) == 1);
+    const uint32_t versions[] = {0, HS_MODEL_FORMAT_VERSION + 1, 0xffffffffu};
+    char says[3][64];
+    for (size_t i = 0; i < 3; i++)
+        snprintf(says[i], sizeof says[i], "format version %u, this hemoscan reads 1 to %d", (unsigned)versions[i],
+                 HS_MODEL_FORMAT_VERSION);
     for (size_t i = 0; i < 3; i++) {
         set_le32(buf + 8, versions[i]);
         fix_trailer(buf, len);
         expect_refusal(buf, len, "version.hsm", 1, HS_ERR_VERSION, says[i]);
         CU_ASSERT(find_bytes((const char *)buf, len, "hemoscan-model 1\n") != NULL);
     }
-    set_le32(buf + 8, HS_MODEL_FORMAT_VERSION);
+    set_le32(buf + 8, 1);
     fix_trailer(buf, len);
     size_t n;
+    /* the header must repeat the prefix's version */
     unsigned char *edited = edit_header(buf, len, "hemoscan-model 1\n", "hemoscan-model 2\n", &n);
     CU_ASSERT_PTR_NOT_NULL_FATAL(edited);
     expect_refusal(edited, n, "header-version.hsm", 0, HS_ERR_VERSION, "hemoscan-model 2");
+    /* both saying 2 is still refused: version 2 is only for gray-window models */
+    set_le32(edited + 8, 2);
+    fix_trailer(edited, n);
+    expect_refusal(edited, n, "both-2.hsm", 0, HS_ERR_VERSION, "format version 2 with no 'gray-window'");
     free(edited);
     /* The untouched bytes still load: the edits above are what was refused. */
     hs_error err;
     CU_ASSERT_EQUAL(hs_model_load_buffer(&m, buf, len, "good", &err), HS_OK);
     hs_model_free(&m);
+    free(buf);
+}
+
+/* A model with a gray-window channel is format version 2, in the prefix and
+ * in the header, so a hemoscan that reads only version 1 (and would take the
+ * channel for a window rendered from HU) refuses it; written as version 1 it
+ * is refused here too. */
+static void test_gray_window_is_version_2(void)
+{
+    hs_model m;
+    size_t len, n;
+    CU_ASSERT_FATAL(make_small_model(&m, 1) == 0);
+    snprintf(m.recipe.channel[0].name, sizeof m.recipe.channel[0].name, "gray");
+    snprintf(m.recipe.channel[1].name, sizeof m.recipe.channel[1].name, "gray-window");
+    CU_ASSERT_EQUAL(hs_model_format_version(&m.recipe), 2);
+    unsigned char *buf = saved_bytes(&m, "gray-window.hsm", &len);
+    char sha[sizeof m.sha256];
+    memcpy(sha, m.sha256, sizeof sha);
+    hs_model_free(&m);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    CU_ASSERT(le32(buf + 8) == 2);
+    CU_ASSERT(memcmp(buf + 16, "hemoscan-model 2\n", 17) == 0);
+    hs_error err;
+    CU_ASSERT_EQUAL_FATAL(hs_model_load_buffer(&m, buf, len, "gray-window.hsm", &err), HS_OK);
+    CU_ASSERT_STRING_EQUAL(m.recipe.channel[1].name, "gray-window");
+    CU_ASSERT_STRING_EQUAL(m.sha256, sha);
+    hs_model_free(&m);
+
+    unsigned char *v1 = edit_header(buf, len, "hemoscan-model 2\n", "hemoscan-model 1\n", &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v1);
+    set_le32(v1 + 8, 1);
+    fix_trailer(v1, n);
+    expect_refusal(v1, n, "gray-window-v1.hsm", 1, HS_ERR_VERSION, "format version 1 with a 'gray-window'");
+    free(v1);
     free(buf);
 }
 
@@ -1102,6 +1148,7 @@ int hs_register_model_tests(void)
         {"load: truncated files", test_load_truncated},
         {"load: flipped bytes", test_load_flipped},
         {"load: other format versions", test_load_version},
+        {"a gray-window model is format version 2", test_gray_window_is_version_2},
         {"load: wrong layer shapes", test_load_bad_shape},
         {"load: parameter count mismatches", test_load_params_mismatch},
         {"load: NaN and infinite weights", test_load_bad_weights},

@@ -14,8 +14,9 @@
  * "key value" per line, so `head -c 2000 model.hsm` is readable. The last 32
  * bytes are the SHA-256 of everything before them; the SHA-256 of the whole
  * file (what `sha256sum` prints) is the model's identity in the audit
- * database. A file that is truncated, corrupted, of another version or whose
- * layer shapes do not add up is refused with a message naming the file. */
+ * database. A file that is truncated, corrupted, of a format version this
+ * build does not read, or whose layer shapes do not add up is refused with a
+ * message naming the file. */
 #ifndef HEMOSCAN_MODEL_H
 #define HEMOSCAN_MODEL_H
 
@@ -24,7 +25,14 @@
 #include "hemoscan/cnn.h"
 #include "hemoscan/status.h"
 
-#define HS_MODEL_FORMAT_VERSION 1
+/* The newest format version this hemoscan reads and writes. Version 2 adds
+ * the "gray-window" channel, a window re-cut from a gray picture (see
+ * hs_recipe_from_gray). A hemoscan that reads only version 1 would take that
+ * channel for a window rendered from Hounsfield units, and would score
+ * pictures wrongly without saying so; it refuses version 2 instead. A model
+ * is written in the lowest version that holds it (hs_model_format_version),
+ * so every model without such a channel stays readable by older builds. */
+#define HS_MODEL_FORMAT_VERSION 2
 #define HS_MODEL_MAX_CLASSES 64
 #define HS_MODEL_MAX_MEMBERS 16
 #define HS_MODEL_MAX_CHANNELS 4
@@ -105,6 +113,10 @@ int hs_recipe_is_gray(const hs_input_recipe *recipe);
  * cut from that one picture. 0 when the channels are distinct windows
  * rendered from Hounsfield units (e.g. brain, subdural, bone). */
 int hs_recipe_from_gray(const hs_input_recipe *recipe);
+
+/* The format version a model with this recipe is written in, and the only
+ * one it is read in: 2 when a channel is named "gray-window", 1 otherwise. */
+int hs_model_format_version(const hs_input_recipe *recipe);
 
 /* Write the model to path (atomically: a temporary file renamed into place)
  * and set model->sha256. */
