@@ -808,14 +808,13 @@ static void test_load_version(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
     CU_ASSERT(le32(buf + 8) == 1);
     const uint32_t versions[] = {0, HS_MODEL_FORMAT_VERSION + 1, 0xffffffffu};
-    char says[3][64];
-    for (size_t i = 0; i < 3; i++)
-        snprintf(says[i], sizeof says[i], "format version %u, this hemoscan reads 1 to %d", (unsigned)versions[i],
-                 HS_MODEL_FORMAT_VERSION);
     for (size_t i = 0; i < 3; i++) {
+        char says[64];
+        snprintf(says, sizeof says, "format version %u, this hemoscan reads 1 to %d", (unsigned)versions[i],
+                 HS_MODEL_FORMAT_VERSION);
         set_le32(buf + 8, versions[i]);
         fix_trailer(buf, len);
-        expect_refusal(buf, len, "version.hsm", 1, HS_ERR_VERSION, says[i]);
+        expect_refusal(buf, len, "version.hsm", 1, HS_ERR_VERSION, says);
         CU_ASSERT(find_bytes((const char *)buf, len, "hemoscan-model 1\n") != NULL);
     }
     set_le32(buf + 8, 1);
