@@ -523,6 +523,7 @@ static void test_hostile_files(void)
         {"deflated-5mb-of-zeros", HS_DICOM_CORRUPT, "more than " HS_DICOM_MAX_INFLATED_TEXT, NULL},
         {"out-of-order-element-claims-4gb", HS_DICOM_CORRUPT, "DCMTK", NULL},
         {"bits-allocated-undefined-length", HS_DICOM_CORRUPT, "DCMTK", NULL},
+        {"sequence-item-element-claims-4gb", HS_DICOM_CORRUPT, "DCMTK", NULL},
         {"jpeg-marker-segment-past-the-end", HS_DICOM_OK, "", "longer than the stream"},
         {"secondary-capture-without-rows", HS_DICOM_UNSUPPORTED, "secondary capture, and BitsAllocated is 0", NULL},
     };
