@@ -10,7 +10,7 @@ set -eu
 # libclang-common-14-dev), so --no-install-recommends needs it named.
 PACKAGES="build-essential g++ autoconf automake libtool pkg-config
 libdcmtk-dev dcmtk libtiff-dev libtiff-tools libdeflate-dev libsqlite3-dev sqlite3
-libcunit1-dev libpng-dev zlib1g-dev libopenblas-dev libopenjp2-7-dev libssl-dev libjansson-dev
+libcunit1-dev libpng-dev zlib1g-dev libopenblas-dev libopenjp2-7-dev libcharls-dev libssl-dev libjansson-dev
 valgrind jq time clang libclang-rt-14-dev"
 
 if [ "$(id -u)" -eq 0 ]; then

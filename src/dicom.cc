@@ -1,7 +1,9 @@
 /* dicom.cc - the DICOM reading stage (see include/hemoscan/dicom.h): DCMTK
- * parses files and decodes RLE, JPEG and JPEG-LS; OpenJPEG decodes JPEG
- * 2000, which open-source DCMTK cannot; the rest is hemoscan's own rules
- * for which files are axial CT slices and how stored values become HU.
+ * parses files and decodes RLE and JPEG; CharLS 2 decodes JPEG-LS (the
+ * CharLS 1.0 inside DCMTK aborts the process on some bad streams);
+ * OpenJPEG decodes JPEG 2000, which open-source DCMTK cannot; the rest is
+ * hemoscan's own rules for which files are axial CT slices and how stored
+ * values become HU.
  *
  * Why it is built this way:
  * - This file and dicom_sc.cc (the review's Secondary Capture) are the
@@ -33,9 +35,9 @@
 #include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmdata/dcxfer.h"
 #include "dcmtk/dcmjpeg/djdecode.h"
-#include "dcmtk/dcmjpls/djdecode.h"
 #include "dcmtk/oflog/oflog.h"
 
+#include <charls/charls.h>
 #include <openjpeg.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -82,13 +84,11 @@ struct hs_codec_registration {
     {
         OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
         DJDecoderRegistration::registerCodecs();
-        DJLSDecoderRegistration::registerCodecs();
         DcmRLEDecoderRegistration::registerCodecs();
     }
     ~hs_codec_registration()
     {
         DcmRLEDecoderRegistration::cleanup();
-        DJLSDecoderRegistration::cleanup();
         DJDecoderRegistration::cleanup();
     }
 };
@@ -284,6 +284,11 @@ bool hs_is_secondary_capture(const char *uid)
 bool hs_is_j2k(E_TransferSyntax x)
 {
     return x == EXS_JPEG2000LosslessOnly || x == EXS_JPEG2000;
+}
+
+bool hs_is_jpegls(E_TransferSyntax x)
+{
+    return x == EXS_JPEGLSLossless || x == EXS_JPEGLSLossy;
 }
 
 /* The transfer syntaxes hs_dicom_read_hu decodes (see dicom.h). */
@@ -1096,12 +1101,13 @@ std::string hs_jpeg_check_frame(const unsigned char *code, size_t size, E_Transf
     return "no frame header (SOF)";
 }
 
-/* The fragments [first, last) of the JPEG 2000 frame `frame` of `frames`
- * (0-based items of seq, item 0 being the Basic Offset Table): all
- * fragments for a single frame; else the Basic Offset Table's byte offsets,
- * or one fragment per frame when the table is empty. */
-hs_status hs_j2k_frame_items(const char *path, DcmPixelSequence *seq, int frames, int frame, unsigned long *first,
-                             unsigned long *last, hs_error *err)
+/* The fragments [first, last) of frame `frame` of `frames` in seq, the
+ * encapsulated Pixel Data of codec (named in messages), as 0-based items,
+ * item 0 being the Basic Offset Table: all fragments for a single frame;
+ * else the Basic Offset Table's byte offsets, or one fragment per frame
+ * when the table is empty. */
+hs_status hs_frame_items(const char *path, const char *codec, DcmPixelSequence *seq, int frames, int frame,
+                         unsigned long *first, unsigned long *last, hs_error *err)
 {
     unsigned long items = seq->card();
     if (frames <= 1) {
@@ -1116,7 +1122,7 @@ hs_status hs_j2k_frame_items(const char *path, DcmPixelSequence *seq, int frames
     if (bot_len >= 4u * (Uint32)frames) {
         Uint8 *b = nullptr;
         if (bot->getUint8Array(b).bad() || b == nullptr)
-            return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 Basic Offset Table unreadable", path);
+            return hs_fail(err, HS_ERR_FORMAT, "%s: %s Basic Offset Table unreadable", path, codec);
         auto offset = [b](int k) {
             const Uint8 *q = b + 4 * (size_t)k;
             return (unsigned long)q[0] | ((unsigned long)q[1] << 8) | ((unsigned long)q[2] << 16) |
@@ -1132,7 +1138,7 @@ hs_status hs_j2k_frame_items(const char *path, DcmPixelSequence *seq, int frames
         for (unsigned long i = 1; i < items; i++) {
             DcmPixelItem *item = nullptr;
             if (seq->getItem(item, i).bad() || item == nullptr)
-                return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 fragment %lu unreadable", path, i);
+                return hs_fail(err, HS_ERR_FORMAT, "%s: %s fragment %lu unreadable", path, codec, i);
             if (pos == start)
                 *first = i;
             if (pos >= end)
@@ -1143,7 +1149,8 @@ hs_status hs_j2k_frame_items(const char *path, DcmPixelSequence *seq, int frames
         }
         if (*first == 0 || *last <= *first)
             return hs_fail(err, HS_ERR_FORMAT,
-                           "%s: JPEG 2000 frame %d: the Basic Offset Table points between fragments", path, frame + 1);
+                           "%s: %s frame %d: the Basic Offset Table points between fragments", path, codec,
+                           frame + 1);
         return HS_OK;
     }
     if (bot_len == 0 && items == (unsigned long)frames + 1) {
@@ -1152,9 +1159,9 @@ hs_status hs_j2k_frame_items(const char *path, DcmPixelSequence *seq, int frames
         return HS_OK;
     }
     return hs_fail(err, HS_ERR_FORMAT,
-                   "%s: JPEG 2000 frame %d cannot be found: %lu fragments for %d frames and no usable Basic "
+                   "%s: %s frame %d cannot be found: %lu fragments for %d frames and no usable Basic "
                    "Offset Table",
-                   path, frame + 1, items > 0 ? items - 1 : 0ul, frames);
+                   path, codec, frame + 1, items > 0 ? items - 1 : 0ul, frames);
 }
 
 /* The compressed bytes of fragments [first, last) of seq, a frame. *data
@@ -1193,27 +1200,37 @@ hs_status hs_fragment_bytes(const char *path, DcmPixelSequence *seq, unsigned lo
     return HS_OK;
 }
 
-/* Decode JPEG 2000 frame h->frame of ds into stored values. */
-hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
-                        std::vector<int32_t> *stored, hs_error *err)
+/* The compressed bytes of frame h->frame of ds's encapsulated Pixel Data
+ * in transfer syntax xfer (codec names it in messages): its fragments,
+ * concatenated into *joined when there are several (see
+ * hs_fragment_bytes). */
+hs_status hs_frame_bytes(const char *path, const char *codec, DcmDataset *ds, E_TransferSyntax xfer,
+                         const hs_dicom_header *h, std::vector<unsigned char> *joined, const unsigned char **code,
+                         size_t *code_len, hs_error *err)
 {
     DcmElement *el = nullptr;
     if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr)
         return hs_fail(err, HS_ERR_FORMAT, "%s: no Pixel Data element", path);
-    DcmPixelData *pd = OFstatic_cast(DcmPixelData *, el);
     DcmPixelSequence *seq = nullptr;
-    OFCondition c = pd->getEncapsulatedRepresentation(xfer, nullptr, seq);
+    OFCondition c = OFstatic_cast(DcmPixelData *, el)->getEncapsulatedRepresentation(xfer, nullptr, seq);
     if (c.bad() || seq == nullptr)
-        return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 Pixel Data is not encapsulated: %s", path, c.text());
-    /* A frame is its fragments, concatenated. */
+        return hs_fail(err, HS_ERR_FORMAT, "%s: %s Pixel Data is not encapsulated: %s", path, codec,
+                       c.bad() ? c.text() : "no fragments");
     unsigned long first = 1, last = 1;
-    hs_status fst = hs_j2k_frame_items(path, seq, h->frames, h->frame, &first, &last, err);
-    if (fst != HS_OK)
-        return fst;
+    hs_status st = hs_frame_items(path, codec, seq, h->frames, h->frame, &first, &last, err);
+    if (st != HS_OK)
+        return st;
+    return hs_fragment_bytes(path, seq, first, last, joined, code, code_len, err);
+}
+
+/* Decode JPEG 2000 frame h->frame of ds into stored values. */
+hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
+                        std::vector<int32_t> *stored, hs_error *err)
+{
     std::vector<unsigned char> joined;
     const unsigned char *code = nullptr;
     size_t code_len = 0;
-    hs_status got = hs_fragment_bytes(path, seq, first, last, &joined, &code, &code_len, err);
+    hs_status got = hs_frame_bytes(path, "JPEG 2000", ds, xfer, h, &joined, &code, &code_len, err);
     if (got != HS_OK)
         return got;
     if (code_len < 12)
@@ -1328,6 +1345,73 @@ void hs_raw_to_stored(const Uint16 *px16, const Uint8 *px8, const hs_dicom_heade
     }
 }
 
+/* Decode JPEG-LS frame h->frame of ds into stored values, with CharLS 2
+ * (Debian's libcharls2), not the CharLS 1.0 inside DCMTK: that copy keeps
+ * its assertions, and a one-byte change in a file's scan header (three
+ * components where the frame has one) made it abort the whole process. The
+ * frame header is checked against Rows and Columns first
+ * (hs_jpeg_check_frame), so CharLS sizes nothing by an unchecked header. */
+hs_status hs_decode_jpegls(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
+                           std::vector<int32_t> *stored, hs_error *err)
+{
+    std::vector<unsigned char> joined;
+    const unsigned char *code = nullptr;
+    size_t code_len = 0;
+    hs_status st = hs_frame_bytes(path, "JPEG-LS", ds, xfer, h, &joined, &code, &code_len, err);
+    if (st != HS_OK)
+        return st;
+    std::string frame = hs_jpeg_check_frame(code, code_len, xfer, h);
+    if (!frame.empty())
+        return hs_fail(err, HS_ERR_FORMAT, "%s: the JPEG-LS stream is not the slice: %s", path, frame.c_str());
+
+    charls_jpegls_decoder *dec = charls_jpegls_decoder_create();
+    if (dec == nullptr)
+        return hs_fail(err, HS_ERR_NOMEM, "%s: cannot create a JPEG-LS decoder", path);
+    charls_frame_info info = {};
+    std::vector<unsigned char> out;
+    charls_jpegls_errc ec = charls_jpegls_decoder_set_source_buffer(dec, code, code_len);
+    if (ec == charls::jpegls_errc::success)
+        ec = charls_jpegls_decoder_read_header(dec);
+    if (ec == charls::jpegls_errc::success)
+        ec = charls_jpegls_decoder_get_frame_info(dec, &info);
+    int bytes = info.bits_per_sample > 8 ? 2 : 1;
+    if (ec == charls::jpegls_errc::success &&
+        (info.component_count != 1 || info.width != (uint32_t)h->columns || info.height != (uint32_t)h->rows ||
+         (bytes == 2 && h->bits_allocated != 16))) {
+        st = hs_fail(err, HS_ERR_FORMAT,
+                     "%s: the JPEG-LS stream is %d component(s) of %u x %u at %d bits, expected 1 of %d x %d in %d bits",
+                     path, info.component_count, info.width, info.height, info.bits_per_sample, h->columns, h->rows,
+                     h->bits_allocated);
+    } else if (ec == charls::jpegls_errc::success) {
+        size_t need = 0;
+        ec = charls_jpegls_decoder_get_destination_size(dec, 0, &need);
+        if (ec == charls::jpegls_errc::success) {
+            out.resize(need);
+            ec = charls_jpegls_decoder_decode_to_buffer(dec, out.data(), out.size(), 0);
+        }
+    }
+    charls_jpegls_decoder_destroy(dec);
+    if (st != HS_OK)
+        return st;
+    if (ec != charls::jpegls_errc::success)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG-LS pixels do not decode: %s", path, charls_get_error_message(ec));
+    size_t n = (size_t)h->rows * (size_t)h->columns;
+    if (out.size() < n * (size_t)bytes)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG-LS decoded to %zu bytes, expected %zu", path, out.size(),
+                       n * (size_t)bytes);
+    if (bytes == 2) {
+        std::vector<Uint16> px(n);
+        std::memcpy(px.data(), out.data(), n * 2); /* CharLS writes native byte order */
+        hs_raw_to_stored(px.data(), nullptr, h, stored);
+    } else if (h->bits_allocated == 16) {
+        std::vector<Uint16> px(out.begin(), out.begin() + (std::ptrdiff_t)n);
+        hs_raw_to_stored(px.data(), nullptr, h, stored);
+    } else {
+        hs_raw_to_stored(nullptr, out.data(), h, stored);
+    }
+    return HS_OK;
+}
+
 /* A single-frame lossless JPEG stream (code) through the fast decoder
  * (ljpeg.h); false when it declines the stream, which then goes to DCMTK.
  * HEMOSCAN_LJPEG=dcmtk turns the fast decoder off, so that the two can be
@@ -1356,9 +1440,9 @@ hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xf
                            std::vector<int32_t> *stored, hs_error *err)
 {
     if (DcmXfer(xfer).isEncapsulated() && xfer != EXS_RLELossless) {
-        /* JPEG and JPEG-LS: the stream's own frame header is checked
-         * before any decoder sizes its buffers by it; lossless JPEG then
-         * goes to the fast decoder first. */
+        /* JPEG (JPEG-LS never gets here: hs_decode_jpegls): the stream's
+         * own frame header is checked before any decoder sizes its buffers
+         * by it; lossless JPEG then goes to the fast decoder first. */
         DcmElement *pel = nullptr;
         DcmPixelSequence *seq = nullptr;
         if (ds->findAndGetElement(DCM_PixelData, pel).bad() || pel == nullptr ||
@@ -1379,7 +1463,7 @@ hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xf
             return HS_OK;
     }
     if (DcmXfer(xfer).isEncapsulated()) {
-        /* RLE, JPEG and JPEG-LS: the registered DCMTK decoders produce an
+        /* RLE and JPEG: the registered DCMTK decoders produce an
          * uncompressed little-endian copy of the pixels. RLE decodes into
          * what Rows and Columns say. */
         OFCondition c = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
@@ -1595,6 +1679,8 @@ hs_status hs_reader_hu(hs_dicom_reader *r, const char *path, const hs_dicom_head
     DcmDataset *ds = r->parsed->ff.getDataset();
     if (hs_is_j2k(r->parsed->xfer))
         st = hs_decode_j2k(path, ds, r->parsed->xfer, now, &r->stored, err);
+    else if (hs_is_jpegls(r->parsed->xfer))
+        st = hs_decode_jpegls(path, ds, r->parsed->xfer, now, &r->stored, err);
     else
         st = hs_decode_frame(path, ds, r->parsed->xfer, now, &r->cache, &r->buf, &r->stored, err);
     if (st != HS_OK)
@@ -1623,6 +1709,8 @@ hs_status hs_single_hu(const char *path, const hs_dicom_header *h, float *hu, hs
     DcmDataset *ds = p.ff.getDataset();
     if (hs_is_j2k(p.xfer))
         st = hs_decode_j2k(path, ds, p.xfer, &now, &stored, err);
+    else if (hs_is_jpegls(p.xfer))
+        st = hs_decode_jpegls(path, ds, p.xfer, &now, &stored, err);
     else
         st = hs_decode_native(path, ds, p.xfer, &now, &stored, err);
     if (st != HS_OK)

@@ -76,7 +76,9 @@
  * Transfer syntaxes decoded: implicit and explicit VR little endian,
  * explicit VR big endian, deflated explicit little endian, RLE lossless,
  * JPEG baseline (1), extended (2/4), lossless (14, 14 SV1) through dcmjpeg,
- * JPEG-LS lossless and near-lossless through dcmjpls, JPEG 2000 (lossless
+ * JPEG-LS lossless and near-lossless through CharLS 2 (Debian's libcharls2,
+ * not DCMTK's dcmjpls, whose CharLS 1.0 aborts the process on some bad
+ * streams), JPEG 2000 (lossless
  * and lossy) through OpenJPEG on the encapsulated fragments, since
  * open-source DCMTK has no JPEG 2000 decoder. Lossless JPEG with 16-bit
  * samples goes first to the fast decoder of ljpeg.h (the usual CT archive
