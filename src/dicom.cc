@@ -801,8 +801,8 @@ OFCondition hs_load(const char *path, bool dicm, Uint32 max_read, hs_parsed *p)
     return p->ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, max_read, ERM_autoDetect);
 }
 
-hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_header *h,
-                   hs_dicom_verdict *verdict, char reason[256], hs_error *err)
+/* h as it is before anything of the file at path is known. */
+void hs_header_init(hs_dicom_header *h, const char *path)
 {
     std::memset(h, 0, sizeof *h);
     h->window_center_hu = NAN;
@@ -810,6 +810,12 @@ hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_hea
     h->rescale_slope = 1.0;
     h->frames = 1;
     std::snprintf(h->path, sizeof h->path, "%s", path);
+}
+
+hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_header *h,
+                   hs_dicom_verdict *verdict, char reason[256], hs_error *err)
+{
+    hs_header_init(h, path);
     reason[0] = '\0';
 
     std::string why;
@@ -1753,14 +1759,26 @@ extern "C" hs_status hs_dicom_read_header(const char *path, hs_dicom_header *h, 
 {
     if (path == nullptr || h == nullptr || verdict == nullptr || reason == nullptr)
         return hs_fail(err, HS_ERR_ARG, "hs_dicom_read_header: path, header, verdict and reason are required");
+    /* An exception other than running out of memory comes from DCMTK
+     * meeting something it did not expect in the file: a fuzzed 416-byte
+     * file made its DICOMDIR record parser throw std::out_of_range. The
+     * file is then CORRUPT, like any file DCMTK cannot parse, so that a
+     * study scan records it and goes on; the header is reset, since the
+     * parse stopped halfway. */
+    const char *what = "an unknown exception";
     try {
         hs_parsed p;
         return hs_parse(path, hs_header_max_read, &p, h, verdict, reason, err);
     } catch (const std::bad_alloc &) {
         return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory reading the DICOM header", path);
+    } catch (const std::exception &e) {
+        what = e.what();
     } catch (...) {
-        return hs_fail(err, HS_ERR_FORMAT, "%s: unexpected failure reading the DICOM header", path);
     }
+    hs_header_init(h, path);
+    *verdict = HS_DICOM_CORRUPT;
+    std::snprintf(reason, 256, "DCMTK failed while parsing the file: %s", what);
+    return HS_OK;
 }
 
 extern "C" hs_status hs_dicom_read_hu(const char *path, const hs_dicom_header *h, float *hu, hs_error *err)

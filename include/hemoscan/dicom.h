@@ -27,7 +27,9 @@
  *                           (e.g. Pixel Data longer than the rest of the
  *                           file); the reason carries DCMTK's message. Also
  *                           a deflated data set that inflates to more than
- *                           HS_DICOM_MAX_INFLATED bytes.
+ *                           HS_DICOM_MAX_INFLATED bytes, and a file on which
+ *                           DCMTK threw an exception (other than out of
+ *                           memory) while parsing.
  *   3. HS_DICOM_NO_PIXELS   no Pixel Data (7FE0,0010): SR, DICOMDIR, KOS...
  *   4. HS_DICOM_NOT_CT      Modality is present and not "CT"; or Modality is
  *                           missing and SOPClassUID is present and not a CT
