@@ -801,6 +801,40 @@ OFCondition hs_load(const char *path, bool dicm, Uint32 max_read, hs_parsed *p)
     return p->ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, max_read, ERM_autoDetect);
 }
 
+/* Whether the bytes of f from offset start up to the first Pixel Data tag
+ * hold the tag of a DirectoryRecordSequence (0004,1220), in either byte
+ * order. DCMTK reads the items of that sequence as DICOMDIR records, and
+ * its record parser threw std::out_of_range on a malformed
+ * DirectoryRecordType (a fuzzed 416-byte file), leaking the record it was
+ * reading. hemoscan needs nothing from a DICOMDIR, so such a file is not
+ * given to DCMTK at all. Raw bytes, not a parse: stopping at the first
+ * Pixel Data tag keeps pixel values from matching by chance, and a header
+ * holds these four bytes only as a tag. */
+bool hs_has_directory_records(std::FILE *f, long start)
+{
+    static const unsigned char dir_le[4] = {0x04, 0x00, 0x20, 0x12}, dir_be[4] = {0x00, 0x04, 0x12, 0x20};
+    static const unsigned char pix_le[4] = {0xE0, 0x7F, 0x10, 0x00}, pix_be[4] = {0x7F, 0xE0, 0x00, 0x10};
+    if (std::fseek(f, start, SEEK_SET) != 0)
+        return false;
+    std::vector<unsigned char> buf(65536 + 3);
+    size_t kept = 0; /* the last 3 bytes of the previous chunk, for tags across chunks */
+    for (;;) {
+        size_t got = std::fread(buf.data() + kept, 1, buf.size() - kept, f);
+        size_t n = kept + got;
+        for (size_t i = 0; i + 4 <= n; i++) {
+            const unsigned char *b = buf.data() + i;
+            if (std::memcmp(b, pix_le, 4) == 0 || std::memcmp(b, pix_be, 4) == 0)
+                return false;
+            if (std::memcmp(b, dir_le, 4) == 0 || std::memcmp(b, dir_be, 4) == 0)
+                return true;
+        }
+        if (got == 0)
+            return false;
+        kept = n < 3 ? n : 3;
+        std::memmove(buf.data(), buf.data() + n - kept, kept);
+    }
+}
+
 /* h as it is before anything of the file at path is known. */
 void hs_header_init(hs_dicom_header *h, const char *path)
 {
@@ -827,8 +861,20 @@ hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_hea
         std::snprintf(reason, 256, "not DICOM: %s", why.c_str());
         return HS_OK;
     }
-    hs_register_codecs_once();
     bool dicm = s == HS_SNIFF_DICM;
+    bool directory = false;
+    if (std::FILE *f = std::fopen(path, "rb")) {
+        directory = hs_has_directory_records(f, dicm ? 132 : 0);
+        std::fclose(f);
+    }
+    if (directory) {
+        *verdict = HS_DICOM_NO_PIXELS;
+        std::snprintf(reason, 256,
+                      "a DirectoryRecordSequence (0004,1220) before any Pixel Data: a DICOMDIR, an index of other "
+                      "files (not parsed further)");
+        return HS_OK;
+    }
+    hs_register_codecs_once();
     OFCondition c = hs_load(path, dicm, max_read, p);
     DcmDataset *ds = p->ff.getDataset();
     if (ds == nullptr || ds->card() == 0) {
@@ -1765,14 +1811,16 @@ extern "C" hs_status hs_dicom_read_header(const char *path, hs_dicom_header *h, 
      * file is then CORRUPT, like any file DCMTK cannot parse, so that a
      * study scan records it and goes on; the header is reset, since the
      * parse stopped halfway. */
-    const char *what = "an unknown exception";
+    /* The text is copied inside the handler: the exception, and what()
+     * with it, is gone once the handler ends. */
+    char what[200] = "an unknown exception";
     try {
         hs_parsed p;
         return hs_parse(path, hs_header_max_read, &p, h, verdict, reason, err);
     } catch (const std::bad_alloc &) {
         return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory reading the DICOM header", path);
     } catch (const std::exception &e) {
-        what = e.what();
+        std::snprintf(what, sizeof what, "%s", e.what());
     } catch (...) {
     }
     hs_header_init(h, path);

@@ -31,6 +31,11 @@
  *                           DCMTK threw an exception (other than out of
  *                           memory) while parsing.
  *   3. HS_DICOM_NO_PIXELS   no Pixel Data (7FE0,0010): SR, DICOMDIR, KOS...
+ *                           A file whose bytes hold the tag of a
+ *                           DirectoryRecordSequence (0004,1220) before any
+ *                           Pixel Data tag is a DICOMDIR and is not parsed:
+ *                           DCMTK's record parser can throw on a malformed
+ *                           record and leak it.
  *   4. HS_DICOM_NOT_CT      Modality is present and not "CT"; or Modality is
  *                           missing and SOPClassUID is present and not a CT
  *                           storage class (1.2.840.10008.5.1.4.1.1.2[.n]);
