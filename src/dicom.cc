@@ -318,7 +318,45 @@ bool hs_xfer_supported(E_TransferSyntax x)
  * bytes as an implicit-VR data set, so a file without the "DICM" marker is
  * only handed to it when it starts like an ACR-NEMA data set: an element of
  * group 0000 (command), 0002 (meta) or 0008 (identifying), little endian. */
-enum hs_sniff { HS_SNIFF_DICM, HS_SNIFF_RAW, HS_SNIFF_NOT_DICOM, HS_SNIFF_IO };
+/* Whether the bytes of f from offset start up to the first Pixel Data tag
+ * hold the tag of a DirectoryRecordSequence (0004,1220), in either byte
+ * order. DCMTK reads the items of that sequence as DICOMDIR records, and
+ * its record parser threw std::out_of_range on a malformed
+ * DirectoryRecordType (a fuzzed 416-byte file), leaking the record it was
+ * reading. hemoscan needs nothing from a DICOMDIR, so such a file is not
+ * given to DCMTK at all. Raw bytes, not a parse: stopping at the first
+ * Pixel Data tag keeps pixel values from matching by chance, and a header
+ * holds these four bytes only as a tag. */
+bool hs_has_directory_records(std::FILE *f, long start)
+{
+    static const unsigned char dir_le[4] = {0x04, 0x00, 0x20, 0x12}, dir_be[4] = {0x00, 0x04, 0x12, 0x20};
+    static const unsigned char pix_le[4] = {0xE0, 0x7F, 0x10, 0x00}, pix_be[4] = {0x7F, 0xE0, 0x00, 0x10};
+    if (std::fseek(f, start, SEEK_SET) != 0)
+        return false;
+    std::vector<unsigned char> buf(65536 + 3);
+    size_t kept = 0; /* the last 3 bytes of the previous chunk, for tags across chunks */
+    for (;;) {
+        size_t got = std::fread(buf.data() + kept, 1, buf.size() - kept, f);
+        size_t n = kept + got;
+        for (size_t i = 0; i + 4 <= n; i++) {
+            const unsigned char *b = buf.data() + i;
+            if (std::memcmp(b, pix_le, 4) == 0 || std::memcmp(b, pix_be, 4) == 0)
+                return false;
+            if (std::memcmp(b, dir_le, 4) == 0 || std::memcmp(b, dir_be, 4) == 0)
+                return true;
+        }
+        if (got == 0)
+            return false;
+        kept = n < 3 ? n : 3;
+        std::memmove(buf.data(), buf.data() + n - kept, kept);
+    }
+}
+
+/* What a file is before DCMTK sees it: DICOM with a preamble (DICM),
+ * a raw data set (ACR-NEMA style), a DICOMDIR not to be parsed (see
+ * hs_has_directory_records), not DICOM, or unreadable. One open and one
+ * read from the start of the file for all of it. */
+enum hs_sniff { HS_SNIFF_DICM, HS_SNIFF_RAW, HS_SNIFF_DIRECTORY, HS_SNIFF_NOT_DICOM, HS_SNIFF_IO };
 
 hs_sniff hs_sniff_file(const char *path, std::string *why)
 {
@@ -329,25 +367,28 @@ hs_sniff hs_sniff_file(const char *path, std::string *why)
     }
     unsigned char b[132];
     size_t n = std::fread(b, 1, sizeof b, f);
-    bool read_error = std::ferror(f) != 0;
-    int saved = errno;
-    std::fclose(f);
-    if (read_error) {
-        *why = std::strerror(saved);
+    if (std::ferror(f) != 0) {
+        *why = std::strerror(errno);
+        std::fclose(f);
         return HS_SNIFF_IO;
     }
-    if (n == sizeof b && std::memcmp(b + 128, "DICM", 4) == 0)
-        return HS_SNIFF_DICM;
-    if (n < 8) {
+    hs_sniff kind = HS_SNIFF_NOT_DICOM;
+    if (n == sizeof b && std::memcmp(b + 128, "DICM", 4) == 0) {
+        kind = HS_SNIFF_DICM;
+    } else if (n < 8) {
         *why = "shorter than a DICOM element";
-        return HS_SNIFF_NOT_DICOM;
+    } else {
+        unsigned group = (unsigned)b[0] | ((unsigned)b[1] << 8);
+        unsigned element = (unsigned)b[2] | ((unsigned)b[3] << 8);
+        if ((group == 0x0000 || group == 0x0002 || group == 0x0008) && element < 0x1000)
+            kind = HS_SNIFF_RAW;
+        else
+            *why = "no DICM marker at offset 128 and no ACR-NEMA data set at the start";
     }
-    unsigned group = (unsigned)b[0] | ((unsigned)b[1] << 8);
-    unsigned element = (unsigned)b[2] | ((unsigned)b[3] << 8);
-    if ((group == 0x0000 || group == 0x0002 || group == 0x0008) && element < 0x1000)
-        return HS_SNIFF_RAW;
-    *why = "no DICM marker at offset 128 and no ACR-NEMA data set at the start";
-    return HS_SNIFF_NOT_DICOM;
+    if (kind != HS_SNIFF_NOT_DICOM && hs_has_directory_records(f, kind == HS_SNIFF_DICM ? 132 : 0))
+        kind = HS_SNIFF_DIRECTORY;
+    std::fclose(f);
+    return kind;
 }
 
 /* Fill h from a parsed data set. meta may be NULL (ACR-NEMA). */
@@ -801,40 +842,6 @@ OFCondition hs_load(const char *path, bool dicm, Uint32 max_read, hs_parsed *p)
     return p->ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, max_read, ERM_autoDetect);
 }
 
-/* Whether the bytes of f from offset start up to the first Pixel Data tag
- * hold the tag of a DirectoryRecordSequence (0004,1220), in either byte
- * order. DCMTK reads the items of that sequence as DICOMDIR records, and
- * its record parser threw std::out_of_range on a malformed
- * DirectoryRecordType (a fuzzed 416-byte file), leaking the record it was
- * reading. hemoscan needs nothing from a DICOMDIR, so such a file is not
- * given to DCMTK at all. Raw bytes, not a parse: stopping at the first
- * Pixel Data tag keeps pixel values from matching by chance, and a header
- * holds these four bytes only as a tag. */
-bool hs_has_directory_records(std::FILE *f, long start)
-{
-    static const unsigned char dir_le[4] = {0x04, 0x00, 0x20, 0x12}, dir_be[4] = {0x00, 0x04, 0x12, 0x20};
-    static const unsigned char pix_le[4] = {0xE0, 0x7F, 0x10, 0x00}, pix_be[4] = {0x7F, 0xE0, 0x00, 0x10};
-    if (std::fseek(f, start, SEEK_SET) != 0)
-        return false;
-    std::vector<unsigned char> buf(65536 + 3);
-    size_t kept = 0; /* the last 3 bytes of the previous chunk, for tags across chunks */
-    for (;;) {
-        size_t got = std::fread(buf.data() + kept, 1, buf.size() - kept, f);
-        size_t n = kept + got;
-        for (size_t i = 0; i + 4 <= n; i++) {
-            const unsigned char *b = buf.data() + i;
-            if (std::memcmp(b, pix_le, 4) == 0 || std::memcmp(b, pix_be, 4) == 0)
-                return false;
-            if (std::memcmp(b, dir_le, 4) == 0 || std::memcmp(b, dir_be, 4) == 0)
-                return true;
-        }
-        if (got == 0)
-            return false;
-        kept = n < 3 ? n : 3;
-        std::memmove(buf.data(), buf.data() + n - kept, kept);
-    }
-}
-
 /* h as it is before anything of the file at path is known. */
 void hs_header_init(hs_dicom_header *h, const char *path)
 {
@@ -861,13 +868,7 @@ hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_hea
         std::snprintf(reason, 256, "not DICOM: %s", why.c_str());
         return HS_OK;
     }
-    bool dicm = s == HS_SNIFF_DICM;
-    bool directory = false;
-    if (std::FILE *f = std::fopen(path, "rb")) {
-        directory = hs_has_directory_records(f, dicm ? 132 : 0);
-        std::fclose(f);
-    }
-    if (directory) {
+    if (s == HS_SNIFF_DIRECTORY) {
         *verdict = HS_DICOM_NO_PIXELS;
         std::snprintf(reason, 256,
                       "a DirectoryRecordSequence (0004,1220) before any Pixel Data: a DICOMDIR, an index of other "
@@ -875,6 +876,7 @@ hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_hea
         return HS_OK;
     }
     hs_register_codecs_once();
+    bool dicm = s == HS_SNIFF_DICM;
     OFCondition c = hs_load(path, dicm, max_read, p);
     DcmDataset *ds = p->ff.getDataset();
     if (ds == nullptr || ds->card() == 0) {
@@ -1431,7 +1433,8 @@ hs_status hs_decode_jpegls(const char *path, DcmDataset *ds, E_TransferSyntax xf
         (info.component_count != 1 || info.width != (uint32_t)h->columns || info.height != (uint32_t)h->rows ||
          (bytes == 2 && h->bits_allocated != 16))) {
         st = hs_fail(err, HS_ERR_FORMAT,
-                     "%s: the JPEG-LS stream is %d component(s) of %u x %u at %d bits, expected 1 of %d x %d in %d bits",
+                     "%s: the JPEG-LS stream is %d component(s) of %u x %u at %d bits, expected 1 of %d x %d in "
+                     "%d bits",
                      path, info.component_count, info.width, info.height, info.bits_per_sample, h->columns, h->rows,
                      h->bits_allocated);
     } else if (ec == charls::jpegls_errc::success) {
@@ -1495,17 +1498,11 @@ hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xf
         /* JPEG (JPEG-LS never gets here: hs_decode_jpegls): the stream's
          * own frame header is checked before any decoder sizes its buffers
          * by it; lossless JPEG then goes to the fast decoder first. */
-        DcmElement *pel = nullptr;
-        DcmPixelSequence *seq = nullptr;
-        if (ds->findAndGetElement(DCM_PixelData, pel).bad() || pel == nullptr ||
-            OFstatic_cast(DcmPixelData *, pel)->getEncapsulatedRepresentation(xfer, nullptr, seq).bad() ||
-            seq == nullptr)
-            return hs_fail(err, HS_ERR_FORMAT, "%s: %s Pixel Data is not encapsulated", path,
-                           DcmXfer(xfer).getXferName());
         std::vector<unsigned char> joined;
         const unsigned char *code = nullptr;
         size_t code_len = 0;
-        hs_status fst = hs_fragment_bytes(path, seq, 1, seq->card(), &joined, &code, &code_len, err);
+        hs_status fst =
+            hs_frame_bytes(path, DcmXfer(xfer).getXferName(), ds, xfer, h, &joined, &code, &code_len, err);
         if (fst != HS_OK)
             return fst;
         std::string frame = hs_jpeg_check_frame(code, code_len, xfer, h);
@@ -1810,9 +1807,8 @@ extern "C" hs_status hs_dicom_read_header(const char *path, hs_dicom_header *h, 
      * file made its DICOMDIR record parser throw std::out_of_range. The
      * file is then CORRUPT, like any file DCMTK cannot parse, so that a
      * study scan records it and goes on; the header is reset, since the
-     * parse stopped halfway. */
-    /* The text is copied inside the handler: the exception, and what()
-     * with it, is gone once the handler ends. */
+     * parse stopped halfway. The text is copied inside the handler: the
+     * exception, and what() with it, is gone once the handler ends. */
     char what[200] = "an unknown exception";
     try {
         hs_parsed p;
