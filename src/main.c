@@ -145,6 +145,9 @@ static void usage(FILE *out)
             "                         narrower windows cut from it (" HS_GRAY_WINDOWS_DEFAULT ")\n"
             "  --mixup A              mix pairs of training images and labels, weight\n"
             "                         drawn from Beta(A, A) (0 = off)\n"
+            "  --init-from MODEL      start every network from MODEL's weights in the\n"
+            "                         layers of the same shape (e.g. a model trained on\n"
+            "                         other pictures); the others start at random\n"
             "  --fold-ensemble N      N members, each validating on its own 1/N of the\n"
             "                         images (grouped); the threshold is placed on all\n"
             "                         their out-of-fold scores (default: 5)\n"
@@ -188,7 +191,7 @@ static int parse_double(const char *opt, const char *text, double lo, double hi,
 enum {
     OPT_VERSION = 256, OPT_INIT_MODEL, OPT_MODEL_INFO, OPT_MODEL, OPT_SEED, OPT_THREADS,
     OPT_TRAIN, OPT_EVAL, OPT_PREDICT, OPT_JSON, OPT_PLOTS, OPT_CV, OPT_CV_REPEATS, OPT_VAL_SPLIT,
-    OPT_GROUPS, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_DROPOUT, OPT_EMA, OPT_MIXUP, OPT_WINDOWS, OPT_WEIGHT_DECAY, OPT_OPTIMIZER,
+    OPT_GROUPS, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_DROPOUT, OPT_EMA, OPT_MIXUP, OPT_INIT_FROM, OPT_WINDOWS, OPT_WEIGHT_DECAY, OPT_OPTIMIZER,
     OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_FOLD_ENSEMBLE, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS, OPT_AUG_STRENGTH,
     OPT_STUDY, OPT_EXPORT, OPT_OUT, OPT_DB, OPT_ALL_SERIES, OPT_MIN_THICKNESS, OPT_MAX_THICKNESS,
     OPT_WATCH, OPT_FOLLOW, OPT_STABLE_AGE, OPT_DONE, OPT_DELETE, OPT_QUARANTINE, OPT_SYSLOG,
@@ -220,6 +223,7 @@ static const struct option longopts[] = {
     {"dropout", required_argument, NULL, OPT_DROPOUT},
     {"ema", required_argument, NULL, OPT_EMA},
     {"mixup", required_argument, NULL, OPT_MIXUP},
+    {"init-from", required_argument, NULL, OPT_INIT_FROM},
     {"windows", required_argument, NULL, OPT_WINDOWS},
     {"weight-decay", required_argument, NULL, OPT_WEIGHT_DECAY},
     {"optimizer", required_argument, NULL, OPT_OPTIMIZER},
@@ -379,6 +383,7 @@ static int take_option(options *o, int c, const char *arg)
         }
         break;
     }
+    case OPT_INIT_FROM: o->init_from = arg; break;
     case OPT_MIXUP:
         if (parse_double("--mixup", arg, 0.0, 10.0, &d) != 0)
             return -1;
@@ -535,6 +540,10 @@ static int parse_options(int argc, char **argv, options *o)
     }
     if (o->cv_folds > 0 && o->train_dir == NULL) {
         fprintf(stderr, "hemoscan: --cv works with --train DIR\n");
+        return -1;
+    }
+    if (o->init_from != NULL && o->train_dir == NULL) {
+        fprintf(stderr, "hemoscan: --init-from works with --train DIR\n");
         return -1;
     }
     return 0;

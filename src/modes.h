@@ -36,6 +36,7 @@ typedef struct {
     const char *train_dir;  /* --train DIR */
     const char *eval_dir;   /* --eval DIR */
     const char *groups;     /* --groups CSV */
+    const char *init_from;  /* --init-from MODEL: training starts from its weights */
     const char *plots;      /* --plots DIR */
     double val_split;
     int cv_folds;           /* --cv K (with --train) */

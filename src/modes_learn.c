@@ -200,6 +200,25 @@ static hs_status train_fold_ensemble(const options *o, const hs_dataset *ds, con
     return st;
 }
 
+/* The model of --init-from, loaded and checked against the input recipe
+ * of the models trained: the same input size and channel count (the
+ * channels' windows may differ; the weights then start from pictures cut
+ * another way, which training corrects or not, as cross-validation shows). */
+static hs_status starting_model(const options *o, hs_model *init, hs_error *err)
+{
+    hs_status st = hs_model_load(init, o->init_from, err);
+    if (st != HS_OK)
+        return st;
+    const hs_input_recipe *a = &init->recipe, *b = &o->train_recipe;
+    if (a->width != b->width || a->height != b->height || a->channels != b->channels) {
+        hs_fail(err, HS_ERR_ARG, "--init-from %s: its input is %dx%dx%d, the networks trained take %dx%dx%d",
+                o->init_from, a->width, a->height, a->channels, b->width, b->height, b->channels);
+        hs_model_free(init);
+        return HS_ERR_ARG;
+    }
+    return HS_OK;
+}
+
 /* Train one model on the examples with is_val[source] == 0, choosing epochs
  * and threshold on those with is_val == 1 (or, with a fold ensemble, the
  * default, a fold ensemble on both). file_oof (may be NULL; one entry per
@@ -223,8 +242,20 @@ static hs_status train_on(const options *o, const hs_dataset *ds, const hs_examp
     p->note[note_len] = '\0';
     hs_layer_spec specs[16];
     int n = layer_list(ds->n_classes, o->train.dropout, specs, 16);
-    hs_status st;
-    if (o->train.fold_ensemble) {
+    options started = *o;
+    hs_model init;
+    memset(&init, 0, sizeof init);
+    hs_status st = HS_OK;
+    if (o->init_from != NULL) {
+        st = starting_model(o, &init, err);
+        started.train.init = &init;
+        if (st == HS_OK) /* the note names the weights it started from */
+            snprintf(p->note, sizeof p->note, "started from sha256 %s; %.160s", init.sha256, o->command);
+    }
+    o = &started;
+    if (st != HS_OK) {
+        /* reported below */
+    } else if (o->train.fold_ensemble) {
         st = train_fold_ensemble(o, ds, ex, is_val, specs, n, model, hist, file_oof, err);
     } else {
         hs_examples train = {0}, val = {0};
@@ -238,6 +269,7 @@ static hs_status train_on(const options *o, const hs_dataset *ds, const hs_examp
         hs_examples_free(&train);
         hs_examples_free(&val);
     }
+    hs_model_free(&init);
     if (st != HS_OK)
         hs_model_free(model);
     return st;

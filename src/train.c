@@ -10,7 +10,9 @@
  * members sharing a validation set, on what users will actually get (the
  * ensemble average, with test-time augmentation if asked for); for a fold
  * ensemble, on every example's out-of-fold score, since no example is
- * unseen by the whole ensemble but each is unseen by one member. */
+ * unseen by the whole ensemble but each is unseen by one member. A member
+ * starts from random weights, or (cfg->init) from another model's weights
+ * in the layers the two share, and then trains all of them. */
 #include "hemoscan/train.h"
 
 #include <math.h>
@@ -431,6 +433,27 @@ static hs_status check_config(const hs_train_config *cfg, hs_error *err)
     return HS_OK;
 }
 
+/* Copy into net the weights and biases of every layer of from whose kind,
+ * input and output shapes and parameter counts are those of net's layer at
+ * the same place; returns how many convolution and dense layers were
+ * copied. The random initialisation of the rest stays. */
+static int start_from(hs_net *net, const hs_net *from)
+{
+    int copied = 0;
+    for (int i = 0; i < net->n_layers && i < from->n_layers; i++) {
+        const hs_layer *a = &net->layers[i], *b = &from->layers[i];
+        if (a->spec.kind != b->spec.kind || a->w_len != b->w_len || a->b_len != b->b_len ||
+            memcmp(&a->in, &b->in, sizeof a->in) != 0 || memcmp(&a->out, &b->out, sizeof a->out) != 0)
+            continue;
+        if (a->w_len + a->b_len == 0)
+            continue;
+        memcpy(net->params + a->w_off, from->params + b->w_off, a->w_len * sizeof *net->params);
+        memcpy(net->params + a->b_off, from->params + b->b_off, a->b_len * sizeof *net->params);
+        copied++;
+    }
+    return copied;
+}
+
 /* Create, initialise and train member m of model from its own generator
  * (split off master in member order); member 0 fills the history. */
 static hs_status train_nth_member(const hs_train_config *cfg, const hs_layer_spec *specs, int n_specs,
@@ -446,6 +469,9 @@ static hs_status train_nth_member(const hs_train_config *cfg, const hs_layer_spe
         return st;
     model->n_members = m + 1;
     hs_net_init(net, &rng);
+    if (cfg->init != NULL && cfg->init->n_members > 0 &&
+        start_from(net, &cfg->init->member[m % cfg->init->n_members]) == 0)
+        return hs_fail(err, HS_ERR_ARG, "the starting model shares no layer with the network trained");
     epoch_record rec = {h->loss, h->accuracy, h->val_loss, h->val_accuracy, h->lr, h->seconds};
     int run = 0, best = 0;
     st = train_member(cfg, net, &rng, train, val, m, m == 0 ? &rec : NULL, &run, &best, err);

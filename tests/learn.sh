@@ -197,6 +197,24 @@ test_four_classes() {
     grep -q '"glioma"' "$tmp/out" || { why "class names missing"; return 1; }
 }
 
+# --init-from: a head CT model started from the 4-class MRI model's weights
+# trains and names them in its note; a model with another input is refused.
+test_init_from() {
+    [ -s "$tmp/mri.hsm" ] && [ -d "$tmp/small" ] && [ -s "$tmp/one.hsm" ] ||
+        { why "needs the MRI, training and --windows tests' models"; return 1; }
+    run "$HEMOSCAN" --train "$tmp/small" --model "$tmp/started.hsm" --init-from "$tmp/mri.hsm" \
+        --epochs 1 --members 1 --val-split 0.3 --windows 40/80,40/80,40/80 || return 1
+    run "$HEMOSCAN" --model-info "$tmp/started.hsm" || return 1
+    grep -q "started from sha256 $(sha256sum <"$tmp/mri.hsm" | cut -d ' ' -f 1)" "$tmp/out" ||
+        { why "the model does not name the weights it started from"; return 1; }
+    run "$HEMOSCAN" --train "$tmp/small" --model "$tmp/x.hsm" --init-from "$tmp/one.hsm" --epochs 1 --members 1
+    [ "$status" -eq 1 ] && grep -q 'its input is 150x150x1, the networks trained take 150x150x3' "$tmp/err" ||
+        { why "a starting model with another input was not refused with the reason"; return 1; }
+    [ ! -e "$tmp/x.hsm" ] || { why "a model was written from a refused start"; return 1; }
+    run "$HEMOSCAN" --eval "$tmp/small" --init-from "$tmp/mri.hsm"
+    [ "$status" -eq 2 ] || { why "--init-from without --train must be a usage error"; return 1; }
+}
+
 if [ -f "$head_ct/labels.csv" ]; then
     check "labels-to-folders lays labels.csv out as class folders" test_converter
     check "--train writes a model, history, curves; skips a broken file" test_train
@@ -214,8 +232,14 @@ else
 fi
 if [ -d "$mri/train" ] && [ -d "$mri/test" ]; then
     check "a 4-class model beats chance on the MRI test set" test_four_classes
+    if [ -f "$head_ct/labels.csv" ]; then
+        check "--init-from starts training from another model's weights" test_init_from
+    else
+        skip "--init-from" "no sample data in $head_ct"
+    fi
 else
     skip "4-class MRI model" "no sample data in $mri"
+    skip "--init-from" "no sample data in $mri"
 fi
 
 finish

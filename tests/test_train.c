@@ -200,6 +200,65 @@ static void test_train_weight_average(void)
     hs_examples_free(&val);
 }
 
+/* Training started from another model (cfg.init): with a learning rate of
+ * 0 the layers the two share keep that model's weights exactly (a
+ * three-class model: its convolution and hidden dense layers), the output
+ * layer, which has another shape, starts from random weights; started
+ * from a model that shares no layer, training refuses. */
+static void test_train_starts_from_another_model(void)
+{
+    hs_examples train, val;
+    make_examples(&train, 32, 21);
+    make_examples(&val, 16, 22);
+    hs_layer_spec specs[8], other[8];
+    int n = small_specs(specs);
+    memcpy(other, specs, sizeof other);
+    other[5].units = 3;
+    other[6].kind = HS_LAYER_SOFTMAX;
+    hs_model from;
+    small_model(&from);
+    from.n_members = 1;
+    hs_shape in = {SIDE, SIDE, 1};
+    hs_error err;
+    CU_ASSERT_FATAL(hs_net_create(&from.member[0], in, other, n, &err) == HS_OK);
+    hs_rng rng;
+    hs_rng_seed(&rng, 99);
+    hs_net_init(&from.member[0], &rng);
+    hs_train_config cfg;
+    quiet_config(&cfg);
+    cfg.epochs = 1;
+    cfg.lr = 0.0f;
+    cfg.init = &from;
+    hs_model m;
+    small_model(&m);
+    CU_ASSERT_FATAL(hs_train(&cfg, specs, n, &train, &val, &m, NULL, &err) == HS_OK);
+    const hs_net *a = &m.member[0], *b = &from.member[0];
+    for (int i = 0; i < 5; i++) {
+        if (a->layers[i].w_len == 0)
+            continue;
+        CU_ASSERT(memcmp(a->params + a->layers[i].w_off, b->params + b->layers[i].w_off,
+                         a->layers[i].w_len * sizeof(float)) == 0);
+    }
+    const hs_layer *out = &a->layers[5];
+    CU_ASSERT_EQUAL(out->w_len, 16);
+    float norm = 0.0f;
+    for (size_t j = 0; j < out->w_len; j++)
+        norm += fabsf(a->params[out->w_off + j]);
+    CU_ASSERT(norm > 0.0f); /* the output layer was initialised, not left zero */
+    hs_model_free(&m);
+    /* a model with another first convolution and hidden layer shares nothing */
+    hs_net_free(&from.member[0]);
+    other[0].units = 4;
+    other[3].units = 8;
+    CU_ASSERT_FATAL(hs_net_create(&from.member[0], in, other, n, &err) == HS_OK);
+    small_model(&m);
+    CU_ASSERT(hs_train(&cfg, specs, n, &train, &val, &m, NULL, &err) == HS_ERR_ARG);
+    CU_ASSERT(strstr(err.msg, "shares no layer") != NULL);
+    hs_model_free(&m);
+    hs_model_free(&from);
+    hs_examples_free(&train);
+    hs_examples_free(&val);
+}
 
 /* Mixup draws its weights from Beta(alpha, alpha) through two gamma draws:
  * their sample moments must match the distributions' (20,000 draws: the
@@ -567,6 +626,7 @@ int hs_register_train_tests(void)
         {"a moving average of the weights is what is validated and kept", test_train_weight_average},
         {"gamma and beta draws have the right moments", test_gamma_and_beta_moments},
         {"mixup learns, changes the weights and is reproducible", test_train_mixup},
+        {"training can start from another model's shared layers", test_train_starts_from_another_model},
         {"a fold ensemble scores out of fold and places the threshold there", test_train_fold_ensemble},
         {"predictor averages the mirror image", test_predictor_flip_average},
         {"predictor: the mean of saturated members is exactly 1", test_predictor_mean_of_saturated},

@@ -65,6 +65,13 @@ typedef struct {
                                the caller, which makes the folds */
     int tta;                /* flip test-time augmentation for validation scores */
     double min_sensitivity; /* operating point for the threshold */
+    const hs_model *init;   /* NULL: every network starts from random weights;
+                               else member m starts from init's member
+                               (m mod its count) in every layer whose kind
+                               and shapes match (a model trained on other
+                               pictures: transfer learning), the others
+                               (an output layer for another number of
+                               classes) from random weights */
     uint64_t seed;
     int threads;
     int verbose;            /* 0 quiet, 1 a line per epoch, 2 plus a progress bar */
