@@ -314,10 +314,6 @@ bool hs_xfer_supported(E_TransferSyntax x)
     }
 }
 
-/* What the first bytes say. DCMTK's auto-detection will read almost any
- * bytes as an implicit-VR data set, so a file without the "DICM" marker is
- * only handed to it when it starts like an ACR-NEMA data set: an element of
- * group 0000 (command), 0002 (meta) or 0008 (identifying), little endian. */
 /* Whether the bytes of f from offset start up to the first Pixel Data tag
  * hold the tag of a DirectoryRecordSequence (0004,1220), in either byte
  * order. DCMTK reads the items of that sequence as DICOMDIR records, and
@@ -355,7 +351,11 @@ bool hs_has_directory_records(std::FILE *f, long start)
 /* What a file is before DCMTK sees it: DICOM with a preamble (DICM),
  * a raw data set (ACR-NEMA style), a DICOMDIR not to be parsed (see
  * hs_has_directory_records), not DICOM, or unreadable. One open and one
- * read from the start of the file for all of it. */
+ * read from the start of the file for all of it. DCMTK's auto-detection
+ * will read almost any bytes as an implicit-VR data set, so a file without
+ * the "DICM" marker is only handed to it when it starts like an ACR-NEMA
+ * data set: an element of group 0000 (command), 0002 (meta) or 0008
+ * (identifying), little endian. */
 enum hs_sniff { HS_SNIFF_DICM, HS_SNIFF_RAW, HS_SNIFF_DIRECTORY, HS_SNIFF_NOT_DICOM, HS_SNIFF_IO };
 
 hs_sniff hs_sniff_file(const char *path, std::string *why)

@@ -253,11 +253,9 @@ static hs_status train_on(const options *o, const hs_dataset *ds, const hs_examp
             snprintf(p->note, sizeof p->note, "started from sha256 %s; %.160s", init.sha256, o->command);
     }
     o = &started;
-    if (st != HS_OK) {
-        /* reported below */
-    } else if (o->train.fold_ensemble) {
+    if (st == HS_OK && o->train.fold_ensemble) {
         st = train_fold_ensemble(o, ds, ex, is_val, specs, n, model, hist, file_oof, err);
-    } else {
+    } else if (st == HS_OK) {
         hs_examples train = {0}, val = {0};
         st = hs_examples_select(ex, is_val, 0, &train, err);
         if (st == HS_OK)
