@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hemoscan/crash_note.h"
 #include "hemoscan/verdict.h"
 
 #ifndef PACKAGE_VERSION
@@ -144,12 +145,12 @@ static const struct {
 };
 
 /* The statements of later schema steps (the watcher's, 003-watch; the
- * review files', 004-review): prepared when first used, so that a
+ * review files', 004-review; the watcher's crashes, 006-watch-crashes): prepared when first used, so that a
  * database opened with a shorter schema list (the upgrade tests) still
  * opens. They run through hs_exec like the others, numbered after Q_COUNT. */
 enum {
     W_RUN = Q_COUNT, W_RUN_COUNTS, W_LOOSE, W_PLAN, W_PENDING, W_FINISH, W_DONE_FILES,
-    W_REVIEW, W_END
+    W_REVIEW, W_CRASH, W_CRASHED, W_END
 };
 
 static const struct {
@@ -186,6 +187,16 @@ static const struct {
                                 "SELECT dest_path FROM watch_files WHERE study_uid = ?"
                                 " AND action = 'done' AND state = 'finished'"
                                 " ORDER BY watch_file_id"},
+    [W_CRASH - Q_COUNT] = {"recording the crash",
+                           "INSERT INTO watch_crashes (crashed_run_id, recorded_by_run, study_uid,"
+                           " study_dir, phase, signal, signal_name, file_count, files_changed_unix,"
+                           " files_changed_at, recorded_at)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                           " strftime('%Y-%m-%dT%H:%M:%fZ', ?9, 'unixepoch'), " HS_SQL_TIME ")"},
+    [W_CRASHED - Q_COUNT] = {"looking up earlier crashes",
+                             "SELECT crashed_run_id, signal FROM watch_crashes WHERE study_uid = ?"
+                             " AND file_count = ? AND files_changed_unix = ?"
+                             " ORDER BY watch_crash_id DESC LIMIT 1"},
     [W_REVIEW - Q_COUNT] = {"recording the review file",
                   "INSERT INTO review_files (verdict_id, path, sha256, pages, slice_pages, bytes,"
                   " key_slice_id, saliency, dicom_path, dicom_sha256, dicom_bytes, dicom_study_uid,"
@@ -1029,4 +1040,45 @@ hs_status hs_audit_record_review(hs_audit *a, long long verdict_id, const char *
     const hs_audit_review_dicom *d = dicom != NULL ? dicom : &none;
     return hs_exec(a, err, W_REVIEW, NULL, "lssiilsssLsssd", verdict_id, path, sha256, pages, slice_pages, bytes,
                    saliency, d->path, d->sha256, d->bytes, d->study_uid, d->series_uid, d->sop_uid, hs_now());
+}
+
+/* ---- studies a watcher died reading (schema step 006-watch-crashes) --------- */
+
+hs_status hs_audit_record_watch_crash(hs_audit *a, long long run_id, const hs_audit_watch_crash *c,
+                                      hs_error *err)
+{
+    if (a == NULL || c == NULL || c->study_uid == NULL || c->study_dir == NULL || c->phase == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_record_watch_crash: NULL argument");
+    return hs_exec(a, err, W_CRASH, NULL, "llsssisidd", c->crashed_run_id, run_id, c->study_uid,
+                   c->study_dir, c->phase, c->signal, hs_crash_note_signal_name(c->signal),
+                   c->n_files, c->newest, hs_now());
+}
+
+hs_status hs_audit_watch_crashed(hs_audit *a, const char *study_uid, int n_files, double newest,
+                                 long long *crashed_run, int *signal, hs_error *err)
+{
+    if (a == NULL || study_uid == NULL || crashed_run == NULL || signal == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_watch_crashed: NULL argument");
+    *crashed_run = 0;
+    *signal = 0;
+    if (a->stmt[W_CRASHED] == NULL) {
+        hs_status ps = hs_prepare_later(a, W_CRASHED, err);
+        if (ps != HS_OK)
+            return ps;
+    }
+    sqlite3_stmt *st = a->stmt[W_CRASHED];
+    int rc = sqlite3_bind_text(st, 1, study_uid, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 2, n_files);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_double(st, 3, newest);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *crashed_run = sqlite3_column_int64(st, 0);
+        *signal = sqlite3_column_int(st, 1);
+        rc = SQLITE_DONE;
+    }
+    hs_status status = rc == SQLITE_DONE ? HS_OK : hs_db_fail(a->db, a->path, rc, hs_what(W_CRASHED), err);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return status;
 }

@@ -26,6 +26,14 @@
  * and its files are then moved. A study is therefore never read from part
  * of its files, and no file is lost or left twice.
  *
+ * Why one crashing study cannot stop every run: while a study is in hand
+ * the crash note (crash_note.h) is armed with it, so a fatal signal from
+ * hemoscan or a library leaves its identity beside the database. The next
+ * run records that in watch_crashes before its first pass, and a study
+ * with the same files as when it crashed is failed (and quarantined)
+ * instead of read. The check comes before the scan, since the scan reads
+ * headers with DCMTK and could be where it crashed.
+ *
  * Errors go to stderr (and syslog) as one line naming the file or study;
  * the run goes on with the next study. With -v, "phase" lines on stderr
  * say what is in hand (reading, recording, moving): the reliability test
@@ -50,6 +58,7 @@
 #include "config.h"
 #endif
 #include "hemoscan/audit.h"
+#include "hemoscan/crash_note.h"
 #include "hemoscan/fileio.h"
 #include "hemoscan/study.h"
 #include "hemoscan/watch.h"
@@ -85,6 +94,8 @@ typedef struct {
     long long loose_seen;   /* loose files seen at the last pass (new or known) */
     int failed_any;
     int force_copy;         /* HEMOSCAN_TEST_FORCE_COPY: copy as across file systems */
+    const char *crash_uid;  /* HEMOSCAN_TEST_CRASH_STUDY: abort() when reading this study */
+    char crash_note_path[4200]; /* DB.watch-crash (crash_note.h) */
     const char *exclude[3]; /* --done, --quarantine, --review */
     int n_exclude;
     double next_due;        /* follow: when the earliest waiting study becomes stable */
@@ -118,6 +129,7 @@ static void hs_report(hs_watcher *w, const char *fmt, ...)
 
 static void hs_phase(const hs_watcher *w, const char *phase, const char *what)
 {
+    hs_crash_note_phase(phase);
     if (w->o->verbose > 0)
         fprintf(stderr, "hemoscan: phase %s %s\n", phase, what);
 }
@@ -383,21 +395,11 @@ static void hs_dispose_study(hs_watcher *w, const hs_watch_listing *l, const hs_
         hs_dispose(w, l, s->file, s->n, s->study_uid, "delete", NULL);
 }
 
-static void hs_process_study(hs_watcher *w, const hs_watch_listing *l, const hs_watch_study *s,
-                             double now)
+/* A complete study, from its scan to its moves. */
+static void hs_read_study(hs_watcher *w, const hs_watch_listing *l, const hs_watch_study *s,
+                          const char *label)
 {
     const options *o = w->o;
-    if (hs_is_blocked(w, s->study_uid))
-        return; /* its earlier moves are unfinished: reported already */
-    if (!hs_watch_is_stable(s->newest, now, o->stable_age_s)) {
-        w->c.waiting++;
-        double due = s->newest + o->stable_age_s;
-        if (w->next_due == 0 || due < w->next_due)
-            w->next_due = due;
-        return;
-    }
-    char label[4096];
-    hs_study_label(l, s, o->watch_dir, label, sizeof label);
     int n = 0;
     char **paths = hs_study_paths(w, l, s, &n);
     if (paths == NULL) {
@@ -448,6 +450,8 @@ static void hs_process_study(hs_watcher *w, const hs_watch_listing *l, const hs_
         }
     }
     hs_phase(w, "reading", s->study_uid);
+    if (w->crash_uid != NULL && strcmp(w->crash_uid, s->study_uid) == 0)
+        abort(); /* the tests' stand-in for a library that asserts */
     hs_study_reading r;
     st = hs_study_read_scanned(label, &study, &w->model, &w->sopt, &r, &err);
     hs_free_study_paths(paths, n, s->n);
@@ -512,6 +516,47 @@ static void hs_process_study(hs_watcher *w, const hs_watch_listing *l, const hs_
     hs_dispose_study(w, l, s);
 }
 
+/* One study of the listing: waits while it is not complete, is failed
+ * without being read when a watcher died reading the same files before
+ * (watch_crashes), and is otherwise read with the crash note armed. */
+static void hs_process_study(hs_watcher *w, const hs_watch_listing *l, const hs_watch_study *s,
+                             double now)
+{
+    const options *o = w->o;
+    if (hs_is_blocked(w, s->study_uid))
+        return; /* its earlier moves are unfinished: reported already */
+    if (!hs_watch_is_stable(s->newest, now, o->stable_age_s)) {
+        w->c.waiting++;
+        double due = s->newest + o->stable_age_s;
+        if (w->next_due == 0 || due < w->next_due)
+            w->next_due = due;
+        return;
+    }
+    char label[4096];
+    hs_study_label(l, s, o->watch_dir, label, sizeof label);
+    hs_error err = {0};
+    long long crashed_run = 0;
+    int sig = 0;
+    if (hs_audit_watch_crashed(w->audit, s->study_uid, s->n, s->newest, &crashed_run, &sig, &err) !=
+        HS_OK) {
+        hs_study_failed(w, l, s, label, "scan", err.msg, 0);
+        return;
+    }
+    if (crashed_run > 0) {
+        char msg[300];
+        snprintf(msg, sizeof msg,
+                 "hemoscan died of %s reading these %d files in run %lld (table watch_crashes); "
+                 "not read again until they change",
+                 hs_crash_note_signal_name(sig), s->n, crashed_run);
+        hs_study_failed(w, l, s, label, "crash", msg, 1);
+        return;
+    }
+    hs_crash_note_arm(w->run_id, s->study_uid, s->n, s->newest, label);
+    hs_crash_note_phase("scanning");
+    hs_read_study(w, l, s, label);
+    hs_crash_note_disarm();
+}
+
 /* ---- loose files and errors ------------------------------------------------------- */
 
 static void hs_process_loose(hs_watcher *w, const hs_watch_listing *l, int idx, double now)
@@ -550,6 +595,43 @@ static void hs_process_loose(hs_watcher *w, const hs_watch_listing *l, int idx, 
 }
 
 /* ---- passes ------------------------------------------------------------------------- */
+
+/* What a watcher that died reading a study left (crash_note.h): recorded
+ * in watch_crashes and in failures, reported, then emptied. The study
+ * itself is failed when a pass meets it with the same files
+ * (hs_process_study). A note that cannot be recorded now is kept for the
+ * next run. */
+static void hs_take_crash_note(hs_watcher *w)
+{
+    hs_crash_note note;
+    int found = 0;
+    hs_error err = {0};
+    hs_status st = hs_crash_note_read(&note, &found, &err);
+    if (st != HS_OK) {
+        hs_report(w, "%s: %s", w->crash_note_path, err.msg);
+        w->failed_any = 1;
+        if (st == HS_ERR_FORMAT && hs_crash_note_clear(&err) != HS_OK)
+            hs_report(w, "%s: %s", w->crash_note_path, err.msg);
+        return;
+    }
+    if (!found)
+        return;
+    hs_audit_watch_crash c = {note.run_id, note.study_uid, note.label, note.phase,
+                              note.signal, note.n_files, note.newest};
+    if (hs_audit_record_watch_crash(w->audit, w->run_id, &c, &err) != HS_OK) {
+        hs_report(w, "%s (%s): the crash of run %lld is not recorded (%s); its note %s is kept",
+                  note.study_uid, note.label, note.run_id, err.msg, w->crash_note_path);
+        w->failed_any = 1;
+        return;
+    }
+    char msg[300];
+    snprintf(msg, sizeof msg, "hemoscan (run %lld) died of %s while %s this study",
+             note.run_id, hs_crash_note_signal_name(note.signal), note.phase);
+    hs_report(w, "%s (%s): %s", note.study_uid, note.label, msg);
+    hs_record_failure(w, note.label, note.study_uid, "crash", msg);
+    if (hs_crash_note_clear(&err) != HS_OK)
+        hs_report(w, "%s: %s", w->crash_note_path, err.msg);
+}
 
 /* One pass over the drop folder; previous is the last pass's listing (or
  * empty), replaced by this one's. */
@@ -803,6 +885,14 @@ int hs_mode_watch(const options *o)
         goto out;
     }
     hs_study_prepare(o, &w.sopt);
+    snprintf(w.crash_note_path, sizeof w.crash_note_path, "%s.watch-crash", w.db_path);
+    if (hs_crash_note_open(w.crash_note_path, &err) != HS_OK) {
+        hs_report(&w, "%s", err.msg);
+        status = EXIT_FAILED;
+        goto out;
+    }
+    hs_take_crash_note(&w);
+    w.crash_uid = getenv("HEMOSCAN_TEST_CRASH_STUDY");
 
     /* SIGTERM / SIGINT: finish the study in hand, then stop. */
     int ifd = -1;
@@ -848,6 +938,7 @@ int hs_mode_watch(const options *o)
         status = EXIT_FAILED;
     }
 out:
+    hs_crash_note_close();
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     for (int i = 0; i < 2; i++) {

@@ -458,7 +458,7 @@ static void test_settings(void)
     CHECK_ROW(db, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE "
                   "type IN ('table', 'view') ORDER BY name)",
               "current_verdicts failures loose_files model_classes models readings review_files runs "
-              "series skipped_files slices studies verdicts watch_files watch_runs");
+              "series skipped_files slices studies verdicts watch_crashes watch_files watch_runs");
     sqlite3_close(db);
 
     /* Foreign keys are enforced on hemoscan's connection: a reading of a
@@ -783,7 +783,33 @@ static void test_watch_tables(void)
     free(done[0]);
     free(done[1]);
     free(done);
+
+    /* A study a watcher died reading is found again only with the same
+     * files: the same count and exactly the same newest change time. */
+    double when = 1796612811.4898812;
+    hs_audit_watch_crash crash = {run, "1.2.80", "/drop/s", "reading", 6, 14, when};
+    CU_ASSERT_EQUAL(hs_audit_record_watch_crash(a, run2, &crash, &err), HS_OK);
+    long long crashed = 0;
+    int sig = 0;
+    CU_ASSERT_EQUAL(hs_audit_watch_crashed(a, "1.2.80", 14, when, &crashed, &sig, &err), HS_OK);
+    CU_ASSERT_EQUAL(crashed, run);
+    CU_ASSERT_EQUAL(sig, 6);
+    CU_ASSERT_EQUAL(hs_audit_watch_crashed(a, "1.2.80", 15, when, &crashed, &sig, &err), HS_OK);
+    CU_ASSERT_EQUAL(crashed, 0); /* an instance more: worth another try */
+    CU_ASSERT_EQUAL(hs_audit_watch_crashed(a, "1.2.80", 14, when + 1e-6, &crashed, &sig, &err), HS_OK);
+    CU_ASSERT_EQUAL(crashed, 0); /* a file rewritten */
+    CU_ASSERT_EQUAL(hs_audit_watch_crashed(a, "1.2.81", 14, when, &crashed, &sig, &err), HS_OK);
+    CU_ASSERT_EQUAL(crashed, 0);
+    hs_audit_watch_crash bad_phase = crash;
+    bad_phase.phase = "dreaming";
+    CU_ASSERT_EQUAL(hs_audit_record_watch_crash(a, run2, &bad_phase, &err), HS_ERR_ARG);
+    hs_audit_watch_crash no_run = crash;
+    no_run.crashed_run_id = 999;
+    CU_ASSERT_EQUAL(hs_audit_record_watch_crash(a, run2, &no_run, &err), HS_ERR_ARG);
+
     sqlite3 *db = inspect(a, path, 0);
+    CHECK_ROW(db, "SELECT crashed_run_id, recorded_by_run, signal_name, file_count, files_changed_at "
+                  "FROM watch_crashes", "1|2|SIGABRT|14|2026-12-07T03:06:51.490Z");
     CHECK_ROW(db, "SELECT passes, studies_read, hemorrhage, already_read, failed, files_done "
                   "FROM watch_runs WHERE run_id = 1", "1|3|1|2|1|30");
     CHECK_ROW(db, "SELECT count(*) FROM loose_files", "2");
@@ -1721,7 +1747,7 @@ int hs_register_audit_tests(void)
         {"upgrade path: a second schema step, a failing one", test_upgrade_path},
         {"upgrade from version 1: slices.frame_number", test_upgrade_from_v1},
         {"a version-2 database is upgraded for the watcher", test_upgrade_for_watcher},
-        {"watcher tables: runs, loose files, the move journal", test_watch_tables},
+        {"watcher tables: runs, loose files, the move journal, crashes", test_watch_tables},
         {"every sql/schema file compiled in, byte for byte", test_schema_files_compiled},
         {"runs: begin, end, fields", test_runs},
         {"a reading is recorded field by field", test_record_fields},

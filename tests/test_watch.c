@@ -8,13 +8,18 @@
  * folders. The moves are driven into every state an interruption can leave
  * behind (part file, both copies, only the target) and must finish each
  * without losing or doubling a file; the lock must refuse a second holder
- * and name the first. Studies are 64 x 64 x 6 so the suite stays quick
+ * and name the first. A child process armed with a crash note and killed
+ * by SIGSEGV must leave a note that reads back field for field (the change
+ * time exactly), one that is disarmed or dies of SIGKILL none, and a note
+ * cut short must be refused. Studies are 64 x 64 x 6 so the suite stays quick
  * under valgrind; without the generator those tests say they are skipped. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -22,6 +27,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "hemoscan/crash_note.h"
 #include "hemoscan/fileio.h"
 #include "hemoscan/watch.h"
 #include "test_util.h"
@@ -367,6 +373,73 @@ static void test_lock(void)
     CU_ASSERT_EQUAL(busy, 0);
 }
 
+/* A child that opens the note at path, arms it (unless disarm), then dies
+ * of sig; returns the signal it died of, or -1. */
+static int die_with_note(const char *path, int sig, int disarm)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core); /* no core file, also under valgrind */
+        hs_error e = {0};
+        if (hs_crash_note_open(path, &e) != HS_OK)
+            _exit(3);
+        hs_crash_note_arm(7, "1.2.3.4", 14, 1796612811.4898812, "/drop/study\tname");
+        hs_crash_note_phase("recording");
+        if (disarm)
+            hs_crash_note_disarm();
+        raise(sig);
+        _exit(4);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFSIGNALED(status))
+        return -1;
+    return WTERMSIG(status);
+}
+
+static void test_crash_note(void)
+{
+    char path[PATH_CAP];
+    tmp_path(path, "audit.db.watch-crash");
+    CU_ASSERT_EQUAL_FATAL(die_with_note(path, SIGSEGV, 0), SIGSEGV);
+    hs_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_crash_note_open(path, &err), HS_OK);
+    hs_crash_note note;
+    int found = 0;
+    CU_ASSERT_EQUAL(hs_crash_note_read(&note, &found, &err), HS_OK);
+    CU_ASSERT_EQUAL(found, 1);
+    CU_ASSERT_EQUAL(note.run_id, 7);
+    CU_ASSERT_STRING_EQUAL(note.study_uid, "1.2.3.4");
+    CU_ASSERT_EQUAL(note.n_files, 14);
+    CU_ASSERT(note.newest == 1796612811.4898812); /* exactly: the database compares it */
+    CU_ASSERT_STRING_EQUAL(note.label, "/drop/study\tname");
+    CU_ASSERT_STRING_EQUAL(note.phase, "recording");
+    CU_ASSERT_EQUAL(note.signal, SIGSEGV);
+    CU_ASSERT_STRING_EQUAL(hs_crash_note_signal_name(note.signal), "SIGSEGV");
+    CU_ASSERT_EQUAL(hs_crash_note_clear(&err), HS_OK);
+    CU_ASSERT_EQUAL(hs_crash_note_read(&note, &found, &err), HS_OK);
+    CU_ASSERT_EQUAL(found, 0);
+    hs_crash_note_close();
+
+    /* Disarmed (the study finished) or SIGKILL (not catchable): no note. */
+    CU_ASSERT_EQUAL(die_with_note(path, SIGABRT, 1), SIGABRT);
+    CU_ASSERT_EQUAL(die_with_note(path, SIGKILL, 0), SIGKILL);
+    struct stat st;
+    CU_ASSERT(stat(path, &st) == 0 && st.st_size == 0);
+
+    /* A note cut short is refused, not half read. */
+    CU_ASSERT_EQUAL_FATAL(die_with_note(path, SIGABRT, 0), SIGABRT);
+    CU_ASSERT(stat(path, &st) == 0 && st.st_size > 20);
+    CU_ASSERT_EQUAL(truncate(path, st.st_size - 3), 0);
+    CU_ASSERT_EQUAL_FATAL(hs_crash_note_open(path, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_crash_note_read(&note, &found, &err), HS_ERR_FORMAT);
+    CU_ASSERT_EQUAL(found, 0);
+    CU_ASSERT(strstr(err.msg, "not a complete note") != NULL);
+    hs_crash_note_close();
+}
+
 int hs_register_watch_tests(void)
 {
     static const hs_test_case cases[] = {
@@ -376,6 +449,7 @@ int hs_register_watch_tests(void)
         {"moves: rename, copy, every interrupted state", test_move},
         {"destination names never overwrite; empty folders pruned", test_dest_and_prune},
         {"one watcher: the lock names the holder", test_lock},
+        {"a watcher dying of a fatal signal leaves a note of its study", test_crash_note},
     };
     return hs_test_add_suite("watch", suite_init, suite_clean, cases,
                              sizeof cases / sizeof cases[0]);

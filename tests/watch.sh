@@ -6,7 +6,7 @@
 # across file systems, the lock, --follow with SIGTERM, the storescp
 # hand-off, a database locked by another process, a full disk, a
 # read-only drop folder and unreadable files, review pictures, usage
-# errors.
+# errors, a study the watcher died reading.
 #
 # Run by `make check`. Needs jq and the sqlite3 shell; the storescp test
 # needs DCMTK's storescp/storescu, the permission tests root and setpriv,
@@ -214,6 +214,66 @@ test_delete_and_quarantine() {
     [ "$(sql "SELECT count(*) FROM current_verdicts")" = 3 ] || { why "verdicts missing"; return 1; }
     watch "$tmp/ddrop" --stable-age 0 --delete --quarantine "$tmp/quar" || return 1
     [ "$(summary 'studies read')" = 0 ] || { why "second run read something"; return 1; }
+}
+
+# A study in whose reading the watcher dies (a library's failed assert;
+# HEMOSCAN_TEST_CRASH_STUDY makes hemoscan abort() there) is not read again
+# while its files are unchanged: the next run records the crash, fails the
+# study (stage 'crash') and reads the others; changed files are tried
+# again; with --quarantine the study goes to quarantine with the reason.
+# crash_run UID [OPTIONS...]: a watch run that dies reading study UID.
+crash_run() {
+    crash_uid=$1
+    shift
+    # an inner shell, so that its "Aborted" goes to the test's err file
+    sh -c 'ulimit -c 0; HEMOSCAN_TEST_CRASH_STUDY=$0 "$@"; exit $?' "$crash_uid" \
+        "$HEMOSCAN" --model "$MODEL" --db "$DB" --threads 1 --watch "$tmp/cdrop" --stable-age 0 "$@" \
+        </dev/null >"$tmp/out" 2>"$tmp/err"
+    status=$?
+    [ $status -eq 134 ] || { why "the crashing run exited $status, not 134 (SIGABRT)"; return 1; }
+    [ -s "$DB.watch-crash" ] || { why "the dying watcher left no crash note"; return 1; }
+}
+test_crash() {
+    fresh_db crash
+    rm -f "$DB.watch-crash"
+    rm -rf "$tmp/cdrop" "$tmp/cquar"
+    gen "$tmp/cdrop/crashing" 81 || return 1
+    gen "$tmp/cdrop/fine" 82 || return 1
+    uid=$(uid_of 81)
+    crash_run "$uid" || return 1
+    watch "$tmp/cdrop" --stable-age 0
+    [ "$status" -eq 1 ] || { why "the run after the crash exited $status, not 1"; return 1; }
+    grep -q "$uid (.*crashing): hemoscan (run 1) died of SIGABRT while reading this study" "$tmp/err" ||
+        { why "the crash is not reported"; return 1; }
+    grep -q "$uid (.*crashing): hemoscan died of SIGABRT reading these 14 files in run 1" "$tmp/err" ||
+        { why "the study is not failed for the crash"; return 1; }
+    [ "$(sql "SELECT crashed_run_id, recorded_by_run, phase, signal_name, file_count FROM watch_crashes WHERE study_uid = '$uid'")" = "1|2|reading|SIGABRT|14" ] ||
+        { why "watch_crashes: $(sql 'SELECT * FROM watch_crashes')"; return 1; }
+    [ "$(sql "SELECT count(*) FROM failures WHERE study_uid = '$uid' AND stage = 'crash'")" = 2 ] ||
+        { why "expected the crash and the failed study in failures"; return 1; }
+    [ "$(sql "SELECT count(*) FROM current_verdicts")" = 1 ] && [ "$(sql "SELECT count(*) FROM current_verdicts WHERE study_uid = '$uid'")" = 0 ] ||
+        { why "expected a verdict for the other study only"; return 1; }
+    [ ! -s "$DB.watch-crash" ] || { why "the crash note was not emptied once recorded"; return 1; }
+    # unchanged: failed again, not read; one crash row still
+    watch "$tmp/cdrop" --stable-age 0
+    [ "$status" -eq 1 ] && grep -q "not read again until they change" "$tmp/err" ||
+        { why "the unchanged study was not failed again ($status)"; return 1; }
+    [ "$(sql "SELECT count(*) FROM watch_crashes")" = 1 ] || { why "a crash recorded twice"; return 1; }
+    # a file rewritten: read again
+    touch "$tmp/cdrop/crashing/IM0003.dcm"
+    watch "$tmp/cdrop" --stable-age 0 || { why "the changed study: exit $status"; return 1; }
+    [ "$(sql "SELECT count(*) FROM current_verdicts WHERE study_uid = '$uid'")" = 1 ] ||
+        { why "the changed study was not read"; return 1; }
+    # --quarantine: the study goes there, with the reason beside each file
+    gen "$tmp/cdrop/poison" 83 || return 1
+    uid=$(uid_of 83)
+    crash_run "$uid" --quarantine "$tmp/cquar" || return 1
+    watch "$tmp/cdrop" --stable-age 0 --quarantine "$tmp/cquar"
+    [ "$status" -eq 1 ] || { why "the quarantining run exited $status, not 1"; return 1; }
+    [ "$(find "$tmp/cquar/poison" -name '*.dcm' | wc -l)" -eq 14 ] && [ ! -d "$tmp/cdrop/poison" ] ||
+        { why "the crashing study was not quarantined whole"; return 1; }
+    grep -q "failed (crash): hemoscan died of SIGABRT reading these 14 files in run" "$tmp/cquar/poison/IM0001.dcm.reason.txt" ||
+        { why "the quarantine reason does not name the crash"; return 1; }
 }
 
 test_usage() {
@@ -510,6 +570,7 @@ check "--watch: --stable-age waits for files still arriving or just moved in" te
 check "--watch --done: moves keep every file; late instances read with done files" test_done_moves
 check "--watch --done across file systems (copy, fsync, rename, unlink)" test_done_across_fs
 check "--watch --delete --quarantine" test_delete_and_quarantine
+check "--watch: a study the watcher died reading is not read again unchanged" test_crash
 check "--watch: usage errors" test_usage
 check "--watch --review: pictures per study, linked to verdicts; unwritable folder" test_watch_review
 check "--watch --follow: inotify, lock (exit 5), SIGTERM" test_follow_and_lock

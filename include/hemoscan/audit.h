@@ -24,7 +24,7 @@
 
 /* The schema version this build writes (the highest sql/schema file; the
  * build stops when the two disagree). */
-#define HS_AUDIT_SCHEMA_VERSION 5
+#define HS_AUDIT_SCHEMA_VERSION 6
 /* PRAGMA application_id of every hemoscan audit database, "HSAU": tells
  * hemoscan's databases from other programs' SQLite files. */
 #define HS_AUDIT_APPLICATION_ID 0x48534155
@@ -158,6 +158,28 @@ void hs_audit_file_actions_free(hs_audit_file_action *acts, int n);
  * read again together with them. Free each path and the array. */
 hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***paths, int *n,
                                     hs_error *err);
+
+/* ---- studies a watcher died reading (schema step 006-watch-crashes) ---- */
+
+/* What a dead watcher's crash note said (crash_note.h), as recorded. */
+typedef struct {
+    long long crashed_run_id; /* the run that died */
+    const char *study_uid, *study_dir, *phase;
+    int signal;               /* its number; the name is derived */
+    int n_files;              /* the study's files in the drop folder */
+    double newest;            /* their newest change time, Unix seconds */
+} hs_audit_watch_crash;
+
+/* Record the crash (found by run run_id), in its own statement. HS_ERR_ARG
+ * for a value the schema refuses (an unknown run, phase or count). */
+hs_status hs_audit_record_watch_crash(hs_audit *a, long long run_id, const hs_audit_watch_crash *c,
+                                      hs_error *err);
+
+/* *crashed_run = the latest run that died reading study_uid when it had
+ * exactly n_files files whose newest change time was newest (0 when no
+ * run did); *signal = the signal it died of. */
+hs_status hs_audit_watch_crashed(hs_audit *a, const char *study_uid, int n_files, double newest,
+                                 long long *crashed_run, int *signal, hs_error *err);
 
 /* ---- review pictures (schema step 004-review, hemoscan --review) ---- */
 

@@ -1,0 +1,253 @@
+/* crash_note.c - the note a watcher leaves when it dies of a fatal signal
+ * (see crash_note.h for why).
+ *
+ * Built this way on purpose:
+ *   - Everything the handler writes is prepared beforehand, when the study
+ *     is armed: the handler only copies bytes it already has, appends the
+ *     phase (an index into constant names, set with an atomic store) and
+ *     the signal's digits, and calls pwrite and fdatasync, which POSIX
+ *     lists as async-signal-safe. No malloc, no stdio, no locks.
+ *   - The handler is installed with SA_RESETHAND and re-raises its signal,
+ *     so after writing the note the process dies exactly as it would have
+ *     (same signal, same core dump, same exit status for systemd or
+ *     cron). Only the first fatal signal writes.
+ *   - The note is NUL-separated text ("hemoscan-crash-note 1", run id,
+ *     study UID, file count, newest change time with 17 significant
+ *     digits so that it compares equal after the round trip, label, phase,
+ *     signal), each field NUL-terminated: the label is a path, which may
+ *     hold any byte but NUL. A note cut short (disk full at the crash)
+ *     does not parse and is reported as such. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include "hemoscan/crash_note.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HS_NOTE_MAGIC "hemoscan-crash-note 1"
+#define HS_NOTE_CAP 8192
+
+static const int hs_fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS};
+#define HS_N_FATAL ((int)(sizeof hs_fatal_signals / sizeof hs_fatal_signals[0]))
+
+static const char *const hs_phase_names[] = {"other", "scanning", "reading", "recording",
+                                             "reviewing", "moving"};
+#define HS_N_PHASES ((int)(sizeof hs_phase_names / sizeof hs_phase_names[0]))
+
+static int hs_note_fd = -1;
+static char hs_note_prepared[HS_NOTE_CAP]; /* everything up to the phase */
+static size_t hs_note_prepared_len;
+static char hs_note_scratch[HS_NOTE_CAP + 64]; /* the handler's composition */
+static int hs_note_armed;                        /* atomic */
+static int hs_note_phase;                        /* atomic: index into hs_phase_names */
+static int hs_note_written;                      /* atomic: the first fatal signal only */
+static struct sigaction hs_note_previous[HS_N_FATAL];
+static int hs_note_installed;
+
+static void hs_crash_handler(int sig)
+{
+    int saved = errno;
+    if (hs_note_fd >= 0 && __atomic_load_n(&hs_note_armed, __ATOMIC_ACQUIRE) &&
+        !__atomic_exchange_n(&hs_note_written, 1, __ATOMIC_ACQ_REL)) {
+        size_t n = 0;
+        for (size_t i = 0; i < hs_note_prepared_len; i++)
+            hs_note_scratch[n++] = hs_note_prepared[i];
+        int p = __atomic_load_n(&hs_note_phase, __ATOMIC_RELAXED);
+        const char *phase = hs_phase_names[p >= 0 && p < HS_N_PHASES ? p : 0];
+        while (*phase != '\0')
+            hs_note_scratch[n++] = *phase++;
+        hs_note_scratch[n++] = '\0';
+        char digits[12];
+        int k = 0;
+        unsigned v = sig > 0 ? (unsigned)sig : 0;
+        do {
+            digits[k++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v > 0 && k < (int)sizeof digits);
+        while (k > 0)
+            hs_note_scratch[n++] = digits[--k];
+        hs_note_scratch[n++] = '\0';
+        size_t off = 0;
+        while (off < n) {
+            ssize_t w = pwrite(hs_note_fd, hs_note_scratch + off, n - off, (off_t)off);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+        (void)fdatasync(hs_note_fd);
+    }
+    errno = saved;
+    /* SA_RESETHAND put the default action back: delivered when this
+     * handler returns (a fault also recurs at the faulting instruction). */
+    raise(sig);
+}
+
+hs_status hs_crash_note_open(const char *path, hs_error *err)
+{
+    if (path == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_crash_note_open: NULL path");
+    if (hs_note_fd >= 0)
+        return hs_fail(err, HS_ERR_ARG, "hs_crash_note_open: a note is open already");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return hs_fail(err, HS_ERR_IO, "%s: cannot open the crash note: %s", path, strerror(errno));
+    hs_note_fd = fd;
+    __atomic_store_n(&hs_note_armed, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&hs_note_written, 0, __ATOMIC_RELEASE);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = hs_crash_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    for (int i = 0; i < HS_N_FATAL; i++)
+        sigaction(hs_fatal_signals[i], &sa, &hs_note_previous[i]);
+    hs_note_installed = 1;
+    return HS_OK;
+}
+
+/* The next NUL-terminated field of buf[*pos..n), or NULL. */
+static const char *hs_field(const char *buf, size_t n, size_t *pos)
+{
+    if (*pos >= n)
+        return NULL;
+    const char *start = buf + *pos;
+    const char *end = memchr(start, '\0', n - *pos);
+    if (end == NULL)
+        return NULL;
+    *pos = (size_t)(end - buf) + 1;
+    return start;
+}
+
+hs_status hs_crash_note_read(hs_crash_note *note, int *found, hs_error *err)
+{
+    if (note == NULL || found == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_crash_note_read: NULL argument");
+    memset(note, 0, sizeof *note);
+    *found = 0;
+    if (hs_note_fd < 0)
+        return hs_fail(err, HS_ERR_ARG, "hs_crash_note_read: no note is open");
+    char buf[HS_NOTE_CAP + 64];
+    size_t n = 0;
+    while (n < sizeof buf) {
+        ssize_t r = pread(hs_note_fd, buf + n, sizeof buf - n, (off_t)n);
+        if (r < 0)
+            return hs_fail(err, HS_ERR_IO, "cannot read the crash note: %s", strerror(errno));
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (n == 0)
+        return HS_OK;
+    size_t pos = 0;
+    const char *f[8];
+    for (int i = 0; i < 8; i++)
+        f[i] = hs_field(buf, n, &pos);
+    char *end_run = NULL, *end_n = NULL, *end_newest = NULL, *end_sig = NULL;
+    int ok = f[7] != NULL && pos == n && strcmp(f[0], HS_NOTE_MAGIC) == 0;
+    if (ok) {
+        errno = 0;
+        note->run_id = strtoll(f[1], &end_run, 10);
+        long files = strtol(f[3], &end_n, 10);
+        note->newest = strtod(f[4], &end_newest);
+        long sig = strtol(f[7], &end_sig, 10);
+        ok = errno == 0 && *end_run == '\0' && *end_n == '\0' && *end_newest == '\0' &&
+             *end_sig == '\0' && note->run_id > 0 && files > 0 && files < 1000000000L &&
+             sig > 0 && sig < 256 && f[2][0] != '\0' && strlen(f[2]) < sizeof note->study_uid &&
+             strlen(f[5]) < sizeof note->label && strlen(f[6]) < sizeof note->phase;
+        int known_phase = 0;
+        for (int i = 0; ok && i < HS_N_PHASES; i++)
+            known_phase |= strcmp(f[6], hs_phase_names[i]) == 0;
+        ok = ok && known_phase;
+        if (ok) {
+            note->n_files = (int)files;
+            note->signal = (int)sig;
+            snprintf(note->study_uid, sizeof note->study_uid, "%s", f[2]);
+            snprintf(note->label, sizeof note->label, "%s", f[5]);
+            snprintf(note->phase, sizeof note->phase, "%s", f[6]);
+        }
+    }
+    if (!ok) {
+        memset(note, 0, sizeof *note);
+        return hs_fail(err, HS_ERR_FORMAT,
+                       "the crash note holds %zu bytes that are not a complete note", n);
+    }
+    *found = 1;
+    return HS_OK;
+}
+
+hs_status hs_crash_note_clear(hs_error *err)
+{
+    if (hs_note_fd < 0)
+        return hs_fail(err, HS_ERR_ARG, "hs_crash_note_clear: no note is open");
+    if (ftruncate(hs_note_fd, 0) != 0 || fdatasync(hs_note_fd) != 0)
+        return hs_fail(err, HS_ERR_IO, "cannot empty the crash note: %s", strerror(errno));
+    return HS_OK;
+}
+
+void hs_crash_note_arm(long long run_id, const char *study_uid, int n_files, double newest,
+                       const char *label)
+{
+    __atomic_store_n(&hs_note_armed, 0, __ATOMIC_RELEASE);
+    int len = snprintf(hs_note_prepared, sizeof hs_note_prepared, "%s%c%lld%c%.64s%c%d%c%.17g%c%.4000s%c",
+                       HS_NOTE_MAGIC, 0, run_id, 0, study_uid ? study_uid : "", 0, n_files, 0,
+                       newest, 0, label ? label : "", 0);
+    if (len <= 0 || (size_t)len >= sizeof hs_note_prepared)
+        return; /* cannot happen with the caps above; then no note */
+    hs_note_prepared_len = (size_t)len;
+    __atomic_store_n(&hs_note_phase, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hs_note_armed, 1, __ATOMIC_RELEASE);
+}
+
+void hs_crash_note_phase(const char *phase)
+{
+    int p = 0;
+    for (int i = 1; phase != NULL && i < HS_N_PHASES; i++)
+        if (strcmp(phase, hs_phase_names[i]) == 0)
+            p = i;
+    __atomic_store_n(&hs_note_phase, p, __ATOMIC_RELAXED);
+}
+
+void hs_crash_note_disarm(void)
+{
+    __atomic_store_n(&hs_note_armed, 0, __ATOMIC_RELEASE);
+}
+
+void hs_crash_note_close(void)
+{
+    hs_crash_note_disarm();
+    if (hs_note_installed) {
+        for (int i = 0; i < HS_N_FATAL; i++)
+            sigaction(hs_fatal_signals[i], &hs_note_previous[i], NULL);
+        hs_note_installed = 0;
+    }
+    if (hs_note_fd >= 0)
+        close(hs_note_fd);
+    hs_note_fd = -1;
+}
+
+const char *hs_crash_note_signal_name(int signal)
+{
+    switch (signal) {
+    case SIGSEGV:
+        return "SIGSEGV";
+    case SIGBUS:
+        return "SIGBUS";
+    case SIGFPE:
+        return "SIGFPE";
+    case SIGILL:
+        return "SIGILL";
+    case SIGABRT:
+        return "SIGABRT";
+    case SIGSYS:
+        return "SIGSYS";
+    default:
+        return "signal";
+    }
+}
