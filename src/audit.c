@@ -150,7 +150,7 @@ static const struct {
  * opens. They run through hs_exec like the others, numbered after Q_COUNT. */
 enum {
     W_RUN = Q_COUNT, W_RUN_COUNTS, W_LOOSE, W_PLAN, W_PENDING, W_FINISH, W_DONE_FILES,
-    W_REVIEW, W_CRASH, W_CRASHED, W_END
+    W_REVIEW, W_CRASH, W_CRASHED, W_FILE_CRASHED, W_END
 };
 
 static const struct {
@@ -189,14 +189,18 @@ static const struct {
                                 " ORDER BY watch_file_id"},
     [W_CRASH - Q_COUNT] = {"recording the crash",
                            "INSERT INTO watch_crashes (crashed_run_id, recorded_by_run, study_uid,"
-                           " study_dir, phase, signal, signal_name, file_count, files_changed_unix,"
-                           " files_changed_at, recorded_at)"
-                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-                           " strftime('%Y-%m-%dT%H:%M:%fZ', ?9, 'unixepoch'), " HS_SQL_TIME ")"},
+                           " file_path, study_dir, phase, signal, signal_name, file_count,"
+                           " file_bytes, files_changed_unix, files_changed_at, recorded_at)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+                           " strftime('%Y-%m-%dT%H:%M:%fZ', ?11, 'unixepoch'), " HS_SQL_TIME ")"},
     [W_CRASHED - Q_COUNT] = {"looking up earlier crashes",
                              "SELECT crashed_run_id, signal FROM watch_crashes WHERE study_uid = ?"
                              " AND file_count = ? AND files_changed_unix = ?"
                              " ORDER BY watch_crash_id DESC LIMIT 1"},
+    [W_FILE_CRASHED - Q_COUNT] = {"looking up earlier crashes",
+                                  "SELECT crashed_run_id, signal FROM watch_crashes WHERE file_path = ?"
+                                  " AND file_bytes = ? AND files_changed_unix = ?"
+                                  " ORDER BY watch_crash_id DESC LIMIT 1"},
     [W_REVIEW - Q_COUNT] = {"recording the review file",
                   "INSERT INTO review_files (verdict_id, path, sha256, pages, slice_pages, bytes,"
                   " key_slice_id, saliency, dicom_path, dicom_sha256, dicom_bytes, dicom_study_uid,"
@@ -254,6 +258,7 @@ static hs_status hs_db_fail(sqlite3 *db, const char *path, int rc, const char *w
  *   l  long long
  *   L  long long, NULL unless > 0 (a row id, or none)
  *   j  const int *, NULL when the pointer is NULL
+ *   J  const long long *, NULL when the pointer is NULL
  *   d  double, NULL when NaN or infinite (SQLite would store NaN as NULL
  *      anyway; this says so)
  *   p  double, NULL unless > 0 (the structs' "0 when unknown")
@@ -306,6 +311,11 @@ static hs_status hs_exec(hs_audit *a, hs_error *err, int q, long long *first, co
         case 'j': {
             const int *v = va_arg(ap, const int *);
             rc = v == NULL ? sqlite3_bind_null(st, i) : sqlite3_bind_int(st, i, *v);
+            break;
+        }
+        case 'J': {
+            const long long *v = va_arg(ap, const long long *);
+            rc = v == NULL ? sqlite3_bind_null(st, i) : sqlite3_bind_int64(st, i, *v);
             break;
         }
         case 'd':
@@ -1047,29 +1057,30 @@ hs_status hs_audit_record_review(hs_audit *a, long long verdict_id, const char *
 hs_status hs_audit_record_watch_crash(hs_audit *a, long long run_id, const hs_audit_watch_crash *c,
                                       hs_error *err)
 {
-    if (a == NULL || c == NULL || c->study_uid == NULL || c->study_dir == NULL || c->phase == NULL)
+    if (a == NULL || c == NULL || c->study_dir == NULL || c->phase == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_record_watch_crash: NULL argument");
-    return hs_exec(a, err, W_CRASH, NULL, "llsssisidd", c->crashed_run_id, run_id, c->study_uid,
-                   c->study_dir, c->phase, c->signal, hs_crash_note_signal_name(c->signal),
-                   c->n_files, c->newest, hs_now());
+    return hs_exec(a, err, W_CRASH, NULL, "llttssisiJdd", c->crashed_run_id, run_id, c->study_uid,
+                   c->file_path, c->study_dir, c->phase, c->signal,
+                   hs_crash_note_signal_name(c->signal), c->n_files,
+                   c->file_path != NULL ? &c->bytes : NULL, c->newest, hs_now());
 }
 
-hs_status hs_audit_watch_crashed(hs_audit *a, const char *study_uid, int n_files, double newest,
+/* The latest crash of query q (W_CRASHED or W_FILE_CRASHED) with this key,
+ * count or size, and change time. */
+static hs_status hs_crash_lookup(hs_audit *a, int q, const char *key, long long count, double newest,
                                  long long *crashed_run, int *signal, hs_error *err)
 {
-    if (a == NULL || study_uid == NULL || crashed_run == NULL || signal == NULL)
-        return hs_fail(err, HS_ERR_ARG, "hs_audit_watch_crashed: NULL argument");
     *crashed_run = 0;
     *signal = 0;
-    if (a->stmt[W_CRASHED] == NULL) {
-        hs_status ps = hs_prepare_later(a, W_CRASHED, err);
+    if (a->stmt[q] == NULL) {
+        hs_status ps = hs_prepare_later(a, q, err);
         if (ps != HS_OK)
             return ps;
     }
-    sqlite3_stmt *st = a->stmt[W_CRASHED];
-    int rc = sqlite3_bind_text(st, 1, study_uid, -1, SQLITE_STATIC);
+    sqlite3_stmt *st = a->stmt[q];
+    int rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(st, 2, n_files);
+        rc = sqlite3_bind_int64(st, 2, count);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_double(st, 3, newest);
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1077,8 +1088,24 @@ hs_status hs_audit_watch_crashed(hs_audit *a, const char *study_uid, int n_files
         *signal = sqlite3_column_int(st, 1);
         rc = SQLITE_DONE;
     }
-    hs_status status = rc == SQLITE_DONE ? HS_OK : hs_db_fail(a->db, a->path, rc, hs_what(W_CRASHED), err);
+    hs_status status = rc == SQLITE_DONE ? HS_OK : hs_db_fail(a->db, a->path, rc, hs_what(q), err);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return status;
+}
+
+hs_status hs_audit_watch_crashed(hs_audit *a, const char *study_uid, int n_files, double newest,
+                                 long long *crashed_run, int *signal, hs_error *err)
+{
+    if (a == NULL || study_uid == NULL || crashed_run == NULL || signal == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_watch_crashed: NULL argument");
+    return hs_crash_lookup(a, W_CRASHED, study_uid, n_files, newest, crashed_run, signal, err);
+}
+
+hs_status hs_audit_watch_file_crashed(hs_audit *a, const char *path, long long bytes, double newest,
+                                      long long *crashed_run, int *signal, hs_error *err)
+{
+    if (a == NULL || path == NULL || crashed_run == NULL || signal == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_watch_file_crashed: NULL argument");
+    return hs_crash_lookup(a, W_FILE_CRASHED, path, bytes, newest, crashed_run, signal, err);
 }

@@ -12,10 +12,10 @@
  *     (same signal, same core dump, same exit status for systemd or
  *     cron). Only the first fatal signal writes.
  *   - The note is NUL-separated text ("hemoscan-crash-note 1", run id,
- *     study UID, file count, newest change time with 17 significant
- *     digits so that it compares equal after the round trip, label, phase,
- *     signal), each field NUL-terminated: the label is a path, which may
- *     hold any byte but NUL. A note cut short (disk full at the crash)
+ *     "study" or "file", study UID, file count, bytes, newest change time
+ *     with 17 significant digits so that it compares equal after the round
+ *     trip, label, phase, signal), each field NUL-terminated: the label is
+ *     a path, which may hold any byte but NUL. A note cut short (disk full at the crash)
  *     does not parse and is reported as such. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -37,11 +37,12 @@
 static const int hs_fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS};
 #define HS_N_FATAL ((int)(sizeof hs_fatal_signals / sizeof hs_fatal_signals[0]))
 
-static const char *const hs_phase_names[] = {"other", "scanning", "reading", "recording",
-                                             "reviewing", "moving"};
+static const char *const hs_phase_names[] = {"other",   "listing",   "scanning", "reading",
+                                             "recording", "reviewing", "moving"};
 #define HS_N_PHASES ((int)(sizeof hs_phase_names / sizeof hs_phase_names[0]))
 
 static int hs_note_fd = -1;
+static long long hs_note_run_id;
 static char hs_note_prepared[HS_NOTE_CAP]; /* everything up to the phase */
 static size_t hs_note_prepared_len;
 static char hs_note_scratch[HS_NOTE_CAP + 64]; /* the handler's composition */
@@ -89,7 +90,7 @@ static void hs_crash_handler(int sig)
     raise(sig);
 }
 
-hs_status hs_crash_note_open(const char *path, hs_error *err)
+hs_status hs_crash_note_open(const char *path, long long run_id, hs_error *err)
 {
     if (path == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_crash_note_open: NULL path");
@@ -99,6 +100,7 @@ hs_status hs_crash_note_open(const char *path, hs_error *err)
     if (fd < 0)
         return hs_fail(err, HS_ERR_IO, "%s: cannot open the crash note: %s", path, strerror(errno));
     hs_note_fd = fd;
+    hs_note_run_id = run_id;
     __atomic_store_n(&hs_note_armed, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&hs_note_written, 0, __ATOMIC_RELEASE);
     struct sigaction sa;
@@ -145,32 +147,38 @@ hs_status hs_crash_note_read(hs_crash_note *note, int *found, hs_error *err)
     }
     if (n == 0)
         return HS_OK;
+    /* magic, run, kind, UID, files, bytes, newest, label, phase, signal */
     size_t pos = 0;
-    const char *f[8];
-    for (int i = 0; i < 8; i++)
+    const char *f[10];
+    for (int i = 0; i < 10; i++)
         f[i] = hs_field(buf, n, &pos);
-    char *end_run = NULL, *end_n = NULL, *end_newest = NULL, *end_sig = NULL;
-    int ok = f[7] != NULL && pos == n && strcmp(f[0], HS_NOTE_MAGIC) == 0;
+    char *end_run = NULL, *end_n = NULL, *end_bytes = NULL, *end_newest = NULL, *end_sig = NULL;
+    int ok = f[9] != NULL && pos == n && strcmp(f[0], HS_NOTE_MAGIC) == 0;
     if (ok) {
         errno = 0;
         note->run_id = strtoll(f[1], &end_run, 10);
-        long files = strtol(f[3], &end_n, 10);
-        note->newest = strtod(f[4], &end_newest);
-        long sig = strtol(f[7], &end_sig, 10);
-        ok = errno == 0 && *end_run == '\0' && *end_n == '\0' && *end_newest == '\0' &&
-             *end_sig == '\0' && note->run_id > 0 && files > 0 && files < 1000000000L &&
-             sig > 0 && sig < 256 && f[2][0] != '\0' && strlen(f[2]) < sizeof note->study_uid &&
-             strlen(f[5]) < sizeof note->label && strlen(f[6]) < sizeof note->phase;
+        note->is_file = strcmp(f[2], "file") == 0;
+        long files = strtol(f[4], &end_n, 10);
+        note->bytes = strtoll(f[5], &end_bytes, 10);
+        note->newest = strtod(f[6], &end_newest);
+        long sig = strtol(f[9], &end_sig, 10);
+        ok = errno == 0 && *end_run == '\0' && *end_n == '\0' && *end_bytes == '\0' &&
+             *end_newest == '\0' && *end_sig == '\0' && note->run_id > 0 && files > 0 &&
+             files < 1000000000L && note->bytes >= 0 && sig > 0 && sig < 256 &&
+             (note->is_file || strcmp(f[2], "study") == 0) &&
+             (note->is_file ? f[3][0] == '\0' && f[7][0] != '\0' : f[3][0] != '\0') &&
+             strlen(f[3]) < sizeof note->study_uid && strlen(f[7]) < sizeof note->label &&
+             strlen(f[8]) < sizeof note->phase;
         int known_phase = 0;
         for (int i = 0; ok && i < HS_N_PHASES; i++)
-            known_phase |= strcmp(f[6], hs_phase_names[i]) == 0;
+            known_phase |= strcmp(f[8], hs_phase_names[i]) == 0;
         ok = ok && known_phase;
         if (ok) {
             note->n_files = (int)files;
             note->signal = (int)sig;
-            snprintf(note->study_uid, sizeof note->study_uid, "%s", f[2]);
-            snprintf(note->label, sizeof note->label, "%s", f[5]);
-            snprintf(note->phase, sizeof note->phase, "%s", f[6]);
+            snprintf(note->study_uid, sizeof note->study_uid, "%s", f[3]);
+            snprintf(note->label, sizeof note->label, "%s", f[7]);
+            snprintf(note->phase, sizeof note->phase, "%s", f[8]);
         }
     }
     if (!ok) {
@@ -191,18 +199,33 @@ hs_status hs_crash_note_clear(hs_error *err)
     return HS_OK;
 }
 
-void hs_crash_note_arm(long long run_id, const char *study_uid, int n_files, double newest,
-                       const char *label)
+/* Prepares the note's bytes up to the phase, then arms it. */
+static void hs_prepare(const char *kind, const char *study_uid, int n_files, long long bytes,
+                       double newest, const char *label, const char *phase)
 {
     __atomic_store_n(&hs_note_armed, 0, __ATOMIC_RELEASE);
-    int len = snprintf(hs_note_prepared, sizeof hs_note_prepared, "%s%c%lld%c%.64s%c%d%c%.17g%c%.4000s%c",
-                       HS_NOTE_MAGIC, 0, run_id, 0, study_uid ? study_uid : "", 0, n_files, 0,
-                       newest, 0, label ? label : "", 0);
+    if (hs_note_fd < 0)
+        return;
+    int len = snprintf(hs_note_prepared, sizeof hs_note_prepared,
+                       "%s%c%lld%c%s%c%.64s%c%d%c%lld%c%.17g%c%.4000s%c", HS_NOTE_MAGIC, 0,
+                       hs_note_run_id, 0, kind, 0, study_uid, 0, n_files, 0, bytes, 0, newest, 0,
+                       label, 0);
     if (len <= 0 || (size_t)len >= sizeof hs_note_prepared)
         return; /* cannot happen with the caps above; then no note */
     hs_note_prepared_len = (size_t)len;
-    __atomic_store_n(&hs_note_phase, 0, __ATOMIC_RELAXED);
+    hs_crash_note_phase(phase);
     __atomic_store_n(&hs_note_armed, 1, __ATOMIC_RELEASE);
+}
+
+void hs_crash_note_arm(const char *study_uid, int n_files, double newest, const char *label)
+{
+    hs_prepare("study", study_uid ? study_uid : "", n_files, 0, newest, label ? label : "",
+               "scanning");
+}
+
+void hs_crash_note_arm_file(const char *path, long long bytes, double newest)
+{
+    hs_prepare("file", "", 1, bytes, newest, path ? path : "", "listing");
 }
 
 void hs_crash_note_phase(const char *phase)

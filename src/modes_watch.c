@@ -27,12 +27,15 @@
  * of its files, and no file is lost or left twice.
  *
  * Why one crashing study cannot stop every run: while a study is in hand
- * the crash note (crash_note.h) is armed with it, so a fatal signal from
+ * the crash note (crash_note.h) is armed with it, and while the listing
+ * reads a header, with that file (watch.c), so a fatal signal from
  * hemoscan or a library leaves its identity beside the database. The next
- * run records that in watch_crashes before its first pass, and a study
- * with the same files as when it crashed is failed (and quarantined)
- * instead of read. The check comes before the scan, since the scan reads
- * headers with DCMTK and could be where it crashed.
+ * run records that in watch_crashes before its first pass; a study with
+ * the same files as when it crashed is failed (and quarantined) instead
+ * of read, and such a file is not read but made a loose file (asked by
+ * the listing through hs_skip_crashed). The study check comes before the
+ * scan, since the scan reads headers with DCMTK and could be where it
+ * crashed.
  *
  * Errors go to stderr (and syslog) as one line naming the file or study;
  * the run goes on with the next study. With -v, "phase" lines on stderr
@@ -95,6 +98,7 @@ typedef struct {
     int failed_any;
     int force_copy;         /* HEMOSCAN_TEST_FORCE_COPY: copy as across file systems */
     const char *crash_uid;  /* HEMOSCAN_TEST_CRASH_STUDY: abort() when reading this study */
+    const char *crash_file; /* HEMOSCAN_TEST_CRASH_FILE: abort() when listing a file of this name */
     char crash_note_path[4200]; /* DB.watch-crash (crash_note.h) */
     const char *exclude[3]; /* --done, --quarantine, --review */
     int n_exclude;
@@ -551,8 +555,7 @@ static void hs_process_study(hs_watcher *w, const hs_watch_listing *l, const hs_
         hs_study_failed(w, l, s, label, "crash", msg, 1);
         return;
     }
-    hs_crash_note_arm(w->run_id, s->study_uid, s->n, s->newest, label);
-    hs_crash_note_phase("scanning");
+    hs_crash_note_arm(s->study_uid, s->n, s->newest, label);
     hs_read_study(w, l, s, label);
     hs_crash_note_disarm();
 }
@@ -596,6 +599,33 @@ static void hs_process_loose(hs_watcher *w, const hs_watch_listing *l, int idx, 
 
 /* ---- passes ------------------------------------------------------------------------- */
 
+/* The listing's question before it reads a header (hs_watch_skip_fn): did
+ * a watcher die reading this file, unchanged, before? Then it is a loose
+ * file, quarantined with --quarantine, and its header is not read. */
+static int hs_skip_crashed(void *ctx, const hs_watch_file *f, char *reason, size_t cap)
+{
+    hs_watcher *w = ctx;
+    if (w->crash_file != NULL) {
+        const char *slash = strrchr(f->path, '/');
+        if (strcmp(slash != NULL ? slash + 1 : f->path, w->crash_file) == 0)
+            abort(); /* the tests' stand-in for a header reader that crashes */
+    }
+    hs_error err = {0};
+    long long crashed_run = 0;
+    int sig = 0;
+    if (hs_audit_watch_file_crashed(w->audit, f->path, f->size, hs_watch_file_changed(f),
+                                    &crashed_run, &sig, &err) != HS_OK) {
+        hs_report(w, "%s: %s", f->path, err.msg); /* then read it, as before crashes were kept */
+        w->failed_any = 1;
+        return 0;
+    }
+    if (crashed_run <= 0)
+        return 0;
+    snprintf(reason, cap, "hemoscan died of %s reading its header in run %lld (table watch_crashes); "
+             "not read again until it changes", hs_crash_note_signal_name(sig), crashed_run);
+    return 1;
+}
+
 /* What a watcher that died reading a study left (crash_note.h): recorded
  * in watch_crashes and in failures, reported, then emptied. The study
  * itself is failed when a pass meets it with the same files
@@ -616,19 +646,28 @@ static void hs_take_crash_note(hs_watcher *w)
     }
     if (!found)
         return;
-    hs_audit_watch_crash c = {note.run_id, note.study_uid, note.label, note.phase,
-                              note.signal, note.n_files, note.newest};
+    hs_audit_watch_crash c = {note.run_id,    note.is_file ? NULL : note.study_uid,
+                              note.is_file ? note.label : NULL,
+                              note.label,     note.phase, note.signal, note.n_files,
+                              note.bytes,     note.newest};
+    char who[4200];
+    if (note.is_file)
+        snprintf(who, sizeof who, "%s", note.label);
+    else
+        snprintf(who, sizeof who, "%s (%s)", note.study_uid, note.label);
     if (hs_audit_record_watch_crash(w->audit, w->run_id, &c, &err) != HS_OK) {
-        hs_report(w, "%s (%s): the crash of run %lld is not recorded (%s); its note %s is kept",
-                  note.study_uid, note.label, note.run_id, err.msg, w->crash_note_path);
+        hs_report(w, "%s: the crash of run %lld is not recorded (%s); its note %s is kept", who,
+                  note.run_id, err.msg, w->crash_note_path);
         w->failed_any = 1;
         return;
     }
     char msg[300];
-    snprintf(msg, sizeof msg, "hemoscan (run %lld) died of %s while %s this study",
-             note.run_id, hs_crash_note_signal_name(note.signal), note.phase);
-    hs_report(w, "%s (%s): %s", note.study_uid, note.label, msg);
-    hs_record_failure(w, note.label, note.study_uid, "crash", msg);
+    snprintf(msg, sizeof msg, "hemoscan (run %lld) died of %s while %s %s", note.run_id,
+             hs_crash_note_signal_name(note.signal), note.phase,
+             note.is_file ? "the drop folder, reading this file's header" : "this study");
+    hs_report(w, "%s: %s", who, msg);
+    hs_record_failure(w, note.label, note.is_file ? NULL : note.study_uid, "crash", msg);
+    w->c.failed++; /* the dead run's failure, which it could not count itself */
     if (hs_crash_note_clear(&err) != HS_OK)
         hs_report(w, "%s: %s", w->crash_note_path, err.msg);
 }
@@ -644,7 +683,8 @@ static void hs_pass(hs_watcher *w, hs_watch_listing *previous)
     w->loose_seen = 0;
     w->next_due = 0;
     hs_phase(w, "listing", w->o->watch_dir);
-    if (hs_watch_list(w->o->watch_dir, w->exclude, w->n_exclude, previous, &l, &err) != HS_OK) {
+    if (hs_watch_list(w->o->watch_dir, w->exclude, w->n_exclude, previous, hs_skip_crashed, w, &l,
+                      &err) != HS_OK) {
         hs_report(w, "%s", err.msg);
         w->c.failed++;
         hs_watch_listing_free(&l);
@@ -886,13 +926,14 @@ int hs_mode_watch(const options *o)
     }
     hs_study_prepare(o, &w.sopt);
     snprintf(w.crash_note_path, sizeof w.crash_note_path, "%s.watch-crash", w.db_path);
-    if (hs_crash_note_open(w.crash_note_path, &err) != HS_OK) {
+    if (hs_crash_note_open(w.crash_note_path, w.run_id, &err) != HS_OK) {
         hs_report(&w, "%s", err.msg);
         status = EXIT_FAILED;
         goto out;
     }
     hs_take_crash_note(&w);
     w.crash_uid = getenv("HEMOSCAN_TEST_CRASH_STUDY");
+    w.crash_file = getenv("HEMOSCAN_TEST_CRASH_FILE");
 
     /* SIGTERM / SIGINT: finish the study in hand, then stop. */
     int ifd = -1;

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hemoscan/crash_note.h"
 #include "hemoscan/dicom.h"
 #include "hemoscan/fileio.h"
 
@@ -283,8 +284,14 @@ static hs_status hs_group(hs_watch_listing *l, hs_error *err)
     return st;
 }
 
+double hs_watch_file_changed(const hs_watch_file *f)
+{
+    return f->mtime > f->ctime ? f->mtime : f->ctime;
+}
+
 hs_status hs_watch_list(const char *drop, const char *const *exclude, int n_exclude,
-                        const hs_watch_listing *previous, hs_watch_listing *out, hs_error *err)
+                        const hs_watch_listing *previous, hs_watch_skip_fn skip, void *skip_ctx,
+                        hs_watch_listing *out, hs_error *err)
 {
     if (out != NULL)
         memset(out, 0, sizeof *out);
@@ -328,8 +335,15 @@ hs_status hs_watch_list(const char *drop, const char *const *exclude, int n_excl
             memcpy(f->verdict, p->verdict, sizeof f->verdict);
             memcpy(f->reason, p->reason, sizeof f->reason);
         } else {
-            hs_classify(f, h);
-            out->headers_read++;
+            hs_crash_note_arm_file(f->path, f->size, hs_watch_file_changed(f));
+            if (skip != NULL && skip(skip_ctx, f, f->reason, sizeof f->reason)) {
+                f->kind = HS_WATCH_LOOSE;
+                snprintf(f->verdict, sizeof f->verdict, "crashed_reader");
+            } else {
+                hs_classify(f, h);
+                out->headers_read++;
+            }
+            hs_crash_note_disarm();
         }
     }
     if (st == HS_OK)

@@ -787,7 +787,7 @@ static void test_watch_tables(void)
     /* A study a watcher died reading is found again only with the same
      * files: the same count and exactly the same newest change time. */
     double when = 1796612811.4898812;
-    hs_audit_watch_crash crash = {run, "1.2.80", "/drop/s", "reading", 6, 14, when};
+    hs_audit_watch_crash crash = {run, "1.2.80", NULL, "/drop/s", "reading", 6, 14, 0, when};
     CU_ASSERT_EQUAL(hs_audit_record_watch_crash(a, run2, &crash, &err), HS_OK);
     long long crashed = 0;
     int sig = 0;
@@ -806,10 +806,27 @@ static void test_watch_tables(void)
     hs_audit_watch_crash no_run = crash;
     no_run.crashed_run_id = 999;
     CU_ASSERT_EQUAL(hs_audit_record_watch_crash(a, run2, &no_run, &err), HS_ERR_ARG);
+    /* A file whose header was being read: found by path, size and time. */
+    hs_audit_watch_crash file = {run, NULL, "/drop/x.dcm", "/drop/x.dcm", "listing", 11, 1, 0, when};
+    CU_ASSERT_EQUAL(hs_audit_record_watch_crash(a, run2, &file, &err), HS_OK); /* an empty file */
+    CU_ASSERT_EQUAL(hs_audit_watch_file_crashed(a, "/drop/x.dcm", 0, when, &crashed, &sig, &err), HS_OK);
+    CU_ASSERT(crashed == run && sig == 11);
+    CU_ASSERT_EQUAL(hs_audit_watch_file_crashed(a, "/drop/x.dcm", 1, when, &crashed, &sig, &err), HS_OK);
+    CU_ASSERT_EQUAL(crashed, 0); /* rewritten */
+    CU_ASSERT_EQUAL(hs_audit_watch_crashed(a, "/drop/x.dcm", 1, when, &crashed, &sig, &err), HS_OK);
+    CU_ASSERT_EQUAL(crashed, 0); /* not a study */
+    hs_audit_watch_crash both = file;
+    both.study_uid = "1.2.80";
+    CU_ASSERT_EQUAL(hs_audit_record_watch_crash(a, run2, &both, &err), HS_ERR_ARG);
+    hs_audit_watch_crash file_reading = file;
+    file_reading.phase = "reading";
+    CU_ASSERT_EQUAL(hs_audit_record_watch_crash(a, run2, &file_reading, &err), HS_ERR_ARG);
 
     sqlite3 *db = inspect(a, path, 0);
-    CHECK_ROW(db, "SELECT crashed_run_id, recorded_by_run, signal_name, file_count, files_changed_at "
-                  "FROM watch_crashes", "1|2|SIGABRT|14|2026-12-07T03:06:51.490Z");
+    CHECK_ROW(db, "SELECT group_concat(crashed_run_id || ' ' || recorded_by_run || ' ' || signal_name || ' ' "
+                  "|| file_count || ' ' || coalesce(file_bytes, '-') || ' ' || files_changed_at, ', ') "
+                  "FROM watch_crashes",
+              "1 2 SIGABRT 14 - 2026-12-07T03:06:51.490Z, 1 2 SIGSEGV 1 0 2026-12-07T03:06:51.490Z");
     CHECK_ROW(db, "SELECT passes, studies_read, hemorrhage, already_read, failed, files_done "
                   "FROM watch_runs WHERE run_id = 1", "1|3|1|2|1|30");
     CHECK_ROW(db, "SELECT count(*) FROM loose_files", "2");

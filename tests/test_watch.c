@@ -11,7 +11,9 @@
  * and name the first. A child process armed with a crash note and killed
  * by SIGSEGV must leave a note that reads back field for field (the change
  * time exactly), one that is disarmed or dies of SIGKILL none, and a note
- * cut short must be refused. Studies are 64 x 64 x 6 so the suite stays quick
+ * cut short must be refused; a child that dies while the listing looks at
+ * a file must leave a note naming that file, and a file the listing is
+ * told to skip must become a loose "crashed_reader" unread. Studies are 64 x 64 x 6 so the suite stays quick
  * under valgrind; without the generator those tests say they are skipped. */
 #include <errno.h>
 #include <fcntl.h>
@@ -122,7 +124,7 @@ static void test_list_and_group(void)
         /* study a's UID, from the first listing below */
         hs_watch_listing l;
         hs_error err = {0};
-        CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, NULL, 0, NULL, &l, &err), HS_OK);
+        CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, NULL, 0, NULL, NULL, NULL, &l, &err), HS_OK);
         CU_ASSERT_EQUAL_FATAL(l.n_studies, 2);
         int ia = find(&l, "study a/IM0001.dcm");
         CU_ASSERT_FATAL(ia >= 0);
@@ -147,7 +149,7 @@ static void test_list_and_group(void)
     hs_watch_listing l;
     hs_error err = {0};
     const char *exclude[1] = {done};
-    CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, exclude, 1, NULL, &l, &err), HS_OK);
+    CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, exclude, 1, NULL, NULL, NULL, &l, &err), HS_OK);
     /* 6 + 6 + 3 slices, the text file, the symbolic link; not the dot
      * file, the part file or the done folder */
     CU_ASSERT_EQUAL(l.n_files, 17);
@@ -182,7 +184,7 @@ static void test_list_and_group(void)
 
     /* The next listing reads only what changed. */
     hs_watch_listing next;
-    CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, exclude, 1, &l, &next, &err), HS_OK);
+    CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, exclude, 1, &l, NULL, NULL, &next, &err), HS_OK);
     CU_ASSERT_EQUAL(next.headers_read, 0);
     CU_ASSERT_EQUAL(next.n_studies, 2);
     hs_watch_listing_free(&next);
@@ -195,18 +197,18 @@ static void test_list_and_group(void)
     for (int s = 0; s < l.n_studies; s++)
         changed += !hs_watch_unchanged(&l, &l.studies[s]);
     CU_ASSERT_EQUAL(changed, 1);
-    CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, exclude, 1, &l, &next, &err), HS_OK);
+    CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, exclude, 1, &l, NULL, NULL, &next, &err), HS_OK);
     CU_ASSERT_EQUAL(next.headers_read, 1);
     hs_watch_listing_free(&next);
     hs_watch_listing_free(&l);
 
     /* Without the exclusion the done folder's file is listed (loose). */
-    CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, NULL, 0, NULL, &l, &err), HS_OK);
+    CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, NULL, 0, NULL, NULL, NULL, &l, &err), HS_OK);
     CU_ASSERT(find(&l, "done/old.dcm") >= 0);
     hs_watch_listing_free(&l);
 
     snprintf(p, sizeof p, "%.3000s/nope", drop);
-    CU_ASSERT_EQUAL(hs_watch_list(p, NULL, 0, NULL, &l, &err), HS_ERR_IO);
+    CU_ASSERT_EQUAL(hs_watch_list(p, NULL, 0, NULL, NULL, NULL, &l, &err), HS_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "nope"));
     hs_watch_listing_free(&l);
 }
@@ -373,9 +375,12 @@ static void test_lock(void)
     CU_ASSERT_EQUAL(busy, 0);
 }
 
-/* A child that opens the note at path, arms it (unless disarm), then dies
- * of sig; returns the signal it died of, or -1. */
-static int die_with_note(const char *path, int sig, int disarm)
+/* How die_with_note's child arms its note. */
+enum { ARM_STUDY, ARM_THEN_DISARM, ARM_FILE };
+
+/* A child that opens the note at path for run 7, arms it as told, then
+ * dies of sig; returns the signal it died of, or -1. */
+static int die_with_note(const char *path, int sig, int how)
 {
     pid_t pid = fork();
     if (pid < 0)
@@ -384,11 +389,15 @@ static int die_with_note(const char *path, int sig, int disarm)
         struct rlimit no_core = {0, 0};
         setrlimit(RLIMIT_CORE, &no_core); /* no core file, also under valgrind */
         hs_error e = {0};
-        if (hs_crash_note_open(path, &e) != HS_OK)
+        if (hs_crash_note_open(path, 7, &e) != HS_OK)
             _exit(3);
-        hs_crash_note_arm(7, "1.2.3.4", 14, 1796612811.4898812, "/drop/study\tname");
-        hs_crash_note_phase("recording");
-        if (disarm)
+        if (how == ARM_FILE) {
+            hs_crash_note_arm_file("/drop/odd\nname.dcm", 1234567, 1796612811.25);
+        } else {
+            hs_crash_note_arm("1.2.3.4", 14, 1796612811.4898812, "/drop/study\tname");
+            hs_crash_note_phase("recording");
+        }
+        if (how == ARM_THEN_DISARM)
             hs_crash_note_disarm();
         raise(sig);
         _exit(4);
@@ -403,14 +412,15 @@ static void test_crash_note(void)
 {
     char path[PATH_CAP];
     tmp_path(path, "audit.db.watch-crash");
-    CU_ASSERT_EQUAL_FATAL(die_with_note(path, SIGSEGV, 0), SIGSEGV);
+    CU_ASSERT_EQUAL_FATAL(die_with_note(path, SIGSEGV, ARM_STUDY), SIGSEGV);
     hs_error err = {0};
-    CU_ASSERT_EQUAL_FATAL(hs_crash_note_open(path, &err), HS_OK);
+    CU_ASSERT_EQUAL_FATAL(hs_crash_note_open(path, 8, &err), HS_OK);
     hs_crash_note note;
     int found = 0;
     CU_ASSERT_EQUAL(hs_crash_note_read(&note, &found, &err), HS_OK);
     CU_ASSERT_EQUAL(found, 1);
     CU_ASSERT_EQUAL(note.run_id, 7);
+    CU_ASSERT_EQUAL(note.is_file, 0);
     CU_ASSERT_STRING_EQUAL(note.study_uid, "1.2.3.4");
     CU_ASSERT_EQUAL(note.n_files, 14);
     CU_ASSERT(note.newest == 1796612811.4898812); /* exactly: the database compares it */
@@ -423,21 +433,110 @@ static void test_crash_note(void)
     CU_ASSERT_EQUAL(found, 0);
     hs_crash_note_close();
 
+    /* A file whose header was being read. */
+    CU_ASSERT_EQUAL_FATAL(die_with_note(path, SIGBUS, ARM_FILE), SIGBUS);
+    CU_ASSERT_EQUAL_FATAL(hs_crash_note_open(path, 8, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_crash_note_read(&note, &found, &err), HS_OK);
+    CU_ASSERT(found == 1 && note.is_file == 1 && note.study_uid[0] == '\0' && note.n_files == 1);
+    CU_ASSERT_EQUAL(note.bytes, 1234567);
+    CU_ASSERT(note.newest == 1796612811.25);
+    CU_ASSERT_STRING_EQUAL(note.label, "/drop/odd\nname.dcm");
+    CU_ASSERT_STRING_EQUAL(note.phase, "listing");
+    CU_ASSERT_STRING_EQUAL(hs_crash_note_signal_name(note.signal), "SIGBUS");
+    CU_ASSERT_EQUAL(hs_crash_note_clear(&err), HS_OK);
+    hs_crash_note_close();
+
     /* Disarmed (the study finished) or SIGKILL (not catchable): no note. */
-    CU_ASSERT_EQUAL(die_with_note(path, SIGABRT, 1), SIGABRT);
-    CU_ASSERT_EQUAL(die_with_note(path, SIGKILL, 0), SIGKILL);
+    CU_ASSERT_EQUAL(die_with_note(path, SIGABRT, ARM_THEN_DISARM), SIGABRT);
+    CU_ASSERT_EQUAL(die_with_note(path, SIGKILL, ARM_STUDY), SIGKILL);
     struct stat st;
     CU_ASSERT(stat(path, &st) == 0 && st.st_size == 0);
 
     /* A note cut short is refused, not half read. */
-    CU_ASSERT_EQUAL_FATAL(die_with_note(path, SIGABRT, 0), SIGABRT);
+    CU_ASSERT_EQUAL_FATAL(die_with_note(path, SIGABRT, ARM_STUDY), SIGABRT);
     CU_ASSERT(stat(path, &st) == 0 && st.st_size > 20);
     CU_ASSERT_EQUAL(truncate(path, st.st_size - 3), 0);
-    CU_ASSERT_EQUAL_FATAL(hs_crash_note_open(path, &err), HS_OK);
+    CU_ASSERT_EQUAL_FATAL(hs_crash_note_open(path, 8, &err), HS_OK);
     CU_ASSERT_EQUAL(hs_crash_note_read(&note, &found, &err), HS_ERR_FORMAT);
     CU_ASSERT_EQUAL(found, 0);
     CU_ASSERT(strstr(err.msg, "not a complete note") != NULL);
     hs_crash_note_close();
+}
+
+/* Skip functions for the listing: one that dies while asked about a file
+ * named "poison.dcm" (the note is armed by then), one that skips it. */
+static int skip_dies(void *ctx, const hs_watch_file *f, char *reason, size_t cap)
+{
+    (void)ctx;
+    (void)reason;
+    (void)cap;
+    if (strstr(f->path, "/poison.dcm") != NULL)
+        raise(SIGSEGV);
+    return 0;
+}
+
+static int skip_poison(void *ctx, const hs_watch_file *f, char *reason, size_t cap)
+{
+    ++*(int *)ctx;
+    if (strstr(f->path, "/poison.dcm") == NULL)
+        return 0;
+    snprintf(reason, cap, "it crashed before");
+    return 1;
+}
+
+/* The listing arms the crash note with each file whose header it reads,
+ * and a file the skip function names becomes a loose "crashed_reader". */
+static void test_listing_crash(void)
+{
+    char drop[PATH_CAP], poison[PATH_CAP], other[PATH_CAP], note_path[PATH_CAP];
+    tmp_path(drop, "crashdrop");
+    tmp_path(note_path, "crash.db.watch-crash");
+    CU_ASSERT_EQUAL_FATAL(mkdir(drop, 0755), 0);
+    snprintf(poison, sizeof poison, "%.3000s/poison.dcm", drop);
+    snprintf(other, sizeof other, "%.3000s/a.txt", drop);
+    CU_ASSERT_EQUAL_FATAL(write_text(poison, "not really DICOM"), 0);
+    CU_ASSERT_EQUAL_FATAL(write_text(other, "text"), 0);
+    struct stat sb;
+    CU_ASSERT_FATAL(stat(poison, &sb) == 0);
+
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        hs_error e = {0};
+        hs_watch_listing l;
+        if (hs_crash_note_open(note_path, 3, &e) != HS_OK)
+            _exit(3);
+        hs_watch_list(drop, NULL, 0, NULL, skip_dies, NULL, &l, &e);
+        _exit(4);
+    }
+    int status = 0;
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+    hs_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_crash_note_open(note_path, 4, &err), HS_OK);
+    hs_crash_note note;
+    int found = 0;
+    CU_ASSERT_EQUAL(hs_crash_note_read(&note, &found, &err), HS_OK);
+    CU_ASSERT(found == 1 && note.is_file == 1 && note.run_id == 3);
+    CU_ASSERT_STRING_EQUAL(note.label, poison);
+    CU_ASSERT_EQUAL(note.bytes, 16);
+    hs_crash_note_close();
+
+    int asked = 0;
+    hs_watch_listing l;
+    CU_ASSERT_EQUAL_FATAL(hs_watch_list(drop, NULL, 0, NULL, skip_poison, &asked, &l, &err), HS_OK);
+    CU_ASSERT_EQUAL(asked, 2);
+    CU_ASSERT_EQUAL(l.headers_read, 1); /* a.txt's only */
+    int ip = find(&l, "/poison.dcm");
+    CU_ASSERT_FATAL(ip >= 0);
+    CU_ASSERT_EQUAL(l.files[ip].kind, HS_WATCH_LOOSE);
+    CU_ASSERT_STRING_EQUAL(l.files[ip].verdict, "crashed_reader");
+    CU_ASSERT_STRING_EQUAL(l.files[ip].reason, "it crashed before");
+    CU_ASSERT(hs_watch_file_changed(&l.files[ip]) == note.newest); /* what the note recorded */
+    CU_ASSERT_EQUAL(l.n_loose, 2);
+    hs_watch_listing_free(&l);
 }
 
 int hs_register_watch_tests(void)
@@ -449,7 +548,8 @@ int hs_register_watch_tests(void)
         {"moves: rename, copy, every interrupted state", test_move},
         {"destination names never overwrite; empty folders pruned", test_dest_and_prune},
         {"one watcher: the lock names the holder", test_lock},
-        {"a watcher dying of a fatal signal leaves a note of its study", test_crash_note},
+        {"a watcher dying of a fatal signal leaves a note of its study or file", test_crash_note},
+        {"the listing arms the note per header; a crashed file is skipped", test_listing_crash},
     };
     return hs_test_add_suite("watch", suite_init, suite_clean, cases,
                              sizeof cases / sizeof cases[0]);

@@ -221,6 +221,9 @@ test_delete_and_quarantine() {
 # while its files are unchanged: the next run records the crash, fails the
 # study (stage 'crash') and reads the others; changed files are tried
 # again; with --quarantine the study goes to quarantine with the reason.
+# A file whose header read kills the listing (HEMOSCAN_TEST_CRASH_FILE)
+# becomes a quarantined loose file, unread, and the rest is read. The run
+# that finds a crash counts it as failed and exits 1.
 # crash_run UID [OPTIONS...]: a watch run that dies reading study UID.
 crash_run() {
     crash_uid=$1
@@ -242,7 +245,8 @@ test_crash() {
     uid=$(uid_of 81)
     crash_run "$uid" || return 1
     watch "$tmp/cdrop" --stable-age 0
-    [ "$status" -eq 1 ] || { why "the run after the crash exited $status, not 1"; return 1; }
+    [ "$status" -eq 1 ] && [ "$(summary failed)" = 2 ] ||
+        { why "the run after the crash: exit $status (not 1), $(summary failed) failed (not 2: the crash, the study)"; return 1; }
     grep -q "$uid (.*crashing): hemoscan (run 1) died of SIGABRT while reading this study" "$tmp/err" ||
         { why "the crash is not reported"; return 1; }
     grep -q "$uid (.*crashing): hemoscan died of SIGABRT reading these 14 files in run 1" "$tmp/err" ||
@@ -274,6 +278,28 @@ test_crash() {
         { why "the crashing study was not quarantined whole"; return 1; }
     grep -q "failed (crash): hemoscan died of SIGABRT reading these 14 files in run" "$tmp/cquar/poison/IM0001.dcm.reason.txt" ||
         { why "the quarantine reason does not name the crash"; return 1; }
+    # a file whose header crashes the listing (HEMOSCAN_TEST_CRASH_FILE):
+    # the next run reads everything else and quarantines that file unread
+    gen "$tmp/cdrop/late" 84 || return 1
+    echo "a file no reader survives" >"$tmp/cdrop/late/bad.dcm"
+    sh -c 'ulimit -c 0; HEMOSCAN_TEST_CRASH_FILE=bad.dcm "$@"; exit $?' sh \
+        "$HEMOSCAN" --model "$MODEL" --db "$DB" --threads 1 --watch "$tmp/cdrop" --stable-age 0 \
+        </dev/null >"$tmp/out" 2>"$tmp/err"
+    status=$?
+    [ $status -eq 134 ] && [ -s "$DB.watch-crash" ] || { why "the listing crash: exit $status, or no note"; return 1; }
+    watch "$tmp/cdrop" --stable-age 0 --quarantine "$tmp/cquar"
+    [ "$status" -eq 1 ] && [ "$(summary failed)" = 1 ] ||
+        { why "the run after the listing crash: exit $status (not 1), $(summary failed) failed (not 1)"; return 1; }
+    grep -q "late/bad.dcm: hemoscan (run [0-9]*) died of SIGABRT while listing the drop folder, reading this file's header" "$tmp/err" ||
+        { why "the listing crash is not reported"; return 1; }
+    [ "$(sql "SELECT phase, file_count, file_bytes FROM watch_crashes WHERE file_path LIKE '%/late/bad.dcm'")" = "listing|1|26" ] ||
+        { why "watch_crashes: $(sql 'SELECT * FROM watch_crashes')"; return 1; }
+    [ "$(sql "SELECT verdict FROM loose_files WHERE file_path LIKE '%/late/bad.dcm'")" = crashed_reader ] ||
+        { why "the file is not a loose crashed_reader"; return 1; }
+    [ -f "$tmp/cquar/late/bad.dcm" ] && grep -q "^crashed_reader: hemoscan died of SIGABRT reading its header" "$tmp/cquar/late/bad.dcm.reason.txt" ||
+        { why "the file is not quarantined with its reason"; return 1; }
+    [ "$(sql "SELECT count(*) FROM current_verdicts WHERE study_uid = '$(uid_of 84)'")" = 1 ] ||
+        { why "the study beside the file was not read"; return 1; }
 }
 
 test_usage() {

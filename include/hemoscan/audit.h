@@ -159,19 +159,25 @@ void hs_audit_file_actions_free(hs_audit_file_action *acts, int n);
 hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***paths, int *n,
                                     hs_error *err);
 
-/* ---- studies a watcher died reading (schema step 006-watch-crashes) ---- */
+/* ---- studies and files a watcher died reading (schema step 006-watch-crashes) ---- */
 
-/* What a dead watcher's crash note said (crash_note.h), as recorded. */
+/* What a dead watcher's crash note said (crash_note.h), as recorded:
+ * either a study (study_uid set, file_path NULL) or a file whose header
+ * was being read while listing (file_path set, study_uid NULL). */
 typedef struct {
     long long crashed_run_id; /* the run that died */
-    const char *study_uid, *study_dir, *phase;
+    const char *study_uid, *file_path;
+    const char *study_dir;    /* the study's folder, or the file */
+    const char *phase;
     int signal;               /* its number; the name is derived */
-    int n_files;              /* the study's files in the drop folder */
-    double newest;            /* their newest change time, Unix seconds */
+    int n_files;              /* the study's files in the drop folder; 1 for a file */
+    long long bytes;          /* the file's size (files only) */
+    double newest;            /* the newest change time, Unix seconds */
 } hs_audit_watch_crash;
 
 /* Record the crash (found by run run_id), in its own statement. HS_ERR_ARG
- * for a value the schema refuses (an unknown run, phase or count). */
+ * for a value the schema refuses (an unknown run, phase or count, both or
+ * neither of study_uid and file_path). */
 hs_status hs_audit_record_watch_crash(hs_audit *a, long long run_id, const hs_audit_watch_crash *c,
                                       hs_error *err);
 
@@ -180,6 +186,11 @@ hs_status hs_audit_record_watch_crash(hs_audit *a, long long run_id, const hs_au
  * run did); *signal = the signal it died of. */
 hs_status hs_audit_watch_crashed(hs_audit *a, const char *study_uid, int n_files, double newest,
                                  long long *crashed_run, int *signal, hs_error *err);
+
+/* The same for a file whose header was being read: path, size and the
+ * larger of its own mtime and ctime. */
+hs_status hs_audit_watch_file_crashed(hs_audit *a, const char *path, long long bytes, double newest,
+                                      long long *crashed_run, int *signal, hs_error *err);
 
 /* ---- review pictures (schema step 004-review, hemoscan --review) ---- */
 

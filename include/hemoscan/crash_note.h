@@ -1,6 +1,7 @@
 /* crash_note.h - what a watcher that dies of a fatal signal leaves behind:
- * the study it had in hand, so that the next run does not read that study
- * again and die the same way.
+ * the study it had in hand, or the file whose header it was reading while
+ * it listed the drop folder, so that the next run does not read it again
+ * and die the same way.
  *
  * hemoscan's own code reports bad input and goes on, but a library it
  * calls (DCMTK, a codec, libtiff) can still assert or crash on a file no
@@ -8,12 +9,14 @@
  * again by cron would read the same study first, die again, and never
  * reach the studies behind it. With it, the next run records the crash in
  * the audit database (table watch_crashes), and the study is failed and
- * quarantined instead of read while its files stay as they were.
+ * quarantined instead of read while its files stay as they were (a file
+ * becomes a loose file, quarantined, instead of having its header read).
  *
  * How: hs_crash_note_open creates the note file (beside the database) and
  * installs a handler for SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT and
  * SIGSYS. Before each study the watcher arms the note with the study's
- * identity; the handler, if armed, writes the prepared bytes and the
+ * identity, and the listing before each header it reads with the file's;
+ * the handler, if armed, writes the prepared bytes and the
  * signal number with async-signal-safe calls only (pwrite, fdatasync),
  * then lets the signal kill the process as before (exit status, core
  * dump and systemd's restart are unchanged). SIGKILL cannot be caught: a
@@ -29,17 +32,21 @@
 /* What a note says. */
 typedef struct {
     long long run_id;   /* the run that died */
-    char study_uid[65];
-    int n_files;        /* the study's files in the drop folder */
-    double newest;      /* their newest change time (Unix seconds, hs_watch_study) */
-    char phase[16];     /* what it was doing: "scanning", "reading", ... */
-    char label[4096];   /* the study's folder, as the watcher names it */
+    int is_file;        /* 0: a study in hand; 1: a file whose header was being read */
+    char study_uid[65]; /* a study's UID; "" for a file */
+    int n_files;        /* the study's files in the drop folder; 1 for a file */
+    long long bytes;    /* a file's size; 0 for a study */
+    double newest;      /* the newest change time (Unix seconds): hs_watch_study.newest,
+                           or the larger of a file's own mtime and ctime */
+    char phase[16];     /* what it was doing: "listing", "scanning", "reading", ... */
+    char label[4096];   /* the study's folder as the watcher names it, or the file's path */
     int signal;         /* the signal it died of */
 } hs_crash_note;
 
-/* Opens (creating it 0600) the note file at path and installs the
- * handlers. HS_ERR_IO naming the file when it cannot be opened. */
-hs_status hs_crash_note_open(const char *path, hs_error *err);
+/* Opens (creating it 0600) the note file at path for run run_id and
+ * installs the handlers. HS_ERR_IO naming the file when it cannot be
+ * opened. */
+hs_status hs_crash_note_open(const char *path, long long run_id, hs_error *err);
 
 /* What the file held when it was opened: *found is 0 for an empty file
  * (no crash). HS_ERR_FORMAT when the file holds something that is not a
@@ -49,18 +56,21 @@ hs_status hs_crash_note_read(hs_crash_note *note, int *found, hs_error *err);
 /* Empties the file (after its note was recorded). */
 hs_status hs_crash_note_clear(hs_error *err);
 
-/* From now on a fatal signal writes this note (its signal field is
- * ignored; phase is set by hs_crash_note_phase). Called by the thread
- * that runs the watcher, never from a handler. */
-void hs_crash_note_arm(long long run_id, const char *study_uid, int n_files, double newest,
-                       const char *label);
+/* From now on a fatal signal writes a note of this study (phase: see
+ * hs_crash_note_phase). Called by the thread that runs the watcher, never
+ * from a handler. Does nothing measurable when no note is open. */
+void hs_crash_note_arm(const char *study_uid, int n_files, double newest, const char *label);
 
-/* The phase the note names if the process dies now; one of "scanning",
- * "reading", "recording", "reviewing", "moving" (anything else is
- * recorded as "other"). */
+/* The same for one file whose header is about to be read (phase
+ * "listing"). */
+void hs_crash_note_arm_file(const char *path, long long bytes, double newest);
+
+/* The phase the note names if the process dies now; one of "listing",
+ * "scanning", "reading", "recording", "reviewing", "moving" (anything
+ * else is recorded as "other"). */
 void hs_crash_note_phase(const char *phase);
 
-/* The study is finished: a fatal signal now writes nothing. */
+/* The study or file is finished: a fatal signal now writes nothing. */
 void hs_crash_note_disarm(void);
 
 /* Restores the default signal actions and closes the file. */

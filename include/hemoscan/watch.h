@@ -73,6 +73,16 @@ typedef struct {
  * ending in ".tmp", ".part", ".partial" or "~". */
 int hs_watch_is_temp_name(const char *name);
 
+/* Asked before a file's header is read: nonzero when it must not be read
+ * (a watcher died reading it before, see crash_note.h); the file then
+ * becomes a loose file with verdict "crashed_reader" and the reason the
+ * function wrote into reason (cap bytes). */
+typedef int (*hs_watch_skip_fn)(void *ctx, const hs_watch_file *f, char *reason, size_t cap);
+
+/* The file's own newest change time: the larger of its mtime and ctime
+ * (what identifies an unchanged file in watch_crashes). */
+double hs_watch_file_changed(const hs_watch_file *f);
+
 /* Lists drop recursively into out (zeroed first; free with
  * hs_watch_listing_free, also after a failure). Folders named in exclude
  * (n_exclude of them, e.g. the done and quarantine folders when they lie
@@ -80,11 +90,16 @@ int hs_watch_is_temp_name(const char *name);
  * any spelling of the path works. previous (may be NULL) is an earlier
  * listing of the same folder: a file with the same path, device, inode,
  * size, mtime and ctime keeps its header verdict without being read again
- * (errors are always retried). Returns HS_ERR_IO only when drop itself
+ * (errors are always retried). skip (may be NULL) is asked, with
+ * skip_ctx, before any other file's header is read; while it is asked and
+ * the header read, the crash note (crash_note.h) is armed with the file.
+ * Returns
+ * HS_ERR_IO only when drop itself
  * cannot be opened; unreadable subfolders and files become error entries.
  * HS_ERR_NOMEM, HS_ERR_ARG otherwise. */
 hs_status hs_watch_list(const char *drop, const char *const *exclude, int n_exclude,
-                        const hs_watch_listing *previous, hs_watch_listing *out, hs_error *err);
+                        const hs_watch_listing *previous, hs_watch_skip_fn skip, void *skip_ctx,
+                        hs_watch_listing *out, hs_error *err);
 void hs_watch_listing_free(hs_watch_listing *l);
 
 /* 1 when a study, or a file, with this newest change time is complete at
