@@ -615,9 +615,8 @@ static int hs_skip_crashed(void *ctx, const hs_watch_file *f, char *reason, size
     int sig = 0;
     if (hs_audit_watch_file_crashed(w->audit, f->path, f->size, hs_watch_file_changed(f),
                                     &crashed_run, &sig, &err) != HS_OK) {
-        hs_report(w, "%s: %s", f->path, err.msg); /* then read it, as before crashes were kept */
-        w->failed_any = 1;
-        return 0;
+        hs_report(w, "%s: %s", f->path, err.msg);
+        return 0; /* a lookup that fails must not hide the file: its header is read */
     }
     if (crashed_run <= 0)
         return 0;
@@ -626,10 +625,11 @@ static int hs_skip_crashed(void *ctx, const hs_watch_file *f, char *reason, size
     return 1;
 }
 
-/* What a watcher that died reading a study left (crash_note.h): recorded
- * in watch_crashes and in failures, reported, then emptied. The study
- * itself is failed when a pass meets it with the same files
- * (hs_process_study). A note that cannot be recorded now is kept for the
+/* What a watcher that died reading a study or a file's header left
+ * (crash_note.h): recorded in watch_crashes and in failures, reported,
+ * counted, then emptied. The study itself is failed when a pass meets it
+ * with the same files (hs_process_study), the file skipped by the listing
+ * (hs_skip_crashed). A note that cannot be recorded now is kept for the
  * next run. */
 static void hs_take_crash_note(hs_watcher *w)
 {
@@ -639,7 +639,6 @@ static void hs_take_crash_note(hs_watcher *w)
     hs_status st = hs_crash_note_read(&note, &found, &err);
     if (st != HS_OK) {
         hs_report(w, "%s: %s", w->crash_note_path, err.msg);
-        w->failed_any = 1;
         if (st == HS_ERR_FORMAT && hs_crash_note_clear(&err) != HS_OK)
             hs_report(w, "%s: %s", w->crash_note_path, err.msg);
         return;
@@ -658,7 +657,6 @@ static void hs_take_crash_note(hs_watcher *w)
     if (hs_audit_record_watch_crash(w->audit, w->run_id, &c, &err) != HS_OK) {
         hs_report(w, "%s: the crash of run %lld is not recorded (%s); its note %s is kept", who,
                   note.run_id, err.msg, w->crash_note_path);
-        w->failed_any = 1;
         return;
     }
     char msg[300];

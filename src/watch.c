@@ -13,6 +13,9 @@
  *     copies, only the target) is recognised and finished by calling
  *     hs_watch_move again. The part file's name is fixed, so a retry
  *     overwrites a stale one instead of leaving it behind.
+ *   - Each header the listing reads is read with the crash note armed
+ *     with its file (crash_note.h): a header that kills the process is
+ *     named for the next run, which can then leave it unread.
  *   - The lock is flock(2), which the kernel drops when the process dies:
  *     a watcher killed with SIGKILL leaves no stale lock to clean up. The
  *     drop folder's own descriptor is locked too (flock works on
