@@ -271,15 +271,26 @@ static const char *hs_what(int q)
     return q < Q_COUNT ? hs_query[q].what : hs_later_query[q - Q_COUNT].what;
 }
 
-static hs_status hs_exec(hs_audit *a, hs_error *err, int q, long long *first, const char *types,
-                         ...)
+/* Statement q in *out: the later schema steps' statements are prepared
+ * here on first use. */
+static hs_status hs_statement(hs_audit *a, int q, sqlite3_stmt **out, hs_error *err)
 {
     if (q >= Q_COUNT && a->stmt[q] == NULL) {
         hs_status ps = hs_prepare_later(a, q, err);
         if (ps != HS_OK)
             return ps;
     }
-    sqlite3_stmt *st = a->stmt[q];
+    *out = a->stmt[q];
+    return HS_OK;
+}
+
+static hs_status hs_exec(hs_audit *a, hs_error *err, int q, long long *first, const char *types,
+                         ...)
+{
+    sqlite3_stmt *st = NULL;
+    hs_status ps = hs_statement(a, q, &st, err);
+    if (ps != HS_OK)
+        return ps;
     if ((int)strlen(types) != sqlite3_bind_parameter_count(st))
         return hs_fail(err, HS_ERR_ARG, "audit database %s: %s: %d values for %d parameters "
                        "(a bug in audit.c)", a->path, hs_what(q), (int)strlen(types),
@@ -942,12 +953,10 @@ hs_status hs_audit_pending_files(hs_audit *a, hs_audit_file_action **out, int *n
         *n = 0;
     if (a == NULL || out == NULL || n == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_pending_files: NULL argument");
-    if (a->stmt[W_PENDING] == NULL) {
-        hs_status ps = hs_prepare_later(a, W_PENDING, err);
-        if (ps != HS_OK)
-            return ps;
-    }
-    sqlite3_stmt *st = a->stmt[W_PENDING];
+    sqlite3_stmt *st = NULL;
+    hs_status ps = hs_statement(a, W_PENDING, &st, err);
+    if (ps != HS_OK)
+        return ps;
     hs_audit_file_action *acts = NULL;
     int count = 0, cap = 0, oom = 0, rc;
     while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -993,12 +1002,10 @@ hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***
         *n = 0;
     if (a == NULL || study_uid == NULL || paths == NULL || n == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_study_done_files: NULL argument");
-    if (a->stmt[W_DONE_FILES] == NULL) {
-        hs_status ps = hs_prepare_later(a, W_DONE_FILES, err);
-        if (ps != HS_OK)
-            return ps;
-    }
-    sqlite3_stmt *st = a->stmt[W_DONE_FILES];
+    sqlite3_stmt *st = NULL;
+    hs_status ps = hs_statement(a, W_DONE_FILES, &st, err);
+    if (ps != HS_OK)
+        return ps;
     int rc = sqlite3_bind_text(st, 1, study_uid, -1, SQLITE_STATIC);
     char **list = NULL;
     int count = 0, cap = 0, oom = 0;
@@ -1072,12 +1079,10 @@ static hs_status hs_crash_lookup(hs_audit *a, int q, const char *key, long long 
 {
     *crashed_run = 0;
     *signal = 0;
-    if (a->stmt[q] == NULL) {
-        hs_status ps = hs_prepare_later(a, q, err);
-        if (ps != HS_OK)
-            return ps;
-    }
-    sqlite3_stmt *st = a->stmt[q];
+    sqlite3_stmt *st = NULL;
+    hs_status ps = hs_statement(a, q, &st, err);
+    if (ps != HS_OK)
+        return ps;
     int rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, count);

@@ -163,7 +163,7 @@ static hs_status hs_walk_dir(hs_walk *w, char *buf, size_t len, size_t root_len,
                 f->size = (long long)sb.st_size;
                 f->mtime = hs_time_of(sb.st_mtim);
                 f->ctime = hs_time_of(sb.st_ctim);
-                f->newest = f->mtime > f->ctime ? f->mtime : f->ctime;
+                f->newest = hs_watch_file_changed(f);
                 if (dir_newest > f->newest)
                     f->newest = dir_newest;
                 if (!S_ISREG(sb.st_mode)) {

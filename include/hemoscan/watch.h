@@ -93,9 +93,7 @@ double hs_watch_file_changed(const hs_watch_file *f);
  * (errors are always retried). skip (may be NULL) is asked, with
  * skip_ctx, before any other file's header is read; while it is asked and
  * the header read, the crash note (crash_note.h) is armed with the file.
- * Returns
- * HS_ERR_IO only when drop itself
- * cannot be opened; unreadable subfolders and files become error entries.
+ * Returns HS_ERR_IO only when drop itself cannot be opened; unreadable subfolders and files become error entries.
  * HS_ERR_NOMEM, HS_ERR_ARG otherwise. */
 hs_status hs_watch_list(const char *drop, const char *const *exclude, int n_exclude,
                         const hs_watch_listing *previous, hs_watch_skip_fn skip, void *skip_ctx,
