@@ -1,7 +1,7 @@
 # schema-to-c.awk - turns the audit database schema files into C source, so
 # that the program carries its schema and needs no data file at run time.
 #
-#   awk -f sql/schema-to-c.awk sql/schema/001-initial.sql ... > src/audit_schema.c
+#   awk -f sql/schema-to-c.awk sql/schema/001-initial.sql ... > src/store/audit_schema.c
 #
 # Makefile.am runs it with every sql/schema file, in order. Each file
 # becomes one entry of hs_audit_schema[] (audit.h): its version (the

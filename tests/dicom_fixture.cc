@@ -5,7 +5,7 @@
  * hand-assembled byte stream would test our idea of the format rather than
  * the format; DCMTK also gives the big-endian encoding for free. Test-only:
  * it is linked into tests/unit_tests, never into the library, so the rule
- * that src/dicom.cc is the only DCMTK user of the product still holds. */
+ * that src/study/dicom.cc is the only DCMTK user of the product still holds. */
 #include "dcmtk/config/osconfig.h"
 
 #include "dcmtk/dcmdata/dcdeftag.h"

@@ -1,4 +1,4 @@
-/* test_ljpeg.c - the fast lossless JPEG decoder (src/ljpeg.c) against
+/* test_ljpeg.c - the fast lossless JPEG decoder (src/study/ljpeg.c) against
  * DCMTK, the reference, and against streams this file encodes itself.
  *
  * DCMTK's encoder (dcmcjpeg) makes every selection value and a point

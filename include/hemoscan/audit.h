@@ -216,7 +216,7 @@ hs_status hs_audit_record_review(hs_audit *a, long long verdict_id, const char *
                                  int pages, int slice_pages, long long bytes, const char *saliency,
                                  const hs_audit_review_dicom *dicom, hs_error *err);
 
-/* ---- the schema steps (src/audit_schema.c, generated from sql/schema) ---- */
+/* ---- the schema steps (src/store/audit_schema.c, generated from sql/schema) ---- */
 
 /* One schema version: the statements that turn a database of version - 1
  * into one of version. Applied in a transaction together with the PRAGMA

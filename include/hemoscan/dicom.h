@@ -2,7 +2,7 @@
  * whether it is a slice hemoscan can read, and its pixels as Hounsfield units.
  *
  * DCMTK is C++, hemoscan is C; this header is the whole boundary. It is plain
- * C (usable from C and C++), and src/dicom.cc is the only translation unit
+ * C (usable from C and C++), and src/study/dicom.cc is the only translation unit
  * that sees a DCMTK or OpenJPEG header. Nothing here throws, nothing keeps
  * global state a caller can see, and every function may run in several
  * threads at once on different files (a reader, below, in one at a time).
@@ -117,7 +117,7 @@
 #ifndef HEMOSCAN_DICOM_H
 #define HEMOSCAN_DICOM_H
 
-/* status.h has no C++ guards of its own; src/dicom.cc must see hs_fail
+/* status.h has no C++ guards of its own; src/study/dicom.cc must see hs_fail
  * with C linkage, so it is included inside this header's extern "C". */
 #ifdef __cplusplus
 extern "C" {

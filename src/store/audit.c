@@ -7,7 +7,7 @@
  *     once, when the database is opened; data only ever reaches SQLite as
  *     bound parameters, never formatted into SQL. Preparing at open also
  *     checks every statement against the schema before anything is written.
- *   - The schema is compiled in (src/audit_schema.c, generated from
+ *   - The schema is compiled in (src/store/audit_schema.c, generated from
  *     sql/schema/NNN-*.sql) and applied step by step in one BEGIN IMMEDIATE
  *     transaction together with PRAGMA user_version, so a database is always
  *     exactly at one version. Everything about the file is checked before
