@@ -787,7 +787,7 @@ static void test_watch_tables(void)
     /* A study a watcher died reading is found again only with the same
      * files: the same count and exactly the same newest change time. */
     double when = 1796612811.4898812;
-    hs_audit_watch_crash crash = {run, "1.2.80", NULL, "/drop/s", "reading", 6, 14, 0, when};
+    hs_audit_watch_crash crash = {run, "1.2.80", NULL, "/drop/s", "reading", 6, "SIGABRT", 14, 0, when};
     CU_ASSERT_EQUAL(hs_audit_record_watch_crash(a, run2, &crash, &err), HS_OK);
     long long crashed = 0;
     int sig = 0;
@@ -807,7 +807,7 @@ static void test_watch_tables(void)
     no_run.crashed_run_id = 999;
     CU_ASSERT_EQUAL(hs_audit_record_watch_crash(a, run2, &no_run, &err), HS_ERR_ARG);
     /* A file whose header was being read: found by path, size and time. */
-    hs_audit_watch_crash file = {run, NULL, "/drop/x.dcm", "/drop/x.dcm", "listing", 11, 1, 0, when};
+    hs_audit_watch_crash file = {run, NULL, "/drop/x.dcm", "/drop/x.dcm", "listing", 11, "SIGSEGV", 1, 0, when};
     CU_ASSERT_EQUAL(hs_audit_record_watch_crash(a, run2, &file, &err), HS_OK); /* an empty file */
     CU_ASSERT_EQUAL(hs_audit_watch_file_crashed(a, "/drop/x.dcm", 0, when, &crashed, &sig, &err), HS_OK);
     CU_ASSERT(crashed == run && sig == 11);

@@ -1,7 +1,8 @@
 /* test_review.c - CUnit tests of the review pictures: the score gradient
  * and Grad-CAM of the engine (cnn.c), the input geometry (image.c), the
- * review TIFF (review.c) and its row in the audit database (audit.c),
- * registered by hs_register_review_tests().
+ * review TIFF (review.c), its row in the audit database (audit.c) and the
+ * step that does both (review_store.c), registered by
+ * hs_register_review_tests().
  *
  * The engine is pinned where the answer is known: the gradient against
  * central finite differences, and Grad-CAM on a net small enough to work
@@ -29,6 +30,7 @@
 #include "hemoscan/image.h"
 #include "hemoscan/model.h"
 #include "hemoscan/review.h"
+#include "hemoscan/review_store.h"
 #include "hemoscan/study.h"
 #include "test_util.h"
 
@@ -487,6 +489,73 @@ static void test_review_tiff(void)
     hs_study_reading_free(&r);
 }
 
+/* hs_review_store, the step --study and --watch share: the folder made
+ * for the owner only, the file written, its row naming the Grad-CAM layer
+ * of the pictures; no database, no row; no decisive series, no file. */
+static void test_review_store(void)
+{
+    if (!have_model)
+        return;
+    char dir[4200], out[4300], db_path[4300];
+    if (gen_study("store", "--seed 6 --slices 6 --bleed iph:25,-15,10,30", dir, sizeof dir) != 0)
+        return;
+    hs_study_reading r;
+    if (read_study(dir, &r) != 0) {
+        hs_study_reading_free(&r);
+        return;
+    }
+    snprintf(out, sizeof out, "%s/store-out/nested", tmp_dir);
+    snprintf(db_path, sizeof db_path, "%s/store.db", tmp_dir);
+    hs_error err = {0};
+    hs_audit *a = NULL;
+    CU_ASSERT_EQUAL_FATAL(hs_audit_open(db_path, &a, &err), HS_OK);
+    hs_audit_run run = {"study", "test", "default.hsm", model.sha256, "test"};
+    long long run_id = 0, verdict_id = 0;
+    CU_ASSERT_EQUAL(hs_audit_run_begin(a, &run, &run_id, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_audit_record_study(a, run_id, &r, &model, &verdict_id, &err), HS_OK);
+    hs_review_options opt;
+    hs_review_options_default(&opt);
+    opt.max_pages = 2;
+    hs_review_file f, g;
+    CU_ASSERT_EQUAL_FATAL(hs_review_store(a, verdict_id, &r, &model, out, &opt, &f, &err), HS_OK);
+    struct stat sb;
+    CU_ASSERT_EQUAL_FATAL(stat(out, &sb), 0);
+    CU_ASSERT_EQUAL(sb.st_mode & 0777, 0700);
+    CU_ASSERT_EQUAL(stat(f.path, &sb), 0);
+    CU_ASSERT_EQUAL(f.slice_pages, 2);
+    /* without a database: the file, no row */
+    CU_ASSERT_EQUAL(hs_review_store(NULL, verdict_id, &r, &model, out, &opt, &g, &err), HS_OK);
+    CU_ASSERT_EQUAL(stat(g.path, &sb), 0);
+    CU_ASSERT_STRING_NOT_EQUAL(f.path, g.path);
+    /* an unwritable place: the error names it */
+    char bad[4400];
+    snprintf(bad, sizeof bad, "%s/sub", f.path); /* below a file */
+    CU_ASSERT_NOT_EQUAL(hs_review_store(a, verdict_id, &r, &model, bad, &opt, &g, &err), HS_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, f.path));
+    CU_ASSERT_STRING_EQUAL(g.path, "");
+    hs_audit_close(a);
+
+    const hs_net *net = &model.member[0];
+    int layer = hs_net_last_conv(net);
+    char want[4500];
+    snprintf(want, sizeof want, "%s|grad-cam layer %d (%dx%d)", f.path, layer, net->layers[layer].out.h,
+             net->layers[layer].out.w);
+    sqlite3 *db = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *q = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_prepare_v2(db,
+                                             "SELECT group_concat(path || '|' || saliency, ';') FROM review_files",
+                                             -1, &q, NULL),
+                          SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_step(q), SQLITE_ROW);
+    const char *got = (const char *)sqlite3_column_text(q, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    CU_ASSERT_STRING_EQUAL(got, want);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    hs_study_reading_free(&r);
+}
+
 /* A version 2 database (frames, no review files) gets review_files on
  * opening, keeping its rows. */
 static void test_upgrade_from_v2(void)
@@ -602,6 +671,7 @@ int hs_register_review_tests(void)
         {"input geometry: crop box and fit, both ways", test_input_geometry},
         {"heatmap peak on a synthetic bleed, not the skull", test_heatmap_on_bleed},
         {"review TIFF: pages, sizes, tags, database row, unwritable folder", test_review_tiff},
+        {"review store: private folder, file, row naming the Grad-CAM layer", test_review_store},
         {"upgrade from version 2: review_files", test_upgrade_from_v2},
         {"upgrade from version 4: Secondary Capture columns, all or none", test_upgrade_from_v4},
         {"temporary files of dead writers removed, a live writer's kept", test_remove_stale},

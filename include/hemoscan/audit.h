@@ -169,7 +169,8 @@ typedef struct {
     const char *study_uid, *file_path;
     const char *study_dir;    /* the study's folder, or the file */
     const char *phase;
-    int signal;               /* its number; the name is derived */
+    int signal;               /* its number */
+    const char *signal_name;  /* its name ("SIGSEGV"; crash_note.h); NULL: "signal" */
     int n_files;              /* the study's files in the drop folder; 1 for a file */
     long long bytes;          /* the file's size (files only) */
     double newest;            /* the newest change time, Unix seconds */

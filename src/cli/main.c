@@ -1,15 +1,14 @@
 /* main.c - the hemoscan command line: parse options, pick the mode.
  *
- * Nothing here computes anything; each mode lives in a modes_*.c file that
- * wires the pipeline modules together. The option vocabulary follows
- * DCMTK's tools (-h, --version, -q, -v). Exit codes are listed in modes.h
- * and hemoscan(1). */
+ * Nothing here computes anything, and nothing calls back into this file:
+ * each mode lives in a modes_*.c file that calls the library, and what
+ * the modes share is in common.c. The option vocabulary follows DCMTK's
+ * tools (-h, --version, -q, -v). Exit codes are listed in modes.h and
+ * hemoscan(1). */
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #ifdef HAVE_CONFIG_H
@@ -20,52 +19,6 @@
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"
 #endif
-#ifndef HEMOSCAN_DATADIR
-#define HEMOSCAN_DATADIR "/usr/local/share/hemoscan"
-#endif
-
-/* The installed default model, and the one in the source tree for runs
- * from the build directory before `make install`. */
-#define DEFAULT_MODEL_NAME "default.hsm"
-
-const char *hs_model_path(const options *o)
-{
-    static char path[4096];
-    if (o->model != NULL)
-        return o->model;
-    const char *env = getenv("HEMOSCAN_MODEL");
-    if (env != NULL && env[0] != '\0')
-        return env;
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s", HEMOSCAN_DATADIR, DEFAULT_MODEL_NAME);
-#ifdef HEMOSCAN_SOURCE_MODELS
-    if (stat(path, &st) != 0) {
-        char tree[4096];
-        snprintf(tree, sizeof tree, "%s/%s", HEMOSCAN_SOURCE_MODELS, DEFAULT_MODEL_NAME);
-        if (stat(tree, &st) == 0)
-            snprintf(path, sizeof path, "%s", tree);
-    }
-#else
-    (void)st;
-#endif
-    return path;
-}
-
-int hs_load_model(const options *o, hs_model *model, const char **path)
-{
-    hs_error err = {0};
-    *path = hs_model_path(o);
-    if (hs_model_load(model, *path, &err) != HS_OK) {
-        fprintf(stderr, "hemoscan: %s\n", err.msg);
-        return EXIT_FAILED;
-    }
-    return EXIT_OK;
-}
-
-json_t *hs_json_number(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
-}
 
 static void usage(FILE *out)
 {
@@ -161,7 +114,7 @@ static void usage(FILE *out)
             "Exit status: 0 success, 1 an operation failed, 2 usage error, 3 no readable\n"
             "CT series in a study, 4 a study not assessable, 5 (--watch) another watcher\n"
             "is running. See hemoscan(1).\n",
-            HEMOSCAN_DATADIR, DEFAULT_MODEL_NAME);
+            HEMOSCAN_DATADIR, CLI_DEFAULT_MODEL);
 }
 
 static int parse_long(const char *opt, const char *text, long lo, long hi, long *out)
@@ -557,21 +510,21 @@ int main(int argc, char **argv)
     if (o.shown_help)
         return EXIT_OK;
     if (o.train_dir != NULL)
-        return o.cv_folds > 0 ? hs_mode_cross_validate(&o) : hs_mode_train(&o);
+        return o.cv_folds > 0 ? cli_mode_cross_validate(&o) : cli_mode_train(&o);
     if (o.eval_dir != NULL)
-        return hs_mode_eval(&o);
+        return cli_mode_eval(&o);
     if (o.predict)
-        return hs_mode_predict(&o);
+        return cli_mode_predict(&o);
     if (o.study)
-        return hs_mode_study(&o);
+        return cli_mode_study(&o);
     if (o.export_slices)
-        return hs_mode_export(&o);
+        return cli_mode_export(&o);
     if (o.watch_dir != NULL)
-        return hs_mode_watch(&o);
+        return cli_mode_watch(&o);
     if (o.init_model != NULL) {
-        int rc = hs_mode_init_model(&o);
+        int rc = cli_mode_init_model(&o);
         if (rc != EXIT_OK || o.model_info == NULL)
             return rc;
     }
-    return hs_mode_model_info(&o);
+    return cli_mode_model_info(&o);
 }

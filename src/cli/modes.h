@@ -1,6 +1,10 @@
-/* modes.h - private interface between the command line (main.c) and the
- * code that runs each mode (modes_*.c). The options struct is the parsed
- * command line; each mode returns a process exit status. Not installed. */
+/* modes.h - the command line's private header: the parsed options, the
+ * exit statuses, the modes (modes_*.c) and what they share (common.c).
+ *
+ * Only files of src/cli/ include it (scripts/check-layers.sh fails the
+ * build otherwise): the library below never sees the command line. Names
+ * declared here start with cli_; hs_ is the library's. Each mode returns
+ * a process exit status. Not installed. */
 #ifndef HEMOSCAN_MODES_H
 #define HEMOSCAN_MODES_H
 
@@ -13,6 +17,14 @@
 #include "hemoscan/review.h"
 #include "hemoscan/study.h"
 #include "hemoscan/train.h"
+
+#ifndef HEMOSCAN_DATADIR
+#define HEMOSCAN_DATADIR "/usr/local/share/hemoscan"
+#endif
+/* The default model's file name: installed in HEMOSCAN_DATADIR, and in the
+ * source tree's models/ for runs from the build directory before `make
+ * install` (cli_model_path). */
+#define CLI_DEFAULT_MODEL "default.hsm"
 
 /* Exit status. With several studies the worst outcome wins: usage error,
  * then failure, then not assessable, then no readable series, then OK. */
@@ -67,51 +79,57 @@ typedef struct {
     hs_input_recipe train_recipe; /* --windows: the input recipe --train gives its models */
 } options;
 
-/* The model --model names, or the default model's path. */
-const char *hs_model_path(const options *o);
+/* ---- common.c ---------------------------------------------------------- */
 
-/* Loads the model of hs_model_path into model and sets *path to it; on
+/* The model --model names, $HEMOSCAN_MODEL, or the default model's path
+ * (installed, else the source tree's). */
+const char *cli_model_path(const options *o);
+
+/* Loads the model of cli_model_path into model and sets *path to it; on
  * failure prints the reason on stderr and returns EXIT_FAILED (model is
  * then empty), else EXIT_OK. */
-int hs_load_model(const options *o, hs_model *model, const char **path);
+int cli_load_model(const options *o, hs_model *model, const char **path);
 
 /* A JSON number, or null for NaN and infinities (which JSON cannot hold). */
-json_t *hs_json_number(double v);
+json_t *cli_json_number(double v);
 
 /* The audit database of --db, $HEMOSCAN_DB or the XDG state folder
  * (created private); NULL with err set when none can be named. */
-const char *hs_audit_path(const options *o, char *buf, size_t len, hs_error *err);
+const char *cli_audit_path(const options *o, char *buf, size_t len, hs_error *err);
 
 /* A study reading as --study prints it (text), and as one JSON object. */
-void hs_print_reading(const hs_study_reading *r, const hs_model *model, const char *model_path,
-                      const char *db_path, long long verdict_id, const hs_review_file *review, int verbose);
-json_t *hs_reading_json(const hs_study_reading *r, const hs_model *model, long long verdict_id,
-                        const hs_review_file *review);
+void cli_print_reading(const hs_study_reading *r, const hs_model *model, const char *model_path,
+                       const char *db_path, long long verdict_id, const hs_review_file *review, int verbose);
+json_t *cli_reading_json(const hs_study_reading *r, const hs_model *model, long long verdict_id,
+                         const hs_review_file *review);
 
-int hs_mode_init_model(const options *o);
-int hs_mode_model_info(const options *o);
-int hs_mode_train(const options *o);
-int hs_mode_cross_validate(const options *o);
-int hs_mode_predict(const options *o);
-int hs_mode_eval(const options *o);
-int hs_mode_study(const options *o);
-/* The review pictures of one reading: write the TIFF into dir (created
- * 0700 if missing), then record it in audit against verdict_id (when both
- * are given). The verdict is recorded before this is called, so it stands
- * either way; on failure the caller reports err (naming the file or
- * folder) and records it as a failure of stage 'review'. o gives the
- * folder (--review), --review-dicom and the threads. The entry point
- * for every mode that reads studies (--study, --watch). */
+/* A reading on stdout as the options ask, then flushed: one compact JSON
+ * line with --json; else nothing with -q; else the one line --watch
+ * prints when brief and not -v; else cli_print_reading's block. */
+void cli_emit_reading(const options *o, int brief, const hs_study_reading *r, const hs_model *model,
+                      const char *model_path, const char *db_path, long long verdict_id,
+                      const hs_review_file *review);
+
 /* The study options the command line asks for (--threads, --no-tta,
  * --all-series, the thickness range; with --review the thumbnails the
  * contact sheet needs), and with --review the temporary files killed runs
  * left in its folder removed (a warning on stderr if one stays). Shared by
  * --study and --watch. */
-void hs_study_prepare(const options *o, hs_study_options *sopt);
+void cli_study_options(const options *o, hs_study_options *sopt);
 
-hs_status hs_study_review(const options *o, hs_audit *audit, const hs_study_reading *r, const hs_model *model,
-                          long long verdict_id, hs_review_file *out, hs_error *err);
-int hs_mode_export(const options *o);
-int hs_mode_watch(const options *o);
+/* The review options of --review-dicom and --threads. */
+void cli_review_options(const options *o, hs_review_options *ropt);
+
+/* ---- the modes ----------------------------------------------------------- */
+
+int cli_mode_init_model(const options *o);
+int cli_mode_model_info(const options *o);
+int cli_mode_train(const options *o);
+int cli_mode_cross_validate(const options *o);
+int cli_mode_predict(const options *o);
+int cli_mode_eval(const options *o);
+int cli_mode_study(const options *o);
+int cli_mode_export(const options *o);
+int cli_mode_watch(const options *o);
 
 #endif

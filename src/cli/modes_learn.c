@@ -287,7 +287,7 @@ static void sibling_path(const char *path, const char *suffix, char *out, size_t
 
 /* ---- --train ---------------------------------------------------------- */
 
-int hs_mode_train(const options *o)
+int cli_mode_train(const options *o)
 {
     if (o->model == NULL) {
         fprintf(stderr, "hemoscan: --train needs --model OUT (the file to write)\n");
@@ -425,12 +425,12 @@ static hs_status compute_report(const float *scores, const int *labels, int n, i
 static json_t *report_json(const report *r, const hs_model *m)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "accuracy", hs_json_number(r->accuracy));
-    json_object_set_new(o, "sensitivity", hs_json_number(r->sensitivity));
-    json_object_set_new(o, "specificity", hs_json_number(r->specificity));
-    json_object_set_new(o, "precision", hs_json_number(r->precision));
-    json_object_set_new(o, "f1", hs_json_number(r->f1));
-    json_object_set_new(o, "auc", hs_json_number(r->auc));
+    json_object_set_new(o, "accuracy", cli_json_number(r->accuracy));
+    json_object_set_new(o, "sensitivity", cli_json_number(r->sensitivity));
+    json_object_set_new(o, "specificity", cli_json_number(r->specificity));
+    json_object_set_new(o, "precision", cli_json_number(r->precision));
+    json_object_set_new(o, "f1", cli_json_number(r->f1));
+    json_object_set_new(o, "auc", cli_json_number(r->auc));
     json_object_set_new(o, "auc_ci95", isfinite(r->auc_lo)
                                            ? json_pack("[ff]", r->auc_lo, r->auc_hi)
                                            : json_null());
@@ -553,12 +553,12 @@ static hs_status roc_plot(const char *dir, const char *name, const char *title, 
 
 /* ---- --eval -------------------------------------------------------------- */
 
-int hs_mode_eval(const options *o)
+int cli_mode_eval(const options *o)
 {
     hs_error err;
     hs_model model;
     const char *path;
-    if (hs_load_model(o, &model, &path) != EXIT_OK)
+    if (cli_load_model(o, &model, &path) != EXIT_OK)
         return EXIT_FAILED;
     hs_dataset ds;
     hs_examples ex = {0};
@@ -622,12 +622,12 @@ done:
 
 /* ---- --predict ------------------------------------------------------------ */
 
-int hs_mode_predict(const options *o)
+int cli_mode_predict(const options *o)
 {
     hs_error err;
     hs_model model;
     const char *path;
-    if (hs_load_model(o, &model, &path) != EXIT_OK)
+    if (cli_load_model(o, &model, &path) != EXIT_OK)
         return EXIT_FAILED;
     const hs_input_recipe *r = &model.recipe;
     int outputs = hs_net_outputs(&model.member[0]);
@@ -689,7 +689,7 @@ done:
 
 /* ---- --train --cv K ---------------------------------------------------------- */
 
-int hs_mode_cross_validate(const options *o)
+int cli_mode_cross_validate(const options *o)
 {
     hs_error err;
     hs_dataset ds;
@@ -879,8 +879,8 @@ int hs_mode_cross_validate(const options *o)
         const char *names[7] = {"accuracy", "sensitivity", "specificity", "auc", "pooled_auc", "seconds",
                                 "accuracy_at_0_5"};
         for (int i = 0; i < 7; i++)
-            json_object_set_new(out, names[i], json_pack("{s:o,s:o}", "mean", hs_json_number(m[i]), "sd",
-                                                         hs_json_number(s[i])));
+            json_object_set_new(out, names[i], json_pack("{s:o,s:o}", "mean", cli_json_number(m[i]), "sd",
+                                                         cli_json_number(s[i])));
         json_object_set_new(out, "per_fold", folds_json);
         json_dumpf(out, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
         printf("\n");

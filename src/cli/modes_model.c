@@ -19,7 +19,7 @@
 #endif
 
 /* --init-model: the reference network with seeded He/Glorot weights. */
-int hs_mode_init_model(const options *o)
+int cli_mode_init_model(const options *o)
 {
     hs_model model;
     hs_error err;
@@ -61,7 +61,7 @@ int hs_mode_init_model(const options *o)
 
 /* --model-info: everything the file says about itself, plus a test forward
  * pass on a blank image so the user sees the engine runs the network. */
-int hs_mode_model_info(const options *o)
+int cli_mode_model_info(const options *o)
 {
     hs_model model;
     hs_error err;

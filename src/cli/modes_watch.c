@@ -63,6 +63,7 @@
 #include "hemoscan/audit.h"
 #include "hemoscan/crash_note.h"
 #include "hemoscan/fileio.h"
+#include "hemoscan/review_store.h"
 #include "hemoscan/study.h"
 #include "hemoscan/watch.h"
 #include "modes.h"
@@ -93,6 +94,7 @@ typedef struct {
     hs_audit *audit;
     long long run_id;
     hs_study_options sopt;
+    hs_review_options ropt;
     hs_audit_watch_counts c;
     long long loose_seen;   /* loose files seen at the last pass (new or known) */
     int failed_any;
@@ -308,23 +310,6 @@ static void hs_study_label(const hs_watch_listing *l, const hs_watch_study *s, c
         snprintf(out, cap, "%.*s", (int)common, first);
 }
 
-static void hs_print_study_line(const hs_watcher *w, const hs_study_reading *r, long long verdict_id,
-                                const hs_review_file *review)
-{
-    const hs_study_verdict *v = &r->verdict;
-    const char *uid = r->study.study_uid;
-    char pictures[4400] = "";
-    if (review->path[0] != '\0')
-        snprintf(pictures, sizeof pictures, ", review %s", review->path);
-    if (v->verdict == HS_VERDICT_NOT_ASSESSABLE)
-        printf("study %s: NOT ASSESSABLE: %s (%s, verdict id %lld%s)\n", uid, v->reason, r->dir, verdict_id,
-               pictures);
-    else
-        printf("study %s: %s, probability %.3f (threshold %.3f) (%s, verdict id %lld%s)\n", uid,
-               v->verdict == HS_VERDICT_HEMORRHAGE ? "HEMORRHAGE SUSPECTED" : "no hemorrhage found",
-               v->probability, w->model.threshold, r->dir, verdict_id, pictures);
-}
-
 static void hs_record_failure(hs_watcher *w, const char *where, const char *uid, const char *stage,
                               const char *msg)
 {
@@ -492,7 +477,8 @@ static void hs_read_study(hs_watcher *w, const hs_watch_listing *l, const hs_wat
     memset(&review, 0, sizeof review);
     if (o->review_dir != NULL) {
         hs_phase(w, "reviewing", s->study_uid);
-        if (hs_study_review(o, w->audit, &r, &w->model, verdict_id, &review, &err) != HS_OK) {
+        if (hs_review_store(w->audit, verdict_id, &r, &w->model, o->review_dir, &w->ropt, &review, &err) !=
+            HS_OK) {
             hs_report(w, "%s (%s): review: %s", s->study_uid, label, err.msg);
             hs_record_failure(w, label, s->study_uid, "review", err.msg);
         }
@@ -504,18 +490,11 @@ static void hs_read_study(hs_watcher *w, const hs_watch_listing *l, const hs_wat
         w->c.no_hemorrhage++;
     else
         w->c.not_assessable++;
-    if (o->json) {
-        json_t *j = hs_reading_json(&r, &w->model, verdict_id, &review);
-        json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
-        fputc('\n', stdout);
-        json_decref(j);
-    } else if (o->verbose > 0) {
-        hs_print_reading(&r, &w->model, w->model_path, w->db_path, verdict_id, &review, o->verbose);
+    cli_emit_reading(o, 1, &r, &w->model, w->model_path, w->db_path, verdict_id, &review);
+    if (!o->json && o->verbose > 0) {
         printf("\n");
-    } else if (o->verbose == 0) {
-        hs_print_study_line(w, &r, verdict_id, &review);
+        fflush(stdout);
     }
-    fflush(stdout);
     hs_study_reading_free(&r);
     hs_dispose_study(w, l, s);
 }
@@ -645,10 +624,16 @@ static void hs_take_crash_note(hs_watcher *w)
     }
     if (!found)
         return;
-    hs_audit_watch_crash c = {note.run_id,    note.is_file ? NULL : note.study_uid,
+    hs_audit_watch_crash c = {note.run_id,
+                              note.is_file ? NULL : note.study_uid,
                               note.is_file ? note.label : NULL,
-                              note.label,     note.phase, note.signal, note.n_files,
-                              note.bytes,     note.newest};
+                              note.label,
+                              note.phase,
+                              note.signal,
+                              hs_crash_note_signal_name(note.signal),
+                              note.n_files,
+                              note.bytes,
+                              note.newest};
     char who[4200];
     if (note.is_file)
         snprintf(who, sizeof who, "%s", note.label);
@@ -865,7 +850,7 @@ static int hs_prepare_target(hs_watcher *w, const char *dir, const char *opt, un
     return 0;
 }
 
-int hs_mode_watch(const options *o)
+int cli_mode_watch(const options *o)
 {
     hs_watcher w;
     memset(&w, 0, sizeof w);
@@ -887,7 +872,7 @@ int hs_mode_watch(const options *o)
 
     hs_error err = {0};
     char db_buf[4096], lock_path[4200];
-    w.db_path = hs_audit_path(o, db_buf, sizeof db_buf, &err);
+    w.db_path = cli_audit_path(o, db_buf, sizeof db_buf, &err);
     if (w.db_path == NULL) {
         hs_report(&w, "audit database: %s", err.msg);
         return EXIT_FAILED;
@@ -899,7 +884,7 @@ int hs_mode_watch(const options *o)
         hs_report(&w, "%s", err.msg);
         return busy ? EXIT_LOCKED : EXIT_FAILED;
     }
-    if (hs_load_model(o, &w.model, &w.model_path) != EXIT_OK) {
+    if (cli_load_model(o, &w.model, &w.model_path) != EXIT_OK) {
         hs_watch_lock_release(&lock);
         return EXIT_FAILED;
     }
@@ -922,7 +907,8 @@ int hs_mode_watch(const options *o)
         status = EXIT_FAILED;
         goto out;
     }
-    hs_study_prepare(o, &w.sopt);
+    cli_study_options(o, &w.sopt);
+    cli_review_options(o, &w.ropt);
     snprintf(w.crash_note_path, sizeof w.crash_note_path, "%s.watch-crash", w.db_path);
     if (hs_crash_note_open(w.crash_note_path, w.run_id, &err) != HS_OK) {
         hs_report(&w, "%s", err.msg);

@@ -50,7 +50,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hemoscan/crash_note.h"
 #include "hemoscan/verdict.h"
 
 #ifndef PACKAGE_VERSION
@@ -1068,7 +1067,7 @@ hs_status hs_audit_record_watch_crash(hs_audit *a, long long run_id, const hs_au
         return hs_fail(err, HS_ERR_ARG, "hs_audit_record_watch_crash: NULL argument");
     return hs_exec(a, err, W_CRASH, NULL, "llttssisiJdd", c->crashed_run_id, run_id, c->study_uid,
                    c->file_path, c->study_dir, c->phase, c->signal,
-                   hs_crash_note_signal_name(c->signal), c->n_files,
+                   c->signal_name != NULL ? c->signal_name : "signal", c->n_files,
                    c->file_path != NULL ? &c->bytes : NULL, c->newest, hs_now());
 }
 
