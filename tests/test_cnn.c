@@ -151,9 +151,6 @@ static void test_grad_two_threads(void)
     CU_ASSERT(e < GRAD_TOLERANCE);
 }
 
-/* A finite-difference check is only meaningful if it can fail: corrupt one
- * gradient and make sure the comparison notices. */
-
 /* hs_loss_soft: one-hot targets give hs_loss exactly; cross-entropy is
  * linear in the target, so a mixed target's loss and gradient are the
  * mixture of the two labels' (what mixup relies on), for a sigmoid unit and
@@ -220,6 +217,8 @@ static void test_soft_targets(void)
     }
 }
 
+/* A finite-difference check is only meaningful if it can fail: corrupt one
+ * gradient and make sure the comparison notices. */
 static void test_grad_check_detects_error(void)
 {
     hs_layer_spec s[] = {

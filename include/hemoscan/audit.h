@@ -44,12 +44,13 @@ typedef struct {
 
 /* Open (creating it with mode 0600 if absent) and upgrade the database at
  * path. Enables foreign keys, WAL, synchronous=FULL, the busy timeout.
- * HS_ERR_IO when the file cannot be created or opened (or cannot use WAL),
- * HS_ERR_VERSION when its user_version is newer than
- * HS_AUDIT_SCHEMA_VERSION, HS_ERR_FORMAT when it is not a hemoscan database
- * (not SQLite; tables but user_version 0; another application_id) or an
- * upgrade step fails. A refused file is not written to. *out is NULL on
- * failure. Messages name the file. */
+ * Errors, each naming the file; a refused file is not written to, and
+ * *out is NULL:
+ *   HS_ERR_IO       the file cannot be created or opened, or cannot use WAL
+ *   HS_ERR_VERSION  its user_version is newer than HS_AUDIT_SCHEMA_VERSION
+ *   HS_ERR_FORMAT   not a hemoscan database (not SQLite, tables but
+ *                   user_version 0, another application_id), or an
+ *                   upgrade step failed */
 hs_status hs_audit_open(const char *path, hs_audit **out, hs_error *err);
 void hs_audit_close(hs_audit *a);
 

@@ -107,8 +107,8 @@ typedef struct hs_ws hs_ws;
 
 /* Buffers for batches of up to max_batch samples. training != 0 keeps every
  * layer's activations for the backward pass; inference needs only two.
- * threads >= 1 is the number of worker threads (BLAS itself runs single
- * threaded; the engine splits work by tiles or by samples). */
+ * threads >= 1 is the number of worker threads. BLAS itself runs single
+ * threaded: the engine splits the work by tiles or by samples. */
 hs_status hs_ws_create(hs_ws **ws, const hs_net *net, int max_batch,
                        int training, int threads, hs_error *err);
 void hs_ws_free(hs_ws *ws);

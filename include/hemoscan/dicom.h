@@ -203,11 +203,11 @@ typedef struct {
 
 /* Read the header of path without loading the pixels (large values stay
  * on disk). Fills h (zeroed first) and *verdict, and writes the reason to
- * reason (256 bytes; a sentence naming what was seen, e.g. "Modality is
- * MR"; for HS_DICOM_OK it may carry a note such as a missing orientation,
- * or be empty). Returns HS_OK whenever a verdict was reached, including
- * HS_DICOM_NOT_DICOM. HS_ERR_IO when the file cannot be opened or read,
- * HS_ERR_ARG for NULL arguments; messages name the file. */
+ * reason (256 bytes): a sentence naming what was seen, e.g. "Modality is
+ * MR". For HS_DICOM_OK the reason may carry a note, such as a missing
+ * orientation, or be empty. Returns HS_OK whenever a verdict was reached,
+ * including HS_DICOM_NOT_DICOM. HS_ERR_IO when the file cannot be opened
+ * or read, HS_ERR_ARG for NULL arguments; messages name the file. */
 hs_status hs_dicom_read_header(const char *path, hs_dicom_header *h, hs_dicom_verdict *verdict,
                                char reason[256], hs_error *err);
 
@@ -274,13 +274,14 @@ hs_status hs_dicom_read_hu(const char *path, const hs_dicom_header *h, float *hu
 /* A reader keeps the last multi-frame file it decoded a frame of parsed
  * (pixels on disk, an open file handle, the per-frame headers), so the
  * frames of one file cost one parse, and each frame decodes on its own:
- * native pixels are read at the frame's offset; RLE, JPEG and JPEG-LS go
- * through DCMTK's per-frame decoders (DcmPixelData::getUncompressedFrame),
- * which find the frame's fragments through the Basic Offset Table or one
- * fragment per frame; JPEG 2000 takes the frame's fragments the same way,
- * else HS_ERR_FORMAT. Compressed fragments read stay in memory until the
- * reader moves to another file, so a reader holds at most one file's
- * compressed pixels. Deflated files cannot be read in part: the whole
+ *   - native pixels are read at the frame's offset;
+ *   - RLE, JPEG and JPEG-LS go through DCMTK's per-frame decoders
+ *     (DcmPixelData::getUncompressedFrame), which find the frame's
+ *     fragments through the Basic Offset Table or one fragment per frame;
+ *   - JPEG 2000 takes the frame's fragments the same way, else
+ *     HS_ERR_FORMAT.
+ * Compressed fragments read stay in memory until the reader moves to
+ * another file, so a reader holds at most one file's compressed pixels. Deflated files cannot be read in part: the whole
  * data set is inflated once per parse. Single-frame files are not cached:
  * hs_dicom_reader_read_hu on them is hs_dicom_read_hu.
  *

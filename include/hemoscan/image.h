@@ -3,8 +3,9 @@
  *
  * Training and inference must turn a picture into the input tensor in
  * exactly the same way, or the network sees at inference something it never
- * saw in training; so there is one recipe (hs_prepare_input) and every path
- * goes through it: PNG files now, DICOM slices rendered to gray later.
+ * saw in training. So there is one recipe (hs_prepare_input) and every path
+ * goes through it: PNG files, and DICOM slices, which render.h turns into
+ * the same gray picture first.
  *
  * The recipe is built so that nothing but the anatomy reaches the network.
  * Colour and alpha are dropped (the data set mixes RGB and RGBA files, and

@@ -62,12 +62,15 @@ typedef struct {
     double started, finished;   /* Unix time, seconds with fractions */
 } hs_study_reading;
 
-/* Read the study in dir with model. The study verdict: hemorrhage when any
- * series read says hemorrhage (the decisive series is the one with the
- * highest probability among those); else no hemorrhage when an assessable
- * series says so (the best assessable one decides); else not assessable,
- * with the reason of the best series, or the scan's reason when no series
- * could be read at all (then decisive is -1 and n_results 0).
+/* Read the study in dir with model. The study verdict, the first that
+ * applies:
+ *   1. hemorrhage when any series read says hemorrhage (the decisive
+ *      series is the one with the highest probability among those);
+ *   2. no hemorrhage when an assessable series says so (the best
+ *      assessable one decides);
+ *   3. not assessable, with the reason of the best series, or the scan's
+ *      reason when no series could be read at all (then decisive is -1
+ *      and n_results 0).
  *
  * Returns HS_OK whenever a reading was made, whatever the verdict; errors
  * are for what prevents a reading: dir cannot be opened (HS_ERR_IO), the

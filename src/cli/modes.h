@@ -103,9 +103,12 @@ void cli_print_reading(const hs_study_reading *r, const hs_model *model, const c
 json_t *cli_reading_json(const hs_study_reading *r, const hs_model *model, long long verdict_id,
                          const hs_review_file *review);
 
-/* A reading on stdout as the options ask, then flushed: one compact JSON
- * line with --json; else nothing with -q; else the one line --watch
- * prints when brief and not -v; else cli_print_reading's block. */
+/* A reading on stdout as the options ask, then flushed, the first that
+ * applies:
+ *   - --json: one compact JSON line;
+ *   - -q: nothing;
+ *   - brief (--watch) and not -v: one line;
+ *   - else cli_print_reading's block. */
 void cli_emit_reading(const options *o, int brief, const hs_study_reading *r, const hs_model *model,
                       const char *model_path, const char *db_path, long long verdict_id,
                       const hs_review_file *review);

@@ -1,26 +1,32 @@
 /* cnn_kernels.c - the arithmetic of each layer, on CBLAS sgemm.
  *
- * Convolution is im2col + one matrix product per tile: with NHWC tensors a
- * row of the im2col matrix for output pixel (y, x) is k runs of k*C
- * contiguous input floats (one run per kernel row), so building it is a
- * handful of memcpy calls, and the product col[rows x k*k*C] *
- * W[k*k*C x C_out] lands directly in NHWC output order. Tiles are sized to
- * stay in L2 so the im2col copy is read back from cache by sgemm. Backward
- * uses the same tiles: dW += col^T dY and dcol = dY W^T scattered back
- * (col2im). Pooling and ReLU are plain loops the compiler vectorises over
- * the channel axis.
+ * Three ways to compute a convolution, the first exact and always there:
+ *   1. im2col + sgemm, one matrix product per tile. With NHWC tensors the
+ *      im2col row of output pixel (y, x) is k runs of k*C contiguous input
+ *      floats (one run per kernel row), so building it is a handful of
+ *      memcpy calls, and col[rows x k*k*C] * W[k*k*C x C_out] lands
+ *      directly in NHWC output order. Tiles stay in L2, so sgemm reads the
+ *      copy back from cache. Backward uses the same tiles: dW += col^T dY,
+ *      and dcol = dY W^T scattered back (col2im). Training uses only this.
+ *   2. The direct kernel, for the common 'valid' convolution with a
+ *      multiple of 16 output channels (the reference network): a register
+ *      tile of P neighbouring output pixels x 16*OB output channels,
+ *      accumulated straight from the NHWC input (nothing to copy), with
+ *      bias and ReLU fused into the store.
+ *   3. Winograd F(2x2, 3x3) for 3x3 'valid' convolutions with channel
+ *      counts that are multiples of 16 (inference only; see its section):
+ *      16 multiplications per 2x2 output tile and channel pair instead of
+ *      36, the sums done by the direct kernel's register tiles.
  *
- * Inference speed is dominated by the forward convolutions, so the common
- * case (a 'valid' convolution with a multiple of 16 output channels, as in
- * the reference network) has a direct kernel instead: a register tile of P
- * neighbouring output pixels x 16*OB output channels, accumulated straight
- * from the NHWC input (the im2col row of a pixel is k runs of k*C
- * contiguous floats, so there is nothing to copy) with bias and ReLU fused
- * into the store. Written with GCC vector extensions, on x86-64 it is built
- * for AVX-512 only and used only when the CPU has it (other x86 CPUs take
- * the im2col + sgemm path: a baseline build of these fully unrolled tiles
- * would be slow code and minutes of compile time); elsewhere it compiles
- * for the native vector width. Both paths compute the same sums and are cross-checked in tests. */
+ * Pooling and ReLU are plain loops the compiler vectorises over the
+ * channel axis.
+ *
+ * The register-tiled kernels (2 and 3) are written with GCC vector
+ * extensions. On x86-64 they are built for AVX-512 only and used only when
+ * the CPU has it: other x86 CPUs take path 1, since a baseline build of
+ * these fully unrolled tiles would be slow code and minutes of compile
+ * time. Elsewhere they compile for the native vector width. Every path is
+ * cross-checked against path 1 in the tests (test_cnn.c). */
 #include "cnn_kernels.h"
 
 #include <cblas.h>

@@ -11,10 +11,15 @@
  * function keeps no local that is read after a longjmp, so nothing needs to
  * be volatile and the caller frees whatever exists on every path.
  *
- * The head crop and the hole filling are flood fills over a byte of state
- * per pixel with an explicit stack of pixel indices: every pixel is pushed
- * at most once per fill (it is marked when pushed), so the stack never
- * needs more than one entry per pixel and no image can exhaust the C stack.
+ * The head crop works on runs (horizontal stretches of bright pixels on
+ * one row), not on pixels:
+ *   - connected components are found by joining overlapping runs of
+ *     neighbouring rows with union-find, so the cost is one pass over the
+ *     pixels plus work in proportion to the runs (a few dozen per row);
+ *   - the head's holes are the gaps between its runs that do not reach
+ *     the edge of its box, found the same way;
+ *   - nothing recurses and no stack grows with the picture, so no image
+ *     can exhaust the C stack.
  *
  * Resizing is separable: each axis gets a table of source taps and weights
  * (area filter when it shrinks, bilinear when it grows), applied first along

@@ -249,20 +249,6 @@ static hs_status hs_db_fail(sqlite3 *db, const char *path, int rc, const char *w
 
 /* ---- running the prepared statements ------------------------------------------ */
 
-/* Binds the arguments to statement q, one per letter of types, runs it to
- * the end and resets it. The letters:
- *   s  const char *, text (NULL pointer: NULL)
- *   t  const char *, text, or NULL when NULL or "" (DICOM's "absent")
- *   i  int
- *   l  long long
- *   L  long long, NULL unless > 0 (a row id, or none)
- *   j  const int *, NULL when the pointer is NULL
- *   J  const long long *, NULL when the pointer is NULL
- *   d  double, NULL when NaN or infinite (SQLite would store NaN as NULL
- *      anyway; this says so)
- *   p  double, NULL unless > 0 (the structs' "0 when unknown")
- * When the statement returns a row and first is not NULL, *first receives
- * its first column. */
 static hs_status hs_prepare_later(hs_audit *a, int q, hs_error *err);
 
 static const char *hs_what(int q)
@@ -283,6 +269,20 @@ static hs_status hs_statement(hs_audit *a, int q, sqlite3_stmt **out, hs_error *
     return HS_OK;
 }
 
+/* Binds the arguments to statement q, one per letter of types, runs it to
+ * the end and resets it. The letters:
+ *   s  const char *, text (NULL pointer: NULL)
+ *   t  const char *, text, or NULL when NULL or "" (DICOM's "absent")
+ *   i  int
+ *   l  long long
+ *   L  long long, NULL unless > 0 (a row id, or none)
+ *   j  const int *, NULL when the pointer is NULL
+ *   J  const long long *, NULL when the pointer is NULL
+ *   d  double, NULL when NaN or infinite (SQLite would store NaN as NULL
+ *      anyway; this says so)
+ *   p  double, NULL unless > 0 (the structs' "0 when unknown")
+ * When the statement returns a row and first is not NULL, *first receives
+ * its first column. */
 static hs_status hs_exec(hs_audit *a, hs_error *err, int q, long long *first, const char *types,
                          ...)
 {

@@ -1,9 +1,10 @@
-/* dicom.cc - the DICOM reading stage (see include/hemoscan/dicom.h): DCMTK
- * parses files and decodes RLE and JPEG; CharLS 2 decodes JPEG-LS (the
- * CharLS 1.0 inside DCMTK aborts the process on some bad streams);
- * OpenJPEG decodes JPEG 2000, which open-source DCMTK cannot; the rest is
- * hemoscan's own rules for which files are axial CT slices and how stored
- * values become HU.
+/* dicom.cc - the DICOM reading stage (see include/hemoscan/dicom.h):
+ *   - DCMTK parses files and decodes RLE and JPEG;
+ *   - CharLS 2 decodes JPEG-LS (the CharLS 1.0 inside DCMTK aborts the
+ *     process on some bad streams);
+ *   - OpenJPEG decodes JPEG 2000, which open-source DCMTK cannot;
+ *   - the rest is hemoscan's own rules for which files are axial CT slices
+ *     and how stored values become HU.
  *
  * Why it is built this way:
  * - This file and dicom_sc.cc (the review's Secondary Capture) are the
