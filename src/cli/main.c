@@ -4,8 +4,14 @@
  * each mode lives in a modes_*.c file that calls the library, and what
  * the modes share is in common.c. The option vocabulary follows DCMTK's
  * tools (-h, --version, -q, -v). Exit codes are listed in modes.h and
- * hemoscan(1). */
+ * hemoscan(1).
+ *
+ * A numeric option is a line of one table (numeric_options: its range and
+ * the field it fills). The checks between options (one needs or works
+ * with another, two conflict) read like DCMTK's checkDependence and
+ * checkConflict: requires() and conflicts(). */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,11 +213,114 @@ static const struct option longopts[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* A numeric option: a number from lo to hi, stored in one field of
+ * options (--augment-strength has none: take_number scales the
+ * augmentation by it). Whole numbers are read by parse_long, the others
+ * by parse_double, whose messages name the range. */
+typedef struct {
+    int id;           /* OPT_... */
+    const char *name; /* the option as messages name it */
+    char type;        /* the field: 'i' int (a whole number), 'f' float, 'd' double, 0 none */
+    double lo, hi;
+    size_t offset;    /* of the field in options */
+} numeric_option;
+
+#define FIELD(member) offsetof(options, member)
+
+/* Every numeric option; what one sets beyond its field is in take_number. */
+static const numeric_option numeric_options[] = {
+    {OPT_STABLE_AGE, "--stable-age", 'd', 0.0, 86400.0, FIELD(stable_age_s)},
+    {OPT_MIN_THICKNESS, "--min-thickness", 'd', 0.0, 100.0, FIELD(min_thickness)},
+    {OPT_MAX_THICKNESS, "--max-thickness", 'd', 0.0, 100.0, FIELD(max_thickness)},
+    {OPT_THREADS, "--threads", 'i', 1, 256, FIELD(threads)},
+    {OPT_CV, "--cv", 'i', 2, 100, FIELD(cv_folds)},
+    {OPT_CV_REPEATS, "--cv-repeats", 'i', 1, 100, FIELD(cv_repeats)},
+    {OPT_EPOCHS, "--epochs", 'i', 1, 100000, FIELD(train.epochs)},
+    {OPT_BATCH, "--batch", 'i', 1, 4096, FIELD(train.batch)},
+    {OPT_PATIENCE, "--patience", 'i', 0, 100000, FIELD(train.patience)},
+    {OPT_MEMBERS, "--members", 'i', 1, 16, FIELD(train.members)},
+    {OPT_FOLD_ENSEMBLE, "--fold-ensemble", 'i', 2, 16, FIELD(train.members)},
+    {OPT_VAL_SPLIT, "--val-split", 'd', 0.01, 0.99, FIELD(val_split)},
+    {OPT_LR, "--lr", 'f', 1e-9, 10.0, FIELD(train.lr)},
+    {OPT_DROPOUT, "--dropout", 'f', 0.0, 0.95, FIELD(train.dropout)},
+    {OPT_EMA, "--ema", 'f', 0.0, 0.9999, FIELD(train.ema)},
+    {OPT_MIXUP, "--mixup", 'f', 0.0, 10.0, FIELD(train.mixup)},
+    {OPT_WEIGHT_DECAY, "--weight-decay", 'f', 0.0, 1.0, FIELD(train.weight_decay)},
+    {OPT_AUG_STRENGTH, "--augment-strength", 0, 0.0, 4.0, 0},
+    {OPT_MIN_SENS, "--min-sensitivity", 'd', 0.0, 1.0, FIELD(train.min_sensitivity)},
+};
+
+/* The numeric option c, or NULL when c is not one. */
+static const numeric_option *find_numeric(int c)
+{
+    for (size_t i = 0; i < sizeof numeric_options / sizeof numeric_options[0]; i++)
+        if (numeric_options[i].id == c)
+            return &numeric_options[i];
+    return NULL;
+}
+
+/* A numeric option's value, read, checked and stored, with what it sets
+ * besides its field; -1 (after a message) on a bad value. */
+static int take_number(options *o, const numeric_option *n, const char *arg)
+{
+    char *field = (char *)o + n->offset;
+    long v = 0;
+    double d = 0.0;
+    if (n->type == 'i') {
+        if (parse_long(n->name, arg, (long)n->lo, (long)n->hi, &v) != 0)
+            return -1;
+        *(int *)field = (int)v;
+    } else {
+        if (parse_double(n->name, arg, n->lo, n->hi, &d) != 0)
+            return -1;
+        if (n->type == 'f')
+            *(float *)field = (float)d;
+        else if (n->type == 'd')
+            *(double *)field = d;
+    }
+    switch (n->id) {
+    case OPT_THREADS:
+        o->train.threads = o->threads;
+        o->threads_given = 1;
+        break;
+    case OPT_MEMBERS: o->train.fold_ensemble = 0; break;
+    case OPT_FOLD_ENSEMBLE: o->train.fold_ensemble = 1; break;
+    case OPT_AUG_STRENGTH: {
+        hs_augment base;
+        hs_augment_default(&base);
+        o->train.aug.rotate_deg = base.rotate_deg * (float)d;
+        o->train.aug.shift_frac = base.shift_frac * (float)d;
+        o->train.aug.zoom_frac = base.zoom_frac * (float)d;
+        o->train.aug.brightness = base.brightness * (float)d;
+        o->train.aug.contrast = base.contrast * (float)d;
+        break;
+    }
+    default: break;
+    }
+    return 0;
+}
+
+/* --seed N: any unsigned 64-bit number, for both the command line's and
+ * training's random choices; -1 (after a message) on a bad value. */
+static int take_seed(options *o, const char *arg)
+{
+    char *end = NULL;
+    unsigned long long s = strtoull(arg, &end, 10);
+    if (end == arg || *end != '\0' || arg[0] == '-') {
+        fprintf(stderr, "hemoscan: --seed: '%s' is not a non-negative whole number\n", arg);
+        return -1;
+    }
+    o->seed = (uint64_t)s;
+    o->train.seed = (uint64_t)s;
+    return 0;
+}
+
 /* One option with its argument; -1 on a bad value. */
 static int take_option(options *o, int c, const char *arg)
 {
-    long v;
-    double d;
+    const numeric_option *n = find_numeric(c);
+    if (n != NULL)
+        return take_number(o, n, arg);
     switch (c) {
     case 'q': o->verbose = -1; break;
     case 'v': o->verbose = 1; break;
@@ -228,106 +337,19 @@ static int take_option(options *o, int c, const char *arg)
     case OPT_ALL_SERIES: o->all_series = 1; break;
     case OPT_WATCH: o->watch_dir = arg; break;
     case OPT_FOLLOW: o->follow = 1; break;
-    case OPT_STABLE_AGE:
-        if (parse_double("--stable-age", arg, 0.0, 86400.0, &d) != 0)
-            return -1;
-        o->stable_age_s = d;
-        break;
     case OPT_DONE: o->done_dir = arg; break;
     case OPT_DELETE: o->delete_done = 1; break;
     case OPT_QUARANTINE: o->quarantine_dir = arg; break;
     case OPT_SYSLOG: o->use_syslog = 1; break;
     case OPT_REVIEW: o->review_dir = arg; break;
     case OPT_REVIEW_DICOM: o->review_dicom = 1; break;
-    case OPT_MIN_THICKNESS:
-        if (parse_double("--min-thickness", arg, 0.0, 100.0, &d) != 0)
-            return -1;
-        o->min_thickness = d;
-        break;
-    case OPT_MAX_THICKNESS:
-        if (parse_double("--max-thickness", arg, 0.0, 100.0, &d) != 0)
-            return -1;
-        o->max_thickness = d;
-        break;
     case OPT_JSON: o->json = 1; break;
     case OPT_PLOTS: o->plots = arg; break;
     case OPT_GROUPS: o->groups = arg; break;
+    case OPT_INIT_FROM: o->init_from = arg; break;
     case OPT_NO_AUGMENT: o->train.augment = 0; break;
     case OPT_NO_TTA: o->tta = 0; o->train.tta = 0; break;
-    case OPT_SEED: {
-        char *end = NULL;
-        unsigned long long s = strtoull(arg, &end, 10);
-        if (end == arg || *end != '\0' || arg[0] == '-') {
-            fprintf(stderr, "hemoscan: --seed: '%s' is not a non-negative whole number\n", arg);
-            return -1;
-        }
-        o->seed = (uint64_t)s;
-        o->train.seed = (uint64_t)s;
-        break;
-    }
-    case OPT_THREADS:
-        if (parse_long("--threads", arg, 1, 256, &v) != 0)
-            return -1;
-        o->threads = o->train.threads = (int)v;
-        o->threads_given = 1;
-        break;
-    case OPT_CV:
-        if (parse_long("--cv", arg, 2, 100, &v) != 0)
-            return -1;
-        o->cv_folds = (int)v;
-        break;
-    case OPT_CV_REPEATS:
-        if (parse_long("--cv-repeats", arg, 1, 100, &v) != 0)
-            return -1;
-        o->cv_repeats = (int)v;
-        break;
-    case OPT_EPOCHS:
-        if (parse_long("--epochs", arg, 1, 100000, &v) != 0)
-            return -1;
-        o->train.epochs = (int)v;
-        break;
-    case OPT_BATCH:
-        if (parse_long("--batch", arg, 1, 4096, &v) != 0)
-            return -1;
-        o->train.batch = (int)v;
-        break;
-    case OPT_PATIENCE:
-        if (parse_long("--patience", arg, 0, 100000, &v) != 0)
-            return -1;
-        o->train.patience = (int)v;
-        break;
-    case OPT_MEMBERS:
-        if (parse_long("--members", arg, 1, 16, &v) != 0)
-            return -1;
-        o->train.members = (int)v;
-        o->train.fold_ensemble = 0;
-        break;
-    case OPT_FOLD_ENSEMBLE:
-        if (parse_long("--fold-ensemble", arg, 2, 16, &v) != 0)
-            return -1;
-        o->train.members = (int)v;
-        o->train.fold_ensemble = 1;
-        break;
-    case OPT_VAL_SPLIT:
-        if (parse_double("--val-split", arg, 0.01, 0.99, &d) != 0)
-            return -1;
-        o->val_split = d;
-        break;
-    case OPT_LR:
-        if (parse_double("--lr", arg, 1e-9, 10.0, &d) != 0)
-            return -1;
-        o->train.lr = (float)d;
-        break;
-    case OPT_DROPOUT:
-        if (parse_double("--dropout", arg, 0.0, 0.95, &d) != 0)
-            return -1;
-        o->train.dropout = (float)d;
-        break;
-    case OPT_EMA:
-        if (parse_double("--ema", arg, 0.0, 0.9999, &d) != 0)
-            return -1;
-        o->train.ema = (float)d;
-        break;
+    case OPT_SEED: return take_seed(o, arg);
     case OPT_WINDOWS: {
         hs_error err = {0};
         if (hs_input_recipe_gray(&o->train_recipe, arg, &err) != HS_OK) {
@@ -336,34 +358,6 @@ static int take_option(options *o, int c, const char *arg)
         }
         break;
     }
-    case OPT_INIT_FROM: o->init_from = arg; break;
-    case OPT_MIXUP:
-        if (parse_double("--mixup", arg, 0.0, 10.0, &d) != 0)
-            return -1;
-        o->train.mixup = (float)d;
-        break;
-    case OPT_WEIGHT_DECAY:
-        if (parse_double("--weight-decay", arg, 0.0, 1.0, &d) != 0)
-            return -1;
-        o->train.weight_decay = (float)d;
-        break;
-    case OPT_AUG_STRENGTH: {
-        if (parse_double("--augment-strength", arg, 0.0, 4.0, &d) != 0)
-            return -1;
-        hs_augment base;
-        hs_augment_default(&base);
-        o->train.aug.rotate_deg = base.rotate_deg * (float)d;
-        o->train.aug.shift_frac = base.shift_frac * (float)d;
-        o->train.aug.zoom_frac = base.zoom_frac * (float)d;
-        o->train.aug.brightness = base.brightness * (float)d;
-        o->train.aug.contrast = base.contrast * (float)d;
-        break;
-    }
-    case OPT_MIN_SENS:
-        if (parse_double("--min-sensitivity", arg, 0.0, 1.0, &d) != 0)
-            return -1;
-        o->train.min_sensitivity = d;
-        break;
     case OPT_OPTIMIZER:
         if (strcmp(arg, "adam") == 0) {
             o->train.optimizer = HS_OPT_ADAM;
@@ -386,7 +380,8 @@ static int take_option(options *o, int c, const char *arg)
     return 0;
 }
 
-static int parse_options(int argc, char **argv, options *o)
+/* The defaults, and the command line as trained models record it. */
+static void set_defaults(options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     o->threads = 1;
@@ -403,6 +398,94 @@ static int parse_options(int argc, char **argv, options *o)
     size_t used = (size_t)snprintf(o->command, sizeof o->command, "hemoscan");
     for (int i = 1; i < argc && used + 2 < sizeof o->command; i++)
         used += (size_t)snprintf(o->command + used, sizeof o->command - used, " %s", argv[i]);
+}
+
+/* The paths after the options, and exactly one mode; -1 (after a
+ * message) otherwise. */
+static int take_mode(options *o, int argc, char **argv)
+{
+    int listing = o->predict + o->study + o->export_slices;
+    if (listing >= 1) {
+        o->paths = argv + optind;
+        o->n_paths = argc - optind;
+        if (o->n_paths == 0) {
+            fprintf(stderr, "hemoscan: %s needs at least one %s\n",
+                    o->predict ? "--predict" : o->study ? "--study" : "--export",
+                    o->predict ? "PNG file" : "study folder");
+            return -1;
+        }
+    } else if (optind < argc) {
+        fprintf(stderr, "hemoscan: unexpected argument '%s' (try --help)\n", argv[optind]);
+        return -1;
+    }
+    int modes = (o->init_model != NULL || o->model_info != NULL) + (o->train_dir != NULL) +
+                (o->eval_dir != NULL) + listing + (o->watch_dir != NULL);
+    if (modes == 0) {
+        fprintf(stderr, "hemoscan: no mode given (try --help)\n");
+        return -1;
+    }
+    if (modes > 1) {
+        fprintf(stderr, "hemoscan: give one mode at a time (try --help)\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* DCMTK's checkDependence: when opt is given but what it needs is not,
+ * says "hemoscan: OPT VERB NEEDED" and returns -1; verb is "needs" for a
+ * value the option cannot do without, "works with" for the mode it
+ * belongs to. */
+static int requires(int opt_given, int needed_given, const char *opt, const char *verb, const char *needed)
+{
+    if (opt_given && !needed_given) {
+        fprintf(stderr, "hemoscan: %s %s %s\n", opt, verb, needed);
+        return -1;
+    }
+    return 0;
+}
+
+/* DCMTK's checkConflict: when a and b are both given, says so and
+ * returns -1. */
+static int conflicts(int a_given, int b_given, const char *a, const char *b)
+{
+    if (a_given && b_given) {
+        fprintf(stderr, "hemoscan: give %s or %s, not both\n", a, b);
+        return -1;
+    }
+    return 0;
+}
+
+/* The options that need another option, or a mode; -1 (after a message)
+ * at the first that is missing. */
+static int check_dependencies(const options *o)
+{
+    int study_or_watch = o->study || o->watch_dir != NULL;
+    int watch_opts = o->follow || o->done_dir != NULL || o->delete_done ||
+                     o->quarantine_dir != NULL || o->use_syslog;
+    if (requires(o->export_slices, o->out_dir != NULL, "--export", "needs", "--out PNGDIR") != 0 ||
+        requires(o->out_dir != NULL, o->export_slices, "--out", "works with", "--export") != 0 ||
+        requires(o->review_dicom, o->review_dir != NULL, "--review-dicom", "needs", "--review DIR") != 0 ||
+        requires(o->review_dir != NULL, study_or_watch, "--review", "works with", "--study and --watch") != 0)
+        return -1;
+    if (o->min_thickness > 0 && o->max_thickness > 0 && o->min_thickness > o->max_thickness) {
+        fprintf(stderr, "hemoscan: --min-thickness %g is above --max-thickness %g\n", o->min_thickness,
+                o->max_thickness);
+        return -1;
+    }
+    if (requires(watch_opts, o->watch_dir != NULL, "--follow, --done, --delete, --quarantine and --syslog",
+                 "work with", "--watch DIR") != 0 ||
+        conflicts(o->done_dir != NULL, o->delete_done, "--done DIR", "--delete") != 0 ||
+        requires(o->cv_folds > 0, o->train_dir != NULL, "--cv", "works with", "--train DIR") != 0 ||
+        requires(o->init_from != NULL, o->train_dir != NULL, "--init-from", "works with", "--train DIR") != 0)
+        return -1;
+    return 0;
+}
+
+/* The command line into o; -1 (after a message) on a usage error. With
+ * --help or --version it prints that and sets o->shown_help. */
+static int parse_options(int argc, char **argv, options *o)
+{
+    set_defaults(o, argc, argv);
     opterr = 0;
     for (;;) {
         int c = getopt_long(argc, argv, ":hqv", longopts, NULL);
@@ -430,74 +513,12 @@ static int parse_options(int argc, char **argv, options *o)
             return -1;
     }
     o->train.verbose = o->verbose < 0 ? 0 : 2;
-    int listing = o->predict + o->study + o->export_slices;
-    if (listing >= 1) {
-        o->paths = argv + optind;
-        o->n_paths = argc - optind;
-        if (o->n_paths == 0) {
-            fprintf(stderr, "hemoscan: %s needs at least one %s\n",
-                    o->predict ? "--predict" : o->study ? "--study" : "--export",
-                    o->predict ? "PNG file" : "study folder");
-            return -1;
-        }
-    } else if (optind < argc) {
-        fprintf(stderr, "hemoscan: unexpected argument '%s' (try --help)\n", argv[optind]);
+    if (take_mode(o, argc, argv) != 0 || check_dependencies(o) != 0)
         return -1;
-    }
-    int modes = (o->init_model != NULL || o->model_info != NULL) + (o->train_dir != NULL) +
-                (o->eval_dir != NULL) + listing + (o->watch_dir != NULL);
-    if (modes == 0) {
-        fprintf(stderr, "hemoscan: no mode given (try --help)\n");
-        return -1;
-    }
-    if (modes > 1) {
-        fprintf(stderr, "hemoscan: give one mode at a time (try --help)\n");
-        return -1;
-    }
-    if (o->export_slices && o->out_dir == NULL) {
-        fprintf(stderr, "hemoscan: --export needs --out PNGDIR\n");
-        return -1;
-    }
-    if (o->out_dir != NULL && !o->export_slices) {
-        fprintf(stderr, "hemoscan: --out works with --export\n");
-        return -1;
-    }
-    if (o->review_dicom && o->review_dir == NULL) {
-        fprintf(stderr, "hemoscan: --review-dicom needs --review DIR\n");
-        return -1;
-    }
-    if (o->review_dir != NULL && !o->study && o->watch_dir == NULL) {
-        fprintf(stderr, "hemoscan: --review works with --study and --watch\n");
-        return -1;
-    }
-    if (o->min_thickness > 0 && o->max_thickness > 0 && o->min_thickness > o->max_thickness) {
-        fprintf(stderr, "hemoscan: --min-thickness %g is above --max-thickness %g\n", o->min_thickness,
-                o->max_thickness);
-        return -1;
-    }
-    int watch_opts = o->follow || o->done_dir != NULL || o->delete_done ||
-                     o->quarantine_dir != NULL || o->use_syslog;
-    if (watch_opts && o->watch_dir == NULL) {
-        fprintf(stderr, "hemoscan: --follow, --done, --delete, --quarantine and "
-                "--syslog work with --watch DIR\n");
-        return -1;
-    }
-    if (o->done_dir != NULL && o->delete_done) {
-        fprintf(stderr, "hemoscan: give --done DIR or --delete, not both\n");
-        return -1;
-    }
     if ((o->study || o->watch_dir != NULL) && !o->threads_given) {
         /* reading a study is decode-bound and files are independent */
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         o->threads = cores < 1 ? 1 : cores > 8 ? 8 : (int)cores;
-    }
-    if (o->cv_folds > 0 && o->train_dir == NULL) {
-        fprintf(stderr, "hemoscan: --cv works with --train DIR\n");
-        return -1;
-    }
-    if (o->init_from != NULL && o->train_dir == NULL) {
-        fprintf(stderr, "hemoscan: --init-from works with --train DIR\n");
-        return -1;
     }
     return 0;
 }
