@@ -562,29 +562,19 @@ hs_status hs_image_crop_head(const hs_image *gray, float threshold, hs_image *ou
     return hs_image_crop_head_box(gray, threshold, out, NULL, err);
 }
 
-hs_status hs_image_crop_head_box(const hs_image *gray, float threshold, hs_image *out, int box[4],
-                                 hs_error *err)
+/* The head's bounding box, inclusive. */
+typedef struct {
+    int x0, y0, x1, y1;
+} crop_box;
+
+/* Step 1 of the crop: the runs of pixels above threshold on channel 0,
+ * row by row, into l, whose row_start has height + 1 entries. -1 when out
+ * of memory. */
+static int bright_runs(const hs_image *gray, float threshold, run_list *l)
 {
-    if (out != NULL)
-        memset(out, 0, sizeof *out);
-    if (!image_ok(gray) || out == NULL || out == gray)
-        return hs_fail(err, HS_ERR_ARG, "hs_image_crop_head: no image, an invalid one or no separate output given");
-    if (isnan(threshold))
-        return hs_fail(err, HS_ERR_ARG, "hs_image_crop_head: threshold is NaN, expected a number in [0, 1]");
-
     int w = gray->width, h = gray->height, c = gray->channels;
-    run_list bright = {0}, gaps = {0};
-    int *parent = NULL;
-    char *edge = NULL;
-    hs_status st = HS_OK;
-    bright.row_start = malloc(((size_t)h + 1) * sizeof *bright.row_start);
-    gaps.row_start = malloc(((size_t)h + 1) * sizeof *gaps.row_start);
-    if (bright.row_start == NULL || gaps.row_start == NULL)
-        goto nomem;
-
-    /* Runs of pixels above threshold (on channel 0), row by row. */
     for (int y = 0; y < h; y++) {
-        bright.row_start[y] = bright.n;
+        l->row_start[y] = l->n;
         const float *row = gray->px + (size_t)y * (size_t)w * (size_t)c;
         int x = 0;
         while (x < w) {
@@ -595,11 +585,146 @@ hs_status hs_image_crop_head_box(const hs_image *gray, float threshold, hs_image
             int x0 = x;
             while (x < w && row[(size_t)x * (size_t)c] > threshold)
                 x++;
-            if (run_push(&bright, y, x0, x - 1) != 0)
-                goto nomem;
+            if (run_push(l, y, x0, x - 1) != 0)
+                return -1;
         }
     }
-    bright.row_start[h] = bright.n;
+    l->row_start[h] = l->n;
+    return 0;
+}
+
+/* Step 2: the head, the largest 8-connected component of the runs of l
+ * (rows 0 to h - 1); on a tie the first in raster order, which has the
+ * smallest root. parent has one entry per run and is left holding the
+ * components. Returns the head's root, or -1 when out of memory. */
+static int head_component(const run_list *l, int *parent, int h)
+{
+    for (int i = 0; i < l->n; i++)
+        parent[i] = i;
+    for (int y = 1; y < h; y++)
+        join_rows(l, parent, y, 1);
+    /* Sizes accumulate on the roots, in an array of their own. */
+    size_t *size = calloc((size_t)l->n, sizeof *size);
+    if (size == NULL)
+        return -1;
+    int head = -1;
+    for (int i = 0; i < l->n; i++)
+        size[uf_find(parent, i)] += (size_t)(l->r[i].x1 - l->r[i].x0 + 1);
+    for (int i = 0; i < l->n; i++) {
+        if (parent[i] == i && (head < 0 || size[i] > size[head]))
+            head = i;
+    }
+    free(size);
+    return head;
+}
+
+/* Step 3: the bounding box of the head's runs (of a w x h image). Marks
+ * them on the way: parent[i] becomes -1 for a run of the head, 0 for any
+ * other. */
+static crop_box mark_head(const run_list *l, int *parent, int head, int w, int h)
+{
+    crop_box b = {w, h, -1, -1};
+    for (int i = 0; i < l->n; i++) {
+        if (uf_find(parent, i) != head)
+            continue;
+        const run *r = &l->r[i];
+        b.x0 = r->x0 < b.x0 ? r->x0 : b.x0;
+        b.x1 = r->x1 > b.x1 ? r->x1 : b.x1;
+        b.y0 = r->y < b.y0 ? r->y : b.y0;
+        b.y1 = r->y > b.y1 ? r->y : b.y1;
+    }
+    for (int i = l->n - 1; i >= 0; i--)
+        parent[i] = uf_find(parent, i) == head ? -1 : 0;
+    return b;
+}
+
+/* Step 4: the gaps, the stretches of each row of box b not covered by a
+ * head run (marked -1 in head), into gaps; its row_start is filled for
+ * all h + 1 rows. -1 when out of memory. */
+static int gap_runs(const run_list *bright, const int *head, crop_box b, int h, run_list *gaps)
+{
+    for (int y = 0; y < b.y0; y++)
+        gaps->row_start[y] = 0;
+    for (int y = b.y0; y <= b.y1; y++) {
+        gaps->row_start[y] = gaps->n;
+        int x = b.x0;
+        for (int i = bright->row_start[y]; i < bright->row_start[y + 1]; i++) {
+            if (head[i] != -1)
+                continue;
+            if (bright->r[i].x0 > x && run_push(gaps, y, x, bright->r[i].x0 - 1) != 0)
+                return -1;
+            x = bright->r[i].x1 + 1;
+        }
+        if (x <= b.x1 && run_push(gaps, y, x, b.x1) != 0)
+            return -1;
+    }
+    for (int y = b.y1 + 1; y <= h; y++)
+        gaps->row_start[y] = gaps->n;
+    return 0;
+}
+
+/* Step 5: which gaps are background. A gap 4-connected (exact column
+ * overlap) to a gap on the edge of box b is background; the others are
+ * holes of the head and are kept. parent (one entry per gap) is left
+ * holding the gaps' components, and edge[root] is set to 1 for each
+ * background component. */
+static void background_gaps(const run_list *gaps, int *parent, char *edge, crop_box b)
+{
+    for (int i = 0; i < gaps->n; i++)
+        parent[i] = i;
+    for (int y = b.y0 + 1; y <= b.y1; y++)
+        join_rows(gaps, parent, y, 0);
+    for (int i = 0; i < gaps->n; i++) {
+        const run *g = &gaps->r[i];
+        if (g->y == b.y0 || g->y == b.y1 || g->x0 == b.x0 || g->x1 == b.x1)
+            edge[uf_find(parent, i)] = 1;
+    }
+}
+
+/* Step 6: out gets box b of gray, every channel, with the background gaps
+ * (those whose root step 5 marked in edge) set to 0. */
+static hs_status copy_head(const hs_image *gray, crop_box b, const run_list *gaps, int *parent, const char *edge,
+                           hs_image *out, hs_error *err)
+{
+    int w = gray->width, c = gray->channels;
+    hs_status st = hs_image_alloc(out, b.x1 - b.x0 + 1, b.y1 - b.y0 + 1, c, err);
+    if (st != HS_OK)
+        return st;
+    size_t row_values = (size_t)out->width * (size_t)c;
+    for (int y = b.y0; y <= b.y1; y++)
+        memcpy(out->px + (size_t)(y - b.y0) * row_values,
+               gray->px + ((size_t)y * (size_t)w + (size_t)b.x0) * (size_t)c, row_values * sizeof *out->px);
+    for (int i = 0; i < gaps->n; i++) {
+        const run *g = &gaps->r[i];
+        if (!edge[uf_find(parent, i)])
+            continue;
+        float *dst = out->px + ((size_t)(g->y - b.y0) * (size_t)out->width + (size_t)(g->x0 - b.x0)) * (size_t)c;
+        memset(dst, 0, (size_t)(g->x1 - g->x0 + 1) * (size_t)c * sizeof *dst);
+    }
+    return HS_OK;
+}
+
+hs_status hs_image_crop_head_box(const hs_image *gray, float threshold, hs_image *out, int box[4],
+                                 hs_error *err)
+{
+    if (out != NULL)
+        memset(out, 0, sizeof *out);
+    if (!image_ok(gray) || out == NULL || out == gray)
+        return hs_fail(err, HS_ERR_ARG, "hs_image_crop_head: no image, an invalid one or no separate output given");
+    if (isnan(threshold))
+        return hs_fail(err, HS_ERR_ARG, "hs_image_crop_head: threshold is NaN, expected a number in [0, 1]");
+
+    int w = gray->width, h = gray->height;
+    run_list bright = {0}, gaps = {0};
+    int *parent = NULL;
+    char *edge = NULL;
+    hs_status st = HS_OK;
+    bright.row_start = malloc(((size_t)h + 1) * sizeof *bright.row_start);
+    gaps.row_start = malloc(((size_t)h + 1) * sizeof *gaps.row_start);
+    if (bright.row_start == NULL || gaps.row_start == NULL)
+        goto nomem;
+    if (bright_runs(gray, threshold, &bright) != 0)
+        goto nomem;
     if (bright.n == 0) {
         if (box != NULL) {
             box[0] = 0;
@@ -611,99 +736,29 @@ hs_status hs_image_crop_head_box(const hs_image *gray, float threshold, hs_image
         free(gaps.row_start);
         return image_copy(gray, out, err);
     }
-
-    /* 8-connected components; the largest is the head, the first in raster
-     * order (the smallest root) on a tie. */
     parent = malloc((size_t)bright.n * sizeof *parent);
     if (parent == NULL)
         goto nomem;
-    for (int i = 0; i < bright.n; i++)
-        parent[i] = i;
-    for (int y = 1; y < h; y++)
-        join_rows(&bright, parent, y, 1);
-    /* Sizes accumulate on the roots; reuse a second array. */
-    size_t *size = calloc((size_t)bright.n, sizeof *size);
-    if (size == NULL)
+    int head = head_component(&bright, parent, h);
+    if (head < 0)
         goto nomem;
-    int head = -1;
-    for (int i = 0; i < bright.n; i++)
-        size[uf_find(parent, i)] += (size_t)(bright.r[i].x1 - bright.r[i].x0 + 1);
-    for (int i = 0; i < bright.n; i++) {
-        if (parent[i] == i && (head < 0 || size[i] > size[head]))
-            head = i;
-    }
-    free(size);
-
-    /* The head's runs (marked by parent[i] = -1) and bounding box. */
-    int bx0 = w, by0 = h, bx1 = -1, by1 = -1;
-    for (int i = 0; i < bright.n; i++) {
-        if (uf_find(parent, i) != head)
-            continue;
-        const run *r = &bright.r[i];
-        bx0 = r->x0 < bx0 ? r->x0 : bx0;
-        bx1 = r->x1 > bx1 ? r->x1 : bx1;
-        by0 = r->y < by0 ? r->y : by0;
-        by1 = r->y > by1 ? r->y : by1;
-    }
-    for (int i = bright.n - 1; i >= 0; i--)
-        parent[i] = uf_find(parent, i) == head ? -1 : 0;
+    crop_box b = mark_head(&bright, parent, head, w, h);
     if (box != NULL) {
-        box[0] = bx0;
-        box[1] = by0;
-        box[2] = bx1 - bx0 + 1;
-        box[3] = by1 - by0 + 1;
+        box[0] = b.x0;
+        box[1] = b.y0;
+        box[2] = b.x1 - b.x0 + 1;
+        box[3] = b.y1 - b.y0 + 1;
     }
-
-    /* Gaps: the stretches of each box row not covered by a head run. Those
-     * 4-connected (exact column overlap) to a gap on the box's edge are
-     * background; the others are holes of the head and are kept. */
-    for (int y = 0; y < by0; y++)
-        gaps.row_start[y] = 0;
-    for (int y = by0; y <= by1; y++) {
-        gaps.row_start[y] = gaps.n;
-        int x = bx0;
-        for (int i = bright.row_start[y]; i < bright.row_start[y + 1]; i++) {
-            if (parent[i] != -1)
-                continue;
-            if (bright.r[i].x0 > x && run_push(&gaps, y, x, bright.r[i].x0 - 1) != 0)
-                goto nomem;
-            x = bright.r[i].x1 + 1;
-        }
-        if (x <= bx1 && run_push(&gaps, y, x, bx1) != 0)
-            goto nomem;
-    }
-    for (int y = by1 + 1; y <= h; y++)
-        gaps.row_start[y] = gaps.n;
+    if (gap_runs(&bright, parent, b, h, &gaps) != 0)
+        goto nomem;
+    /* The gaps get union-find arrays of their own. */
     free(parent);
     parent = malloc(((size_t)gaps.n + 1) * sizeof *parent);
     edge = calloc((size_t)gaps.n + 1, 1);
     if (parent == NULL || edge == NULL)
         goto nomem;
-    for (int i = 0; i < gaps.n; i++)
-        parent[i] = i;
-    for (int y = by0 + 1; y <= by1; y++)
-        join_rows(&gaps, parent, y, 0);
-    for (int i = 0; i < gaps.n; i++) {
-        const run *g = &gaps.r[i];
-        if (g->y == by0 || g->y == by1 || g->x0 == bx0 || g->x1 == bx1)
-            edge[uf_find(parent, i)] = 1;
-    }
-
-    /* Copy the box, then zero the background gaps. */
-    st = hs_image_alloc(out, bx1 - bx0 + 1, by1 - by0 + 1, c, err);
-    if (st == HS_OK) {
-        size_t row_values = (size_t)out->width * (size_t)c;
-        for (int y = by0; y <= by1; y++)
-            memcpy(out->px + (size_t)(y - by0) * row_values,
-                   gray->px + ((size_t)y * (size_t)w + (size_t)bx0) * (size_t)c, row_values * sizeof *out->px);
-        for (int i = 0; i < gaps.n; i++) {
-            const run *g = &gaps.r[i];
-            if (!edge[uf_find(parent, i)])
-                continue;
-            float *dst = out->px + ((size_t)(g->y - by0) * (size_t)out->width + (size_t)(g->x0 - bx0)) * (size_t)c;
-            memset(dst, 0, (size_t)(g->x1 - g->x0 + 1) * (size_t)c * sizeof *dst);
-        }
-    }
+    background_gaps(&gaps, parent, edge, b);
+    st = copy_head(gray, b, &gaps, parent, edge, out, err);
     goto done;
 nomem:
     st = hs_fail(err, HS_ERR_NOMEM, "hs_image_crop_head: cannot allocate work space for %dx%d pixels", w, h);
