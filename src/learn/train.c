@@ -276,134 +276,198 @@ typedef struct {
     double *loss, *acc, *val_loss, *val_acc, *lr, *sec;
 } epoch_record;
 
+/* What train_member works with besides the network: a work space, an
+ * optimizer, one batch, and what mixup and the weight average need. */
+typedef struct {
+    hs_ws *ws;
+    hs_optimizer opt;
+    float *xb;      /* the batch's inputs */
+    int *yb;        /* the batch's labels */
+    float *tb;      /* the batch's targets: one-hot, then mixed by mixup */
+    int *order;     /* the training examples in this epoch's order */
+    int *mix_order; /* mixup's pairing within the batch */
+    float *mix_x;   /* one example (mixup only) */
+    float *best;    /* the weights of the best epoch so far */
+    float *avg;     /* the moving average of the weights (cfg->ema > 0 only) */
+} member_work;
+
+/* Frees w, and net's gradients, which member_work_alloc allocated. */
+static void member_work_free(member_work *w, hs_net *net)
+{
+    free(net->grads);
+    net->grads = NULL;
+    hs_ws_free(w->ws);
+    hs_optimizer_free(&w->opt);
+    free(w->xb);
+    free(w->yb);
+    free(w->order);
+    free(w->tb);
+    free(w->mix_order);
+    free(w->mix_x);
+    free(w->best);
+    free(w->avg);
+}
+
+/* Allocates w for batches of batch examples of train with k classes, as
+ * cfg asks (optimizer, mixup, moving average), and net's gradients. On
+ * failure w holds what was allocated, for member_work_free. */
+static hs_status member_work_alloc(member_work *w, const hs_train_config *cfg, hs_net *net,
+                                   const hs_examples *train, int batch, int k, hs_error *err)
+{
+    memset(w, 0, sizeof *w);
+    hs_opt_config oc;
+    hs_opt_config_default(&oc, cfg->optimizer);
+    oc.weight_decay = cfg->weight_decay;
+    w->xb = malloc((size_t)batch * train->size * sizeof *w->xb);
+    w->yb = malloc((size_t)batch * sizeof *w->yb);
+    w->order = malloc((size_t)train->n * sizeof *w->order);
+    w->tb = malloc((size_t)batch * k * sizeof *w->tb);
+    w->mix_order = malloc((size_t)batch * sizeof *w->mix_order);
+    w->mix_x = cfg->mixup > 0.0f ? malloc(train->size * sizeof *w->mix_x) : NULL;
+    w->best = malloc(net->n_params * sizeof *w->best);
+    w->avg = cfg->ema > 0.0f ? malloc(net->n_params * sizeof *w->avg) : NULL;
+    hs_status st = HS_OK;
+    if (w->xb == NULL || w->yb == NULL || w->order == NULL || w->best == NULL ||
+        (cfg->ema > 0.0f && w->avg == NULL) || w->tb == NULL || w->mix_order == NULL ||
+        (cfg->mixup > 0.0f && w->mix_x == NULL))
+        st = hs_fail(err, HS_ERR_NOMEM, "out of memory for training");
+    if (st == HS_OK)
+        st = hs_net_alloc_grads(net, err);
+    if (st == HS_OK)
+        st = hs_ws_create(&w->ws, net, batch, 1, cfg->threads, err);
+    if (st == HS_OK)
+        st = hs_optimizer_init(&w->opt, &oc, net, err);
+    return st;
+}
+
+/* One epoch's steps over train, in the order w->order, batch examples at
+ * a time: gather (augmented if cfg says so), mix up, forward, loss,
+ * backward, an optimizer step at rate lr, the moving average. Returns the
+ * summed loss; *correct receives how many examples were classified right.
+ * tty: draw a progress bar on cfg->log. */
+static double train_epoch(const hs_train_config *cfg, hs_net *net, hs_rng *rng, const hs_examples *train,
+                          int batch, float lr, int tty, member_work *w, int *correct)
+{
+    const hs_shape in = net->input;
+    const int k = hs_net_outputs(net);
+    int steps = (train->n + batch - 1) / batch;
+    double total = 0.0;
+    *correct = 0;
+    for (int s = 0; s < steps; s++) {
+        int b = s * batch, n = train->n - b < batch ? train->n - b : batch;
+        for (int i = 0; i < n; i++) {
+            const float *src = train->x + (size_t)w->order[b + i] * train->size;
+            float *dst = w->xb + (size_t)i * train->size;
+            if (cfg->augment)
+                hs_augment_apply(&cfg->aug, rng, src, dst, in.w, in.h, in.c);
+            else
+                memcpy(dst, src, train->size * sizeof *dst);
+            w->yb[i] = train->label[w->order[b + i]];
+        }
+        hs_label_targets(w->yb, n, k, w->tb);
+        if (cfg->mixup > 0.0f)
+            mix_batch(rng, cfg->mixup, w->xb, w->tb, n, train->size, k, w->mix_order, w->mix_x);
+        const float *p = hs_forward(net, w->ws, w->xb, n, 1, rng);
+        *correct += count_correct(p, w->yb, n, k);
+        total += hs_loss_soft(net, w->ws, w->tb, n) * n;
+        hs_backward(net, w->ws, w->xb, n);
+        hs_optimizer_step(&w->opt, net, lr);
+        if (w->avg != NULL)
+            ema_update(w->avg, net->params, net->n_params, cfg->ema);
+        if (tty)
+            progress(cfg->log, s + 1, steps);
+    }
+    return total;
+}
+
+/* What one epoch measured. */
+typedef struct {
+    double loss, acc, val_loss, val_acc, sec;
+    float lr;
+} epoch_stats;
+
+/* The Keras-like line of one epoch on cfg->log (cfg->verbose >= 1 only):
+ * "member m/M" first in an ensemble, " *" last when the epoch's weights
+ * were kept. tty: the line overwrites the progress bar. */
+static void log_epoch(const hs_train_config *cfg, int member, int epoch, const epoch_stats *e, int kept,
+                      int tty)
+{
+    if (cfg->verbose < 1 || cfg->log == NULL)
+        return;
+    if (tty)
+        fputc('\r', cfg->log);
+    if (cfg->members > 1)
+        fprintf(cfg->log, "member %d/%d ", member + 1, cfg->members);
+    fprintf(cfg->log,
+            "epoch %d/%d - %.1fs - loss: %.4f - accuracy: %.4f - val_loss: %.4f - "
+            "val_accuracy: %.4f - lr: %.2e%s\n",
+            epoch + 1, cfg->epochs, e->sec, e->loss, e->acc, e->val_loss, e->val_acc, (double)e->lr,
+            kept ? " *" : "");
+    fflush(cfg->log);
+}
+
 /* Train one network in place; records per epoch into rec (may be NULL). */
 static hs_status train_member(const hs_train_config *cfg, hs_net *net, hs_rng *rng,
                               const hs_examples *train, const hs_examples *val, int member,
                               epoch_record *rec, int *epochs_run, int *best_epoch, hs_error *err)
 {
-    const hs_shape in = net->input;
     const int k = hs_net_outputs(net);
     const int batch = cfg->batch < train->n ? cfg->batch : train->n;
-    hs_ws *ws = NULL;
-    hs_optimizer opt = {0};
-    hs_opt_config oc;
-    hs_opt_config_default(&oc, cfg->optimizer);
-    oc.weight_decay = cfg->weight_decay;
-    float *xb = malloc((size_t)batch * train->size * sizeof *xb);
-    int *yb = malloc((size_t)batch * sizeof *yb);
-    int *order = malloc((size_t)train->n * sizeof *order);
-    float *tb = malloc((size_t)batch * k * sizeof *tb);
-    int *mix_order = malloc((size_t)batch * sizeof *mix_order);
-    float *mix_x = cfg->mixup > 0.0f ? malloc(train->size * sizeof *mix_x) : NULL;
-    float *best = malloc(net->n_params * sizeof *best);
-    float *avg = cfg->ema > 0.0f ? malloc(net->n_params * sizeof *avg) : NULL;
-    hs_status st = HS_OK;
-    if (xb == NULL || yb == NULL || order == NULL || best == NULL || (cfg->ema > 0.0f && avg == NULL) ||
-        tb == NULL || mix_order == NULL || (cfg->mixup > 0.0f && mix_x == NULL))
-        st = hs_fail(err, HS_ERR_NOMEM, "out of memory for training");
-    if (st == HS_OK)
-        st = hs_net_alloc_grads(net, err);
-    if (st == HS_OK)
-        st = hs_ws_create(&ws, net, batch, 1, cfg->threads, err);
-    if (st == HS_OK)
-        st = hs_optimizer_init(&opt, &oc, net, err);
+    member_work w;
+    hs_status st = member_work_alloc(&w, cfg, net, train, batch, k, err);
     if (st != HS_OK)
         goto done;
     hs_schedule sched;
     hs_schedule_init(&sched, cfg->schedule, cfg->lr, cfg->epochs);
     sched.warmup_epochs = cfg->warmup_epochs;
     for (int i = 0; i < train->n; i++)
-        order[i] = i;
+        w.order[i] = i;
     double best_loss = INFINITY;
     int tty = cfg->verbose >= 2 && cfg->log != NULL && isatty(fileno(cfg->log));
-    int steps = (train->n + batch - 1) / batch;
     *best_epoch = 0;
     *epochs_run = 0;
-    memcpy(best, net->params, net->n_params * sizeof *best);
-    if (avg != NULL)
-        memcpy(avg, net->params, net->n_params * sizeof *avg);
+    memcpy(w.best, net->params, net->n_params * sizeof *w.best);
+    if (w.avg != NULL)
+        memcpy(w.avg, net->params, net->n_params * sizeof *w.avg);
     for (int epoch = 0; epoch < cfg->epochs; epoch++) {
         double t0 = now_s();
-        float lr = hs_schedule_lr(&sched, epoch);
-        hs_rng_shuffle(rng, order, train->n);
-        double total = 0.0;
+        epoch_stats e;
+        e.lr = hs_schedule_lr(&sched, epoch);
+        hs_rng_shuffle(rng, w.order, train->n);
         int correct = 0;
-        for (int s = 0; s < steps; s++) {
-            int b = s * batch, n = train->n - b < batch ? train->n - b : batch;
-            for (int i = 0; i < n; i++) {
-                const float *src = train->x + (size_t)order[b + i] * train->size;
-                float *dst = xb + (size_t)i * train->size;
-                if (cfg->augment)
-                    hs_augment_apply(&cfg->aug, rng, src, dst, in.w, in.h, in.c);
-                else
-                    memcpy(dst, src, train->size * sizeof *dst);
-                yb[i] = train->label[order[b + i]];
-            }
-            hs_label_targets(yb, n, k, tb);
-            if (cfg->mixup > 0.0f)
-                mix_batch(rng, cfg->mixup, xb, tb, n, train->size, k, mix_order, mix_x);
-            const float *p = hs_forward(net, ws, xb, n, 1, rng);
-            correct += count_correct(p, yb, n, k);
-            total += hs_loss_soft(net, ws, tb, n) * n;
-            hs_backward(net, ws, xb, n);
-            hs_optimizer_step(&opt, net, lr);
-            if (avg != NULL)
-                ema_update(avg, net->params, net->n_params, cfg->ema);
-            if (tty)
-                progress(cfg->log, s + 1, steps);
-        }
-        double val_loss, val_acc;
-        if (avg != NULL)
-            swap_params(net, avg);
-        evaluate(net, ws, val, &val_loss, &val_acc);
-        hs_schedule_observe(&sched, val_loss);
-        double loss = total / train->n, acc = (double)correct / train->n, sec = now_s() - t0;
-        int kept = val_loss < best_loss;
+        double total = train_epoch(cfg, net, rng, train, batch, e.lr, tty, &w, &correct);
+        /* Validation scores the moving average when there is one. */
+        if (w.avg != NULL)
+            swap_params(net, w.avg);
+        evaluate(net, w.ws, val, &e.val_loss, &e.val_acc);
+        hs_schedule_observe(&sched, e.val_loss);
+        e.loss = total / train->n;
+        e.acc = (double)correct / train->n;
+        e.sec = now_s() - t0;
+        int kept = e.val_loss < best_loss;
         if (kept) {
-            best_loss = val_loss;
+            best_loss = e.val_loss;
             *best_epoch = epoch;
-            memcpy(best, net->params, net->n_params * sizeof *best);
+            memcpy(w.best, net->params, net->n_params * sizeof *w.best);
         }
-        if (avg != NULL)
-            swap_params(net, avg);
+        if (w.avg != NULL)
+            swap_params(net, w.avg);
         if (rec != NULL) {
-            rec->loss[epoch] = loss;
-            rec->acc[epoch] = acc;
-            rec->val_loss[epoch] = val_loss;
-            rec->val_acc[epoch] = val_acc;
-            rec->lr[epoch] = lr;
-            rec->sec[epoch] = sec;
+            rec->loss[epoch] = e.loss;
+            rec->acc[epoch] = e.acc;
+            rec->val_loss[epoch] = e.val_loss;
+            rec->val_acc[epoch] = e.val_acc;
+            rec->lr[epoch] = e.lr;
+            rec->sec[epoch] = e.sec;
         }
         *epochs_run = epoch + 1;
-        if (cfg->verbose >= 1 && cfg->log != NULL) {
-            if (tty)
-                fputc('\r', cfg->log);
-            if (cfg->members > 1)
-                fprintf(cfg->log, "member %d/%d ", member + 1, cfg->members);
-            fprintf(cfg->log,
-                    "epoch %d/%d - %.1fs - loss: %.4f - accuracy: %.4f - val_loss: %.4f - "
-                    "val_accuracy: %.4f - lr: %.2e%s\n",
-                    epoch + 1, cfg->epochs, sec, loss, acc, val_loss, val_acc, (double)lr,
-                    kept ? " *" : "");
-            fflush(cfg->log);
-        }
+        log_epoch(cfg, member, epoch, &e, kept, tty);
         if (cfg->patience > 0 && epoch - *best_epoch >= cfg->patience)
             break;
     }
-    memcpy(net->params, best, net->n_params * sizeof *best);
+    memcpy(net->params, w.best, net->n_params * sizeof *w.best);
 done:
-    free(net->grads);
-    net->grads = NULL;
-    hs_ws_free(ws);
-    hs_optimizer_free(&opt);
-    free(xb);
-    free(yb);
-    free(order);
-    free(tb);
-    free(mix_order);
-    free(mix_x);
-    free(best);
-    free(avg);
+    member_work_free(&w, net);
     return st;
 }
 

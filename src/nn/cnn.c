@@ -406,6 +406,90 @@ static int aliases_input(const hs_layer *l, int training)
            (l->spec.kind == HS_LAYER_DROPOUT && !training);
 }
 
+/* Each layer's output buffer in ws, and in training the dropout masks.
+ * A layer that passes its input on aliases it. Training gives every other
+ * layer a buffer of its own, kept for the backward pass. Inference does
+ * so only for the output layer (sigmoid or softmax) and the logits that
+ * feed it; the other layers alternate between two shared buffers. -1
+ * when out of memory. */
+static int ws_layer_outputs(hs_ws *ws, const hs_net *net)
+{
+    const int L = net->n_layers, max_batch = ws->max_batch, threads = ws->threads, training = ws->training;
+    const size_t max_act = ws->max_act;
+    /* Inference runs layer by layer over the whole batch only when the
+     * batch is smaller than the thread count (see hs_forward), so its
+     * shared buffers need room for fewer samples than threads. */
+    size_t layerwise = (size_t)(max_batch < threads ? max_batch : threads);
+    float *ping = NULL, *pong = NULL;
+    if (!training) {
+        ping = ws_alloc(ws, max_act * layerwise);
+        pong = ws_alloc(ws, max_act * layerwise);
+        if (ping == NULL || pong == NULL)
+            return -1;
+    }
+    const float *prev = NULL; /* NULL stands for the caller's input */
+    for (int i = 0; i < L; i++) {
+        const hs_layer *l = &net->layers[i];
+        size_t size = shape_size(l->out) * (size_t)max_batch;
+        if (aliases_input(l, training)) {
+            ws->out[i] = i > 0 ? ws->out[i - 1] : NULL;
+        } else if (training || is_output(l->spec.kind) ||
+                   (i + 1 < L && is_output(net->layers[i + 1].spec.kind))) {
+            ws->out[i] = ws_alloc(ws, size);
+            if (ws->out[i] == NULL)
+                return -1;
+        } else {
+            ws->out[i] = prev == ping ? pong : ping;
+        }
+        if (training && l->spec.kind == HS_LAYER_DROPOUT) {
+            ws->mask[i] = ws_alloc(ws, size);
+            if (ws->mask[i] == NULL)
+                return -1;
+        }
+        prev = ws->out[i];
+    }
+    return 0;
+}
+
+/* Each thread's buffers in ws: im2col scratch and one sample's
+ * activations; in training also its share of the batch's gradients, the
+ * col2im scratch, and (threads after the first) gradient partials, plus
+ * the batch's logit gradients. -1 when out of memory. */
+static int ws_thread_buffers(hs_ws *ws, const hs_net *net)
+{
+    const int max_batch = ws->max_batch, threads = ws->threads;
+    const size_t max_act = ws->max_act, scratch = ws->scratch;
+    for (int t = 0; t < threads; t++) {
+        ws->col[t] = ws_alloc(ws, scratch);
+        ws->sample_a[t] = ws_alloc(ws, max_act);
+        ws->sample_b[t] = ws_alloc(ws, max_act);
+        if (ws->col[t] == NULL || ws->sample_a[t] == NULL || ws->sample_b[t] == NULL)
+            return -1;
+    }
+    if (ws->training) {
+        /* Each thread's share of a batch is at most this many samples. */
+        size_t share = (size_t)(max_batch + threads - 1) / (size_t)threads;
+        ws->dlogits = ws_alloc(ws, (size_t)hs_net_outputs(net) * max_batch);
+        if (ws->dlogits == NULL)
+            return -1;
+        for (int t = 0; t < threads; t++) {
+            ws->grad_a[t] = ws_alloc(ws, max_act * share);
+            ws->grad_b[t] = ws_alloc(ws, max_act * share);
+            if (ws->grad_a[t] == NULL || ws->grad_b[t] == NULL)
+                return -1;
+            ws->dcol[t] = ws_alloc(ws, scratch);
+            if (ws->dcol[t] == NULL)
+                return -1;
+            if (t > 0) {
+                ws->part[t] = ws_alloc(ws, net->n_params);
+                if (ws->part[t] == NULL)
+                    return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 hs_status hs_ws_create(hs_ws **out_ws, const hs_net *net, int max_batch,
                        int training, int threads, hs_error *err)
 {
@@ -462,66 +546,8 @@ hs_status hs_ws_create(hs_ws **out_ws, const hs_net *net, int max_batch,
     }
     ws->max_act = max_act;
     ws->scratch = scratch;
-    /* Inference runs layer by layer over the whole batch only when the
-     * batch is smaller than the thread count (see hs_forward), so its
-     * shared buffers need room for fewer samples than threads. */
-    size_t layerwise = (size_t)(max_batch < threads ? max_batch : threads);
-    float *ping = NULL, *pong = NULL;
-    if (!training) {
-        ping = ws_alloc(ws, max_act * layerwise);
-        pong = ws_alloc(ws, max_act * layerwise);
-        if (ping == NULL || pong == NULL)
-            goto nomem;
-    }
-    const float *prev = NULL; /* NULL stands for the caller's input */
-    for (int i = 0; i < L; i++) {
-        const hs_layer *l = &net->layers[i];
-        size_t size = shape_size(l->out) * (size_t)max_batch;
-        if (aliases_input(l, training)) {
-            ws->out[i] = i > 0 ? ws->out[i - 1] : NULL;
-        } else if (training || is_output(l->spec.kind) ||
-                   (i + 1 < L && is_output(net->layers[i + 1].spec.kind))) {
-            ws->out[i] = ws_alloc(ws, size);
-            if (ws->out[i] == NULL)
-                goto nomem;
-        } else {
-            ws->out[i] = prev == ping ? pong : ping;
-        }
-        if (training && l->spec.kind == HS_LAYER_DROPOUT) {
-            ws->mask[i] = ws_alloc(ws, size);
-            if (ws->mask[i] == NULL)
-                goto nomem;
-        }
-        prev = ws->out[i];
-    }
-    for (int t = 0; t < threads; t++) {
-        ws->col[t] = ws_alloc(ws, scratch);
-        ws->sample_a[t] = ws_alloc(ws, max_act);
-        ws->sample_b[t] = ws_alloc(ws, max_act);
-        if (ws->col[t] == NULL || ws->sample_a[t] == NULL || ws->sample_b[t] == NULL)
-            goto nomem;
-    }
-    if (training) {
-        /* Each thread's share of a batch is at most this many samples. */
-        size_t share = (size_t)(max_batch + threads - 1) / (size_t)threads;
-        ws->dlogits = ws_alloc(ws, (size_t)hs_net_outputs(net) * max_batch);
-        if (ws->dlogits == NULL)
-            goto nomem;
-        for (int t = 0; t < threads; t++) {
-            ws->grad_a[t] = ws_alloc(ws, max_act * share);
-            ws->grad_b[t] = ws_alloc(ws, max_act * share);
-            if (ws->grad_a[t] == NULL || ws->grad_b[t] == NULL)
-                goto nomem;
-            ws->dcol[t] = ws_alloc(ws, scratch);
-            if (ws->dcol[t] == NULL)
-                goto nomem;
-            if (t > 0) {
-                ws->part[t] = ws_alloc(ws, net->n_params);
-                if (ws->part[t] == NULL)
-                    goto nomem;
-            }
-        }
-    }
+    if (ws_layer_outputs(ws, net) != 0 || ws_thread_buffers(ws, net) != 0)
+        goto nomem;
 #ifdef HAVE_OPENBLAS_SET_NUM_THREADS
     /* The engine owns threading; BLAS threads on top would oversubscribe. */
     openblas_set_num_threads(1);

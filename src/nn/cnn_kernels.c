@@ -417,6 +417,15 @@ void hs_winograd_weights(const hs_layer *l, const float *params, float *u)
     }
 }
 
+/* Output tile rows [ty0, ty1) of one sample (see cnn_kernels.h), in four
+ * steps per tile row, each headed by a comment: load four input rows,
+ * transform the input tiles (V), the 16 products with the transformed
+ * weights (M), transform back with bias, ReLU and the optional pooling.
+ *
+ * Long because it is the inner loop of inference: the four steps share
+ * the strip, V and M buffers and work on 16-float vectors (AVX-512 on
+ * x86-64). Split into functions, they would need a benchmark to show
+ * that the calls cost nothing, so the kernel stays in one piece. */
 HS_VECTOR_KERNEL
 void hs_winograd_rows(const hs_layer *l, const float *params, const float *u,
                       const float *in, float *out, int ty0, int ty1,

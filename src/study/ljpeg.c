@@ -231,6 +231,78 @@ static int decode_rows(bit_reader *r, const huff_table *t, int predictor, int in
     return 1;
 }
 
+/* The tables of a DHT segment (s, n bytes) into tables. 0 (with why)
+ * when one is not usable for lossless DC coding. */
+static int read_dht(huff_table tables[4], const uint8_t *s, size_t n, char *why)
+{
+    size_t k = 0;
+    while (k < n) {
+        if (k + 17 > n)
+            return decline(why, "short DHT segment");
+        unsigned tc = s[k] >> 4, th = s[k] & 15;
+        int total = 0;
+        for (int c = 0; c < 16; c++)
+            total += s[k + 1 + c];
+        if (tc != 0 || th > 3 || total > 256 || k + 17 + (size_t)total > n)
+            return decline(why, "DHT table not usable for lossless DC coding");
+        if (!build_table(&tables[th], s + k + 1, s + k + 17, total))
+            return decline(why, "DHT code lengths overflow");
+        k += 17 + (size_t)total;
+    }
+    return 1;
+}
+
+/* One scan, as its SOS segment and the frame describe it. */
+typedef struct {
+    const huff_table *table;
+    int predictor;         /* selection value, 1..7 */
+    int pt;                /* point transform */
+    int initial;           /* the prediction of each interval's first sample */
+    int rows_per_interval; /* restart interval in rows (the height without one) */
+    int width, height;
+} scan;
+
+/* Decodes the entropy-coded data of scan sc, starting at data[start], into
+ * out: each restart interval, checking the RSTn markers between them,
+ * then the point transform undone. 1 on success, else 0 with why. */
+static int decode_scan(const unsigned char *data, size_t len, size_t start, const scan *sc, uint16_t *out,
+                       char *why)
+{
+    const int width = sc->width, height = sc->height, rows_per_interval = sc->rows_per_interval;
+    bit_reader r = {data + start, data + len, 0, 0, 0};
+    int interval = 0;
+    for (int row0 = 0; row0 < height; row0 += rows_per_interval, interval++) {
+        if (row0 > 0) {
+            /* byte-aligned RSTn, in sequence, where the reader stopped */
+            if (r.p + 2 > r.end || r.p[0] != 0xFF || r.p[1] != 0xD0 + (interval - 1) % 8)
+                return decline(why, "restart marker missing or out of order");
+            r.p += 2;
+            r.buf = 0;
+            r.nbits = 0;
+            r.invented = 0;
+        }
+        int row1 = row0 + rows_per_interval < height ? row0 + rows_per_interval : height;
+        if (!decode_rows(&r, sc->table, sc->predictor, sc->initial, width, row0, row1, out))
+            return decline(why, "invalid Huffman code");
+        /* Bits taken from invented bytes mean the data ran out. */
+        if (r.nbits < r.invented * 8)
+            return decline(why, "entropy-coded data ends before the last sample");
+        /* Unused bits (padding) are dropped; back up over bytes read ahead. */
+        while (r.nbits >= 8 + 8 * r.invented) {
+            r.p--;
+            if (r.p > data && r.p[0] == 0x00 && r.p[-1] == 0xFF)
+                r.p--;
+            r.nbits -= 8;
+        }
+    }
+    if (sc->pt > 0) {
+        size_t count = (size_t)width * height;
+        for (size_t k = 0; k < count; k++)
+            out[k] = (uint16_t)(out[k] << sc->pt);
+    }
+    return 1;
+}
+
 int hs_ljpeg_decode(const unsigned char *data, size_t len, int width, int height, uint16_t *out,
                     char *why)
 {
@@ -258,20 +330,8 @@ int hs_ljpeg_decode(const unsigned char *data, size_t len, int width, int height
         size_t n = seg - 2;
         i += 2 + seg;
         if (marker == 0xC4) { /* DHT */
-            size_t k = 0;
-            while (k < n) {
-                if (k + 17 > n)
-                    return decline(why, "short DHT segment");
-                unsigned tc = s[k] >> 4, th = s[k] & 15;
-                int total = 0;
-                for (int c = 0; c < 16; c++)
-                    total += s[k + 1 + c];
-                if (tc != 0 || th > 3 || total > 256 || k + 17 + (size_t)total > n)
-                    return decline(why, "DHT table not usable for lossless DC coding");
-                if (!build_table(&tables[th], s + k + 1, s + k + 17, total))
-                    return decline(why, "DHT code lengths overflow");
-                k += 17 + (size_t)total;
-            }
+            if (!read_dht(tables, s, n, why))
+                return 0;
         } else if (marker == 0xC3) { /* SOF3 */
             if (have_frame || n < 9)
                 return decline(why, "second or short SOF3");
@@ -301,40 +361,9 @@ int hs_ljpeg_decode(const unsigned char *data, size_t len, int width, int height
                 return decline(why, "scan parameters are not a lossless scan");
             if (restart != 0 && restart % width != 0)
                 return decline(why, "restart interval is not whole rows");
-            int rows_per_interval = restart != 0 ? restart / width : height;
-            int initial = 1 << (precision - (int)pt - 1);
-            bit_reader r = {data + i, data + len, 0, 0, 0};
-            int interval = 0;
-            for (int row0 = 0; row0 < height; row0 += rows_per_interval, interval++) {
-                if (row0 > 0) {
-                    /* byte-aligned RSTn, in sequence, where the reader stopped */
-                    if (r.p + 2 > r.end || r.p[0] != 0xFF || r.p[1] != 0xD0 + (interval - 1) % 8)
-                        return decline(why, "restart marker missing or out of order");
-                    r.p += 2;
-                    r.buf = 0;
-                    r.nbits = 0;
-                    r.invented = 0;
-                }
-                int row1 = row0 + rows_per_interval < height ? row0 + rows_per_interval : height;
-                if (!decode_rows(&r, &tables[table], (int)predictor, initial, width, row0, row1, out))
-                    return decline(why, "invalid Huffman code");
-                /* Bits taken from invented bytes mean the data ran out. */
-                if (r.nbits < r.invented * 8)
-                    return decline(why, "entropy-coded data ends before the last sample");
-                /* Unused bits (padding) are dropped; back up over bytes read ahead. */
-                while (r.nbits >= 8 + 8 * r.invented) {
-                    r.p--;
-                    if (r.p > data && r.p[0] == 0x00 && r.p[-1] == 0xFF)
-                        r.p--;
-                    r.nbits -= 8;
-                }
-            }
-            if (pt > 0) {
-                size_t count = (size_t)width * height;
-                for (size_t k = 0; k < count; k++)
-                    out[k] = (uint16_t)(out[k] << pt);
-            }
-            return 1;
+            scan sc = {&tables[table], (int)predictor, (int)pt, 1 << (precision - (int)pt - 1),
+                       restart != 0 ? restart / width : height, width, height};
+            return decode_scan(data, len, i, &sc, out, why);
         }
         /* APPn, COM, DQT and the like: skipped */
     }

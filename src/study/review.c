@@ -726,6 +726,107 @@ static void describe_page(const page_job *job, const hs_model *model, int p, cha
              mw, (double)HS_REVIEW_CENTER_HU, (double)HS_REVIEW_WIDTH_HU, model->sha256);
 }
 
+/* The ImageDescription of the contact sheet. */
+static void describe_sheet(const page_job *job, const hs_study_reading *r, const hs_model *model, char *desc,
+                           size_t len)
+{
+    char vp[16];
+    format_prob((float)r->verdict.probability, vp, sizeof vp);
+    snprintf(desc, len,
+             "hemoscan review, contact sheet: %d slices of series %s; verdict %s, probability %s, "
+             "threshold %.4f; key slice %d (yellow frame); orange: at or above the threshold; "
+             "model sha256 %.16s; decision support, not a diagnosis",
+             job->se->n_slices, job->se->series_uid, hs_verdict_name(r->verdict.verdict), vp, job->threshold,
+             job->key + 1, model->sha256);
+}
+
+/* Runs both rounds of job on pool's threads workers (pool NULL: here),
+ * and between them finds the largest map value of all pages. The first
+ * failed item's status and error are returned. */
+static hs_status render_pages(page_job *job, hs_pool *pool, int threads, hs_error *err)
+{
+    hs_status st = HS_OK;
+    for (int round = 0; round < 2 && st == HS_OK; round++) {
+        job->round = round;
+        atomic_store(&job->next, 0);
+        if (pool != NULL)
+            hs_pool_run(pool, threads, page_worker, job);
+        else
+            page_worker(job, 0, 0);
+        int items = round == 0 ? job->n_pages + 1 : job->n_pages;
+        for (int p = 0; p < items && st == HS_OK; p++) {
+            if (job->status[p] != HS_OK) {
+                st = job->status[p];
+                if (err != NULL)
+                    *err = job->errors[p];
+            }
+        }
+        for (int p = 0; round == 0 && st == HS_OK && p < job->n_pages; p++) {
+            const hs_dicom_header *h = &job->se->slices[job->pages[p]].header;
+            size_t n = (size_t)h->rows * (size_t)h->columns;
+            for (size_t i = 0; i < n; i++)
+                job->heat_max = job->heats[p][i] > job->heat_max ? job->heats[p][i] : job->heat_max;
+        }
+    }
+    return st;
+}
+
+/* Hands the compressed pages of job to w in order, each with its name
+ * and description: the slice pages, then the contact sheet. */
+static hs_status write_pages(hs_tiff_writer *w, const page_job *job, const hs_study_reading *r,
+                             const hs_model *model, hs_error *err)
+{
+    hs_status st = HS_OK;
+    char name[64], desc[6144];
+    for (int p = 0; st == HS_OK && p <= job->n_pages; p++) {
+        hs_tiff_page_info info = {name, desc, 0.0};
+        if (p < job->n_pages) {
+            const hs_dicom_header *h = &job->se->slices[job->pages[p]].header;
+            snprintf(name, sizeof name, "slice %d of %d", job->pages[p] + 1, job->se->n_slices);
+            describe_page(job, model, p, desc, sizeof desc);
+            info.px_per_cm = h->has_pixel_spacing && h->pixel_spacing[1] > 0.0 ? 10.0 / h->pixel_spacing[1] : 0.0;
+        } else {
+            snprintf(name, sizeof name, "contact sheet");
+            describe_sheet(job, r, model, desc, sizeof desc);
+        }
+        hs_tiff_image im = canvas_image(job, p);
+        st = hs_tiff_write_page(w, &im, &job->strips[p], &info, err);
+    }
+    return st;
+}
+
+/* Frees what write_tiff allocated in job for threads workers; any of it
+ * may be missing. */
+static void page_job_free(page_job *job, int threads)
+{
+    const size_t nc = (size_t)job->n_pages + 1;
+    for (size_t p = 0; p < nc; p++) {
+        if (job->hus != NULL && p < (size_t)job->n_pages)
+            free(job->hus[p]);
+        if (job->heats != NULL && p < (size_t)job->n_pages)
+            free(job->heats[p]);
+        if (job->canvases != NULL)
+            free(job->canvases[p].px);
+        if (job->strips != NULL)
+            hs_tiff_strips_free(&job->strips[p]);
+    }
+    for (int k = 0; k < threads; k++) {
+        if (job->sal != NULL)
+            hs_saliency_free(job->sal[k]);
+        if (job->reader != NULL)
+            hs_dicom_reader_free(job->reader[k]);
+    }
+    free(job->sheet_map);
+    free(job->hus);
+    free(job->heats);
+    free(job->canvases);
+    free(job->strips);
+    free(job->sal);
+    free(job->reader);
+    free(job->status);
+    free(job->errors);
+}
+
 /* Writes the whole TIFF to the open descriptor fd (closed here). With
  * key_rgb, the key slice's page (when it has one) is handed over there
  * (the caller frees it), else *key_rgb is NULL. */
@@ -779,50 +880,10 @@ static hs_status write_tiff(int fd, const char *tmp, const hs_study_reading *r, 
         else
             st = hs_saliency_create(&job.sal[k], model, opt->layer, 1, err);
     }
-    for (int round = 0; round < 2 && st == HS_OK; round++) {
-        job.round = round;
-        atomic_store(&job.next, 0);
-        if (pool != NULL)
-            hs_pool_run(pool, threads, page_worker, &job);
-        else
-            page_worker(&job, 0, 0);
-        int items = round == 0 ? n_pages + 1 : n_pages;
-        for (int p = 0; p < items && st == HS_OK; p++) {
-            if (job.status[p] != HS_OK) {
-                st = job.status[p];
-                if (err != NULL)
-                    *err = job.errors[p];
-            }
-        }
-        for (int p = 0; round == 0 && st == HS_OK && p < n_pages; p++) {
-            const hs_dicom_header *h = &se->slices[pages[p]].header;
-            size_t n = (size_t)h->rows * (size_t)h->columns;
-            for (size_t i = 0; i < n; i++)
-                job.heat_max = job.heats[p][i] > job.heat_max ? job.heats[p][i] : job.heat_max;
-        }
-    }
-    char name[64], desc[6144];
-    for (int p = 0; st == HS_OK && p <= n_pages; p++) {
-        hs_tiff_page_info info = {name, desc, 0.0};
-        if (p < n_pages) {
-            const hs_dicom_header *h = &se->slices[pages[p]].header;
-            snprintf(name, sizeof name, "slice %d of %d", pages[p] + 1, se->n_slices);
-            describe_page(&job, model, p, desc, sizeof desc);
-            info.px_per_cm = h->has_pixel_spacing && h->pixel_spacing[1] > 0.0 ? 10.0 / h->pixel_spacing[1] : 0.0;
-        } else {
-            char vp[16];
-            format_prob((float)r->verdict.probability, vp, sizeof vp);
-            snprintf(name, sizeof name, "contact sheet");
-            snprintf(desc, sizeof desc,
-                     "hemoscan review, contact sheet: %d slices of series %s; verdict %s, probability %s, "
-                     "threshold %.4f; key slice %d (yellow frame); orange: at or above the threshold; "
-                     "model sha256 %.16s; decision support, not a diagnosis",
-                     se->n_slices, se->series_uid, hs_verdict_name(r->verdict.verdict), vp, job.threshold,
-                     job.key + 1, model->sha256);
-        }
-        hs_tiff_image im = canvas_image(&job, p);
-        st = hs_tiff_write_page(w, &im, &job.strips[p], &info, err);
-    }
+    if (st == HS_OK)
+        st = render_pages(&job, pool, threads, err);
+    if (st == HS_OK)
+        st = write_pages(w, &job, r, model, err);
     hs_status closed = hs_tiff_writer_close(w, st == HS_OK, err);
     if (st == HS_OK)
         st = closed;
@@ -830,32 +891,8 @@ static hs_status write_tiff(int fd, const char *tmp, const hs_study_reading *r, 
         *key_rgb = job.canvases[0].px;
         job.canvases[0].px = NULL;
     }
-    for (size_t p = 0; p < nc; p++) {
-        if (job.hus != NULL && p < (size_t)n_pages)
-            free(job.hus[p]);
-        if (job.heats != NULL && p < (size_t)n_pages)
-            free(job.heats[p]);
-        if (job.canvases != NULL)
-            free(job.canvases[p].px);
-        if (job.strips != NULL)
-            hs_tiff_strips_free(&job.strips[p]);
-    }
-    for (int k = 0; k < threads; k++) {
-        if (job.sal != NULL)
-            hs_saliency_free(job.sal[k]);
-        if (job.reader != NULL)
-            hs_dicom_reader_free(job.reader[k]);
-    }
     hs_pool_free(pool);
-    free(job.sheet_map);
-    free(job.hus);
-    free(job.heats);
-    free(job.canvases);
-    free(job.strips);
-    free(job.sal);
-    free(job.reader);
-    free(job.status);
-    free(job.errors);
+    page_job_free(&job, threads);
     return st;
 }
 
@@ -915,6 +952,73 @@ static hs_status write_capture(const hs_study_reading *r, const hs_model *model,
     return HS_OK;
 }
 
+/* Thumbnails of every slice of se, tp x tp bytes each, for the contact
+ * sheet of a reading that kept none. A slice that cannot be read stays
+ * black. NULL (err set) when out of memory. */
+static unsigned char *make_thumbnails(const hs_series *se, int tp, hs_error *err)
+{
+    unsigned char *made = calloc((size_t)se->n_slices, (size_t)tp * (size_t)tp);
+    hs_dicom_reader *reader = hs_dicom_reader_new();
+    float *hu = NULL;
+    if (made == NULL || reader == NULL) {
+        free(made);
+        hs_dicom_reader_free(reader);
+        hs_fail(err, HS_ERR_NOMEM, "review: out of memory for thumbnails");
+        return NULL;
+    }
+    for (int k = 0; k < se->n_slices; k++) {
+        const hs_dicom_header *h = &se->slices[k].header;
+        float *grown = realloc(hu, (size_t)h->rows * (size_t)h->columns * sizeof *hu);
+        if (grown == NULL)
+            break;
+        hu = grown;
+        hs_error ignored = {0};
+        if (hs_dicom_reader_read_hu(reader, h->path, h, hu, &ignored) == HS_OK)
+            hs_review_thumbnail(hu, h->columns, h->rows, tp, made + (size_t)k * (size_t)tp * (size_t)tp);
+    }
+    free(hu);
+    hs_dicom_reader_free(reader);
+    return made;
+}
+
+/* Links the review file tmp, and the capture dtmp unless it is "", into
+ * dir as BASE_STAMP.tif and BASE_STAMP.dcm, filling out->path and
+ * out->dicom_path. Nothing is replaced:
+ *   - link() fails on an existing name, so a second reading of the same
+ *     study in the same second takes the next suffix (BASE_STAMP_2);
+ *   - when the capture's name is taken, both move on to the next suffix.
+ * The temporary names stay for the caller to remove. */
+static hs_status link_into_place(const char *tmp, const char *dtmp, const char *dir, const char *base,
+                                 const char *stamp, hs_review_file *out, hs_error *err)
+{
+    hs_status st = HS_OK;
+    for (int k = 1; st == HS_OK; k++) {
+        char suffix[16] = "";
+        if (k > 1)
+            snprintf(suffix, sizeof suffix, "_%d", k);
+        snprintf(out->path, sizeof out->path, "%s/%s_%s%s.tif", dir, base, stamp, suffix);
+        int e = 0;
+        const char *failed = out->path;
+        if (link(tmp, out->path) != 0) {
+            e = errno;
+        } else if (dtmp[0] != '\0') {
+            snprintf(out->dicom_path, sizeof out->dicom_path, "%s/%s_%s%s.dcm", dir, base, stamp, suffix);
+            if (link(dtmp, out->dicom_path) != 0) {
+                e = errno;
+                failed = out->dicom_path;
+                unlink(out->path);
+            }
+        }
+        if (e == 0)
+            break;
+        if (e != EEXIST || k >= 1000) {
+            st = hs_fail(err, HS_ERR_IO, "cannot create %s: %s", failed, strerror(e));
+            break;
+        }
+    }
+    return st;
+}
+
 hs_status hs_review_write(const hs_study_reading *r, const hs_model *model, const char *dir,
                           const hs_review_options *opt, hs_review_file *out, hs_error *err)
 {
@@ -937,26 +1041,9 @@ hs_status hs_review_write(const hs_study_reading *r, const hs_model *model, cons
     unsigned char *made = NULL;
     if (thumb == NULL || tp < 1) {
         tp = HS_REVIEW_THUMB_PX;
-        made = calloc((size_t)se->n_slices, (size_t)tp * (size_t)tp);
-        hs_dicom_reader *reader = hs_dicom_reader_new();
-        float *hu = NULL;
-        if (made == NULL || reader == NULL) {
-            free(made);
-            hs_dicom_reader_free(reader);
-            return hs_fail(err, HS_ERR_NOMEM, "review: out of memory for thumbnails");
-        }
-        for (int k = 0; k < se->n_slices; k++) {
-            const hs_dicom_header *h = &se->slices[k].header;
-            float *grown = realloc(hu, (size_t)h->rows * (size_t)h->columns * sizeof *hu);
-            if (grown == NULL)
-                break;
-            hu = grown;
-            hs_error ignored = {0};
-            if (hs_dicom_reader_read_hu(reader, h->path, h, hu, &ignored) == HS_OK)
-                hs_review_thumbnail(hu, h->columns, h->rows, tp, made + (size_t)k * (size_t)tp * (size_t)tp);
-        }
-        free(hu);
-        hs_dicom_reader_free(reader);
+        made = make_thumbnails(se, tp, err);
+        if (made == NULL)
+            return HS_ERR_NOMEM;
         thumb = made;
     }
 
@@ -1000,34 +1087,8 @@ hs_status hs_review_write(const hs_study_reading *r, const hs_model *model, cons
         st = write_capture(r, model, key_rgb, dtmp, out, err);
     }
     free(key_rgb);
-    /* Into place without replacing anything: link() fails on an existing
-     * name, so a second reading of the same study in the same second
-     * takes the next suffix; the capture takes the TIFF's name with .dcm,
-     * and when that is taken both move on to the next suffix. */
-    for (int k = 1; st == HS_OK; k++) {
-        char suffix[16] = "";
-        if (k > 1)
-            snprintf(suffix, sizeof suffix, "_%d", k);
-        snprintf(out->path, sizeof out->path, "%s/%s_%s%s.tif", dir, base, stamp, suffix);
-        int e = 0;
-        const char *failed = out->path;
-        if (link(tmp, out->path) != 0) {
-            e = errno;
-        } else if (dtmp[0] != '\0') {
-            snprintf(out->dicom_path, sizeof out->dicom_path, "%s/%s_%s%s.dcm", dir, base, stamp, suffix);
-            if (link(dtmp, out->dicom_path) != 0) {
-                e = errno;
-                failed = out->dicom_path;
-                unlink(out->path);
-            }
-        }
-        if (e == 0)
-            break;
-        if (e != EEXIST || k >= 1000) {
-            st = hs_fail(err, HS_ERR_IO, "cannot create %s: %s", failed, strerror(e));
-            break;
-        }
-    }
+    if (st == HS_OK)
+        st = link_into_place(tmp, dtmp, dir, base, stamp, out, err);
     unlink(tmp);
     if (dtmp[0] != '\0')
         unlink(dtmp);

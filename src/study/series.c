@@ -551,6 +551,92 @@ done:
     return st;
 }
 
+/* Pass 3a: the study with the most accepted slices, reproducibly, among
+ * the n_ok headers of ok. Its headers move to the front of ok (*n_mine
+ * of them) and give study its identity. Every other header is listed as
+ * skipped ("other_study") and freed, leaving NULL behind. */
+static hs_status keep_one_study(hs_study *study, int *skip_cap, hs_dicom_header **ok, int n_ok, int *n_mine,
+                                hs_error *err)
+{
+    hs_status st = HS_OK;
+    const char *best = NULL;
+    int best_count = 0;
+    for (int i = 0; i < n_ok; i++) {
+        int seen_before = 0;
+        for (int j = 0; j < i && !seen_before; j++)
+            seen_before = strcmp(ok[j]->study_uid, ok[i]->study_uid) == 0;
+        if (seen_before)
+            continue;
+        int count = 0;
+        for (int j = i; j < n_ok; j++)
+            count += strcmp(ok[j]->study_uid, ok[i]->study_uid) == 0;
+        /* Ties go to a study that has a UID, then to the smaller UID. */
+        int has_uid = ok[i]->study_uid[0] != '\0';
+        int better = best == NULL || count > best_count;
+        if (!better && count == best_count) {
+            int best_has_uid = best[0] != '\0';
+            better = has_uid != best_has_uid ? has_uid : strcmp(ok[i]->study_uid, best) < 0;
+        }
+        if (better) {
+            best = ok[i]->study_uid;
+            best_count = count;
+        }
+    }
+    int mine_count = 0;
+    for (int i = 0; i < n_ok && st == HS_OK; i++) {
+        if (strcmp(ok[i]->study_uid, best) == 0) {
+            hs_dicom_header *mine = ok[i];
+            ok[i] = NULL;
+            ok[mine_count++] = mine;
+            continue;
+        }
+        char reason[256];
+        snprintf(reason, sizeof reason, "belongs to another study (%s)",
+                 ok[i]->study_uid[0] != '\0' ? ok[i]->study_uid : "no StudyInstanceUID");
+        if (hs_add_skipped(study, skip_cap, ok[i]->path, "other_study", reason) != 0)
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", ok[i]->path);
+        free(ok[i]);
+        ok[i] = NULL;
+    }
+    if (st == HS_OK && mine_count > 0) {
+        hs_copy(study->study_uid, sizeof study->study_uid, ok[0]->study_uid);
+        hs_copy(study->accession, sizeof study->accession, ok[0]->accession);
+        hs_copy(study->patient_id, sizeof study->patient_id, ok[0]->patient_id);
+        hs_copy(study->study_date, sizeof study->study_date, ok[0]->study_date);
+    }
+    *n_mine = mine_count;
+    return st;
+}
+
+/* Pass 3b: the n headers of ok (all of one study) become study->series,
+ * one series per SeriesInstanceUID string. label names the files' origin
+ * in an error. */
+static hs_status group_series(hs_study *study, int *skip_cap, hs_dicom_header **ok, int n, const char *label,
+                              hs_error *err)
+{
+    hs_status st = HS_OK;
+    if (n > 1)
+        qsort(ok, (size_t)n, sizeof *ok, hs_cmp_header_series);
+    int n_groups = 0;
+    for (int i = 0; i < n; i++)
+        n_groups += i == 0 || strcmp(ok[i]->series_uid, ok[i - 1]->series_uid) != 0;
+    if (n_groups > 0) {
+        study->series = calloc((size_t)n_groups, sizeof *study->series);
+        if (study->series == NULL)
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", label);
+    }
+    for (int i = 0; i < n && st == HS_OK;) {
+        int j = i + 1;
+        while (j < n && strcmp(ok[j]->series_uid, ok[i]->series_uid) == 0)
+            j++;
+        st = hs_build_series(study, skip_cap, ok + i, j - i, &study->series[study->n_series],
+                             err);
+        study->n_series++;
+        i = j;
+    }
+    return st;
+}
+
 /* Passes 2 and 3 on the files in paths (not freed here): classify, keep
  * one study, group into series. label names the files' origin in
  * study->why. *skip_cap is the capacity of study->skipped so far. */
@@ -606,74 +692,12 @@ static hs_status hs_scan_paths(hs_study *study, int *skip_cap, char *const *path
     hs_pool_free(pool);
     free(batch);
 
-    /* Pass 3a: the study with the most accepted slices, reproducibly. */
-    const char *best = NULL;
-    int best_count = 0;
-    for (int i = 0; i < n_ok && st == HS_OK; i++) {
-        int seen_before = 0;
-        for (int j = 0; j < i && !seen_before; j++)
-            seen_before = strcmp(ok[j]->study_uid, ok[i]->study_uid) == 0;
-        if (seen_before)
-            continue;
-        int count = 0;
-        for (int j = i; j < n_ok; j++)
-            count += strcmp(ok[j]->study_uid, ok[i]->study_uid) == 0;
-        /* Ties go to a study that has a UID, then to the smaller UID. */
-        int has_uid = ok[i]->study_uid[0] != '\0';
-        int better = best == NULL || count > best_count;
-        if (!better && count == best_count) {
-            int best_has_uid = best[0] != '\0';
-            better = has_uid != best_has_uid ? has_uid : strcmp(ok[i]->study_uid, best) < 0;
-        }
-        if (better) {
-            best = ok[i]->study_uid;
-            best_count = count;
-        }
-    }
+    /* Pass 3: keep one study, group it into series. */
     int n_mine = 0;
-    for (int i = 0; i < n_ok && st == HS_OK; i++) {
-        if (strcmp(ok[i]->study_uid, best) == 0) {
-            hs_dicom_header *mine = ok[i];
-            ok[i] = NULL;
-            ok[n_mine++] = mine;
-            continue;
-        }
-        char reason[256];
-        snprintf(reason, sizeof reason, "belongs to another study (%s)",
-                 ok[i]->study_uid[0] != '\0' ? ok[i]->study_uid : "no StudyInstanceUID");
-        if (hs_add_skipped(study, skip_cap, ok[i]->path, "other_study", reason) != 0)
-            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", ok[i]->path);
-        free(ok[i]);
-        ok[i] = NULL;
-    }
-    if (st == HS_OK && n_mine > 0) {
-        hs_copy(study->study_uid, sizeof study->study_uid, ok[0]->study_uid);
-        hs_copy(study->accession, sizeof study->accession, ok[0]->accession);
-        hs_copy(study->patient_id, sizeof study->patient_id, ok[0]->patient_id);
-        hs_copy(study->study_date, sizeof study->study_date, ok[0]->study_date);
-    }
-
-    /* Pass 3b: one series per SeriesInstanceUID string. */
-    if (st == HS_OK && n_mine > 1)
-        qsort(ok, (size_t)n_mine, sizeof *ok, hs_cmp_header_series);
-    int n_groups = 0;
-    for (int i = 0; i < n_mine && st == HS_OK; i++)
-        n_groups += i == 0 || strcmp(ok[i]->series_uid, ok[i - 1]->series_uid) != 0;
-    if (st == HS_OK && n_groups > 0) {
-        study->series = calloc((size_t)n_groups, sizeof *study->series);
-        if (study->series == NULL)
-            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", label);
-    }
-    for (int i = 0; i < n_mine && st == HS_OK;) {
-        int j = i + 1;
-        while (j < n_mine && strcmp(ok[j]->series_uid, ok[i]->series_uid) == 0)
-            j++;
-        st = hs_build_series(study, skip_cap, ok + i, j - i, &study->series[study->n_series],
-                             err);
-        study->n_series++;
-        i = j;
-    }
-
+    if (st == HS_OK)
+        st = keep_one_study(study, skip_cap, ok, n_ok, &n_mine, err);
+    if (st == HS_OK)
+        st = group_series(study, skip_cap, ok, n_mine, label, err);
     if (st == HS_OK && study->n_skipped > 1)
         qsort(study->skipped, (size_t)study->n_skipped, sizeof *study->skipped, hs_cmp_skipped);
     if (st == HS_OK && study->n_series == 0)
