@@ -110,8 +110,8 @@ hs_status hs_image_to_gray(const hs_image *in, hs_image *gray, hs_error *err);
  * out receives the region's bounding box, every channel, with every
  * background pixel set to 0, so text, rulers and table lines outside the
  * head disappear. If no pixel is above threshold, out is a copy of gray. A
- * NaN threshold gives HS_ERR_ARG. Uses an explicit stack, never recursion,
- * so any image size is safe. */
+ * NaN threshold gives HS_ERR_ARG. Works on runs of pixels with
+ * union-find, never recursion, so any image size is safe. */
 hs_status hs_image_crop_head(const hs_image *gray, float threshold, hs_image *out, hs_error *err);
 
 /* hs_image_crop_head, also telling where the crop came from: box receives
