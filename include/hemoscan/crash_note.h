@@ -21,9 +21,9 @@
  * then lets the signal kill the process as before (exit status, core
  * dump and systemd's restart are unchanged). SIGKILL cannot be caught: a
  * watcher killed with kill -9 or by the OOM killer leaves no note, and
- * the study is simply read again (see modes_watch.c for why that is
- * safe). One note per process: the state is global, as a signal handler
- * needs it. */
+ * the study is simply read again (see watcher.h for why that is safe).
+ * One note per process: the state is global, as a signal handler needs
+ * it. */
 #ifndef HEMOSCAN_CRASH_NOTE_H
 #define HEMOSCAN_CRASH_NOTE_H
 

@@ -1,7 +1,7 @@
 /* watch.h - the drop folder: list it, group its files by study, tell
  * complete studies from ones still arriving, move files without ever
- * losing one, and keep a second watcher out. The watcher mode
- * (src/cli/modes_watch.c, hemoscan --watch) strings these together with the
+ * losing one, and keep a second watcher out. The watcher's engine
+ * (watcher.h, run by hemoscan --watch) strings these together with the
  * study reader (study.h) and the audit database (audit.h).
  *
  * Grouping. Every regular file below the drop folder (any depth; names
