@@ -21,6 +21,7 @@ int hs_register_series_tests(void);
 int hs_register_study_tests(void);
 int hs_register_audit_tests(void);
 int hs_register_watch_tests(void);
+int hs_register_watcher_tests(void);
 int hs_register_review_tests(void);
 int hs_register_tiffout_tests(void);
 int hs_register_fuzz_regression_tests(void);
@@ -36,7 +37,8 @@ int main(void)
         hs_register_ljpeg_tests() != 0 ||
         hs_register_audit_tests() != 0 ||
         hs_register_series_tests() != 0 || hs_register_study_tests() != 0 ||
-        hs_register_watch_tests() != 0 || hs_register_review_tests() != 0 ||
+        hs_register_watch_tests() != 0 || hs_register_watcher_tests() != 0 ||
+        hs_register_review_tests() != 0 ||
         hs_register_tiffout_tests() != 0 ||
         hs_register_fuzz_regression_tests() != 0) {
         fprintf(stderr, "unit_tests: could not register a suite: %s\n", CU_get_error_msg());
