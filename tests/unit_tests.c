@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+int hs_register_base_tests(void);
 int hs_register_fileio_tests(void);
 int hs_register_cnn_tests(void);
 int hs_register_optim_tests(void);
@@ -30,7 +31,7 @@ int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
-    if (hs_register_fileio_tests() != 0 || hs_register_cnn_tests() != 0 ||
+    if (hs_register_base_tests() != 0 || hs_register_fileio_tests() != 0 || hs_register_cnn_tests() != 0 ||
         hs_register_optim_tests() != 0 || hs_register_model_tests() != 0 ||
         hs_register_image_tests() != 0 || hs_register_metrics_tests() != 0 ||
         hs_register_train_tests() != 0 || hs_register_dicom_tests() != 0 ||

@@ -18,18 +18,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "hemoscan/clock.h"
 #include "hemoscan/metrics.h"
 #include "hemoscan/predict.h"
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 void hs_examples_free(hs_examples *ex)
 {
@@ -430,7 +423,7 @@ static hs_status train_member(const hs_train_config *cfg, hs_net *net, hs_rng *r
     if (w.avg != NULL)
         memcpy(w.avg, net->params, net->n_params * sizeof *w.avg);
     for (int epoch = 0; epoch < cfg->epochs; epoch++) {
-        double t0 = now_s();
+        double t0 = hs_clock_monotonic();
         epoch_stats e;
         e.lr = hs_schedule_lr(&sched, epoch);
         hs_rng_shuffle(rng, w.order, train->n);
@@ -443,7 +436,7 @@ static hs_status train_member(const hs_train_config *cfg, hs_net *net, hs_rng *r
         hs_schedule_observe(&sched, e.val_loss);
         e.loss = total / train->n;
         e.acc = (double)correct / train->n;
-        e.sec = now_s() - t0;
+        e.sec = hs_clock_monotonic() - t0;
         int kept = e.val_loss < best_loss;
         if (kept) {
             best_loss = e.val_loss;

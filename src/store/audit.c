@@ -31,7 +31,7 @@
  *     verdict's id is chosen before it is inserted, the old verdict is
  *     pointed at it, then the new one is inserted; the foreign key of
  *     superseded_by is checked at commit.
- *   - Times are taken here (clock_gettime) and written by SQLite's own
+ *   - Times are taken here (hs_clock_now, clock.h) and written by SQLite's own
  *     strftime('%Y-%m-%dT%H:%M:%fZ', t, 'unixepoch'): one format for every
  *     time in the database, the one the schema's CHECKs demand. */
 #ifdef HAVE_CONFIG_H
@@ -47,9 +47,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "hemoscan/clock.h"
 #include "hemoscan/verdict.h"
 
 #ifndef PACKAGE_VERSION
@@ -356,15 +356,6 @@ static hs_status hs_exec(hs_audit *a, hs_error *err, int q, long long *first, co
     return status;
 }
 
-/* Unix time now, seconds with fractions. */
-static double hs_now(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
-        return (double)time(NULL);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* ---- opening and upgrading ----------------------------------------------------- */
 
 /* The integer a one-value PRAGMA or query returns, into *out. */
@@ -599,7 +590,7 @@ hs_status hs_audit_run_begin(hs_audit *a, const hs_audit_run *run, long long *ru
         snprintf(host, sizeof host, "unknown");
     host[sizeof host - 1] = '\0'; /* gethostname may not terminate a cut name */
     *run_id = 0;
-    return hs_exec(a, err, Q_RUN_BEGIN, run_id, "dssttttt", hs_now(), host, PACKAGE_VERSION,
+    return hs_exec(a, err, Q_RUN_BEGIN, run_id, "dssttttt", hs_clock_now(), host, PACKAGE_VERSION,
                    run->mode, run->command, run->model_path, run->model_sha256, run->model_name);
 }
 
@@ -607,7 +598,7 @@ hs_status hs_audit_run_end(hs_audit *a, long long run_id, int exit_status, hs_er
 {
     if (a == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_run_end: NULL argument");
-    hs_status st = hs_exec(a, err, Q_RUN_END, NULL, "dil", hs_now(), exit_status, run_id);
+    hs_status st = hs_exec(a, err, Q_RUN_END, NULL, "dil", hs_clock_now(), exit_status, run_id);
     if (st == HS_OK && sqlite3_changes(a->db) != 1)
         return hs_fail(err, HS_ERR_ARG, "audit database %s: run %lld does not exist or has "
                        "ended already", a->path, run_id);
@@ -672,7 +663,7 @@ static hs_status hs_write_model(hs_audit *a, const hs_model *m, hs_error *err)
     const hs_provenance *p = &m->provenance;
     hs_status st = hs_exec(a, err, Q_MODEL, NULL, "sditttsitp", m->sha256, (double)m->threshold,
                            m->n_members, p->date, p->version, p->data_sha256, seed, p->epochs,
-                           p->note, hs_now());
+                           p->note, hs_clock_now());
     for (int c = 0; st == HS_OK && c < m->n_classes && c < HS_MODEL_MAX_CLASSES; c++)
         st = hs_exec(a, err, Q_MODEL_CLASS, NULL, "sis", m->sha256, c, m->class_name[c]);
     return st;
@@ -746,7 +737,7 @@ static hs_status hs_write_verdict(hs_audit *a, const hs_study_reading *r, const 
             key_instance = h->has_instance_number ? &h->instance_number : NULL;
         }
     }
-    double now = hs_now();
+    double now = hs_clock_now();
     hs_status st = hs_exec(a, err, Q_NEXT_VERDICT, verdict_id, "");
     if (st == HS_OK)
         st = hs_exec(a, err, Q_SUPERSEDE, NULL, "ldl", *verdict_id, now, study_id);
@@ -823,7 +814,7 @@ hs_status hs_audit_record_failure(hs_audit *a, long long run_id, const char *stu
     if (a == NULL || study_dir == NULL || stage == NULL || message == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_record_failure: NULL argument");
     return hs_exec(a, err, Q_FAILURE, NULL, "lstssd", run_id, study_dir, study_uid, stage,
-                   message, hs_now());
+                   message, hs_clock_now());
 }
 
 hs_status hs_audit_already_read(hs_audit *a, const char *study_uid, const char *instances_sha256,
@@ -884,7 +875,7 @@ hs_status hs_audit_loose_file(hs_audit *a, long long run_id, const char *path, l
     if (a == NULL || path == NULL || verdict == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_loose_file: NULL argument");
     hs_status st = hs_exec(a, err, W_LOOSE, NULL, "lsldstd", run_id, path, size, mtime, verdict,
-                           reason, hs_now());
+                           reason, hs_clock_now());
     if (st == HS_OK && is_new != NULL)
         *is_new = sqlite3_changes(a->db) == 1;
     return st;
@@ -898,7 +889,7 @@ hs_status hs_audit_plan_files(hs_audit *a, long long run_id, hs_audit_file_actio
     hs_status st = hs_exec(a, err, Q_BEGIN, NULL, "");
     if (st != HS_OK)
         return st;
-    double now = hs_now();
+    double now = hs_clock_now();
     for (int i = 0; st == HS_OK && i < n; i++)
         st = hs_exec(a, err, W_PLAN, &acts[i].id, "lsssssd", run_id, acts[i].study_uid,
                      acts[i].action, acts[i].source, acts[i].dest, acts[i].reason, now);
@@ -916,7 +907,7 @@ hs_status hs_audit_finish_file(hs_audit *a, long long run_id, long long id, hs_e
 {
     if (a == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_finish_file: NULL argument");
-    return hs_exec(a, err, W_FINISH, NULL, "dll", hs_now(), run_id, id);
+    return hs_exec(a, err, W_FINISH, NULL, "dll", hs_clock_now(), run_id, id);
 }
 
 /* A copy of column c of the current row, NULL when it is NULL; *oom is set
@@ -1055,7 +1046,7 @@ hs_status hs_audit_record_review(hs_audit *a, long long verdict_id, const char *
     const hs_audit_review_dicom none = {NULL, NULL, 0, NULL, NULL, NULL};
     const hs_audit_review_dicom *d = dicom != NULL ? dicom : &none;
     return hs_exec(a, err, W_REVIEW, NULL, "lssiilsssLsssd", verdict_id, path, sha256, pages, slice_pages, bytes,
-                   saliency, d->path, d->sha256, d->bytes, d->study_uid, d->series_uid, d->sop_uid, hs_now());
+                   saliency, d->path, d->sha256, d->bytes, d->study_uid, d->series_uid, d->sop_uid, hs_clock_now());
 }
 
 /* ---- studies a watcher died reading (schema step 006-watch-crashes) --------- */
@@ -1068,7 +1059,7 @@ hs_status hs_audit_record_watch_crash(hs_audit *a, long long run_id, const hs_au
     return hs_exec(a, err, W_CRASH, NULL, "llttssisiJdd", c->crashed_run_id, run_id, c->study_uid,
                    c->file_path, c->study_dir, c->phase, c->signal,
                    c->signal_name != NULL ? c->signal_name : "signal", c->n_files,
-                   c->file_path != NULL ? &c->bytes : NULL, c->newest, hs_now());
+                   c->file_path != NULL ? &c->bytes : NULL, c->newest, hs_clock_now());
 }
 
 /* The latest crash of query q (W_CRASHED or W_FILE_CRASHED) with this key,

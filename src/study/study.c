@@ -13,9 +13,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "hemoscan/checksum.h"
+#include "hemoscan/clock.h"
 #include "hemoscan/dicom.h"
 #include "hemoscan/parallel.h"
 #include "hemoscan/predict.h"
@@ -32,13 +32,6 @@ void hs_study_options_default(hs_study_options *opt)
     memset(opt, 0, sizeof *opt);
     opt->threads = 2;
     opt->tta = 1;
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static int compare_strings(const void *a, const void *b)
@@ -235,7 +228,7 @@ static hs_status begin_reading(const char *label, const hs_model *model, const h
                        "the model has %d classes; reading a study needs a two-class normal/hemorrhage model",
                        model->n_classes);
     out->decisive = -1;
-    out->started = now_seconds();
+    out->started = hs_clock_now();
     snprintf(out->dir, sizeof out->dir, "%s", label);
     return HS_OK;
 }
@@ -254,7 +247,7 @@ static hs_status read_scanned(const hs_model *model, const hs_study_options *opt
         n_chosen += out->study.series[s].chosen != 0;
     if (best < 0 || n_chosen == 0) {
         decide(out, model->threshold);
-        out->finished = now_seconds();
+        out->finished = hs_clock_now();
         return HS_OK;
     }
 
@@ -322,7 +315,7 @@ static hs_status read_scanned(const hs_model *model, const hs_study_options *opt
     if (st != HS_OK)
         return st;
     decide(out, model->threshold);
-    out->finished = now_seconds();
+    out->finished = hs_clock_now();
     return HS_OK;
 }
 
