@@ -1,7 +1,9 @@
 /* test_base.c - CUnit suite for the small base helpers, registered by
- * hs_register_base_tests(): the clock (clock.h).
+ * hs_register_base_tests(): the clock (clock.h) and the string builder
+ * (strbuf.h).
  *
- * Each test pins one part of a header's contract. */
+ * Each test pins one part of a header's contract, refusals included (a limit
+ * reached): the callers cannot easily provoke those. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,6 +18,7 @@
 #include <CUnit/CUnit.h>
 
 #include "hemoscan/clock.h"
+#include "hemoscan/strbuf.h"
 #include "test_util.h"
 
 int hs_register_base_tests(void);
@@ -52,11 +55,120 @@ static void test_clock_monotonic(void)
     CU_ASSERT(b - a < 10.0);
 }
 
+/* ---- string builder ------------------------------------------------------ */
+
+static void test_strbuf_builds(void)
+{
+    hs_strbuf b;
+    hs_strbuf_init(&b, HS_STRBUF_NO_LIMIT);
+    CU_ASSERT_PTR_NULL(b.p);
+    CU_ASSERT_EQUAL(b.len, 0);
+    hs_strbuf_puts(&b, "layers ");
+    hs_strbuf_printf(&b, "%d %s", 3, "conv");
+    hs_strbuf_append(&b, "\n+tail", 1);
+    CU_ASSERT_EQUAL(b.status, HS_OK);
+    CU_ASSERT_STRING_EQUAL(b.p, "layers 3 conv\n");
+    CU_ASSERT_EQUAL(b.len, strlen("layers 3 conv\n"));
+    /* An empty format and an empty append change nothing. */
+    hs_strbuf_printf(&b, "%s", "");
+    hs_strbuf_append(&b, NULL, 0);
+    CU_ASSERT_EQUAL(b.len, strlen("layers 3 conv\n"));
+    /* Far past the first allocation, in one printf and in many appends. */
+    char big[3000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    hs_strbuf_printf(&b, "[%s]", big);
+    for (int i = 0; i < 1000; i++)
+        hs_strbuf_printf(&b, "%03d", i);
+    CU_ASSERT_EQUAL_FATAL(b.status, HS_OK);
+    size_t want = strlen("layers 3 conv\n") + 2 + 2999 + 3000;
+    CU_ASSERT_EQUAL(b.len, want);
+    CU_ASSERT_EQUAL(strlen(b.p), want);
+    CU_ASSERT(b.cap > b.len);
+    CU_ASSERT(b.p[strlen("layers 3 conv\n")] == '[' && b.p[strlen("layers 3 conv\n") + 3000] == ']');
+    CU_ASSERT(memcmp(b.p + want - 6, "998999", 6) == 0);
+
+    size_t len = 0;
+    char *text = hs_strbuf_take(&b, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_EQUAL(len, want);
+    CU_ASSERT(strncmp(text, "layers 3 conv\n[x", 16) == 0);
+    free(text);
+    /* Taking empties the buffer. */
+    CU_ASSERT_PTR_NULL(b.p);
+    CU_ASSERT_EQUAL(b.len, 0);
+    /* An empty buffer gives "", not NULL. */
+    text = hs_strbuf_take(&b, &len);
+    CU_ASSERT(text != NULL && text[0] == '\0' && len == 0);
+    free(text);
+    hs_strbuf_free(&b);
+}
+
+static void test_strbuf_limit(void)
+{
+    hs_strbuf b;
+    hs_strbuf_init(&b, 10);
+    hs_strbuf_puts(&b, "12345");
+    hs_strbuf_printf(&b, "%d", 678);
+    CU_ASSERT_EQUAL(b.status, HS_OK);
+    /* 8 bytes so far: "901" would make 11, one past the limit. It fits in
+     * the allocated room, so only the limit can refuse it. */
+    CU_ASSERT(b.cap > 11);
+    hs_strbuf_printf(&b, "%d", 901);
+    CU_ASSERT_EQUAL(b.status, HS_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(b.p, "12345678");
+    CU_ASSERT_EQUAL(b.len, 8);
+    /* Sticky: even what would fit is refused now, and the reason stays. */
+    hs_strbuf_puts(&b, "9");
+    hs_strbuf_fail_nomem(&b);
+    CU_ASSERT_EQUAL(b.status, HS_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(b.p, "12345678");
+    size_t len = 99;
+    CU_ASSERT_PTR_NULL(hs_strbuf_take(&b, &len));
+    CU_ASSERT_EQUAL(len, 0);
+    /* Taking cleared the failure and kept the limit: exactly 10 fit. */
+    CU_ASSERT_EQUAL(b.status, HS_OK);
+    hs_strbuf_append(&b, "0123456789", 10);
+    CU_ASSERT_EQUAL(b.status, HS_OK);
+    hs_strbuf_append(&b, "x", 1);
+    CU_ASSERT_EQUAL(b.status, HS_ERR_ARG);
+    CU_ASSERT_EQUAL(b.len, 10);
+    hs_strbuf_free(&b);
+
+    /* A first append past the limit leaves the buffer empty; a printf
+     * past it is refused before anything is allocated for it. */
+    hs_strbuf_init(&b, 4);
+    hs_strbuf_printf(&b, "%s", "hello");
+    CU_ASSERT_EQUAL(b.status, HS_ERR_ARG);
+    CU_ASSERT_EQUAL(b.len, 0);
+    CU_ASSERT_PTR_NULL(b.p);
+    hs_strbuf_free(&b);
+    CU_ASSERT_EQUAL(b.status, HS_OK);
+    CU_ASSERT_EQUAL(b.max, 4);
+
+    /* The caller's own failure is reported the same way. */
+    hs_strbuf_init(&b, HS_STRBUF_NO_LIMIT);
+    hs_strbuf_puts(&b, "<svg>");
+    hs_strbuf_fail_nomem(&b);
+    hs_strbuf_puts(&b, "</svg>");
+    CU_ASSERT_EQUAL(b.status, HS_ERR_NOMEM);
+    CU_ASSERT_STRING_EQUAL(b.p, "<svg>");
+    hs_strbuf_free(&b);
+    CU_ASSERT_PTR_NULL(b.p);
+
+    /* A limit past HS_STRBUF_NO_LIMIT is taken as no limit. */
+    hs_strbuf_init(&b, SIZE_MAX);
+    CU_ASSERT_EQUAL(b.max, HS_STRBUF_NO_LIMIT);
+    hs_strbuf_free(&b);
+}
+
 int hs_register_base_tests(void)
 {
     static const hs_test_case tests[] = {
         {"clock: wall clock agrees with time()", test_clock_now},
         {"clock: monotonic never goes back, measures a sleep", test_clock_monotonic},
+        {"strbuf: appends, formats, grows, takes", test_strbuf_builds},
+        {"strbuf: limit and failures are sticky, all or nothing", test_strbuf_limit},
     };
     return hs_test_add_suite("base", NULL, NULL, tests, sizeof tests / sizeof tests[0]);
 }

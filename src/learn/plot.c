@@ -12,16 +12,17 @@
  * put_text, which escapes XML and replaces invalid UTF-8 and control
  * characters, so the file always parses. Numbers are formatted under the C
  * locale (hs_c_locale, this thread only), so a decimal-comma locale cannot
- * produce "0,5" in a coordinate. */
+ * produce "0,5" in a coordinate. The document grows in an hs_strbuf
+ * (strbuf.h), checked once when it is complete. */
 #include "hemoscan/plot.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hemoscan/fileio.h"
+#include "hemoscan/strbuf.h"
 
 #define W 640
 #define H 480
@@ -37,64 +38,6 @@ static const char *const palette[HS_PLOT_MAX_CURVES] = {
 };
 
 /* ---- composing text ------------------------------------------------------------ */
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_grow(sbuf *b, size_t extra)
-{
-    if (b->oom || b->len + extra + 1 <= b->cap)
-        return;
-    size_t cap = b->cap != 0 ? b->cap : 8192;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (p == NULL) {
-        b->oom = 1;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-}
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-    sb_grow(b, n);
-    if (b->oom)
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    char small[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->oom = 1;
-        return;
-    }
-    if ((size_t)n < sizeof small) {
-        sb_put(b, small, (size_t)n);
-        return;
-    }
-    sb_grow(b, (size_t)n);
-    if (b->oom)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
 
 /* Decodes one UTF-8 character at s (len bytes left). Returns its length in
  * bytes, and in *cp the code point, or U+FFFD for an invalid or overlong
@@ -149,31 +92,31 @@ static size_t utf8_chars(const char *s)
     return n;
 }
 
-static void put_codepoint(sbuf *b, unsigned cp)
+static void put_codepoint(hs_strbuf *b, unsigned cp)
 {
     char out[4];
     size_t n;
     switch (cp) {
     case '&':
-        sb_put(b, "&amp;", 5);
+        hs_strbuf_append(b, "&amp;", 5);
         return;
     case '<':
-        sb_put(b, "&lt;", 4);
+        hs_strbuf_append(b, "&lt;", 4);
         return;
     case '>':
-        sb_put(b, "&gt;", 4);
+        hs_strbuf_append(b, "&gt;", 4);
         return;
     case '"':
-        sb_put(b, "&quot;", 6);
+        hs_strbuf_append(b, "&quot;", 6);
         return;
     case '\'':
-        sb_put(b, "&#39;", 5);
+        hs_strbuf_append(b, "&#39;", 5);
         return;
     case '\t':
     case '\n':
     case '\r':
         /* Line breaks mean nothing inside one SVG text line. */
-        sb_put(b, " ", 1);
+        hs_strbuf_append(b, " ", 1);
         return;
     default:
         break;
@@ -197,12 +140,12 @@ static void put_codepoint(sbuf *b, unsigned cp)
         out[3] = (char)(0x80 | (cp & 0x3f));
         n = 4;
     }
-    sb_put(b, out, n);
+    hs_strbuf_append(b, out, n);
 }
 
 /* Caller text, escaped, at most max_chars characters (the last one an
  * ellipsis when it had to be shortened). */
-static void put_text(sbuf *b, const char *s, size_t max_chars)
+static void put_text(hs_strbuf *b, const char *s, size_t max_chars)
 {
     size_t len = strlen(s), i = 0, n = 0;
     size_t keep = utf8_chars(s) > max_chars ? (max_chars > 0 ? max_chars - 1 : 0) : max_chars;
@@ -224,21 +167,21 @@ static size_t fit_chars(double width_px, double font_px)
 }
 
 /* The opening <text> tag; extra holds more attributes (fill, a halo). */
-static void text_open(sbuf *b, double x, double y, double font_px, const char *anchor, const char *extra)
+static void text_open(hs_strbuf *b, double x, double y, double font_px, const char *anchor, const char *extra)
 {
-    sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"%.0f\" text-anchor=\"%s\"%s%s>", x, y, font_px, anchor,
+    hs_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"%.0f\" text-anchor=\"%s\"%s%s>", x, y, font_px, anchor,
               extra[0] != '\0' ? " " : "", extra);
 }
 
 /* One line of text, escaped and shortened to max_chars. Labels the program
  * builds itself (numbers, fixed words) go through here too, so that no text
  * reaches the file unescaped whatever its origin. */
-static void text_line(sbuf *b, double x, double y, double font_px, const char *anchor, const char *extra,
+static void text_line(hs_strbuf *b, double x, double y, double font_px, const char *anchor, const char *extra,
                       const char *s, size_t max_chars)
 {
     text_open(b, x, y, font_px, anchor, extra);
     put_text(b, s, max_chars);
-    sb_put(b, "</text>\n", 8);
+    hs_strbuf_append(b, "</text>\n", 8);
 }
 
 /* A white outline behind the glyphs keeps a label readable where it
@@ -336,31 +279,31 @@ static int tick_count(const axis *a)
     return (int)floor((a->hi - first_tick(a)) / a->step + 1e-9) + 1;
 }
 
-static void draw_axes(sbuf *b, const box *p, const axis *ax, const axis *ay, const char *xlabel,
+static void draw_axes(hs_strbuf *b, const box *p, const axis *ax, const axis *ay, const char *xlabel,
                       const char *ylabel)
 {
     char num[64];
     int nx = tick_count(ax), ny = tick_count(ay);
     double x0 = first_tick(ax), y0 = first_tick(ay);
-    sb_printf(b, "<g stroke=\"#e4e4e4\" stroke-width=\"1\">\n");
+    hs_strbuf_printf(b, "<g stroke=\"#e4e4e4\" stroke-width=\"1\">\n");
     for (int i = 0; i < nx; i++) {
         double x = map_x(p, ax, x0 + i * ax->step);
-        sb_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", x, p->t, x, p->b);
+        hs_strbuf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", x, p->t, x, p->b);
     }
     for (int i = 0; i < ny; i++) {
         double y = map_y(p, ay, y0 + i * ay->step);
-        sb_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", p->l, y, p->r, y);
+        hs_strbuf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", p->l, y, p->r, y);
     }
-    sb_printf(b, "</g>\n<g stroke=\"#333333\" stroke-width=\"1\">\n");
+    hs_strbuf_printf(b, "</g>\n<g stroke=\"#333333\" stroke-width=\"1\">\n");
     for (int i = 0; i < nx; i++) {
         double x = map_x(p, ax, x0 + i * ax->step);
-        sb_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", x, p->b, x, p->b + 5);
+        hs_strbuf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", x, p->b, x, p->b + 5);
     }
     for (int i = 0; i < ny; i++) {
         double y = map_y(p, ay, y0 + i * ay->step);
-        sb_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", p->l - 5, y, p->l, y);
+        hs_strbuf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", p->l - 5, y, p->l, y);
     }
-    sb_printf(b, "</g>\n<g fill=\"#333333\">\n");
+    hs_strbuf_printf(b, "</g>\n<g fill=\"#333333\">\n");
     for (int i = 0; i < nx; i++) {
         double v = x0 + i * ax->step;
         snprintf(num, sizeof num, "%.*f", ax->decimals, fabs(v) < 1e-12 ? 0.0 : v);
@@ -371,8 +314,8 @@ static void draw_axes(sbuf *b, const box *p, const axis *ax, const axis *ay, con
         snprintf(num, sizeof num, "%.*f", ay->decimals, fabs(v) < 1e-12 ? 0.0 : v);
         text_line(b, p->l - 8, map_y(p, ay, v) + 4, 12, "end", "", num, 16);
     }
-    sb_printf(b, "</g>\n");
-    sb_printf(b, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"none\" stroke=\"#333333\" "
+    hs_strbuf_printf(b, "</g>\n");
+    hs_strbuf_printf(b, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"none\" stroke=\"#333333\" "
                  "stroke-width=\"1\"/>\n",
               p->l, p->t, p->r - p->l, p->b - p->t);
     double xc = 0.5 * (p->l + p->r), yc = 0.5 * (p->t + p->b);
@@ -384,25 +327,25 @@ static void draw_axes(sbuf *b, const box *p, const axis *ax, const axis *ay, con
 }
 
 /* Opening of the document: white background and a centred title. */
-static void svg_begin(sbuf *b, const char *title)
+static void svg_begin(hs_strbuf *b, const char *title)
 {
-    sb_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
+    hs_strbuf_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
                  "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
                  "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n",
               W, H, W, H);
     if (title != NULL && title[0] != '\0') {
-        sb_printf(b, "<title>");
+        hs_strbuf_printf(b, "<title>");
         put_text(b, title, 1000);
-        sb_printf(b, "</title>\n");
+        hs_strbuf_printf(b, "</title>\n");
     }
-    sb_printf(b, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", W, H);
+    hs_strbuf_printf(b, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", W, H);
     if (title != NULL && title[0] != '\0')
         text_line(b, W / 2.0, 30, 17, "middle", "font-weight=\"bold\" fill=\"#111111\"", title,
                   fit_chars(W - 40, 17));
 }
 
 /* A polyline through (x[i], y[i]) that breaks at NaN, as one path. */
-static void draw_series(sbuf *b, const box *p, const axis *ax, const axis *ay, const double *x, const double *y,
+static void draw_series(hs_strbuf *b, const box *p, const axis *ax, const axis *ay, const double *x, const double *y,
                         int n, double clamp_lo, double clamp_hi, const char *style)
 {
     int pen_down = 0, any = 0;
@@ -413,18 +356,18 @@ static void draw_series(sbuf *b, const box *p, const axis *ax, const axis *ay, c
         }
         const char *cmd = " M"; /* a new piece after a gap */
         if (!any) {
-            sb_printf(b, "<path fill=\"none\" %s d=\"", style);
+            hs_strbuf_printf(b, "<path fill=\"none\" %s d=\"", style);
             cmd = "M";
             any = 1;
         } else if (pen_down) {
             cmd = " L";
         }
         double vx = fmin(fmax(x[i], clamp_lo), clamp_hi), vy = fmin(fmax(y[i], clamp_lo), clamp_hi);
-        sb_printf(b, "%s%.2f %.2f", cmd, map_x(p, ax, vx), map_y(p, ay, vy));
+        hs_strbuf_printf(b, "%s%.2f %.2f", cmd, map_x(p, ax, vx), map_y(p, ay, vy));
         pen_down = 1;
     }
     if (any)
-        sb_printf(b, "\"/>\n");
+        hs_strbuf_printf(b, "\"/>\n");
 }
 
 /* ---- writing the file ---------------------------------------------------------- */
@@ -432,20 +375,21 @@ static void draw_series(sbuf *b, const box *p, const axis *ax, const axis *ay, c
 /* Composes with compose(b, ctx) under the C locale and writes the result
  * atomically (see fileio.h), readable by all: a picture is meant to be
  * looked at by others. */
-static hs_status render(const char *path, void (*compose)(sbuf *, const void *), const void *ctx, hs_error *err)
+static hs_status render(const char *path, void (*compose)(hs_strbuf *, const void *), const void *ctx, hs_error *err)
 {
     hs_c_locale loc;
     if (!hs_c_locale_enter(&loc))
         return hs_fail(err, HS_ERR_NOMEM, "%s: cannot create the C locale for writing numbers", path);
-    sbuf b = {NULL, 0, 0, 0};
+    hs_strbuf b;
+    hs_strbuf_init(&b, HS_STRBUF_NO_LIMIT);
     compose(&b, ctx);
     hs_c_locale_leave(&loc);
     hs_status st;
-    if (b.oom)
+    if (b.status != HS_OK)
         st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory composing the picture", path);
     else
         st = hs_file_write_atomic(path, b.p, b.len, 0644, err);
-    free(b.p);
+    hs_strbuf_free(&b);
     return st;
 }
 
@@ -473,13 +417,13 @@ static double trapezoid_auc(const hs_plot_curve *c)
     return prev >= 0 ? area : NAN;
 }
 
-static void legend_swatch_line(sbuf *b, double x, double y, const char *colour, const char *dash)
+static void legend_swatch_line(hs_strbuf *b, double x, double y, const char *colour, const char *dash)
 {
-    sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"%s/>\n", x,
+    hs_strbuf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"%s/>\n", x,
               y, x + 22, y, colour, dash);
 }
 
-static void compose_roc(sbuf *b, const void *ctx_v)
+static void compose_roc(hs_strbuf *b, const void *ctx_v)
 {
     const roc_ctx *ctx = ctx_v;
     /* A square plot (so the chance line is at 45 degrees) on the left, the
@@ -492,7 +436,7 @@ static void compose_roc(sbuf *b, const void *ctx_v)
     svg_begin(b, ctx->title);
     draw_axes(b, &p, &a01, &a01, "False positive rate (1 \xe2\x88\x92 specificity)",
               "True positive rate (sensitivity)");
-    sb_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#9a9a9a\" stroke-width=\"1.2\" "
+    hs_strbuf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#9a9a9a\" stroke-width=\"1.2\" "
                  "stroke-dasharray=\"6 4\"/>\n",
               p.l, p.b, p.r, p.t);
     for (int i = 0; i < ctx->n_curves; i++) {
@@ -508,7 +452,7 @@ static void compose_roc(sbuf *b, const void *ctx_v)
     if (have_op) {
         double fx = fmin(fmax(ctx->op_fpr, 0.0), 1.0), ty = fmin(fmax(ctx->op_tpr, 0.0), 1.0);
         double px = map_x(&p, &a01, fx), py = map_y(&p, &a01, ty);
-        sb_printf(b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"5\" fill=\"#111111\" stroke=\"#ffffff\" "
+        hs_strbuf_printf(b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"5\" fill=\"#111111\" stroke=\"#ffffff\" "
                      "stroke-width=\"1.5\"/>\n",
                   px, py);
         /* Below and to the right of the dot is under the curve, where a ROC
@@ -562,14 +506,14 @@ static void compose_roc(sbuf *b, const void *ctx_v)
     text_line(b, legend_l + 30, y, 12, "start", "fill=\"#111111\"", "chance (AUC 0.500)", label_chars);
     y += 22;
     if (have_op) {
-        sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"#111111\"/>\n", legend_l + 11, y - 4);
+        hs_strbuf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"#111111\"/>\n", legend_l + 11, y - 4);
         text_line(b, legend_l + 30, y, 12, "start", "fill=\"#111111\"", "operating point", label_chars);
         y += 22;
     }
     if (any_ci)
         text_line(b, legend_l, y + 4, 11, "start", "fill=\"#666666\"", "(in brackets: 95% CI)",
                   fit_chars(legend_r - legend_l, 11));
-    sb_printf(b, "</svg>\n");
+    hs_strbuf_printf(b, "</svg>\n");
 }
 
 hs_status hs_plot_roc_svg(const char *path, const char *title, const hs_plot_curve *curves, int n_curves,
@@ -616,7 +560,7 @@ static void range_of(const double *a, const double *b, int n, double *mn, double
     }
 }
 
-static void draw_panel(sbuf *b, const history_ctx *ctx, const box *p, const axis *ax, const axis *ay,
+static void draw_panel(hs_strbuf *b, const history_ctx *ctx, const box *p, const axis *ax, const axis *ay,
                        const char *heading, const char *ylabel, const double *train, const double *val,
                        double *epoch_x)
 {
@@ -626,7 +570,7 @@ static void draw_panel(sbuf *b, const history_ctx *ctx, const box *p, const axis
     int n = ctx->epochs;
     if (ctx->best_epoch >= 1) {
         double x = map_x(p, ax, ctx->best_epoch);
-        sb_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#555555\" stroke-width=\"1.2\" "
+        hs_strbuf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#555555\" stroke-width=\"1.2\" "
                      "stroke-dasharray=\"5 4\"/>\n",
                   x, p->t, x, p->b);
         char s[48];
@@ -649,13 +593,13 @@ static void draw_panel(sbuf *b, const history_ctx *ctx, const box *p, const axis
         draw_series(b, p, ax, ay, epoch_x, s[k], n, -INFINITY, INFINITY, style);
         if (!markers)
             continue;
-        sb_printf(b, "<g fill=\"%s\">\n", colour[k]);
+        hs_strbuf_printf(b, "<g fill=\"%s\">\n", colour[k]);
         for (int i = 0; i < n; i++) {
             if (isfinite(s[k][i]))
-                sb_printf(b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"2.6\"/>\n", map_x(p, ax, i + 1),
+                hs_strbuf_printf(b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"2.6\"/>\n", map_x(p, ax, i + 1),
                           map_y(p, ay, s[k][i]));
         }
-        sb_printf(b, "</g>\n");
+        hs_strbuf_printf(b, "</g>\n");
     }
 }
 
@@ -663,14 +607,14 @@ typedef struct {
     const char *text, *colour, *dash;
 } legend_item;
 
-static void compose_history(sbuf *b, const void *ctx_v)
+static void compose_history(hs_strbuf *b, const void *ctx_v)
 {
     const history_ctx *ctx = ctx_v;
     const box left = {72, 66, 298, 386}, right = {392, 66, 618, 386};
     int n = ctx->epochs;
     double *epoch_x = malloc((size_t)n * sizeof *epoch_x);
     if (epoch_x == NULL) {
-        b->oom = 1;
+        hs_strbuf_fail_nomem(b);
         return;
     }
     for (int i = 0; i < n; i++)
@@ -717,7 +661,7 @@ static void compose_history(sbuf *b, const void *ctx_v)
         text_line(b, x + 30, y, 12, "start", "fill=\"#111111\"", items[i].text, 24);
         x += 30 + (double)strlen(items[i].text) * CHAR_EM * 12 + 24;
     }
-    sb_printf(b, "</svg>\n");
+    hs_strbuf_printf(b, "</svg>\n");
 }
 
 hs_status hs_plot_history_svg(const char *path, const char *title, const double *loss, const double *val_loss,

@@ -71,13 +71,13 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hemoscan/checksum.h"
 #include "hemoscan/fileio.h"
+#include "hemoscan/strbuf.h"
 
 _Static_assert(sizeof(float) == 4 && FLT_RADIX == 2 && FLT_MANT_DIG == 24 && FLT_MAX_EXP == 128,
                "model files store IEEE-754 binary32 weights; this platform's float differs");
@@ -215,45 +215,6 @@ static int hex_digest_ok(const char *s)
             return 0;
     }
     return s[64] == '\0';
-}
-
-/* A growing text buffer; failed records an allocation failure so the
- * header can be built with plain calls and checked once at the end. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int failed;
-} strbuf;
-
-static void sb_printf(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(strbuf *sb, const char *fmt, ...)
-{
-    while (!sb->failed) {
-        size_t room = sb->cap - sb->len;
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(sb->p + sb->len, room, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            sb->failed = 1;
-            return;
-        }
-        if ((size_t)n < room) {
-            sb->len += (size_t)n;
-            return;
-        }
-        size_t cap = sb->cap * 2;
-        while (cap - sb->len <= (size_t)n)
-            cap *= 2;
-        char *p = realloc(sb->p, cap);
-        if (p == NULL) {
-            sb->failed = 1;
-            return;
-        }
-        sb->p = p;
-        sb->cap = cap;
-    }
 }
 
 /* ---- layer lists ------------------------------------------------------------ */
@@ -485,52 +446,52 @@ static hs_status check_model(const hs_model *m, const char *path, hs_layer_spec 
     return HS_OK;
 }
 
-static void write_text_field(strbuf *sb, const char *key, const char *value)
+static void write_text_field(hs_strbuf *sb, const char *key, const char *value)
 {
     if (value[0] == '\0')
-        sb_printf(sb, "%s\n", key);
+        hs_strbuf_printf(sb, "%s\n", key);
     else
-        sb_printf(sb, "%s %s\n", key, value);
+        hs_strbuf_printf(sb, "%s %s\n", key, value);
 }
 
-static void build_header(const hs_model *m, const hs_layer_spec *specs, strbuf *sb)
+static void build_header(const hs_model *m, const hs_layer_spec *specs, hs_strbuf *sb)
 {
     const hs_input_recipe *r = &m->recipe;
     const hs_net *net = &m->member[0];
-    sb_printf(sb, "hemoscan-model %d\n", hs_model_format_version(r));
-    sb_printf(sb, "input %d %d %d\n", r->height, r->width, r->channels);
+    hs_strbuf_printf(sb, "hemoscan-model %d\n", hs_model_format_version(r));
+    hs_strbuf_printf(sb, "input %d %d %d\n", r->height, r->width, r->channels);
     for (int c = 0; c < r->channels; c++)
-        sb_printf(sb, "channel %d %s %.9g %.9g\n", c, r->channel[c].name, (double)r->channel[c].center_hu,
+        hs_strbuf_printf(sb, "channel %d %s %.9g %.9g\n", c, r->channel[c].name, (double)r->channel[c].center_hu,
                   (double)r->channel[c].width_hu);
-    sb_printf(sb, "crop %s\n", r->crop);
-    sb_printf(sb, "normalise %s\n", r->normalise);
-    sb_printf(sb, "layers %d\n", net->n_layers);
+    hs_strbuf_printf(sb, "crop %s\n", r->crop);
+    hs_strbuf_printf(sb, "normalise %s\n", r->normalise);
+    hs_strbuf_printf(sb, "layers %d\n", net->n_layers);
     for (int i = 0; i < net->n_layers; i++) {
         const hs_layer_spec *s = &specs[i];
-        sb_printf(sb, "layer %d %s", i, hs_layer_kind_name(s->kind));
+        hs_strbuf_printf(sb, "layer %d %s", i, hs_layer_kind_name(s->kind));
         if (s->kind == HS_LAYER_CONV)
-            sb_printf(sb, " units=%d kernel=%d pad=%s relu=%d", s->units, s->kernel,
+            hs_strbuf_printf(sb, " units=%d kernel=%d pad=%s relu=%d", s->units, s->kernel,
                       s->pad_same ? "same" : "valid", s->relu);
         else if (s->kind == HS_LAYER_DENSE)
-            sb_printf(sb, " units=%d relu=%d", s->units, s->relu);
+            hs_strbuf_printf(sb, " units=%d relu=%d", s->units, s->relu);
         else if (s->kind == HS_LAYER_DROPOUT)
-            sb_printf(sb, " rate=%.9g", (double)s->rate);
+            hs_strbuf_printf(sb, " rate=%.9g", (double)s->rate);
         hs_shape o = net->layers[i].out;
-        sb_printf(sb, " out=%dx%dx%d\n", o.h, o.w, o.c);
+        hs_strbuf_printf(sb, " out=%dx%dx%d\n", o.h, o.w, o.c);
     }
-    sb_printf(sb, "classes %d\n", m->n_classes);
+    hs_strbuf_printf(sb, "classes %d\n", m->n_classes);
     for (int k = 0; k < m->n_classes; k++)
-        sb_printf(sb, "class %d %s\n", k, m->class_name[k]);
-    sb_printf(sb, "threshold %.9g\n", (double)m->threshold);
+        hs_strbuf_printf(sb, "class %d %s\n", k, m->class_name[k]);
+    hs_strbuf_printf(sb, "threshold %.9g\n", (double)m->threshold);
     const hs_provenance *p = &m->provenance;
-    sb_printf(sb, "data-sha256 %s\n", p->data_sha256[0] != '\0' ? p->data_sha256 : "-");
-    sb_printf(sb, "seed %" PRIu64 "\n", p->seed);
-    sb_printf(sb, "epochs %d\n", p->epochs);
+    hs_strbuf_printf(sb, "data-sha256 %s\n", p->data_sha256[0] != '\0' ? p->data_sha256 : "-");
+    hs_strbuf_printf(sb, "seed %" PRIu64 "\n", p->seed);
+    hs_strbuf_printf(sb, "epochs %d\n", p->epochs);
     write_text_field(sb, "date", p->date);
     write_text_field(sb, "version", p->version);
     write_text_field(sb, "note", p->note);
-    sb_printf(sb, "members %d\n", m->n_members);
-    sb_printf(sb, "params %zu\n", net->n_params);
+    hs_strbuf_printf(sb, "members %d\n", m->n_members);
+    hs_strbuf_printf(sb, "params %zu\n", net->n_params);
 }
 
 /* Writes go to the file and to two digests: body (everything before the
@@ -541,7 +502,7 @@ typedef struct {
     hs_sha256_ctx *body, *whole;
     int error; /* first errno of a failed write, 0 if none */
     const hs_model *model;
-    const strbuf *header;
+    const hs_strbuf *header;
     unsigned char *identity; /* receives the digest of the whole file */
 } writer;
 
@@ -553,7 +514,7 @@ static void w_put(writer *w, const void *p, size_t n)
     hs_sha256_update(w->whole, p, n);
 }
 
-static void write_body(writer *w, const hs_model *m, const strbuf *header)
+static void write_body(writer *w, const hs_model *m, const hs_strbuf *header)
 {
     unsigned char fixed[COUNTS_LEN];
     memcpy(fixed, model_magic, MAGIC_LEN);
@@ -601,7 +562,7 @@ static int stream_file(FILE *f, void *ctx)
  * place (see fileio.h), so a reader sees either the old file or the
  * complete new one, never half of one. identity receives the SHA-256 of
  * the whole file. */
-static hs_status write_file(const hs_model *model, const strbuf *header, const char *path,
+static hs_status write_file(const hs_model *model, const hs_strbuf *header, const char *path,
                             unsigned char identity[HS_SHA256_LEN], hs_error *err)
 {
     writer w = {NULL, hs_sha256_begin(), hs_sha256_begin(), 0, model, header, identity};
@@ -624,20 +585,20 @@ static hs_status save_model(hs_model *model, const char *path, hs_error *err)
     hs_status st = check_model(model, path, specs, err);
     if (st != HS_OK)
         return st;
-    strbuf header = {malloc(4096), 0, 4096, 0};
-    header.failed = header.p == NULL;
+    hs_strbuf header;
+    hs_strbuf_init(&header, MAX_HEADER_LEN);
     build_header(model, specs, &header);
-    if (header.failed)
+    if (header.status == HS_ERR_NOMEM)
         st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory for the model header", path);
-    else if (header.len > MAX_HEADER_LEN)
-        st = hs_fail(err, HS_ERR_ARG, "%s: the header would be %zu bytes, more than the %zu a reader accepts",
-                     path, header.len, MAX_HEADER_LEN);
+    else if (header.status != HS_OK)
+        st = hs_fail(err, HS_ERR_ARG, "%s: the header would be more than the %zu bytes a reader accepts",
+                     path, MAX_HEADER_LEN);
     unsigned char identity[HS_SHA256_LEN];
     if (st == HS_OK)
         st = write_file(model, &header, path, identity, err);
     if (st == HS_OK)
         hs_sha256_hex(identity, model->sha256);
-    free(header.p);
+    hs_strbuf_free(&header);
     return st;
 }
 
