@@ -1,9 +1,9 @@
 /* test_base.c - CUnit suite for the small base helpers, registered by
- * hs_register_base_tests(): the clock (clock.h) and the string builder
- * (strbuf.h).
+ * hs_register_base_tests(): the clock (clock.h), the string builder
+ * (strbuf.h) and array growth (grow.h).
  *
  * Each test pins one part of a header's contract, refusals included (a limit
- * reached): the callers cannot easily provoke those. */
+ * reached, an overflow): the callers cannot easily provoke those. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,6 +18,7 @@
 #include <CUnit/CUnit.h>
 
 #include "hemoscan/clock.h"
+#include "hemoscan/grow.h"
 #include "hemoscan/strbuf.h"
 #include "test_util.h"
 
@@ -162,6 +163,57 @@ static void test_strbuf_limit(void)
     hs_strbuf_free(&b);
 }
 
+/* ---- growth -------------------------------------------------------------- */
+
+static void test_grow_doubles(void)
+{
+    int *v = NULL, cap = 0;
+    CU_ASSERT_EQUAL_FATAL(hs_grow((void **)&v, &cap, 1, sizeof *v), 0);
+    CU_ASSERT_EQUAL(cap, HS_GROW_FIRST);
+    for (int i = 0; i < cap; i++)
+        v[i] = i;
+    int *before = v;
+    CU_ASSERT_EQUAL(hs_grow((void **)&v, &cap, HS_GROW_FIRST, sizeof *v), 0);
+    CU_ASSERT(v == before && cap == HS_GROW_FIRST); /* fits: untouched */
+    CU_ASSERT_EQUAL_FATAL(hs_grow((void **)&v, &cap, HS_GROW_FIRST + 1, sizeof *v), 0);
+    CU_ASSERT_EQUAL(cap, 2 * HS_GROW_FIRST);
+    CU_ASSERT_EQUAL_FATAL(hs_grow((void **)&v, &cap, 5 * HS_GROW_FIRST, sizeof *v), 0);
+    CU_ASSERT_EQUAL(cap, 8 * HS_GROW_FIRST); /* doubled until it holds need */
+    int kept = 1;
+    for (int i = 0; i < HS_GROW_FIRST; i++)
+        kept &= v[i] == i;
+    CU_ASSERT(kept);
+    v[cap - 1] = 7; /* valgrind: the whole capacity is there */
+    free(v);
+}
+
+static void test_grow_refuses(void)
+{
+    char *p = NULL;
+    int cap = 0;
+    CU_ASSERT_EQUAL(hs_grow((void **)&p, &cap, -1, 1), -1);
+    CU_ASSERT_EQUAL(hs_grow((void **)&p, &cap, 1, 0), -1);
+    /* Bytes past SIZE_MAX: refused before any allocation. */
+    CU_ASSERT_EQUAL(hs_grow((void **)&p, &cap, 2, SIZE_MAX / 8), -1);
+    CU_ASSERT(p == NULL && cap == 0);
+
+    CU_ASSERT_EQUAL_FATAL(hs_grow((void **)&p, &cap, 3, 1), 0);
+    memcpy(p, "ok", 3);
+    char *before = p;
+    /* The count + 1 of a full INT_MAX array wraps negative: refused. */
+    int n = INT_MAX;
+    CU_ASSERT_EQUAL(hs_grow((void **)&p, &cap, (int)((unsigned)n + 1u), 1), -1);
+    /* Doubling past INT_MAX gives need itself, whose bytes still must
+     * fit size_t: with 2^40-byte elements they do not. */
+    int big_cap = INT_MAX / 2 + 2;
+    char *none = NULL;
+    CU_ASSERT_EQUAL(hs_grow((void **)&none, &big_cap, INT_MAX, (size_t)1 << 40), -1);
+    CU_ASSERT(none == NULL && big_cap == INT_MAX / 2 + 2);
+    /* A refusal changes nothing. */
+    CU_ASSERT(p == before && cap == HS_GROW_FIRST && strcmp(p, "ok") == 0);
+    free(p);
+}
+
 int hs_register_base_tests(void)
 {
     static const hs_test_case tests[] = {
@@ -169,6 +221,8 @@ int hs_register_base_tests(void)
         {"clock: monotonic never goes back, measures a sleep", test_clock_monotonic},
         {"strbuf: appends, formats, grows, takes", test_strbuf_builds},
         {"strbuf: limit and failures are sticky, all or nothing", test_strbuf_limit},
+        {"grow: doubles from HS_GROW_FIRST, keeps elements", test_grow_doubles},
+        {"grow: refuses overflow and bad sizes, changing nothing", test_grow_refuses},
     };
     return hs_test_add_suite("base", NULL, NULL, tests, sizeof tests / sizeof tests[0]);
 }

@@ -16,6 +16,7 @@
 
 #include "hemoscan/checksum.h"
 #include "hemoscan/fileio.h"
+#include "hemoscan/grow.h"
 #include "hemoscan/rng.h"
 
 static int has_png_ext(const char *name)
@@ -59,14 +60,9 @@ static hs_status list_dir(const char *dir, int want_dirs, char ***names, int *co
         free(full);
         if (!keep)
             continue;
-        if (*count == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **grown = realloc(*names, (size_t)cap * sizeof *grown);
-            if (grown == NULL) {
-                st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", dir);
-                break;
-            }
-            *names = grown;
+        if (hs_grow((void **)names, &cap, *count + 1, sizeof **names) != 0) {
+            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", dir);
+            break;
         }
         (*names)[*count] = strdup(e->d_name);
         if ((*names)[*count] == NULL) {
@@ -112,24 +108,16 @@ void hs_dataset_free(hs_dataset *ds)
 static hs_status add_file(hs_dataset *ds, int *cap, const char *dir, const char *cls,
                           const char *file, int label, hs_error *err)
 {
-    if (ds->n == *cap) {
-        int grow = *cap ? 2 * *cap : 256;
-        char **path = realloc(ds->path, (size_t)grow * sizeof *path);
-        if (path != NULL)
-            ds->path = path;
-        char **id = realloc(ds->id, (size_t)grow * sizeof *id);
-        if (id != NULL)
-            ds->id = id;
-        int *lab = realloc(ds->label, (size_t)grow * sizeof *lab);
-        if (lab != NULL)
-            ds->label = lab;
-        int *grp = realloc(ds->group, (size_t)grow * sizeof *grp);
-        if (grp != NULL)
-            ds->group = grp;
-        if (path == NULL || id == NULL || lab == NULL || grp == NULL)
-            return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", dir);
-        *cap = grow;
-    }
+    /* Four parallel arrays of one capacity: each grows from the same
+     * capacity to the same new one, which is kept only when all four grew
+     * (an array that did grow is merely larger than *cap says). */
+    int c_path = *cap, c_id = *cap, c_label = *cap, c_group = *cap;
+    if (hs_grow((void **)&ds->path, &c_path, ds->n + 1, sizeof *ds->path) != 0 ||
+        hs_grow((void **)&ds->id, &c_id, ds->n + 1, sizeof *ds->id) != 0 ||
+        hs_grow((void **)&ds->label, &c_label, ds->n + 1, sizeof *ds->label) != 0 ||
+        hs_grow((void **)&ds->group, &c_group, ds->n + 1, sizeof *ds->group) != 0)
+        return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", dir);
+    *cap = c_path;
     size_t len = strlen(dir) + strlen(cls) + strlen(file) + 3;
     char *full = malloc(len);
     char *id = strdup(file);

@@ -36,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hemoscan/grow.h"
+
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
 #endif
@@ -506,14 +508,8 @@ typedef struct {
 
 static int run_push(run_list *l, int y, int x0, int x1)
 {
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 1024;
-        run *grown = realloc(l->r, (size_t)cap * sizeof *grown);
-        if (grown == NULL)
-            return -1;
-        l->r = grown;
-        l->cap = cap;
-    }
+    if (hs_grow((void **)&l->r, &l->cap, l->n + 1, sizeof *l->r) != 0)
+        return -1;
     l->r[l->n++] = (run){y, x0, x1};
     return 0;
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hemoscan/grow.h"
 #include "hemoscan/parallel.h"
 
 /* Two slices closer than this along the normal are at the same position. */
@@ -30,22 +31,7 @@
 /* Spacings differing by more than this fraction of the median are inconsistent. */
 #define HS_SPACING_TOLERANCE 0.2
 
-/* ---- small growable arrays ----------------------------------------------- */
-
-static int hs_grow(void **items, int *cap, int need, size_t size)
-{
-    if (need <= *cap)
-        return 0;
-    int n = *cap > 0 ? *cap * 2 : 16;
-    while (n < need)
-        n *= 2;
-    void *p = realloc(*items, (size_t)n * size);
-    if (p == NULL)
-        return -1;
-    *items = p;
-    *cap = n;
-    return 0;
-}
+/* ---- small helpers --------------------------------------------------------- */
 
 /* Copy src into dst, cut to cap - 1 bytes: reasons and descriptions are
  * allowed to be shortened. (Not snprintf: compilers warn about every

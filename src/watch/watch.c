@@ -40,6 +40,7 @@
 #include "hemoscan/crash_note.h"
 #include "hemoscan/dicom.h"
 #include "hemoscan/fileio.h"
+#include "hemoscan/grow.h"
 
 #define HS_PATH_CAP 4096
 
@@ -82,14 +83,8 @@ typedef struct {
 static hs_watch_file *hs_add_file(hs_walk *w, const char *path, size_t root_len)
 {
     hs_watch_listing *l = w->out;
-    if (l->n_files == w->cap) {
-        int cap = w->cap > 0 ? w->cap * 2 : 256;
-        hs_watch_file *grown = realloc(l->files, (size_t)cap * sizeof *grown);
-        if (grown == NULL)
-            return NULL;
-        l->files = grown;
-        w->cap = cap;
-    }
+    if (hs_grow((void **)&l->files, &w->cap, l->n_files + 1, sizeof *l->files) != 0)
+        return NULL;
     hs_watch_file *f = &l->files[l->n_files];
     memset(f, 0, sizeof *f);
     f->path = strdup(path);
