@@ -1,9 +1,10 @@
 /* test_base.c - CUnit suite for the small base helpers, registered by
  * hs_register_base_tests(): the clock (clock.h), the string builder
- * (strbuf.h) and array growth (grow.h).
+ * (strbuf.h), array growth (grow.h) and the checked path join (path.h).
  *
  * Each test pins one part of a header's contract, refusals included (a limit
- * reached, an overflow): the callers cannot easily provoke those. */
+ * reached, an overflow, a path that does not fit): the callers cannot easily
+ * provoke those. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,6 +20,7 @@
 
 #include "hemoscan/clock.h"
 #include "hemoscan/grow.h"
+#include "hemoscan/path.h"
 #include "hemoscan/strbuf.h"
 #include "test_util.h"
 
@@ -214,6 +216,60 @@ static void test_grow_refuses(void)
     free(p);
 }
 
+/* ---- paths --------------------------------------------------------------- */
+
+static void test_path_join(void)
+{
+    char out[16];
+    hs_error err = {HS_OK, ""};
+    CU_ASSERT_EQUAL(hs_path_join(out, sizeof out, "dir", "leaf", &err), HS_OK);
+    CU_ASSERT_STRING_EQUAL(out, "dir/leaf");
+    /* No respelling: a trailing slash stays, as snprintf("%s/%s") had it. */
+    CU_ASSERT_EQUAL(hs_path_join(out, sizeof out, "dir/", "leaf", &err), HS_OK);
+    CU_ASSERT_STRING_EQUAL(out, "dir//leaf");
+    CU_ASSERT_EQUAL(hs_path_join(out, sizeof out, "/", "etc", NULL), HS_OK);
+    CU_ASSERT_STRING_EQUAL(out, "//etc");
+    /* Exactly full (15 bytes and the 0) fits; one byte more does not. */
+    CU_ASSERT_EQUAL(hs_path_join(out, sizeof out, "0123456789", "abcd", &err), HS_OK);
+    CU_ASSERT_STRING_EQUAL(out, "0123456789/abcd");
+    CU_ASSERT_EQUAL(hs_path_join(out, sizeof out, "0123456789", "abcde", &err), HS_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(out, ""); /* never a cut path */
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "16 bytes"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "0123456789/abcd"));
+    CU_ASSERT_EQUAL(hs_path_join(out, sizeof out, NULL, "x", &err), HS_ERR_ARG);
+    CU_ASSERT_EQUAL(hs_path_join(out, sizeof out, "x", NULL, NULL), HS_ERR_ARG);
+
+    /* A folder over 4 kB: refused with the start of the path in the
+     * message, so the user sees which one. */
+    char *dir = malloc(HS_PATH_MAX + 100);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    strcpy(dir, "/data/drop-");
+    memset(dir + 11, 'x', HS_PATH_MAX + 50);
+    dir[HS_PATH_MAX + 61] = '\0';
+    char path[HS_PATH_MAX];
+    CU_ASSERT_EQUAL(hs_path_join(path, sizeof path, dir, "index.csv", &err), HS_ERR_ARG);
+    CU_ASSERT_EQUAL(err.code, HS_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(path, "");
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/data/drop-xxx"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "too long"));
+    free(dir);
+}
+
+static void test_path_printf(void)
+{
+    char out[24];
+    hs_error err = {HS_OK, ""};
+    CU_ASSERT_EQUAL(hs_path_printf(out, sizeof out, &err, "%s/.%s.%ld.tmp", "d", "f", 42L), HS_OK);
+    CU_ASSERT_STRING_EQUAL(out, "d/.f.42.tmp");
+    CU_ASSERT_EQUAL(hs_path_printf(out, sizeof out, &err, "%s/%s", "a-long-folder", "a-long-name"),
+                    HS_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(out, "");
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "25 bytes"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "a-long-folder/"));
+    /* The one path buffer size is the kernel's: no usable path is longer. */
+    CU_ASSERT_EQUAL(HS_PATH_MAX, PATH_MAX);
+}
+
 int hs_register_base_tests(void)
 {
     static const hs_test_case tests[] = {
@@ -223,6 +279,8 @@ int hs_register_base_tests(void)
         {"strbuf: limit and failures are sticky, all or nothing", test_strbuf_limit},
         {"grow: doubles from HS_GROW_FIRST, keeps elements", test_grow_doubles},
         {"grow: refuses overflow and bad sizes, changing nothing", test_grow_refuses},
+        {"path: join, no respelling, refuses and names a long path", test_path_join},
+        {"path: printf form, HS_PATH_MAX is PATH_MAX", test_path_printf},
     };
     return hs_test_add_suite("base", NULL, NULL, tests, sizeof tests / sizeof tests[0]);
 }

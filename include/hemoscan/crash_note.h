@@ -27,6 +27,7 @@
 #ifndef HEMOSCAN_CRASH_NOTE_H
 #define HEMOSCAN_CRASH_NOTE_H
 
+#include "hemoscan/path.h"
 #include "hemoscan/status.h"
 
 /* What a note says. */
@@ -39,7 +40,7 @@ typedef struct {
     double newest;      /* the newest change time (Unix seconds): hs_watch_study.newest,
                            or the larger of a file's own mtime and ctime */
     char phase[16];     /* what it was doing: "listing", "scanning", "reading", ... */
-    char label[4096];   /* the study's folder as the watcher names it, or the file's path */
+    char label[HS_PATH_MAX]; /* the study's folder as the watcher names it, or the file's path */
     int signal;         /* the signal it died of */
 } hs_crash_note;
 

@@ -123,6 +123,7 @@
 extern "C" {
 #endif
 
+#include "hemoscan/path.h"
 #include "hemoscan/status.h"
 
 /* Largest Rows or Columns accepted: far above any CT matrix, small enough
@@ -173,7 +174,7 @@ const char *hs_dicom_verdict_name(hs_dicom_verdict v);
  * are copied as found, valid or not: grouping needs them even when a
  * scanner wrote something that is not a valid UID. */
 typedef struct {
-    char path[4096];
+    char path[HS_PATH_MAX];
     char study_uid[65], series_uid[65], sop_uid[65], sop_class_uid[65];
     char modality[17], image_type[128], body_part[65], series_description[65],
         study_description[65];

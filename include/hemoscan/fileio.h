@@ -63,7 +63,8 @@ int hs_path_is_file(const char *path);
 /* Create dir and any missing parents (mkdir -p) with mode for the folders
  * it creates (existing ones are left as they are). HS_ERR_IO naming the
  * folder that could not be made, or a path component that is not a
- * folder; HS_ERR_ARG for an empty path or one longer than 4095 bytes. */
+ * folder; HS_ERR_ARG for an empty path or one that does not fit
+ * HS_PATH_MAX (path.h). */
 hs_status hs_make_dirs(const char *dir, unsigned mode, hs_error *err);
 
 /* A file or folder name from a DICOM UID: UIDs are digits and dots, but a

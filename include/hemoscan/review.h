@@ -40,6 +40,7 @@
 
 #include "hemoscan/image.h"
 #include "hemoscan/model.h"
+#include "hemoscan/path.h"
 #include "hemoscan/status.h"
 #include "hemoscan/study.h"
 
@@ -76,7 +77,7 @@ void hs_review_options_default(hs_review_options *opt);
 
 /* What was written. */
 typedef struct {
-    char path[4352];  /* "" when nothing was written */
+    char path[HS_PATH_MAX]; /* "" when nothing was written */
     char sha256[65];  /* of the file, hex */
     int pages;        /* TIFF pages, contact sheet included */
     int slice_pages;  /* pages showing one slice */
@@ -84,7 +85,7 @@ typedef struct {
     long long bytes;
     /* The Secondary Capture, when asked for and the key slice has a page:
      * the TIFF's name with .dcm, its SHA-256, size and UIDs; else "". */
-    char dicom_path[4352];
+    char dicom_path[HS_PATH_MAX];
     char dicom_sha256[65];
     long long dicom_bytes;
     char dicom_study_uid[65], dicom_series_uid[65], dicom_sop_uid[65];
@@ -130,14 +131,16 @@ hs_status hs_saliency_slice(hs_saliency *s, const float *hu, int width, int heig
  * extension if that exists. With opt->secondary_capture the key slice's
  * page is also written as a DICOM Secondary Capture under the same name
  * with .dcm (both files appear, or neither). HS_ERR_IO naming the file
- * when dir cannot be written (nothing is left behind), HS_ERR_NOMEM. */
+ * when dir cannot be written (nothing is left behind), HS_ERR_ARG naming
+ * the path when a file's path would not fit HS_PATH_MAX, HS_ERR_NOMEM. */
 hs_status hs_review_write(const hs_study_reading *r, const hs_model *model, const char *dir,
                           const hs_review_options *opt, hs_review_file *out, hs_error *err);
 
 /* Remove the temporary files (".NAME.tif.PID.tmp") that writers killed
  * before they finished left in dir: those whose process no longer runs.
  * *removed counts them. A missing dir has none; HS_ERR_IO names a file
- * that could not be removed (the others still are). */
+ * that could not be removed, HS_ERR_ARG one whose path would be longer
+ * than HS_PATH_MAX allows (the others still are removed). */
 hs_status hs_review_remove_stale(const char *dir, int *removed, hs_error *err);
 
 #endif

@@ -22,6 +22,7 @@
 #define HEMOSCAN_SERIES_H
 
 #include "hemoscan/dicom.h"
+#include "hemoscan/path.h"
 #include "hemoscan/status.h"
 
 /* Default slice thickness range preferred by hs_study_choose, mm: thinner
@@ -63,7 +64,7 @@ typedef struct {
 } hs_series;
 
 typedef struct {
-    char path[4096];
+    char path[HS_PATH_MAX];
     /* hs_dicom_verdict_name of the file's verdict, or one of this stage's:
      * "other_study", "duplicate", "unreadable". */
     char verdict[32];

@@ -17,6 +17,7 @@
 #define HEMOSCAN_STUDY_H
 
 #include "hemoscan/model.h"
+#include "hemoscan/path.h"
 #include "hemoscan/series.h"
 #include "hemoscan/status.h"
 #include "hemoscan/verdict.h"
@@ -49,7 +50,7 @@ typedef struct {
 } hs_series_result;
 
 typedef struct {
-    char dir[4096];
+    char dir[HS_PATH_MAX];
     hs_study study;             /* the scan: UIDs, series (chosen and why), skipped files */
     char instances_sha256[65];  /* SHA-256 over the sorted SOPInstanceUIDs of every
                                    accepted slice: "the same set of instances";

@@ -58,9 +58,9 @@ typedef struct {
 typedef struct hs_tiff_writer hs_tiff_writer;
 
 /* Start a file of `pages` pages on the open descriptor fd (the writer owns
- * it from here on, even on failure); name is used in messages. software
- * goes into every page's Software tag, and the time of this call into
- * DateTime. */
+ * it from here on, even on failure); name (the file's path, shorter than
+ * HS_PATH_MAX, else HS_ERR_ARG) is used in messages. software goes into
+ * every page's Software tag, and the time of this call into DateTime. */
 hs_status hs_tiff_writer_open(int fd, const char *name, int pages, const char *software, hs_tiff_writer **out,
                               hs_error *err);
 /* Write the next page: image's size and kind (its pixels are not read

@@ -24,6 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hemoscan/path.h"
+
 /* ---- atomic write ------------------------------------------------------------ */
 
 /* A crash after rename() must not lose the new name, so the directory entry
@@ -234,7 +236,7 @@ int hs_path_is_file(const char *path)
 
 hs_status hs_make_dirs(const char *dir, unsigned mode, hs_error *err)
 {
-    char path[4096];
+    char path[HS_PATH_MAX];
     size_t len = dir != NULL ? strlen(dir) : 0;
     if (len == 0 || len >= sizeof path)
         return hs_fail(err, HS_ERR_ARG, "cannot create folder '%.200s': empty or too long a path",

@@ -21,27 +21,37 @@
 #include "config.h"
 #endif
 #include "hemoscan/fileio.h"
+#include "hemoscan/path.h"
 #include "hemoscan/review.h"
 #include "modes.h"
 
 /* ---- the model ---------------------------------------------------------- */
 
+/* The folders are fixed when hemoscan is built, so whether the paths fit
+ * is settled then too: hs_path_join cannot fail below. */
+_Static_assert(sizeof HEMOSCAN_DATADIR + sizeof CLI_DEFAULT_MODEL <= HS_PATH_MAX,
+               "the data folder (configure --datadir) is too long for a path");
+#ifdef HEMOSCAN_SOURCE_MODELS
+_Static_assert(sizeof HEMOSCAN_SOURCE_MODELS + sizeof CLI_DEFAULT_MODEL <= HS_PATH_MAX,
+               "the source tree's path is too long for a path");
+#endif
+
 const char *cli_model_path(const options *o)
 {
-    static char path[4096];
+    static char path[HS_PATH_MAX];
     if (o->model != NULL)
         return o->model;
     const char *env = getenv("HEMOSCAN_MODEL");
     if (env != NULL && env[0] != '\0')
         return env;
     struct stat st;
-    snprintf(path, sizeof path, "%s/%s", HEMOSCAN_DATADIR, CLI_DEFAULT_MODEL);
+    hs_path_join(path, sizeof path, HEMOSCAN_DATADIR, CLI_DEFAULT_MODEL, NULL);
 #ifdef HEMOSCAN_SOURCE_MODELS
     if (stat(path, &st) != 0) {
-        char tree[4096];
-        snprintf(tree, sizeof tree, "%s/%s", HEMOSCAN_SOURCE_MODELS, CLI_DEFAULT_MODEL);
+        char tree[HS_PATH_MAX];
+        hs_path_join(tree, sizeof tree, HEMOSCAN_SOURCE_MODELS, CLI_DEFAULT_MODEL, NULL);
         if (stat(tree, &st) == 0)
-            snprintf(path, sizeof path, "%s", tree);
+            memcpy(path, tree, sizeof path);
     }
 #else
     (void)st;
@@ -80,21 +90,20 @@ const char *cli_audit_path(const options *o, char *buf, size_t len, hs_error *er
         return env;
     const char *state = getenv("XDG_STATE_HOME");
     const char *home = getenv("HOME");
-    char dir[4096];
+    char dir[HS_PATH_MAX];
+    hs_status st;
     if (state != NULL && state[0] == '/') {
-        snprintf(dir, sizeof dir, "%s/hemoscan", state);
+        st = hs_path_join(dir, sizeof dir, state, "hemoscan", err);
     } else if (home != NULL && home[0] != '\0') {
-        snprintf(dir, sizeof dir, "%s/.local/state/hemoscan", home);
+        st = hs_path_join(dir, sizeof dir, home, ".local/state/hemoscan", err);
     } else {
         hs_fail(err, HS_ERR_ARG, "no --db given and neither HEMOSCAN_DB, XDG_STATE_HOME nor HOME is set");
         return NULL;
     }
-    if (hs_make_dirs(dir, 0700, err) != HS_OK)
+    if (st != HS_OK || hs_make_dirs(dir, 0700, err) != HS_OK)
         return NULL;
-    if ((size_t)snprintf(buf, len, "%s/audit.db", dir) >= len) {
-        hs_fail(err, HS_ERR_ARG, "%s: path too long for the audit database", dir);
+    if (hs_path_join(buf, len, dir, "audit.db", err) != HS_OK)
         return NULL;
-    }
     return buf;
 }
 

@@ -21,6 +21,7 @@
 #include "hemoscan/dicom.h"
 #include "hemoscan/fileio.h"
 #include "hemoscan/image.h"
+#include "hemoscan/path.h"
 #include "hemoscan/render.h"
 #include "hemoscan/review.h"
 #include "hemoscan/review_store.h"
@@ -51,7 +52,7 @@ int cli_mode_study(const options *o)
     const char *model_path;
     if (cli_load_model(o, &model, &model_path) != EXIT_OK)
         return EXIT_FAILED;
-    char db_buf[4096];
+    char db_buf[HS_PATH_MAX];
     const char *db_path = cli_audit_path(o, db_buf, sizeof db_buf, &err);
     hs_audit *audit = NULL;
     if (db_path == NULL || hs_audit_open(db_path, &audit, &err) != HS_OK) {
@@ -132,12 +133,12 @@ static int export_series(const hs_series *se, const hs_input_recipe *recipe, con
         fprintf(stderr, "hemoscan: %s\n", err.msg);
         return EXIT_FAILED;
     }
-    char index[4200];
-    FILE *csv = NULL;
-    if ((size_t)snprintf(index, sizeof index, "%s/index.csv", dir) < sizeof index)
-        csv = fopen(index, "w");
-    else
-        errno = ENAMETOOLONG;
+    char index[HS_PATH_MAX];
+    if (hs_path_join(index, sizeof index, dir, "index.csv", &err) != HS_OK) {
+        fprintf(stderr, "hemoscan: %s\n", err.msg);
+        return EXIT_FAILED;
+    }
+    FILE *csv = fopen(index, "w");
     if (csv == NULL) {
         fprintf(stderr, "hemoscan: cannot write %s: %s\n", index, strerror(errno));
         return EXIT_FAILED;
@@ -161,10 +162,11 @@ static int export_series(const hs_series *se, const hs_input_recipe *recipe, con
         }
         hu = grown;
         hs_image picture = {0};
-        char name[32], path[4300];
+        char name[32], path[HS_PATH_MAX];
         snprintf(name, sizeof name, "%04d.png", k + 1);
-        snprintf(path, sizeof path, "%s/%s", dir, name);
-        hs_status st = hs_dicom_reader_read_hu(reader, h->path, h, hu, &err);
+        hs_status st = hs_path_join(path, sizeof path, dir, name, &err);
+        if (st == HS_OK)
+            st = hs_dicom_reader_read_hu(reader, h->path, h, hu, &err);
         if (st == HS_OK)
             st = hs_render_slice(hu, h->columns, h->rows, recipe, &picture, &err);
         if (st == HS_OK)
@@ -231,9 +233,13 @@ int cli_mode_export(const options *o)
             status = worse(status, EXIT_NO_SERIES);
         }
         for (int s = 0; s < study.n_series; s++) {
-            char name[80], dir[4200];
+            char name[80], dir[HS_PATH_MAX];
             hs_safe_file_name(study.series[s].series_uid, "series", name, sizeof name);
-            snprintf(dir, sizeof dir, "%s/%s", o->out_dir, name);
+            if (hs_path_join(dir, sizeof dir, o->out_dir, name, &err) != HS_OK) {
+                fprintf(stderr, "hemoscan: %s\n", err.msg);
+                status = worse(status, EXIT_FAILED);
+                continue;
+            }
             int written = 0;
             status = worse(status, export_series(&study.series[s], &model.recipe, dir, &written));
             if (o->verbose >= 0)

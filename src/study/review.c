@@ -48,6 +48,7 @@
 #include "hemoscan/dicom_sc.h"
 #include "hemoscan/fileio.h"
 #include "hemoscan/parallel.h"
+#include "hemoscan/path.h"
 #include "hemoscan/render.h"
 #include "hemoscan/tiffout.h"
 
@@ -996,13 +997,21 @@ static hs_status link_into_place(const char *tmp, const char *dtmp, const char *
         char suffix[16] = "";
         if (k > 1)
             snprintf(suffix, sizeof suffix, "_%d", k);
-        snprintf(out->path, sizeof out->path, "%s/%s_%s%s.tif", dir, base, stamp, suffix);
+        /* shorter than tmp (by ".", the PID and ".tmp"), so it fits */
+        st = hs_path_printf(out->path, sizeof out->path, err, "%s/%s_%s%s.tif", dir, base, stamp, suffix);
+        if (st != HS_OK)
+            break;
         int e = 0;
         const char *failed = out->path;
         if (link(tmp, out->path) != 0) {
             e = errno;
         } else if (dtmp[0] != '\0') {
-            snprintf(out->dicom_path, sizeof out->dicom_path, "%s/%s_%s%s.dcm", dir, base, stamp, suffix);
+            st = hs_path_printf(out->dicom_path, sizeof out->dicom_path, err, "%s/%s_%s%s.dcm", dir, base,
+                                stamp, suffix);
+            if (st != HS_OK) {
+                unlink(out->path);
+                break;
+            }
             if (link(dtmp, out->dicom_path) != 0) {
                 e = errno;
                 failed = out->dicom_path;
@@ -1061,10 +1070,10 @@ hs_status hs_review_write(const hs_study_reading *r, const hs_model *model, cons
     struct tm tm;
     gmtime_r(&started, &tm);
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    char tmp[4352];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s/.%s_%s.tif.%ld.tmp", dir, base, stamp, (long)getpid()) >= sizeof tmp) {
+    char tmp[HS_PATH_MAX];
+    if (hs_path_printf(tmp, sizeof tmp, err, "%s/.%s_%s.tif.%ld.tmp", dir, base, stamp, (long)getpid()) != HS_OK) {
         free(made);
-        return hs_fail(err, HS_ERR_ARG, "%s: review folder path too long", dir);
+        return HS_ERR_ARG;
     }
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) {
@@ -1081,10 +1090,12 @@ hs_status hs_review_write(const hs_study_reading *r, const hs_model *model, cons
     struct stat sb;
     if (st == HS_OK && stat(tmp, &sb) != 0)
         st = hs_fail(err, HS_ERR_IO, "%s: %s", tmp, strerror(errno));
-    char dtmp[4352] = "";
+    char dtmp[HS_PATH_MAX] = "";
     if (st == HS_OK && key_rgb != NULL) {
-        snprintf(dtmp, sizeof dtmp, "%s/.%s_%s.dcm.%ld.tmp", dir, base, stamp, (long)getpid());
-        st = write_capture(r, model, key_rgb, dtmp, out, err);
+        /* as long as tmp, so it fits; checked all the same */
+        st = hs_path_printf(dtmp, sizeof dtmp, err, "%s/.%s_%s.dcm.%ld.tmp", dir, base, stamp, (long)getpid());
+        if (st == HS_OK)
+            st = write_capture(r, model, key_rgb, dtmp, out, err);
     }
     free(key_rgb);
     if (st == HS_OK)
@@ -1139,9 +1150,13 @@ hs_status hs_review_remove_stale(const char *dir, int *removed, hs_error *err)
         /* a writer that still runs keeps its file */
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
             continue;
-        char path[4608];
-        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path)
+        char path[HS_PATH_MAX];
+        hs_status named = hs_path_join(path, sizeof path, dir, e->d_name, st == HS_OK ? err : NULL);
+        if (named != HS_OK) { /* a path too long to name cannot be removed */
+            if (st == HS_OK)
+                st = named;
             continue;
+        }
         if (unlink(path) == 0)
             (*removed)++;
         else if (errno != ENOENT && st == HS_OK)

@@ -29,6 +29,8 @@
 #include <tiffio.h>
 #include <unistd.h>
 
+#include "hemoscan/path.h"
+
 /* Pixels bytes a strip holds at most (one row at least). */
 #define STRIP_BYTES 65536
 /* libdeflate level: 1 is the fastest; the pictures (air, smooth gray)
@@ -39,7 +41,7 @@ struct hs_tiff_writer {
     TIFF *tiff;
     int fd;
     int pages, written;
-    char name[4352];
+    char name[HS_PATH_MAX];
     char software[64];
     char datetime[20]; /* "YYYY:MM:DD HH:MM:SS", TIFF's DateTime */
     char complaint[256]; /* libtiff's last error, "" if none */
@@ -162,7 +164,11 @@ hs_status hs_tiff_writer_open(int fd, const char *name, int pages, const char *s
     }
     w->fd = fd;
     w->pages = pages;
-    snprintf(w->name, sizeof w->name, "%s", name);
+    if (hs_path_printf(w->name, sizeof w->name, err, "%s", name) != HS_OK) {
+        close(fd);
+        free(w);
+        return HS_ERR_ARG;
+    }
     snprintf(w->software, sizeof w->software, "%s", software);
     time_t now = time(NULL);
     struct tm tm;

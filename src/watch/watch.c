@@ -41,8 +41,7 @@
 #include "hemoscan/dicom.h"
 #include "hemoscan/fileio.h"
 #include "hemoscan/grow.h"
-
-#define HS_PATH_CAP 4096
+#include "hemoscan/path.h"
 
 static double hs_time_of(struct timespec ts)
 {
@@ -103,7 +102,7 @@ static int hs_excluded(const hs_walk *w, const struct stat *st)
     return 0;
 }
 
-/* Walks dir (path of length len in buf, which has HS_PATH_CAP bytes). */
+/* Walks dir (path of length len in buf, which has HS_PATH_MAX bytes). */
 static hs_status hs_walk_dir(hs_walk *w, char *buf, size_t len, size_t root_len, int depth,
                              double dir_newest)
 {
@@ -126,7 +125,7 @@ static hs_status hs_walk_dir(hs_walk *w, char *buf, size_t len, size_t root_len,
         if (hs_watch_is_temp_name(e->d_name))
             continue; /* also "." and ".." */
         size_t n = strlen(e->d_name);
-        if (len + 1 + n + 1 > HS_PATH_CAP)
+        if (len + 1 + n + 1 > HS_PATH_MAX)
             continue; /* cannot be named; PATH_MAX keeps real trees below this */
         buf[len] = '/';
         memcpy(buf + len + 1, e->d_name, n + 1);
@@ -298,12 +297,12 @@ hs_status hs_watch_list(const char *drop, const char *const *exclude, int n_excl
     size_t root_len = strlen(drop);
     while (root_len > 1 && drop[root_len - 1] == '/')
         root_len--;
-    if (root_len == 0 || root_len >= HS_PATH_CAP)
+    if (root_len == 0 || root_len >= HS_PATH_MAX)
         return hs_fail(err, HS_ERR_ARG, "%s: not a usable drop folder path", drop);
     hs_walk w = {out, 0, exclude, n_exclude, NULL, NULL, err};
     w.ex_dev = calloc((size_t)(n_exclude > 0 ? n_exclude : 1), sizeof *w.ex_dev);
     w.ex_ino = calloc((size_t)(n_exclude > 0 ? n_exclude : 1), sizeof *w.ex_ino);
-    char *buf = malloc(HS_PATH_CAP);
+    char *buf = malloc(HS_PATH_MAX);
     hs_dicom_header *h = malloc(sizeof *h);
     hs_status st = HS_OK;
     if (w.ex_dev == NULL || w.ex_ino == NULL || buf == NULL || h == NULL)
@@ -387,8 +386,9 @@ int hs_watch_unchanged(const hs_watch_listing *l, const hs_watch_study *s)
  * can sync a folder). */
 static void hs_sync_parent(const char *path)
 {
-    char dir[HS_PATH_CAP];
-    snprintf(dir, sizeof dir, "%s", path);
+    char dir[HS_PATH_MAX];
+    if (hs_path_printf(dir, sizeof dir, NULL, "%s", path) != HS_OK)
+        return; /* a path that long was never usable: nothing to sync */
     char *slash = strrchr(dir, '/');
     if (slash == NULL)
         snprintf(dir, sizeof dir, ".");
@@ -526,7 +526,7 @@ static hs_status hs_move(const char *src, const char *dst, int force_copy, hs_er
         hs_sync_parent(src);
         return HS_OK;
     }
-    char dir[HS_PATH_CAP], part[HS_PATH_CAP];
+    char dir[HS_PATH_MAX], part[HS_PATH_MAX];
     if (hs_dir_of(dst, dir, sizeof dir) != 0)
         return hs_fail(err, HS_ERR_ARG, "%s: the target needs a folder", dst);
     if (hs_make_dirs(dir, 0750, err) != HS_OK)
@@ -541,8 +541,8 @@ static hs_status hs_move(const char *src, const char *dst, int force_copy, hs_er
             return hs_fail(err, HS_ERR_IO, "%s: cannot move to %s: %s", src, dst, strerror(errno));
     }
     const char *base = strrchr(dst, '/') + 1;
-    if ((size_t)snprintf(part, sizeof part, "%s/.%s.hemoscan-part", dir, base) >= sizeof part)
-        return hs_fail(err, HS_ERR_ARG, "%s: path too long", dst);
+    if (hs_path_printf(part, sizeof part, err, "%s/.%s.hemoscan-part", dir, base) != HS_OK)
+        return HS_ERR_ARG;
     hs_status st = hs_copy_file(src, part, err);
     if (st != HS_OK)
         return st;
@@ -567,10 +567,10 @@ hs_status hs_watch_move(const char *src, const char *dst, int force_copy, hs_err
     if (st == HS_OK) {
         /* A copy killed earlier may have left its part file while this
          * attempt renamed: it is not the file, and must not stay. */
-        char dir[HS_PATH_CAP], part[HS_PATH_CAP];
+        char dir[HS_PATH_MAX], part[HS_PATH_MAX];
         const char *slash = strrchr(dst, '/');
         if (slash != NULL && hs_dir_of(dst, dir, sizeof dir) == 0 &&
-            (size_t)snprintf(part, sizeof part, "%s/.%s.hemoscan-part", dir, slash + 1) < sizeof part)
+            hs_path_printf(part, sizeof part, NULL, "%s/.%s.hemoscan-part", dir, slash + 1) == HS_OK)
             unlink(part);
     }
     return st;
@@ -595,10 +595,10 @@ hs_status hs_watch_dest_path(const char *root, const char *rel, char *out, size_
     while (rl > 1 && root[rl - 1] == '/')
         rl--;
     for (int k = 0; k < 100000; k++) {
-        int n = k == 0 ? snprintf(out, cap, "%.*s/%s", (int)rl, root, rel)
-                       : snprintf(out, cap, "%.*s/%s.%d", (int)rl, root, rel, k);
-        if (n < 0 || (size_t)n >= cap)
-            return hs_fail(err, HS_ERR_ARG, "%s/%s: path too long", root, rel);
+        hs_status st = k == 0 ? hs_path_printf(out, cap, err, "%.*s/%s", (int)rl, root, rel)
+                              : hs_path_printf(out, cap, err, "%.*s/%s.%d", (int)rl, root, rel, k);
+        if (st != HS_OK)
+            return st;
         struct stat sb;
         if (lstat(out, &sb) != 0 && errno == ENOENT)
             return HS_OK;
@@ -611,7 +611,7 @@ void hs_watch_prune_dirs(const char *drop, const char *path)
     size_t root = strlen(drop);
     while (root > 1 && drop[root - 1] == '/')
         root--;
-    char dir[HS_PATH_CAP];
+    char dir[HS_PATH_MAX];
     if (strncmp(path, drop, root) != 0 || path[root] != '/' ||
         hs_dir_of(path, dir, sizeof dir) != 0)
         return;
