@@ -4,10 +4,10 @@
  * (watcher.h, run by hemoscan --watch) strings these together with the
  * study reader (study.h) and the audit database (audit.h).
  *
- * Grouping. Every regular file below the drop folder (any depth; names
- * starting with '.' and temporary names, see hs_watch_is_temp_name, are
- * not looked at; symbolic links are not followed) has its header read
- * once (hs_dicom_read_header, no pixels). Files whose header names a
+ * Grouping. Every regular file below the drop folder (up to 64 folders
+ * down; names starting with '.' and temporary names, see
+ * hs_watch_is_temp_name, are not looked at; symbolic links are not
+ * followed) has its header read once (hs_dicom_read_header, no pixels). Files whose header names a
  * StudyInstanceUID are grouped by it across the whole tree, whatever
  * folder they are in and whatever their verdict (an MR or corrupt file of
  * a study belongs to the study: the study reader skips it with its

@@ -2,17 +2,16 @@
  * group accepted slices by series, sort them along the slice normal, and
  * choose the series to read.
  *
- * Built in three passes on purpose. The walk only collects paths (sorted
- * per directory, so the outcome never depends on readdir order). Reading
- * classifies each file once with hs_dicom_read_header and keeps full headers
- * only for accepted slices; everything else becomes a skipped record right
- * away. Grouping then works on the accepted headers alone: pick the study,
- * split by series UID, sort, drop duplicates and measure spacing. Each pass
- * is simple enough to check by reading, and a file's fate is decided in
- * exactly one place. */
+ * Built in three passes on purpose. The walk (hs_dirwalk) only collects
+ * paths (sorted per directory, so the outcome never depends on readdir
+ * order). Reading classifies each file once with hs_dicom_read_header and
+ * keeps full headers only for accepted slices; everything else becomes a
+ * skipped record right away. Grouping then works on the accepted headers
+ * alone: pick the study, split by series UID, sort, drop duplicates and
+ * measure spacing. Each pass is simple enough to check by reading, and a
+ * file's fate is decided in exactly one place. */
 #include "hemoscan/series.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -21,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hemoscan/dirwalk.h"
 #include "hemoscan/grow.h"
 #include "hemoscan/parallel.h"
 
@@ -60,35 +60,6 @@ static void hs_sentence(char *dst, size_t cap, const char *fmt, ...)
 
 /* ---- pass 1: the walk ------------------------------------------------------ */
 
-typedef struct {
-    char **paths;
-    int n, cap;
-    dev_t *seen_dev;
-    ino_t *seen_ino;
-    int n_seen, cap_seen, cap_seen_ino;
-} hs_walk;
-
-/* 1 if (dev, ino) was visited before; else records it and returns 0; -1 on
- * memory failure. */
-static int hs_walk_seen(hs_walk *w, const struct stat *st)
-{
-    for (int i = 0; i < w->n_seen; i++)
-        if (w->seen_dev[i] == st->st_dev && w->seen_ino[i] == st->st_ino)
-            return 1;
-    if (hs_grow((void **)&w->seen_dev, &w->cap_seen, w->n_seen + 1, sizeof(dev_t)) != 0 ||
-        hs_grow((void **)&w->seen_ino, &w->cap_seen_ino, w->n_seen + 1, sizeof(ino_t)) != 0)
-        return -1;
-    w->seen_dev[w->n_seen] = st->st_dev;
-    w->seen_ino[w->n_seen] = st->st_ino;
-    w->n_seen++;
-    return 0;
-}
-
-static int hs_cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int hs_add_skipped(hs_study *s, int *cap, const char *path, const char *verdict,
                           const char *reason)
 {
@@ -101,86 +72,51 @@ static int hs_add_skipped(hs_study *s, int *cap, const char *path, const char *v
     return 0;
 }
 
-/* Appends the regular files under dir (sorted by name, depth first) to w.
- * A subfolder that cannot be opened is recorded as skipped; only the top
- * folder failing is an error. */
-static hs_status hs_walk_dir(hs_walk *w, const char *dir, int top, hs_study *s, int *skip_cap,
-                             hs_error *err)
+/* What the walk collects: the regular files' paths, and what cannot be
+ * read as skipped records of the study. */
+typedef struct {
+    char **paths;
+    int n, cap;
+    hs_study *study;
+    int *skip_cap;
+} walk_state;
+
+/* The walk's visit (dirwalk.h): only the top folder failing to open is an
+ * error; a subfolder that cannot be opened, and an entry that cannot be
+ * examined (a dangling link, a file that vanished, a path too long), are
+ * recorded as skipped. Folders are entered; anything but a regular file is
+ * ignored. */
+static hs_status walk_visit(void *ctx, hs_dirwalk_entry *e, hs_error *err)
 {
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        if (top)
-            return hs_fail(err, HS_ERR_IO, "%s: cannot open folder: %s", dir, strerror(errno));
-        char reason[256];
-        snprintf(reason, sizeof reason, "folder cannot be opened: %s", strerror(errno));
-        if (hs_add_skipped(s, skip_cap, dir, "unreadable", reason) != 0)
-            return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", dir);
+    walk_state *w = ctx;
+    char reason[256];
+    switch (e->kind) {
+    case HS_DIRWALK_DIR_ERROR:
+        if (e->depth == 0)
+            return hs_fail(err, HS_ERR_IO, "%s: cannot open folder: %s", e->path, strerror(e->error));
+        snprintf(reason, sizeof reason, "folder cannot be opened: %s", strerror(e->error));
+        if (hs_add_skipped(w->study, w->skip_cap, e->path, "unreadable", reason) != 0)
+            return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", e->path);
         return HS_OK;
+    case HS_DIRWALK_STAT_ERROR:
+        snprintf(reason, sizeof reason, "cannot be opened: %s", strerror(e->error));
+        if (hs_add_skipped(w->study, w->skip_cap, e->path, "unreadable", reason) != 0)
+            return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", e->path);
+        return HS_OK;
+    case HS_DIRWALK_DIR:
+        return HS_OK;
+    case HS_DIRWALK_FILE:
+        break;
     }
-    char **names = NULL;
-    int n = 0, cap = 0;
-    hs_status st = HS_OK;
-    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
-        if (e->d_name[0] == '.')
-            continue;
-        if (hs_grow((void **)&names, &cap, n + 1, sizeof *names) != 0) {
-            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory listing the folder", dir);
-            break;
-        }
-        names[n] = strdup(e->d_name);
-        if (names[n] == NULL) {
-            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory listing the folder", dir);
-            break;
-        }
-        n++;
+    if (!S_ISREG(e->st->st_mode))
+        return HS_OK;
+    char *path = strdup(e->path);
+    if (path == NULL || hs_grow((void **)&w->paths, &w->cap, w->n + 1, sizeof *w->paths) != 0) {
+        free(path);
+        return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", e->path);
     }
-    closedir(d);
-    if (st == HS_OK && n > 1)
-        qsort(names, (size_t)n, sizeof *names, hs_cmp_str);
-    for (int i = 0; i < n && st == HS_OK; i++) {
-        size_t len = strlen(dir) + strlen(names[i]) + 2;
-        char *path = malloc(len);
-        if (path == NULL) {
-            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", dir);
-            break;
-        }
-        snprintf(path, len, "%s/%s", dir, names[i]);
-        struct stat sb;
-        if (stat(path, &sb) != 0) {
-            /* A dangling link or a file that vanished while we looked. */
-            char reason[256];
-            snprintf(reason, sizeof reason, "cannot be opened: %s", strerror(errno));
-            if (hs_add_skipped(s, skip_cap, path, "unreadable", reason) != 0)
-                st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
-            free(path);
-            continue;
-        }
-        int seen = hs_walk_seen(w, &sb);
-        if (seen < 0) {
-            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
-            free(path);
-            break;
-        }
-        if (seen > 0 || !(S_ISDIR(sb.st_mode) || S_ISREG(sb.st_mode))) {
-            free(path);
-            continue;
-        }
-        if (S_ISDIR(sb.st_mode)) {
-            st = hs_walk_dir(w, path, 0, s, skip_cap, err);
-            free(path);
-            continue;
-        }
-        if (hs_grow((void **)&w->paths, &w->cap, w->n + 1, sizeof *w->paths) != 0) {
-            st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
-            free(path);
-            break;
-        }
-        w->paths[w->n++] = path;
-    }
-    for (int i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    return st;
+    w->paths[w->n++] = path;
+    return HS_OK;
 }
 
 /* ---- pass 3 helpers: geometry --------------------------------------------- */
@@ -712,21 +648,21 @@ hs_status hs_study_scan(const char *dir, int threads, hs_study *study, hs_error 
     if (!S_ISDIR(sb.st_mode))
         return hs_fail(err, HS_ERR_IO, "%s: is not a folder", dir);
 
-    hs_walk w = {0};
+    /* Links are followed (a study folder may be a tree of links) with
+     * each file and folder read once, so a link loop ends; names starting
+     * with '.' are left out; sorted, so the outcome never depends on
+     * readdir order. */
+    const hs_dirwalk_options walk_opt = {.follow_links = 1, .once = 1, .sorted = 1, .max_depth = -1,
+                                         .skip_hidden = 1};
     int skip_cap = 0;
-    hs_status st = HS_OK;
-    if (hs_walk_seen(&w, &sb) < 0)
-        st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", dir);
-    if (st == HS_OK)
-        st = hs_walk_dir(&w, dir, 1, study, &skip_cap, err);
+    walk_state w = {NULL, 0, 0, study, &skip_cap};
+    hs_status st = hs_dirwalk(dir, &walk_opt, walk_visit, &w, err);
     study->n_files = w.n;
     if (st == HS_OK)
         st = hs_scan_paths(study, &skip_cap, w.paths, w.n, dir, threads, err);
     for (int i = 0; i < w.n; i++)
         free(w.paths[i]);
     free(w.paths);
-    free(w.seen_dev);
-    free(w.seen_ino);
     return st;
 }
 

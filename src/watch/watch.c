@@ -2,10 +2,11 @@
  * stability, idempotent moves and the watcher's lock.
  *
  * Built this way on purpose:
- *   - The listing is a plain array sorted by path, so the next pass of
- *     --follow finds a file's earlier header verdict by binary search and
- *     reads only what is new or changed (the key is path, device, inode,
- *     size, mtime and ctime: any rewrite changes one of them).
+ *   - The listing (a walk with hs_dirwalk, dirwalk.h) is a plain array
+ *     sorted by path, so the next pass of --follow finds a file's earlier
+ *     header verdict by binary search and reads only what is new or
+ *     changed (the key is path, device, inode, size, mtime and ctime: any
+ *     rewrite changes one of them).
  *   - Moves never lose a file. A rename is atomic. A copy (across file
  *     systems) goes to a hidden ".NAME.hemoscan-part" beside the target,
  *     is fsynced, then renamed into place, and the source is unlinked only
@@ -26,7 +27,6 @@
 #endif
 #include "hemoscan/watch.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -39,6 +39,7 @@
 
 #include "hemoscan/crash_note.h"
 #include "hemoscan/dicom.h"
+#include "hemoscan/dirwalk.h"
 #include "hemoscan/fileio.h"
 #include "hemoscan/grow.h"
 #include "hemoscan/path.h"
@@ -72,14 +73,14 @@ int hs_watch_is_stable(double newest, double now, double stable_age_s)
 typedef struct {
     hs_watch_listing *out;
     int cap;
+    size_t root_len; /* of the drop folder's path, trailing slashes left out */
     const char *const *exclude;
     int n_exclude;
     dev_t *ex_dev;
     ino_t *ex_ino;
-    hs_error *err;
-} hs_walk;
+} list_state;
 
-static hs_watch_file *hs_add_file(hs_walk *w, const char *path, size_t root_len)
+static hs_watch_file *hs_add_file(list_state *w, const char *path)
 {
     hs_watch_listing *l = w->out;
     if (hs_grow((void **)&l->files, &w->cap, l->n_files + 1, sizeof *l->files) != 0)
@@ -89,12 +90,12 @@ static hs_watch_file *hs_add_file(hs_walk *w, const char *path, size_t root_len)
     f->path = strdup(path);
     if (f->path == NULL)
         return NULL;
-    f->rel = f->path + root_len + (path[root_len] == '/');
+    f->rel = f->path + w->root_len + (path[w->root_len] == '/');
     l->n_files++;
     return f;
 }
 
-static int hs_excluded(const hs_walk *w, const struct stat *st)
+static int hs_excluded(const list_state *w, const struct stat *st)
 {
     for (int i = 0; i < w->n_exclude; i++)
         if (w->ex_dev[i] == st->st_dev && w->ex_ino[i] == st->st_ino)
@@ -102,76 +103,78 @@ static int hs_excluded(const hs_walk *w, const struct stat *st)
     return 0;
 }
 
-/* Walks dir (path of length len in buf, which has HS_PATH_MAX bytes). */
-static hs_status hs_walk_dir(hs_walk *w, char *buf, size_t len, size_t root_len, int depth,
-                             double dir_newest)
+/* The newest modification or status-change time of the folders between
+ * the drop folder (left out) and e: walked up through e's parents. */
+static double folders_newest(const hs_dirwalk_entry *e)
 {
-    DIR *d = opendir(buf);
-    if (d == NULL) {
-        if (depth == 0)
-            return hs_fail(w->err, HS_ERR_IO, "%s: cannot open the drop folder: %s", buf,
-                           strerror(errno));
-        int e = errno;
-        hs_watch_file *f = hs_add_file(w, buf, root_len);
+    double newest = 0.0;
+    for (const hs_dirwalk_entry *p = e->parent; p != NULL && p->depth > 0; p = p->parent) {
+        double t = hs_time_of(p->st->st_mtim), c = hs_time_of(p->st->st_ctim);
+        if (t > newest)
+            newest = t;
+        if (c > newest)
+            newest = c;
+    }
+    return newest;
+}
+
+/* The listing's visit (dirwalk.h). The drop folder failing to open is the
+ * only error; a subfolder that cannot be opened, or an entry that cannot
+ * be examined, becomes an error entry. An entry gone meanwhile has nothing
+ * to list, and one whose path does not fit HS_PATH_MAX cannot be named:
+ * both are left out. Excluded folders are not entered. Everything that is
+ * not a folder is a file of the listing; a non-regular one is loose at
+ * once. */
+static hs_status list_visit(void *ctx, hs_dirwalk_entry *e, hs_error *err)
+{
+    list_state *w = ctx;
+    hs_watch_file *f;
+    switch (e->kind) {
+    case HS_DIRWALK_DIR_ERROR:
+        if (e->depth == 0)
+            return hs_fail(err, HS_ERR_IO, "%s: cannot open the drop folder: %s", e->path,
+                           strerror(e->error));
+        f = hs_add_file(w, e->path);
         if (f == NULL)
-            return hs_fail(w->err, HS_ERR_NOMEM, "out of memory listing %s", buf);
+            return hs_fail(err, HS_ERR_NOMEM, "out of memory listing %s", e->path);
         f->kind = HS_WATCH_ERROR;
-        snprintf(f->reason, sizeof f->reason, "cannot open folder: %s", strerror(e));
+        snprintf(f->reason, sizeof f->reason, "cannot open folder: %s", strerror(e->error));
         return HS_OK;
+    case HS_DIRWALK_STAT_ERROR:
+        if (e->error == ENOENT || e->path_cut)
+            return HS_OK;
+        f = hs_add_file(w, e->path);
+        if (f == NULL)
+            return hs_fail(err, HS_ERR_NOMEM, "out of memory listing %s", e->path);
+        f->kind = HS_WATCH_ERROR;
+        snprintf(f->reason, sizeof f->reason, "cannot examine: %s", strerror(e->error));
+        return HS_OK;
+    case HS_DIRWALK_DIR:
+        e->prune = hs_excluded(w, e->st);
+        return HS_OK;
+    case HS_DIRWALK_FILE:
+        break;
     }
-    hs_status st = HS_OK;
-    struct dirent *e;
-    while (st == HS_OK && (e = readdir(d)) != NULL) {
-        if (hs_watch_is_temp_name(e->d_name))
-            continue; /* also "." and ".." */
-        size_t n = strlen(e->d_name);
-        if (len + 1 + n + 1 > HS_PATH_MAX)
-            continue; /* cannot be named; PATH_MAX keeps real trees below this */
-        buf[len] = '/';
-        memcpy(buf + len + 1, e->d_name, n + 1);
-        struct stat sb;
-        if (lstat(buf, &sb) != 0) {
-            if (errno != ENOENT) { /* gone meanwhile: nothing to list */
-                int err = errno;
-                hs_watch_file *f = hs_add_file(w, buf, root_len);
-                if (f == NULL) {
-                    st = hs_fail(w->err, HS_ERR_NOMEM, "out of memory listing %s", buf);
-                } else {
-                    f->kind = HS_WATCH_ERROR;
-                    snprintf(f->reason, sizeof f->reason, "cannot examine: %s", strerror(err));
-                }
-            }
-        } else if (S_ISDIR(sb.st_mode)) {
-            if (!hs_excluded(w, &sb) && depth < 64) {
-                double t = hs_time_of(sb.st_mtim), c = hs_time_of(sb.st_ctim);
-                double newest = dir_newest > t ? dir_newest : t;
-                st = hs_walk_dir(w, buf, len + 1 + n, root_len, depth + 1, newest > c ? newest : c);
-            }
-        } else {
-            hs_watch_file *f = hs_add_file(w, buf, root_len);
-            if (f == NULL) {
-                st = hs_fail(w->err, HS_ERR_NOMEM, "out of memory listing %s", buf);
-            } else {
-                f->dev = (long long)sb.st_dev;
-                f->ino = (long long)sb.st_ino;
-                f->size = (long long)sb.st_size;
-                f->mtime = hs_time_of(sb.st_mtim);
-                f->ctime = hs_time_of(sb.st_ctim);
-                f->newest = hs_watch_file_changed(f);
-                if (dir_newest > f->newest)
-                    f->newest = dir_newest;
-                if (!S_ISREG(sb.st_mode)) {
-                    f->kind = HS_WATCH_LOOSE;
-                    snprintf(f->verdict, sizeof f->verdict, "not_regular");
-                    snprintf(f->reason, sizeof f->reason, "not a regular file (%s)",
-                             S_ISLNK(sb.st_mode) ? "a symbolic link" : "a device, socket or pipe");
-                }
-            }
-        }
-        buf[len] = '\0';
+    f = hs_add_file(w, e->path);
+    if (f == NULL)
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory listing %s", e->path);
+    const struct stat *sb = e->st;
+    f->dev = (long long)sb->st_dev;
+    f->ino = (long long)sb->st_ino;
+    f->size = (long long)sb->st_size;
+    f->mtime = hs_time_of(sb->st_mtim);
+    f->ctime = hs_time_of(sb->st_ctim);
+    f->newest = hs_watch_file_changed(f);
+    double dir_newest = folders_newest(e);
+    if (dir_newest > f->newest)
+        f->newest = dir_newest;
+    if (!S_ISREG(sb->st_mode)) {
+        f->kind = HS_WATCH_LOOSE;
+        snprintf(f->verdict, sizeof f->verdict, "not_regular");
+        snprintf(f->reason, sizeof f->reason, "not a regular file (%s)",
+                 S_ISLNK(sb->st_mode) ? "a symbolic link" : "a device, socket or pipe");
     }
-    closedir(d);
-    return st;
+    return HS_OK;
 }
 
 static int hs_by_path(const void *a, const void *b)
@@ -299,7 +302,7 @@ hs_status hs_watch_list(const char *drop, const char *const *exclude, int n_excl
         root_len--;
     if (root_len == 0 || root_len >= HS_PATH_MAX)
         return hs_fail(err, HS_ERR_ARG, "%s: not a usable drop folder path", drop);
-    hs_walk w = {out, 0, exclude, n_exclude, NULL, NULL, err};
+    list_state w = {out, 0, root_len, exclude, n_exclude, NULL, NULL};
     w.ex_dev = calloc((size_t)(n_exclude > 0 ? n_exclude : 1), sizeof *w.ex_dev);
     w.ex_ino = calloc((size_t)(n_exclude > 0 ? n_exclude : 1), sizeof *w.ex_ino);
     char *buf = malloc(HS_PATH_MAX);
@@ -315,9 +318,13 @@ hs_status hs_watch_list(const char *drop, const char *const *exclude, int n_excl
         }
     }
     if (st == HS_OK) {
+        /* Symbolic links are not followed (a link is a loose file); names
+         * still being written are left out; folders more than 64 levels
+         * down are not entered; unsorted, as the listing sorts itself. */
+        const hs_dirwalk_options walk_opt = {.max_depth = 64, .skip_name = hs_watch_is_temp_name};
         memcpy(buf, drop, root_len);
         buf[root_len] = '\0';
-        st = hs_walk_dir(&w, buf, root_len, root_len, 0, 0.0);
+        st = hs_dirwalk(buf, &walk_opt, list_visit, &w, err);
     }
     if (st == HS_OK && out->n_files > 1)
         qsort(out->files, (size_t)out->n_files, sizeof *out->files, hs_by_path);
