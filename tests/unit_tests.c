@@ -16,6 +16,7 @@ int hs_register_model_tests(void);
 int hs_register_image_tests(void);
 int hs_register_metrics_tests(void);
 int hs_register_train_tests(void);
+int hs_register_crossval_tests(void);
 int hs_register_dicom_tests(void);
 int hs_register_ljpeg_tests(void);
 int hs_register_series_tests(void);
@@ -34,7 +35,8 @@ int main(void)
     if (hs_register_base_tests() != 0 || hs_register_fileio_tests() != 0 || hs_register_cnn_tests() != 0 ||
         hs_register_optim_tests() != 0 || hs_register_model_tests() != 0 ||
         hs_register_image_tests() != 0 || hs_register_metrics_tests() != 0 ||
-        hs_register_train_tests() != 0 || hs_register_dicom_tests() != 0 ||
+        hs_register_train_tests() != 0 || hs_register_crossval_tests() != 0 ||
+        hs_register_dicom_tests() != 0 ||
         hs_register_ljpeg_tests() != 0 ||
         hs_register_audit_tests() != 0 ||
         hs_register_series_tests() != 0 || hs_register_study_tests() != 0 ||

@@ -1,7 +1,8 @@
 /* metrics.h - how well a classifier did: threshold metrics, ROC AUC with a
  * confidence interval, ROC curves, operating points and confusion matrices.
  *
- * Evaluation mode reports these numbers for a held-out set, and the model
+ * Evaluation mode and cross-validation report these numbers for held-out
+ * images (one hs_eval_report, computed once here for both), and the model
  * file's decision threshold is chosen here, so every definition is spelled
  * out next to its declaration. Scores are P(positive) as floats, the way the
  * network produces them; all arithmetic is in double. A quantity that is
@@ -95,6 +96,27 @@ void hs_confusion_matrix(const int *truth, const int *predicted, int n, int k, i
  * outside [0, k) are left out. auc_per_class[c] is NaN where hs_roc_auc
  * would be NaN (e.g. class c absent, or only class c present). */
 void hs_one_vs_rest_auc(const float *probs, const int *truth, int n, int k, double *auc_per_class);
+
+/* The figures of one evaluation, as hemoscan --eval and --cv report them
+ * (hs_eval_report_compute). */
+typedef struct {
+    double accuracy, sensitivity, specificity, precision, f1, auc, auc_lo, auc_hi;
+    int *confusion; /* k x k, confusion[truth * k + predicted] */
+    int k;          /* classes */
+} hs_eval_report;
+
+/* The report of scores (n x outputs, as hs_predictor_run gives them)
+ * against labels, and each case's predicted class in predicted[0..n).
+ * One output (a sigmoid model, two classes): score >= threshold is class
+ * 1, and the figures are hs_binary_metrics_compute's. K outputs: the most
+ * probable class (hs_predicted_class; threshold unused); sensitivity,
+ * specificity and AUC (one-vs-rest) are macro averages over the n_classes
+ * classes (mean of the defined ones), precision, F1 and the AUC interval
+ * NaN. On failure r is left empty. Free r with hs_eval_report_free. */
+hs_status hs_eval_report_compute(const float *scores, const int *labels, int n, int outputs, int n_classes,
+                                 double threshold, int *predicted, hs_eval_report *r, hs_error *err);
+/* Frees the confusion matrix; r is then empty. Safe on an empty report. */
+void hs_eval_report_free(hs_eval_report *r);
 
 /* Mean and sample standard deviation (n - 1 in the denominator) of v[0..n)
  * ignoring NaN; for cross-validation summaries. *mean is NaN without a

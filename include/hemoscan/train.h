@@ -117,4 +117,48 @@ hs_status hs_train_folds(const hs_train_config *cfg, const hs_layer_spec *specs,
                          const hs_examples *data, const int *fold, hs_model *model,
                          hs_history *history, float *oof, hs_error *err);
 
+/* ---- one training run as hemoscan --train makes it -------------------- */
+
+/* What hs_train_model needs besides the data. */
+typedef struct {
+    hs_train_config train;  /* the loop's settings (train.init is set from
+                               init_from when that is given) */
+    hs_input_recipe recipe; /* what the examples were prepared with; the
+                               model records it */
+    const char *init_from;  /* a model file whose weights every network
+                               starts from (its input size and channel count
+                               must be recipe's), or NULL */
+    const char *command;    /* the command line, kept in the model's
+                               provenance note as far as it fits (NULL: "") */
+    uint64_t seed;          /* deals a fold ensemble's folds */
+    int verbose;            /* >= 0: one line on train.log (when not NULL)
+                               per training, saying what it trains on; the
+                               loop's own lines follow train.verbose */
+} hs_train_setup;
+
+/* Train one model with the reference network (hs_net_reference_specs with
+ * train.dropout; a K-way softmax for K > 2 classes) on the examples of ex,
+ * which come from ds (ex->source indexes ds). is_val has one entry per
+ * file of ds: 0 trains, 1 chooses the epochs and the threshold (hs_train),
+ * 2 is left out (a cross-validation test fold). With train.fold_ensemble
+ * the files marked 0 and 1 are pooled and dealt into train.members grouped,
+ * stratified folds (hs_dataset_folds, seed + 7919), one per member
+ * (hs_train_folds). model is filled whole: recipe, ds's classes,
+ * provenance (data_sha, the date: now, or SOURCE_DATE_EPOCH when set, for
+ * reproducible files; this hemoscan's version; command, after "started
+ * from sha256 ..." with init_from), weights and threshold; on failure it
+ * is empty. history may be NULL. file_oof (may be NULL; ds->n entries)
+ * receives, for a fold ensemble, each pooled file's out-of-fold score, the
+ * scores the threshold was placed on; other entries are not touched. */
+hs_status hs_train_model(const hs_train_setup *setup, const hs_dataset *ds, const hs_examples *ex,
+                         const unsigned char *is_val, const char *data_sha, hs_model *model,
+                         hs_history *history, float *file_oof, hs_error *err);
+
+/* The model's scores for every example of ex as users get them
+ * (hs_predictor: the members' average, and the mirror image's with tta),
+ * ex->n x outputs floats in a new array *scores (the caller frees it;
+ * NULL on failure). threads as in hs_predictor_create. */
+hs_status hs_examples_score(const hs_model *model, const hs_examples *ex, int tta, int threads, float **scores,
+                            hs_error *err);
+
 #endif

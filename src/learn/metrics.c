@@ -10,12 +10,17 @@
  * pairwise O(n^2) loop anywhere. The AUC is accumulated as twice the U
  * statistic in 64-bit integers (ties add p*q instead of p*q/2), so it is
  * exact before the one final division and the curve's trapezoid area can be
- * checked against it to the last bits. */
+ * checked against it to the last bits. The evaluation report at the end
+ * (hs_eval_report) only gathers these figures for --eval and
+ * cross-validation, so that both report one computation. */
 #include "hemoscan/metrics.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "hemoscan/predict.h"
 
 /* The 0.975 quantile of the standard normal: a two-sided 95% interval. */
 #define HS_Z_975 1.959963984540054
@@ -449,4 +454,85 @@ void hs_mean_sd(const double *v, int n, double *mean, double *sd)
         *mean = mu;
     if (sd != NULL)
         *sd = s;
+}
+
+/* K classes: accuracy from the confusion matrix, and per class the
+ * sensitivity (recall), specificity and one-vs-rest AUC, macro-averaged. */
+static hs_status k_class_report(const float *scores, const int *labels, int n, int n_classes, hs_eval_report *r,
+                                hs_error *err)
+{
+    double *auc = calloc((size_t)n_classes, sizeof *auc);
+    double *sens = calloc((size_t)n_classes, sizeof *sens);
+    double *spec = calloc((size_t)n_classes, sizeof *spec);
+    if (auc == NULL || sens == NULL || spec == NULL) {
+        free(auc);
+        free(sens);
+        free(spec);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    }
+    hs_one_vs_rest_auc(scores, labels, n, n_classes, auc);
+    int correct = 0;
+    for (int c = 0; c < n_classes; c++) {
+        int tp = r->confusion[c * n_classes + c], pos = 0, fp = 0;
+        correct += tp;
+        for (int j = 0; j < n_classes; j++) {
+            pos += r->confusion[c * n_classes + j];
+            if (j != c)
+                fp += r->confusion[j * n_classes + c];
+        }
+        sens[c] = pos > 0 ? (double)tp / pos : NAN;
+        spec[c] = n - pos > 0 ? (double)(n - pos - fp) / (n - pos) : NAN;
+    }
+    double sd;
+    r->accuracy = (double)correct / n;
+    hs_mean_sd(sens, n_classes, &r->sensitivity, &sd);
+    hs_mean_sd(spec, n_classes, &r->specificity, &sd);
+    hs_mean_sd(auc, n_classes, &r->auc, &sd);
+    r->precision = r->f1 = r->auc_lo = r->auc_hi = NAN;
+    free(auc);
+    free(sens);
+    free(spec);
+    return HS_OK;
+}
+
+hs_status hs_eval_report_compute(const float *scores, const int *labels, int n, int outputs, int n_classes,
+                                 double threshold, int *predicted, hs_eval_report *r, hs_error *err)
+{
+    memset(r, 0, sizeof *r);
+    r->k = n_classes;
+    r->confusion = calloc((size_t)n_classes * n_classes, sizeof *r->confusion);
+    if (r->confusion == NULL)
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    hs_status st;
+    if (outputs == 1) {
+        hs_binary_metrics m;
+        st = hs_binary_metrics_compute(scores, labels, n, threshold, &m, err);
+        if (st == HS_OK) {
+            r->accuracy = m.accuracy;
+            r->sensitivity = m.sensitivity;
+            r->specificity = m.specificity;
+            r->precision = m.precision;
+            r->f1 = m.f1;
+            r->auc = m.auc;
+            r->auc_lo = m.auc_lo;
+            r->auc_hi = m.auc_hi;
+            for (int i = 0; i < n; i++)
+                predicted[i] = hs_predicted_class(scores + i, 1, threshold);
+            hs_confusion_matrix(labels, predicted, n, 2, r->confusion);
+        }
+    } else {
+        for (int i = 0; i < n; i++)
+            predicted[i] = hs_predicted_class(scores + (size_t)i * outputs, outputs, threshold);
+        hs_confusion_matrix(labels, predicted, n, n_classes, r->confusion);
+        st = k_class_report(scores, labels, n, n_classes, r, err);
+    }
+    if (st != HS_OK)
+        hs_eval_report_free(r);
+    return st;
+}
+
+void hs_eval_report_free(hs_eval_report *r)
+{
+    free(r->confusion);
+    memset(r, 0, sizeof *r);
 }

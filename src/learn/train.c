@@ -12,17 +12,31 @@
  * ensemble, on every example's out-of-fold score, since no example is
  * unseen by the whole ensemble but each is unseen by one member. A member
  * starts from random weights, or (cfg->init) from another model's weights
- * in the layers the two share, and then trains all of them. */
+ * in the layers the two share, and then trains all of them.
+ *
+ * hs_train_model, at the end, is one whole training as hemoscan --train
+ * makes it (the reference network, the starting weights, a fold ensemble
+ * or a shared validation split, the model's provenance). It is here, not in
+ * the command line, so that --train and every fold of cross-validation
+ * (crossval.c) run the very same code. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
 #include "hemoscan/train.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hemoscan/clock.h"
 #include "hemoscan/metrics.h"
 #include "hemoscan/predict.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "unknown"
+#endif
 
 void hs_examples_free(hs_examples *ex)
 {
@@ -693,4 +707,175 @@ hs_status hs_train_folds(const hs_train_config *cfg, const hs_layer_spec *specs,
     if (history == NULL)
         hs_history_free(&local);
     return st;
+}
+
+/* ---- one training run as hemoscan --train makes it ------------------------ */
+
+/* The reference layer list; K > 2 classes end in a K-way softmax. */
+static int layer_list(int n_classes, float dropout, hs_layer_spec *specs, int max)
+{
+    int n = hs_net_reference_specs(specs, max, dropout);
+    if (n_classes > 2) {
+        specs[n - 2].units = n_classes;
+        specs[n - 1].kind = HS_LAYER_SOFTMAX;
+    }
+    return n;
+}
+
+/* The training date; SOURCE_DATE_EPOCH (the reproducible-builds
+ * convention) overrides the clock so a retrained model can be identical to
+ * the byte. */
+static void utc_now(char *buf, size_t len)
+{
+    time_t t = time(NULL);
+    const char *fixed = getenv("SOURCE_DATE_EPOCH");
+    if (fixed != NULL && fixed[0] != '\0')
+        t = (time_t)strtoll(fixed, NULL, 10);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The model of setup->init_from, loaded and checked against the input
+ * recipe of the models trained: the same input size and channel count (the
+ * channels' windows may differ; the weights then start from pictures cut
+ * another way, which training corrects or not, as cross-validation shows).
+ * The message names the option that gives the file, --init-from. */
+static hs_status starting_model(const hs_train_setup *s, hs_model *init, hs_error *err)
+{
+    hs_status st = hs_model_load(init, s->init_from, err);
+    if (st != HS_OK)
+        return st;
+    const hs_input_recipe *a = &init->recipe, *b = &s->recipe;
+    if (a->width != b->width || a->height != b->height || a->channels != b->channels) {
+        hs_fail(err, HS_ERR_ARG, "--init-from %s: its input is %dx%dx%d, the networks trained take %dx%dx%d",
+                s->init_from, a->width, a->height, a->channels, b->width, b->height, b->channels);
+        hs_model_free(init);
+        return HS_ERR_ARG;
+    }
+    return HS_OK;
+}
+
+/* A fold ensemble: the training and validation files (is_val 0 and 1; 2
+ * marks a cross-validation test fold, left out) pooled and dealt into one
+ * grouped, stratified fold per member, then hs_train_folds. */
+static hs_status train_fold_ensemble(const hs_train_setup *s, const hs_dataset *ds, const hs_examples *ex,
+                                     const unsigned char *is_val, const hs_layer_spec *specs, int n_specs,
+                                     hs_model *model, hs_history *hist, float *file_oof, hs_error *err)
+{
+    unsigned char *left_out = malloc((size_t)(ds->n > 0 ? ds->n : 1));
+    int *file_fold = malloc((size_t)(ds->n > 0 ? ds->n : 1) * sizeof *file_fold);
+    int *fold = malloc((size_t)(ex->n > 0 ? ex->n : 1) * sizeof *fold);
+    float *oof = malloc((size_t)(ex->n > 0 ? ex->n : 1) * sizeof *oof);
+    hs_examples pool = {0};
+    hs_dataset rest = {0};
+    hs_status st = left_out == NULL || file_fold == NULL || fold == NULL || oof == NULL
+                       ? hs_fail(err, HS_ERR_NOMEM, "out of memory")
+                       : HS_OK;
+    for (int i = 0; st == HS_OK && i < ds->n; i++)
+        left_out[i] = is_val[i] == 2;
+    if (st == HS_OK)
+        st = hs_dataset_select(ds, left_out, 0, &rest, err);
+    int *rest_fold = st == HS_OK ? malloc((size_t)(rest.n > 0 ? rest.n : 1) * sizeof *rest_fold) : NULL;
+    if (st == HS_OK && rest_fold == NULL)
+        st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    if (st == HS_OK)
+        st = hs_dataset_folds(&rest, s->train.members, s->seed + 7919ULL, rest_fold, err);
+    for (int i = 0, j = 0; st == HS_OK && i < ds->n; i++)
+        file_fold[i] = left_out[i] ? -1 : rest_fold[j++];
+    if (st == HS_OK)
+        st = hs_examples_select(ex, left_out, 0, &pool, err);
+    for (int i = 0; st == HS_OK && i < pool.n; i++)
+        fold[i] = file_fold[pool.source[i]];
+    if (st == HS_OK && s->verbose >= 0 && s->train.log != NULL)
+        fprintf(s->train.log, "fold ensemble of %d members on %d images\n", s->train.members, pool.n);
+    if (st == HS_OK)
+        st = hs_train_folds(&s->train, specs, n_specs, &pool, fold, model, hist, oof, err);
+    for (int i = 0; st == HS_OK && file_oof != NULL && i < pool.n; i++)
+        file_oof[pool.source[i]] = oof[i];
+    hs_examples_free(&pool);
+    hs_dataset_free(&rest);
+    free(rest_fold);
+    free(left_out);
+    free(file_fold);
+    free(fold);
+    free(oof);
+    return st;
+}
+
+/* The model's recipe, classes and provenance, before any training. */
+static void describe_model(const hs_train_setup *s, const hs_dataset *ds, const char *data_sha, hs_model *model)
+{
+    memset(model, 0, sizeof *model);
+    model->recipe = s->recipe;
+    model->n_classes = ds->n_classes;
+    memcpy(model->class_name, ds->class_name, sizeof model->class_name);
+    hs_provenance *p = &model->provenance;
+    snprintf(p->data_sha256, sizeof p->data_sha256, "%s", data_sha != NULL ? data_sha : "");
+    utc_now(p->date, sizeof p->date);
+    snprintf(p->version, sizeof p->version, "%s", PACKAGE_VERSION);
+    /* The note holds as much of the command line as fits. */
+    const char *command = s->command != NULL ? s->command : "";
+    size_t note_len = strlen(command) < sizeof p->note - 1 ? strlen(command) : sizeof p->note - 1;
+    memcpy(p->note, command, note_len);
+    p->note[note_len] = '\0';
+}
+
+hs_status hs_train_model(const hs_train_setup *setup, const hs_dataset *ds, const hs_examples *ex,
+                         const unsigned char *is_val, const char *data_sha, hs_model *model,
+                         hs_history *history, float *file_oof, hs_error *err)
+{
+    describe_model(setup, ds, data_sha, model);
+    hs_provenance *p = &model->provenance;
+    hs_layer_spec specs[16];
+    int n = layer_list(ds->n_classes, setup->train.dropout, specs, 16);
+    hs_train_setup started = *setup;
+    hs_model init;
+    memset(&init, 0, sizeof init);
+    hs_status st = HS_OK;
+    if (setup->init_from != NULL) {
+        st = starting_model(setup, &init, err);
+        started.train.init = &init;
+        if (st == HS_OK) /* the note names the weights it started from */
+            snprintf(p->note, sizeof p->note, "started from sha256 %s; %.160s", init.sha256,
+                     setup->command != NULL ? setup->command : "");
+    }
+    const hs_train_setup *s = &started;
+    if (st == HS_OK && s->train.fold_ensemble) {
+        st = train_fold_ensemble(s, ds, ex, is_val, specs, n, model, history, file_oof, err);
+    } else if (st == HS_OK) {
+        hs_examples train = {0}, val = {0};
+        st = hs_examples_select(ex, is_val, 0, &train, err);
+        if (st == HS_OK)
+            st = hs_examples_select(ex, is_val, 1, &val, err);
+        if (st == HS_OK && s->verbose >= 0 && s->train.log != NULL)
+            fprintf(s->train.log, "training on %d images, validating on %d\n", train.n, val.n);
+        if (st == HS_OK)
+            st = hs_train(&s->train, specs, n, &train, &val, model, history, err);
+        hs_examples_free(&train);
+        hs_examples_free(&val);
+    }
+    hs_model_free(&init);
+    if (st != HS_OK)
+        hs_model_free(model);
+    return st;
+}
+
+hs_status hs_examples_score(const hs_model *model, const hs_examples *ex, int tta, int threads, float **scores,
+                            hs_error *err)
+{
+    int outputs = hs_net_outputs(&model->member[0]);
+    *scores = malloc((size_t)(ex->n > 0 ? ex->n : 1) * outputs * sizeof **scores);
+    if (*scores == NULL)
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    hs_predictor *pred = NULL;
+    hs_status st = hs_predictor_create(&pred, model, 32, tta, threads, err);
+    if (st != HS_OK) {
+        free(*scores);
+        *scores = NULL;
+        return st;
+    }
+    hs_predictor_run(pred, ex->x, ex->n, *scores);
+    hs_predictor_free(pred);
+    return HS_OK;
 }
