@@ -435,8 +435,23 @@ static void test_fold_ensemble_threshold_scores(void)
     hs_crossval_free(&r);
 }
 
+/* A run that cannot be made fails with a message and leaves the result
+ * empty (valgrind sees that nothing is left allocated). */
+static void expect_refusal(const hs_crossval_config *cfg, const hs_dataset *ds, const hs_examples *ex,
+                           const char *words)
+{
+    hs_crossval_result r;
+    hs_error err = {HS_OK, ""};
+    CU_ASSERT(hs_crossval_run(cfg, ds, ex, "0123", NULL, NULL, &r, &err) == HS_ERR_ARG);
+    CU_ASSERT(strstr(err.msg, words) != NULL);
+    if (strstr(err.msg, words) == NULL)
+        fprintf(stderr, "\n  expected \"%s\" in: %s\n", words, err.msg);
+    CU_ASSERT(r.fold == NULL && r.repeat == NULL && r.folds == 0);
+}
+
 /* Three classes: one probability per class and image, the report of
- * hs_eval_report_compute, no out-of-fold AUC or accuracy at 0.5. */
+ * hs_eval_report_compute, no out-of-fold AUC or accuracy at 0.5; no fold
+ * ensemble. */
 static void test_three_classes(void)
 {
     hs_dataset ds;
@@ -476,40 +491,32 @@ static void test_three_classes(void)
     }
     CU_ASSERT(isnan(r.pooled_auc.mean) && isnan(r.accuracy_at_half.mean));
     hs_crossval_free(&r);
+    /* A fold ensemble places its threshold on one out-of-fold score per
+     * image, which K outputs do not give: refused before any training. */
+    cfg.setup.train.fold_ensemble = 1;
+    cfg.setup.train.members = 2;
+    expect_refusal(&cfg, &ds, &ex, "one output (two classes), not 3");
     hs_examples_free(&ex);
     hs_dataset_free(&ds);
-}
-
-/* A run that cannot be made fails with a message and leaves the result
- * empty (valgrind sees that nothing is left allocated). */
-static void expect_refusal(const hs_crossval_config *cfg, const hs_dataset *ds, const char *words)
-{
-    hs_crossval_result r;
-    hs_error err = {HS_OK, ""};
-    CU_ASSERT(hs_crossval_run(cfg, ds, &examples, "0123", NULL, NULL, &r, &err) == HS_ERR_ARG);
-    CU_ASSERT(strstr(err.msg, words) != NULL);
-    if (strstr(err.msg, words) == NULL)
-        fprintf(stderr, "\n  expected \"%s\" in: %s\n", words, err.msg);
-    CU_ASSERT(r.fold == NULL && r.repeat == NULL && r.folds == 0);
 }
 
 static void test_refusals(void)
 {
     hs_crossval_config cfg = config;
     cfg.folds = data.n + 1; /* more folds than files */
-    expect_refusal(&cfg, &data, "needs 2 to 16 folds, got 17");
+    expect_refusal(&cfg, &data, &examples, "needs 2 to 16 folds, got 17");
     cfg.folds = 1;
-    expect_refusal(&cfg, &data, "needs 2 to 16 folds, got 1");
+    expect_refusal(&cfg, &data, &examples, "needs 2 to 16 folds, got 1");
     cfg = config;
     cfg.repeats = 0;
-    expect_refusal(&cfg, &data, "at least one repeat");
+    expect_refusal(&cfg, &data, &examples, "at least one repeat");
     /* an inner split the training folds cannot give: a class with one
      * group there has none to spare for validation */
     cfg = config;
     cfg.val_split = 0.1;
-    expect_refusal(&cfg, &data, "too few to split");
+    expect_refusal(&cfg, &data, &examples, "too few to split");
     cfg.val_split = 1.5;
-    expect_refusal(&cfg, &data, "--val-split 1.5");
+    expect_refusal(&cfg, &data, &examples, "--val-split 1.5");
 }
 
 /* --init-from with a model of another input size: refused in the first
@@ -537,7 +544,7 @@ static void test_refused_starting_model(void)
     hs_model_free(&m);
     hs_crossval_config cfg = config;
     cfg.setup.init_from = path;
-    expect_refusal(&cfg, &data, "its input is 100x100x1, the networks trained take 94x94x1");
+    expect_refusal(&cfg, &data, &examples, "its input is 100x100x1, the networks trained take 94x94x1");
     CU_ASSERT(hs_test_tmpdir_remove(dir) == 0);
 }
 
@@ -553,7 +560,7 @@ int hs_register_crossval_tests(void)
          test_same_seed_same_result_other_seed_other_folds},
         {"a fold ensemble returns the out-of-fold scores it placed the threshold on",
          test_fold_ensemble_threshold_scores},
-        {"three classes: probabilities, macro figures, no pooled AUC", test_three_classes},
+        {"three classes: probabilities, macro figures, no pooled AUC or fold ensemble", test_three_classes},
         {"refusals fail with a message and free everything", test_refusals},
         {"a starting model of another input size is refused", test_refused_starting_model},
     };

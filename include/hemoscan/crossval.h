@@ -52,8 +52,8 @@ typedef struct {
     int *test_source;         /* n_test files of the data set */
     /* The images the threshold was placed on and their scores: the inner
      * validation images' (scored like the test images), or for a fold
-     * ensemble every training image's out-of-fold score (one value per
-     * image, with one-output models). */
+     * ensemble (two classes only, see hs_train_folds) every training
+     * image's out-of-fold score. */
     int n_val;
     float *val_score;         /* n_val x outputs */
     int *val_label;           /* n_val classes */

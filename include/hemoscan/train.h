@@ -105,14 +105,16 @@ hs_status hs_train(const hs_train_config *cfg, const hs_layer_spec *specs, int n
  * member m trained on the examples of data with fold[i] != m and choosing
  * its best epoch on those with fold[i] == m, so every example is validation
  * data for exactly one member and every member sees the rest. The decision
- * threshold (one-output models) is placed on the out-of-fold scores: each
+ * threshold is placed on the out-of-fold scores: each
  * example scored by the one member that never trained on it, with
  * test-time augmentation as cfg->tta says; that puts the operating point on
  * all of data rather than on a small held-out part. Users then get the
  * average of all members, a little steadier than any one of them. fold[i]
- * in 0..members-1, every fold non-empty and not all of data. oof (may be
- * NULL) receives the out-of-fold scores, data->n of them. history is
- * member 0's. */
+ * in 0..members-1, every fold non-empty and not all of data. The network
+ * has one output (a sigmoid: two classes): an out-of-fold score is one
+ * number per example, so specs ending in K > 1 outputs are refused
+ * (HS_ERR_ARG). oof (may be NULL) receives the out-of-fold scores, data->n
+ * of them. history is member 0's. */
 hs_status hs_train_folds(const hs_train_config *cfg, const hs_layer_spec *specs, int n_specs,
                          const hs_examples *data, const int *fold, hs_model *model,
                          hs_history *history, float *oof, hs_error *err);
@@ -143,7 +145,7 @@ typedef struct {
  * 2 is left out (a cross-validation test fold). With train.fold_ensemble
  * the files marked 0 and 1 are pooled and dealt into train.members grouped,
  * stratified folds (hs_dataset_folds, seed + 7919), one per member
- * (hs_train_folds). model is filled whole: recipe, ds's classes,
+ * (hs_train_folds: two classes only). model is filled whole: recipe, ds's classes,
  * provenance (data_sha, the date: now, or SOURCE_DATE_EPOCH when set, for
  * reproducible files; this hemoscan's version; command, after "started
  * from sha256 ..." with init_from), weights and threshold; on failure it

@@ -650,6 +650,17 @@ hs_status hs_train_folds(const hs_train_config *cfg, const hs_layer_spec *specs,
         return st;
     if (cfg->members < 2)
         return hs_fail(err, HS_ERR_ARG, "a fold ensemble needs at least 2 members");
+    /* One out-of-fold score per example: K outputs would overrun it (and
+     * a threshold on one score means nothing for K classes). The output
+     * count is the units of the dense layer before the last, which
+     * hs_net_create insists on. */
+    int outputs = n_specs >= 2 && specs[n_specs - 2].kind == HS_LAYER_DENSE ? specs[n_specs - 2].units : 1;
+    if (outputs != 1)
+        return hs_fail(err, HS_ERR_ARG,
+                       "a fold ensemble needs a network with one output (two classes), not %d: its "
+                       "out-of-fold scores are one per image; train members on one validation split "
+                       "instead (--members)",
+                       outputs);
     int in_fold[HS_MODEL_MAX_MEMBERS] = {0};
     for (int i = 0; i < data->n; i++) {
         if (fold[i] < 0 || fold[i] >= cfg->members)
