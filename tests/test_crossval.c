@@ -3,17 +3,17 @@
  * behind them, reproducibility, progress and refusals.
  *
  * The data set and its examples are made in memory (no files: a data set's
- * paths are only names here), 16 pictures of 94 x 94, the smallest input the
- * reference network takes, in pairs that share a group, one picture
- * unreadable (a file without an example, as hs_examples_load leaves it).
- * Each fold trains one network for one epoch: the tests pin what the
- * procedure does with its folds and scores, not how well it learns, so
- * nothing here needs training to succeed at anything. One 2-fold x
+ * paths are only names here), 16 pictures of 12 x 12 in pairs that share a
+ * group, one picture unreadable (a file without an example, as
+ * hs_examples_load leaves it). Each fold trains one small network (one
+ * convolution, pooling, the output layer: hs_train_setup.layers) for one
+ * epoch: the tests pin what the procedure does with its folds and scores,
+ * not how well it learns, so nothing here needs training to succeed at
+ * anything, and the reference network (94 x 94 at least, half a minute a
+ * fold under valgrind) would only make the suite slow. One 2-fold x
  * 2-repeat run is made once, in the suite's init, and shared by the tests
  * that only read it; the tests that need other runs make their own, of one
- * repeat where one is enough. With HEMOSCAN_QUICK (the valgrind run, where
- * a fold takes half a minute instead of 50 ms), the fold ensemble and
- * three-class runs also keep to one repeat. */
+ * repeat where one is enough. */
 #include <CUnit/CUnit.h>
 #include <math.h>
 #include <stdio.h>
@@ -25,7 +25,24 @@
 #include "hemoscan/model.h"
 #include "test_util.h"
 
-enum { SIDE = 94, PAIRS_PER_CLASS = 4, SKIPPED = 5 };
+enum { SIDE = 12, PAIRS_PER_CLASS = 4, SKIPPED = 5 };
+
+/* The small networks trained: two classes end in one sigmoid unit, three
+ * in a softmax. */
+static const hs_layer_spec two_class_net[] = {
+    {.kind = HS_LAYER_CONV, .units = 4, .kernel = 3, .relu = 1},
+    {.kind = HS_LAYER_MAXPOOL},
+    {.kind = HS_LAYER_FLATTEN},
+    {.kind = HS_LAYER_DENSE, .units = 1},
+    {.kind = HS_LAYER_SIGMOID},
+};
+static const hs_layer_spec three_class_net[] = {
+    {.kind = HS_LAYER_CONV, .units = 4, .kernel = 3, .relu = 1},
+    {.kind = HS_LAYER_MAXPOOL},
+    {.kind = HS_LAYER_FLATTEN},
+    {.kind = HS_LAYER_DENSE, .units = 3},
+    {.kind = HS_LAYER_SOFTMAX},
+};
 
 /* ---- data and settings ------------------------------------------------------ */
 
@@ -68,9 +85,10 @@ static void make_data(hs_dataset *ds, hs_examples *ex, int n_classes)
         float *img = ex->x + (size_t)ex->n * ex->size;
         for (size_t j = 0; j < ex->size; j++)
             img[j] = 0.2f + 0.1f * (float)hs_rng_uniform(&rng);
-        int x0 = ds->label[i] == 1 ? SIDE / 2 + 10 : 10, y0 = ds->label[i] == 2 ? SIDE / 2 + 10 : 10;
-        for (int y = y0; y < y0 + 20; y++)
-            for (int x = x0; x < x0 + 20; x++)
+        /* a SIDE / 3 square in the left or right, top or bottom half */
+        int q = SIDE / 3, x0 = ds->label[i] == 1 ? SIDE - q - 1 : 1, y0 = ds->label[i] == 2 ? SIDE - q - 1 : 1;
+        for (int y = y0; y < y0 + q; y++)
+            for (int x = x0; x < x0 + q; x++)
                 img[y * SIDE + x] = 0.9f;
         ex->label[ex->n] = ds->label[i];
         ex->source[ex->n++] = i;
@@ -98,6 +116,8 @@ static void small_config(hs_crossval_config *cfg)
     s->recipe.width = s->recipe.height = SIDE;
     s->recipe.channels = 1;
     s->command = "test_crossval";
+    s->layers = two_class_net;
+    s->n_layers = (int)(sizeof two_class_net / sizeof *two_class_net);
     s->seed = 1;
     s->verbose = -1;
     cfg->val_split = 0.5;
@@ -417,7 +437,7 @@ static void test_fold_ensemble_threshold_scores(void)
     hs_crossval_config cfg = config;
     cfg.setup.train.members = 2;
     cfg.setup.train.fold_ensemble = 1;
-    cfg.repeats = hs_test_quick() ? 1 : 2;
+    cfg.repeats = 2;
     hs_crossval_result r;
     hs_error err;
     CU_ASSERT_FATAL(hs_crossval_run(&cfg, &data, &examples, "0123", NULL, NULL, &r, &err) == HS_OK);
@@ -458,7 +478,8 @@ static void test_three_classes(void)
     hs_examples ex;
     make_data(&ds, &ex, 3);
     hs_crossval_config cfg = config;
-    cfg.repeats = hs_test_quick() ? 1 : 2;
+    cfg.setup.layers = three_class_net;
+    cfg.setup.n_layers = (int)(sizeof three_class_net / sizeof *three_class_net);
     hs_crossval_result r;
     hs_error err;
     hs_status st = hs_crossval_run(&cfg, &ds, &ex, "0123", NULL, NULL, &r, &err);
@@ -517,6 +538,9 @@ static void test_refusals(void)
     expect_refusal(&cfg, &data, &examples, "too few to split");
     cfg.val_split = 1.5;
     expect_refusal(&cfg, &data, &examples, "--val-split 1.5");
+    cfg = config;
+    cfg.setup.n_layers = 17;
+    expect_refusal(&cfg, &data, &examples, "a network of 17 layers (1 to 16)");
 }
 
 /* --init-from with a model of another input size: refused in the first
@@ -544,7 +568,7 @@ static void test_refused_starting_model(void)
     hs_model_free(&m);
     hs_crossval_config cfg = config;
     cfg.setup.init_from = path;
-    expect_refusal(&cfg, &data, &examples, "its input is 100x100x1, the networks trained take 94x94x1");
+    expect_refusal(&cfg, &data, &examples, "its input is 100x100x1, the networks trained take 12x12x1");
     CU_ASSERT(hs_test_tmpdir_remove(dir) == 0);
 }
 

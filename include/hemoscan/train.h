@@ -133,13 +133,18 @@ typedef struct {
     const char *command;    /* the command line, kept in the model's
                                provenance note as far as it fits (NULL: "") */
     uint64_t seed;          /* deals a fold ensemble's folds */
+    const hs_layer_spec *layers; /* the network to train, n_layers specs
+                                    (at most 16; its output must fit the
+                                    classes), or NULL: the reference network */
+    int n_layers;
     int verbose;            /* >= 0: one line on train.log (when not NULL)
                                per training, saying what it trains on; the
                                loop's own lines follow train.verbose */
 } hs_train_setup;
 
-/* Train one model with the reference network (hs_net_reference_specs with
- * train.dropout; a K-way softmax for K > 2 classes) on the examples of ex,
+/* Train one model with setup->layers, else the reference network
+ * (hs_net_reference_specs with train.dropout; a K-way softmax for K > 2
+ * classes), on the examples of ex,
  * which come from ds (ex->source indexes ds). is_val has one entry per
  * file of ds: 0 trains, 1 chooses the epochs and the threshold (hs_train),
  * 2 is left out (a cross-validation test fold). With train.fold_ensemble

@@ -839,7 +839,16 @@ hs_status hs_train_model(const hs_train_setup *setup, const hs_dataset *ds, cons
     describe_model(setup, ds, data_sha, model);
     hs_provenance *p = &model->provenance;
     hs_layer_spec specs[16];
-    int n = layer_list(ds->n_classes, setup->train.dropout, specs, 16);
+    int n = 0;
+    if (setup->layers == NULL) {
+        n = layer_list(ds->n_classes, setup->train.dropout, specs, 16);
+    } else if (setup->n_layers < 1 || setup->n_layers > 16) {
+        hs_model_free(model);
+        return hs_fail(err, HS_ERR_ARG, "a network of %d layers (1 to 16)", setup->n_layers);
+    } else {
+        n = setup->n_layers;
+        memcpy(specs, setup->layers, (size_t)n * sizeof *specs);
+    }
     hs_train_setup started = *setup;
     hs_model init;
     memset(&init, 0, sizeof init);
