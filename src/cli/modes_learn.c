@@ -25,6 +25,7 @@
 #include "hemoscan/fileio.h"
 #include "hemoscan/image.h"
 #include "hemoscan/metrics.h"
+#include "hemoscan/path.h"
 #include "hemoscan/plot.h"
 #include "hemoscan/predict.h"
 #include "hemoscan/train.h"
@@ -43,10 +44,12 @@ static int fail(const hs_error *err)
 static hs_status training_data(const options *o, const char *dir, hs_dataset *all,
                                unsigned char **is_val, hs_error *err)
 {
-    char train_dir[4096], val_dir[4096];
-    snprintf(train_dir, sizeof train_dir, "%s/train", dir);
-    snprintf(val_dir, sizeof val_dir, "%s/validate", dir);
+    char train_dir[HS_PATH_MAX], val_dir[HS_PATH_MAX], groups[HS_PATH_MAX];
     *is_val = NULL;
+    if (hs_path_join(train_dir, sizeof train_dir, dir, "train", err) != HS_OK ||
+        hs_path_join(val_dir, sizeof val_dir, dir, "validate", err) != HS_OK ||
+        hs_path_join(groups, sizeof groups, dir, "groups.csv", err) != HS_OK)
+        return HS_ERR_ARG;
     if (hs_path_is_dir(train_dir) && hs_path_is_dir(val_dir) && o->cv_folds == 0) {
         hs_dataset train, val;
         hs_status st = hs_dataset_scan(train_dir, &train, err);
@@ -100,8 +103,6 @@ static hs_status training_data(const options *o, const char *dir, hs_dataset *al
     hs_status st = hs_dataset_scan(scan_dir, all, err);
     if (st != HS_OK)
         return st;
-    char groups[4096];
-    snprintf(groups, sizeof groups, "%s/groups.csv", dir);
     const char *groups_file = o->groups != NULL ? o->groups : (hs_path_is_file(groups) ? groups : NULL);
     if (groups_file != NULL) {
         st = hs_dataset_load_groups(all, groups_file, err);
@@ -138,16 +139,14 @@ static void train_setup(const options *o, hs_train_setup *s)
     s->verbose = o->verbose;
 }
 
-/* Replace path's extension (if any) with suffix. */
-static void sibling_path(const char *path, const char *suffix, char *out, size_t len)
+/* out (HS_PATH_MAX bytes) = path with its extension (if any) replaced by
+ * suffix; HS_ERR_ARG naming it when that does not fit. */
+static hs_status sibling_path(const char *path, const char *suffix, char *out, hs_error *err)
 {
-    snprintf(out, len, "%s", path);
-    char *slash = strrchr(out, '/');
-    char *dot = strrchr(out, '.');
-    if (dot != NULL && (slash == NULL || dot > slash))
-        *dot = '\0';
-    size_t used = strlen(out);
-    snprintf(out + used, len - used, "%s", suffix);
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(path, '.');
+    int stem = dot != NULL && (slash == NULL || dot > slash) ? (int)(dot - path) : (int)strlen(path);
+    return hs_path_printf(out, HS_PATH_MAX, err, "%.*s%s", stem, path, suffix);
 }
 
 /* ---- --train ---------------------------------------------------------- */
@@ -183,17 +182,17 @@ int cli_mode_train(const options *o)
         fail(&err);
         goto done_data;
     }
-    char history_path[4096];
-    sibling_path(o->model, ".history.csv", history_path, sizeof history_path);
-    if (hs_model_save(&model, o->model, &err) != HS_OK ||
+    char history_path[HS_PATH_MAX];
+    if (sibling_path(o->model, ".history.csv", history_path, &err) != HS_OK ||
+        hs_model_save(&model, o->model, &err) != HS_OK ||
         hs_history_write_csv(&hist, history_path, &err) != HS_OK) {
         fail(&err);
         goto done_model;
     }
     if (o->plots != NULL) {
-        char svg[4096];
-        snprintf(svg, sizeof svg, "%s/training.svg", o->plots);
-        if (hs_make_dirs(o->plots, 0755, &err) != HS_OK ||
+        char svg[HS_PATH_MAX];
+        if (hs_path_join(svg, sizeof svg, o->plots, "training.svg", &err) != HS_OK ||
+            hs_make_dirs(o->plots, 0755, &err) != HS_OK ||
             hs_plot_history_svg(svg, "hemoscan training", hist.loss, hist.val_loss, hist.accuracy,
                                 hist.val_accuracy, hist.epochs, hist.best_epoch + 1, &err) != HS_OK) {
             fail(&err);
@@ -323,10 +322,11 @@ static hs_status roc_plot(const char *dir, const char *name, const char *title, 
     hs_binary_metrics m;
     st = hs_binary_metrics_compute(scores, labels, n, threshold, &m, err);
     if (st == HS_OK) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, name);
+        char path[HS_PATH_MAX];
         hs_plot_curve curve = {fpr, tpr, count, "ROC", m.auc, m.auc_lo, m.auc_hi};
-        st = hs_plot_roc_svg(path, title, &curve, 1, 1.0 - m.specificity, m.sensitivity, err);
+        st = hs_path_join(path, sizeof path, dir, name, err);
+        if (st == HS_OK)
+            st = hs_plot_roc_svg(path, title, &curve, 1, 1.0 - m.specificity, m.sensitivity, err);
     }
     free(fpr);
     free(tpr);

@@ -52,7 +52,9 @@
 #include "config.h"
 #endif
 #include "hemoscan/audit.h"
+#include "hemoscan/clock.h"
 #include "hemoscan/fileio.h"
+#include "hemoscan/path.h"
 #include "hemoscan/watch.h"
 #include "hemoscan/watcher.h"
 #include "modes.h"
@@ -80,25 +82,18 @@ typedef struct {
     const options *o;
     hs_model model;
     const char *model_path;
-    char db_buf[4096];
+    char db_buf[HS_PATH_MAX];
     const char *db_path;
     hs_watch_lock lock;
     int locked;
     hs_audit *audit;
     long long run_id;
-    char crash_note_path[4200]; /* DB.watch-crash (crash_note.h) */
+    char crash_note_path[HS_PATH_MAX]; /* DB.watch-crash (crash_note.h) */
     const char *exclude[3];     /* --done, --quarantine, --review: not watched */
     int n_exclude;
     int failed_any;             /* the mode reported an error of its own */
     hs_watcher *engine;
 } watch_run;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* The engine's messages: stderr; errors also to syslog with --syslog. */
 static void on_message(void *ctx, hs_watcher_message_kind kind, const char *line)
@@ -158,9 +153,9 @@ static void add_watches(watch_run *m, int ifd, const char *dir, int depth)
     while ((e = readdir(d)) != NULL) {
         if (hs_watch_is_temp_name(e->d_name))
             continue;
-        char path[4096];
-        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path)
-            continue;
+        char path[HS_PATH_MAX];
+        if (hs_path_join(path, sizeof path, dir, e->d_name, NULL) != HS_OK)
+            continue; /* too long to watch; the listing reports it */
         struct stat sb;
         if (lstat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
             continue;
@@ -182,13 +177,13 @@ static void wait_for_pass(watch_run *m, int ifd)
 {
     double stable = m->o->stable_age_s;
     double rescan = stable / 2 > 1 ? stable / 2 : 1;
-    double due = now_s() + rescan;
+    double due = hs_clock_now() + rescan;
     double next_due = hs_watcher_next_due(m->engine);
     if (next_due > 0 && next_due + 0.05 < due)
         due = next_due + 0.05;
     char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
     while (!stop_requested) {
-        double left = due - now_s();
+        double left = due - hs_clock_now();
         if (left <= 0)
             return;
         struct pollfd p[2] = {{ifd, POLLIN, 0}, {signal_pipe[0], POLLIN, 0}};
@@ -205,7 +200,7 @@ static void wait_for_pass(watch_run *m, int ifd)
                 for (char *q = buf; q < buf + len;) {
                     const struct inotify_event *ev = (const struct inotify_event *)q;
                     if (ev->mask & IN_Q_OVERFLOW)
-                        due = now_s(); /* events were lost: look now */
+                        due = hs_clock_now(); /* events were lost: look now */
                     else if (ev->len == 0 || !hs_watch_is_temp_name(ev->name))
                         changes = 1;
                     q += sizeof *ev + ev->len;
@@ -213,7 +208,7 @@ static void wait_for_pass(watch_run *m, int ifd)
             }
             if (changes) {
                 /* the new files become stable after the stable age */
-                double t = now_s() + stable + 0.05;
+                double t = hs_clock_now() + stable + 0.05;
                 if (t < due)
                     due = t;
                 add_watches(m, ifd, m->o->watch_dir, 0); /* new folders */
@@ -318,8 +313,13 @@ static int begin_run(watch_run *m)
         report(m, "audit database: %s", err.msg);
         return EXIT_FAILED;
     }
-    char lock_path[4200];
-    snprintf(lock_path, sizeof lock_path, "%s.watch-lock", m->db_path);
+    char lock_path[HS_PATH_MAX];
+    if (hs_path_printf(lock_path, sizeof lock_path, &err, "%s.watch-lock", m->db_path) != HS_OK ||
+        hs_path_printf(m->crash_note_path, sizeof m->crash_note_path, &err, "%s.watch-crash", m->db_path) !=
+            HS_OK) {
+        report(m, "audit database: %s", err.msg);
+        return EXIT_FAILED;
+    }
     int busy = 0;
     if (hs_watch_lock_take(lock_path, o->watch_dir, &m->lock, &busy, &err) != HS_OK) {
         report(m, "%s", err.msg);
@@ -366,7 +366,6 @@ static int start_engine(watch_run *m)
     cfg.model = &m->model;
     cfg.audit = m->audit;
     cfg.run_id = m->run_id;
-    snprintf(m->crash_note_path, sizeof m->crash_note_path, "%s.watch-crash", m->db_path);
     cfg.crash_note_path = m->crash_note_path;
     cfg.stop = &stop_requested;
     cfg.on_reading = on_reading;
@@ -440,7 +439,7 @@ static int watch(watch_run *m, double started)
     const hs_audit_watch_counts *c = hs_watcher_counts(m->engine);
     int failed = m->failed_any || hs_watcher_failed(m->engine);
     int status = failed || c->failed > 0 ? EXIT_FAILED : EXIT_OK;
-    summary(m, now_s() - started, failed);
+    summary(m, hs_clock_now() - started, failed);
     hs_error err = {0};
     if (hs_audit_watch_run_counts(m->audit, m->run_id, c, &err) != HS_OK ||
         hs_audit_run_end(m->audit, m->run_id, status, &err) != HS_OK) {
@@ -455,7 +454,7 @@ int cli_mode_watch(const options *o)
     watch_run m;
     memset(&m, 0, sizeof m);
     m.o = o;
-    double started = now_s();
+    double started = hs_clock_now();
     if (!hs_path_is_dir(o->watch_dir)) {
         fprintf(stderr, "hemoscan: --watch %s: not a folder\n", o->watch_dir);
         return EXIT_FAILED;

@@ -27,7 +27,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "hemoscan/clock.h"
 
 /* What every fold of one run shares: the inputs and scratch space, one
  * entry per file of ds. */
@@ -160,13 +161,11 @@ static hs_status run_fold(run_state *s, const int *fold_of, int rep, int f, hs_c
     if (st != HS_OK)
         return st;
     hs_model model;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = hs_clock_monotonic();
     st = hs_train_model(&cfg->setup, s->ds, s->ex, s->inner, s->data_sha, &model, NULL, s->file_oof, err);
     if (st != HS_OK)
         return st;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    fold->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    fold->seconds = hs_clock_monotonic() - t0;
     st = test_fold(s, &model, fold, repeat, err);
     if (st == HS_OK)
         st = threshold_scores(s, &model, fold, err);

@@ -36,8 +36,11 @@
 #include <time.h>
 
 #include "hemoscan/audit.h"
+#include "hemoscan/clock.h"
 #include "hemoscan/crash_note.h"
 #include "hemoscan/fileio.h"
+#include "hemoscan/grow.h"
+#include "hemoscan/path.h"
 #include "hemoscan/review_store.h"
 #include "hemoscan/study.h"
 #include "hemoscan/watch.h"
@@ -58,13 +61,6 @@ struct hs_watcher {
     char **blocked;
     int n_blocked, cap_blocked;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int stop_requested(const hs_watcher *w)
 {
@@ -110,7 +106,7 @@ static void phase(const hs_watcher *w, const char *name, const char *what)
     hs_crash_note_phase(name);
     if (w->cfg.verbose <= 0 || w->cfg.on_message == NULL)
         return;
-    char line[4200];
+    char line[HS_PATH_MAX + 128]; /* "phase NAME " and a path */
     snprintf(line, sizeof line, "phase %s %s", name, what);
     w->cfg.on_message(w->cfg.ctx, HS_WATCHER_PHASE, line);
 }
@@ -127,14 +123,8 @@ static void block(hs_watcher *w, const char *key)
     for (int i = 0; i < w->n_blocked; i++)
         if (strcmp(w->blocked[i], key) == 0)
             return;
-    if (w->n_blocked == w->cap_blocked) {
-        int cap = w->cap_blocked > 0 ? 2 * w->cap_blocked : 16;
-        char **grown = realloc(w->blocked, (size_t)cap * sizeof *grown);
-        if (grown == NULL)
-            return;
-        w->blocked = grown;
-        w->cap_blocked = cap;
-    }
+    if (hs_grow((void **)&w->blocked, &w->cap_blocked, w->n_blocked + 1, sizeof *w->blocked) != 0)
+        return;
     char *copy = strdup(key);
     if (copy != NULL)
         w->blocked[w->n_blocked++] = copy;
@@ -163,10 +153,11 @@ static hs_status carry_out(const hs_watcher *w, const hs_audit_file_action *a, h
         return hs_watch_remove(a->source, err);
     hs_status st = hs_watch_move(a->source, a->dest, w->cfg.force_copy, err);
     if (st == HS_OK && strcmp(a->action, "quarantine") == 0 && a->reason != NULL) {
-        char path[4200], text[1200];
-        snprintf(path, sizeof path, "%s.reason.txt", a->dest);
+        char path[HS_PATH_MAX], text[1200];
+        st = hs_path_printf(path, sizeof path, err, "%s.reason.txt", a->dest);
         snprintf(text, sizeof text, "%s\nwas: %s\n", a->reason, a->source);
-        st = hs_file_write_atomic_with(path, 0640, write_text, text, err);
+        if (st == HS_OK)
+            st = hs_file_write_atomic_with(path, 0640, write_text, text, err);
     }
     return st;
 }
@@ -228,7 +219,7 @@ static void dispose(hs_watcher *w, const hs_watch_listing *l, const int *files, 
     const char *root = strcmp(action, "done") == 0 ? w->cfg.done_dir
                        : strcmp(action, "quarantine") == 0 ? w->cfg.quarantine_dir : NULL;
     hs_audit_file_action *acts = calloc((size_t)(n > 0 ? n : 1), sizeof *acts);
-    char (*dest)[4096] = calloc((size_t)(n > 0 ? n : 1), sizeof *dest);
+    char (*dest)[HS_PATH_MAX] = calloc((size_t)(n > 0 ? n : 1), sizeof *dest);
     if (acts == NULL || dest == NULL) {
         free(acts);
         free(dest);
@@ -470,7 +461,7 @@ static void read_scanned(hs_watcher *w, const hs_watch_listing *l, const hs_watc
         /* Files were added, rewritten or removed while it was read. */
         note(w, "%s (%s): changed while being read; read again later", s->study_uid, label);
         w->c.waiting++;
-        due_at(w, now_s() + w->cfg.stable_age_s);
+        due_at(w, hs_clock_now() + w->cfg.stable_age_s);
     } else {
         record_reading(w, l, s, label, &r);
     }
@@ -508,7 +499,7 @@ static void process_study(hs_watcher *w, const hs_watch_listing *l, const hs_wat
         due_at(w, s->newest + w->cfg.stable_age_s);
         return;
     }
-    char label[4096];
+    char label[HS_PATH_MAX];
     study_label(l, s, w->cfg.drop_dir, label, sizeof label);
     hs_error err = {0};
     long long crashed_run = 0;
@@ -625,7 +616,7 @@ static void take_crash_note(hs_watcher *w)
                               cn.n_files,
                               cn.bytes,
                               cn.newest};
-    char who[4200];
+    char who[HS_PATH_MAX + 128]; /* a study UID and its folder, or a file */
     if (cn.is_file)
         snprintf(who, sizeof who, "%s", cn.label);
     else
@@ -737,7 +728,7 @@ void hs_watcher_pass(hs_watcher *w)
         hs_watch_listing_free(&l);
         return;
     }
-    double now = now_s();
+    double now = hs_clock_now();
     for (int i = 0; i < l.n_errors; i++) {
         const hs_watch_file *f = &l.files[l.errors[i]];
         report(w, "%s: %s", f->path, f->reason);
@@ -747,7 +738,7 @@ void hs_watcher_pass(hs_watcher *w)
     for (int i = 0; i < l.n_loose && !stop_requested(w); i++)
         process_loose(w, &l, l.loose[i], now);
     for (int i = 0; i < l.n_studies && !stop_requested(w); i++)
-        process_study(w, &l, &l.studies[i], now_s());
+        process_study(w, &l, &l.studies[i], hs_clock_now());
     phase(w, "idle", drop);
     hs_watch_listing_free(&w->previous);
     w->previous = l;
