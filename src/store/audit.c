@@ -69,7 +69,7 @@ enum {
 static const struct {
     const char *what;
     const char *sql;
-} hs_query[Q_COUNT] = {
+} audit_query[Q_COUNT] = {
     [Q_BEGIN] = {"starting a transaction", "BEGIN IMMEDIATE"},
     [Q_COMMIT] = {"committing", "COMMIT"},
     [Q_RUN_BEGIN] = {"recording the run",
@@ -146,7 +146,7 @@ static const struct {
 /* The statements of later schema steps (the watcher's, 003-watch; the
  * review files', 004-review; the watcher's crashes, 006-watch-crashes): prepared when first used, so that a
  * database opened with a shorter schema list (the upgrade tests) still
- * opens. They run through hs_exec like the others, numbered after Q_COUNT. */
+ * opens. They run through exec like the others, numbered after Q_COUNT. */
 enum {
     W_RUN = Q_COUNT, W_RUN_COUNTS, W_LOOSE, W_PLAN, W_PENDING, W_FINISH, W_DONE_FILES,
     W_REVIEW, W_CRASH, W_CRASHED, W_FILE_CRASHED, W_END
@@ -155,7 +155,7 @@ enum {
 static const struct {
     const char *what;
     const char *sql;
-} hs_later_query[W_END - Q_COUNT] = {
+} later_query[W_END - Q_COUNT] = {
     [W_RUN - Q_COUNT] = {"recording the watch run",
                          "INSERT INTO watch_runs (run_id, drop_dir, done_dir, quarantine_dir,"
                          " disposal, stable_age_s, follow) VALUES (?, ?, ?, ?, ?, ?, ?)"},
@@ -218,7 +218,7 @@ struct hs_audit {
 /* ---- errors ----------------------------------------------------------------- */
 
 /* What an SQLite result code means for the caller. */
-static hs_status hs_status_of(int rc)
+static hs_status status_of(int rc)
 {
     switch (rc & 0xff) {
     case SQLITE_NOMEM:
@@ -240,28 +240,28 @@ static hs_status hs_status_of(int rc)
 }
 
 /* Fails with SQLite's message for rc, naming the database and the step. */
-static hs_status hs_db_fail(sqlite3 *db, const char *path, int rc, const char *what,
+static hs_status db_fail(sqlite3 *db, const char *path, int rc, const char *what,
                             hs_error *err)
 {
-    return hs_fail(err, hs_status_of(rc), "audit database %s: %s: %s", path, what,
+    return hs_fail(err, status_of(rc), "audit database %s: %s: %s", path, what,
                    db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
 /* ---- running the prepared statements ------------------------------------------ */
 
-static hs_status hs_prepare_later(hs_audit *a, int q, hs_error *err);
+static hs_status prepare_later(hs_audit *a, int q, hs_error *err);
 
-static const char *hs_what(int q)
+static const char *audit_what(int q)
 {
-    return q < Q_COUNT ? hs_query[q].what : hs_later_query[q - Q_COUNT].what;
+    return q < Q_COUNT ? audit_query[q].what : later_query[q - Q_COUNT].what;
 }
 
 /* Statement q in *out: the later schema steps' statements are prepared
  * here on first use. */
-static hs_status hs_statement(hs_audit *a, int q, sqlite3_stmt **out, hs_error *err)
+static hs_status audit_statement(hs_audit *a, int q, sqlite3_stmt **out, hs_error *err)
 {
     if (q >= Q_COUNT && a->stmt[q] == NULL) {
-        hs_status ps = hs_prepare_later(a, q, err);
+        hs_status ps = prepare_later(a, q, err);
         if (ps != HS_OK)
             return ps;
     }
@@ -283,16 +283,16 @@ static hs_status hs_statement(hs_audit *a, int q, sqlite3_stmt **out, hs_error *
  *   p  double, NULL unless > 0 (the structs' "0 when unknown")
  * When the statement returns a row and first is not NULL, *first receives
  * its first column. */
-static hs_status hs_exec(hs_audit *a, hs_error *err, int q, long long *first, const char *types,
+static hs_status exec(hs_audit *a, hs_error *err, int q, long long *first, const char *types,
                          ...)
 {
     sqlite3_stmt *st = NULL;
-    hs_status ps = hs_statement(a, q, &st, err);
+    hs_status ps = audit_statement(a, q, &st, err);
     if (ps != HS_OK)
         return ps;
     if ((int)strlen(types) != sqlite3_bind_parameter_count(st))
         return hs_fail(err, HS_ERR_ARG, "audit database %s: %s: %d values for %d parameters "
-                       "(a bug in audit.c)", a->path, hs_what(q), (int)strlen(types),
+                       "(a bug in audit.c)", a->path, audit_what(q), (int)strlen(types),
                        sqlite3_bind_parameter_count(st));
     va_list ap;
     va_start(ap, types);
@@ -350,7 +350,7 @@ static hs_status hs_exec(hs_audit *a, hs_error *err, int q, long long *first, co
     }
     hs_status status = HS_OK;
     if (rc != SQLITE_DONE)
-        status = hs_db_fail(a->db, a->path, rc, hs_what(q), err);
+        status = db_fail(a->db, a->path, rc, audit_what(q), err);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st); /* no pointer to the caller's strings stays behind */
     return status;
@@ -359,7 +359,7 @@ static hs_status hs_exec(hs_audit *a, hs_error *err, int q, long long *first, co
 /* ---- opening and upgrading ----------------------------------------------------- */
 
 /* The integer a one-value PRAGMA or query returns, into *out. */
-static int hs_query_int(sqlite3 *db, const char *sql, int *out)
+static int query_int(sqlite3 *db, const char *sql, int *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -378,26 +378,26 @@ static int hs_query_int(sqlite3 *db, const char *sql, int *out)
  * whether anything at all is defined in it. Reads only. */
 typedef struct {
     int version, application_id, objects;
-} hs_db_state;
+} db_state;
 
-static hs_status hs_read_state(sqlite3 *db, const char *path, hs_db_state *s, hs_error *err)
+static hs_status read_state(sqlite3 *db, const char *path, db_state *s, hs_error *err)
 {
-    int rc = hs_query_int(db, "PRAGMA user_version", &s->version);
+    int rc = query_int(db, "PRAGMA user_version", &s->version);
     if (rc == SQLITE_OK)
-        rc = hs_query_int(db, "PRAGMA application_id", &s->application_id);
+        rc = query_int(db, "PRAGMA application_id", &s->application_id);
     if (rc == SQLITE_OK)
-        rc = hs_query_int(db, "SELECT count(*) FROM sqlite_master", &s->objects);
+        rc = query_int(db, "SELECT count(*) FROM sqlite_master", &s->objects);
     if ((rc & 0xff) == SQLITE_NOTADB)
         return hs_fail(err, HS_ERR_FORMAT, "%s: not an SQLite database, so not a hemoscan audit "
                        "database", path);
     if (rc != SQLITE_OK)
-        return hs_db_fail(db, path, rc, "reading the schema version", err);
+        return db_fail(db, path, rc, "reading the schema version", err);
     return HS_OK;
 }
 
 /* Refuses what this build must not write: a newer schema, another
  * program's database. */
-static hs_status hs_check_state(const hs_db_state *s, const char *path, int newest,
+static hs_status check_state(const db_state *s, const char *path, int newest,
                                 hs_error *err)
 {
     if (s->version > newest)
@@ -419,14 +419,14 @@ static hs_status hs_check_state(const hs_db_state *s, const char *path, int newe
 
 /* Runs one statement without parameters (a PRAGMA, a transaction verb,
  * a whole schema file). */
-static hs_status hs_run_sql(sqlite3 *db, const char *path, const char *sql, const char *what,
+static hs_status run_sql(sqlite3 *db, const char *path, const char *sql, const char *what,
                             hs_error *err)
 {
     int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? HS_OK : hs_db_fail(db, path, rc, what, err);
+    return rc == SQLITE_OK ? HS_OK : db_fail(db, path, rc, what, err);
 }
 
-static void hs_rollback(sqlite3 *db)
+static void audit_rollback(sqlite3 *db)
 {
     if (!sqlite3_get_autocommit(db)) /* some errors have rolled back already */
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -435,36 +435,36 @@ static void hs_rollback(sqlite3 *db)
 /* Brings the database from its version to the newest of steps, in one
  * transaction, looking again once the write lock is held (another process
  * may have upgraded it meanwhile). */
-static hs_status hs_migrate(sqlite3 *db, const char *path, const hs_audit_migration *steps,
+static hs_status migrate(sqlite3 *db, const char *path, const hs_audit_migration *steps,
                             int n, hs_error *err)
 {
-    hs_status st = hs_run_sql(db, path, "BEGIN IMMEDIATE", "starting the schema upgrade", err);
+    hs_status st = run_sql(db, path, "BEGIN IMMEDIATE", "starting the schema upgrade", err);
     if (st != HS_OK)
         return st;
-    hs_db_state s;
-    st = hs_read_state(db, path, &s, err);
+    db_state s;
+    st = read_state(db, path, &s, err);
     if (st == HS_OK)
-        st = hs_check_state(&s, path, n, err);
+        st = check_state(&s, path, n, err);
     for (int v = s.version + 1; st == HS_OK && v <= n; v++) {
         char what[160], pragmas[128];
         snprintf(what, sizeof what, "applying schema step %.64s", steps[v - 1].name);
         /* Integers of this build's own table, not data: formatting is safe. */
         snprintf(pragmas, sizeof pragmas, "PRAGMA user_version = %d; PRAGMA application_id = %d",
                  v, HS_AUDIT_APPLICATION_ID);
-        st = hs_run_sql(db, path, steps[v - 1].sql, what, err);
+        st = run_sql(db, path, steps[v - 1].sql, what, err);
         if (st == HS_OK)
-            st = hs_run_sql(db, path, pragmas, what, err);
+            st = run_sql(db, path, pragmas, what, err);
     }
     if (st == HS_OK)
-        st = hs_run_sql(db, path, "COMMIT", "committing the schema upgrade", err);
+        st = run_sql(db, path, "COMMIT", "committing the schema upgrade", err);
     if (st != HS_OK)
-        hs_rollback(db);
+        audit_rollback(db);
     return st;
 }
 
 /* Creates path with mode 0600 when it does not exist; leaves an existing
  * file alone. */
-static hs_status hs_create_private(const char *path, hs_error *err)
+static hs_status create_private(const char *path, hs_error *err)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
@@ -478,7 +478,7 @@ static hs_status hs_create_private(const char *path, hs_error *err)
 }
 
 /* The connection's settings; the file's version state was checked before. */
-static hs_status hs_configure(sqlite3 *db, const char *path, hs_error *err)
+static hs_status audit_configure(sqlite3 *db, const char *path, hs_error *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
@@ -491,13 +491,13 @@ static hs_status hs_configure(sqlite3 *db, const char *path, hs_error *err)
         return hs_fail(err, HS_ERR_IO, "%s: the audit database cannot use write-ahead logging "
                        "(WAL); keep it on a local file system", path);
     if (rc != SQLITE_OK)
-        return hs_db_fail(db, path, rc, "switching to write-ahead logging", err);
-    hs_status s = hs_run_sql(db, path, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL",
+        return db_fail(db, path, rc, "switching to write-ahead logging", err);
+    hs_status s = run_sql(db, path, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL",
                              "setting up the connection", err);
     if (s != HS_OK)
         return s;
     int fk = 0;
-    rc = hs_query_int(db, "PRAGMA foreign_keys", &fk);
+    rc = query_int(db, "PRAGMA foreign_keys", &fk);
     if (rc != SQLITE_OK || fk != 1)
         return hs_fail(err, HS_ERR_IO, "%s: this SQLite does not enforce foreign keys", path);
     return HS_OK;
@@ -514,7 +514,7 @@ hs_status hs_audit_open_schema(const char *path, const hs_audit_migration *steps
         if (steps[i].version != i + 1 || steps[i].sql == NULL || steps[i].name == NULL)
             return hs_fail(err, HS_ERR_ARG, "hs_audit_open: schema step %d is not version %d",
                            i, i + 1);
-    hs_status st = hs_create_private(path, err);
+    hs_status st = create_private(path, err);
     if (st != HS_OK)
         return st;
     hs_audit *a = calloc(1, sizeof *a);
@@ -532,19 +532,19 @@ hs_status hs_audit_open_schema(const char *path, const hs_audit_migration *steps
     }
     sqlite3_busy_timeout(a->db, HS_AUDIT_BUSY_TIMEOUT_MS);
     /* Look before touching anything: WAL mode writes to the file header. */
-    hs_db_state s;
-    st = hs_read_state(a->db, path, &s, err);
+    db_state s;
+    st = read_state(a->db, path, &s, err);
     if (st == HS_OK)
-        st = hs_check_state(&s, path, n, err);
+        st = check_state(&s, path, n, err);
     if (st == HS_OK)
-        st = hs_configure(a->db, path, err);
+        st = audit_configure(a->db, path, err);
     if (st == HS_OK && s.version < n)
-        st = hs_migrate(a->db, path, steps, n, err);
+        st = migrate(a->db, path, steps, n, err);
     for (int q = 0; st == HS_OK && q < Q_COUNT; q++) {
-        rc = sqlite3_prepare_v3(a->db, hs_query[q].sql, -1, SQLITE_PREPARE_PERSISTENT,
+        rc = sqlite3_prepare_v3(a->db, audit_query[q].sql, -1, SQLITE_PREPARE_PERSISTENT,
                                 &a->stmt[q], NULL);
         if (rc != SQLITE_OK)
-            st = hs_db_fail(a->db, path, rc, "checking the schema", err);
+            st = db_fail(a->db, path, rc, "checking the schema", err);
     }
     if (st != HS_OK) {
         hs_audit_close(a);
@@ -573,7 +573,7 @@ void hs_audit_close(hs_audit *a)
 int hs_audit_schema_version(hs_audit *a)
 {
     int v = -1;
-    if (a == NULL || hs_query_int(a->db, "PRAGMA user_version", &v) != SQLITE_OK)
+    if (a == NULL || query_int(a->db, "PRAGMA user_version", &v) != SQLITE_OK)
         return -1;
     return v;
 }
@@ -590,7 +590,7 @@ hs_status hs_audit_run_begin(hs_audit *a, const hs_audit_run *run, long long *ru
         snprintf(host, sizeof host, "unknown");
     host[sizeof host - 1] = '\0'; /* gethostname may not terminate a cut name */
     *run_id = 0;
-    return hs_exec(a, err, Q_RUN_BEGIN, run_id, "dssttttt", hs_clock_now(), host, PACKAGE_VERSION,
+    return exec(a, err, Q_RUN_BEGIN, run_id, "dssttttt", hs_clock_now(), host, PACKAGE_VERSION,
                    run->mode, run->command, run->model_path, run->model_sha256, run->model_name);
 }
 
@@ -598,7 +598,7 @@ hs_status hs_audit_run_end(hs_audit *a, long long run_id, int exit_status, hs_er
 {
     if (a == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_run_end: NULL argument");
-    hs_status st = hs_exec(a, err, Q_RUN_END, NULL, "dil", hs_clock_now(), exit_status, run_id);
+    hs_status st = exec(a, err, Q_RUN_END, NULL, "dil", hs_clock_now(), exit_status, run_id);
     if (st == HS_OK && sqlite3_changes(a->db) != 1)
         return hs_fail(err, HS_ERR_ARG, "audit database %s: run %lld does not exist or has "
                        "ended already", a->path, run_id);
@@ -607,7 +607,7 @@ hs_status hs_audit_run_end(hs_audit *a, long long run_id, int exit_status, hs_er
 
 /* ---- studies ------------------------------------------------------------------- */
 
-static const char *hs_sort_name(hs_sort_method m)
+static const char *sort_name(hs_sort_method m)
 {
     switch (m) {
     case HS_SORT_POSITION:
@@ -622,7 +622,7 @@ static const char *hs_sort_name(hs_sort_method m)
 
 /* The indexes inside a reading point where they should: everything the
  * database cannot check by itself. */
-static hs_status hs_check_reading(const hs_study_reading *r, hs_error *err)
+static hs_status check_reading(const hs_study_reading *r, hs_error *err)
 {
     const hs_study *s = &r->study;
     if (s->n_series < 0 || (s->n_series > 0 && s->series == NULL) || s->n_skipped < 0 ||
@@ -656,38 +656,38 @@ static hs_status hs_check_reading(const hs_study_reading *r, hs_error *err)
     return HS_OK;
 }
 
-static hs_status hs_write_model(hs_audit *a, const hs_model *m, hs_error *err)
+static hs_status write_model(hs_audit *a, const hs_model *m, hs_error *err)
 {
     char seed[24];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)m->provenance.seed);
     const hs_provenance *p = &m->provenance;
-    hs_status st = hs_exec(a, err, Q_MODEL, NULL, "sditttsitp", m->sha256, (double)m->threshold,
+    hs_status st = exec(a, err, Q_MODEL, NULL, "sditttsitp", m->sha256, (double)m->threshold,
                            m->n_members, p->date, p->version, p->data_sha256, seed, p->epochs,
                            p->note, hs_clock_now());
     for (int c = 0; st == HS_OK && c < m->n_classes && c < HS_MODEL_MAX_CLASSES; c++)
-        st = hs_exec(a, err, Q_MODEL_CLASS, NULL, "sis", m->sha256, c, m->class_name[c]);
+        st = exec(a, err, Q_MODEL_CLASS, NULL, "sis", m->sha256, c, m->class_name[c]);
     return st;
 }
 
 /* Every series of the scan; their row ids go to ids. */
-static hs_status hs_write_series(hs_audit *a, long long reading_id, const hs_study *s,
+static hs_status write_series(hs_audit *a, long long reading_id, const hs_study *s,
                                  long long *ids, hs_error *err)
 {
     hs_status st = HS_OK;
     for (int i = 0; st == HS_OK && i < s->n_series; i++) {
         const hs_series *se = &s->series[i];
-        st = hs_exec(a, err, Q_SERIES, &ids[i], "listitippdiisti", reading_id, i,
+        st = exec(a, err, Q_SERIES, &ids[i], "listitippdiisti", reading_id, i,
                      se->series_uid, se->description, se->chosen != 0, se->why, se->n_slices,
                      se->slice_thickness_mm, se->spacing_mm, se->gantry_tilt_deg,
                      se->missing_slices, se->inconsistent_spacing != 0,
-                     hs_sort_name(se->sort_method), se->sort_note, se->contrast != 0);
+                     sort_name(se->sort_method), se->sort_note, se->contrast != 0);
     }
     return st;
 }
 
 /* The slices of result k and its series verdict. *study_key receives the
  * row id of the study's key slice when k is the decisive result. */
-static hs_status hs_write_result(hs_audit *a, const hs_study_reading *r, int k,
+static hs_status write_result(hs_audit *a, const hs_study_reading *r, int k,
                                  long long series_id, long long *study_key, hs_error *err)
 {
     const hs_series_result *res = &r->result[k];
@@ -702,7 +702,7 @@ static hs_status hs_write_result(hs_audit *a, const hs_study_reading *r, int k,
         long long id = 0;
         /* 1-based as DICOM counts frames; NULL for a single-frame file */
         int frame_number = h->frame + 1;
-        st = hs_exec(a, err, Q_SLICE, &id, "lidjtsdtj", series_id, j, position,
+        st = exec(a, err, Q_SLICE, &id, "lidjtsdtj", series_id, j, position,
                      h->has_instance_number ? &h->instance_number : NULL, h->sop_uid, h->path,
                      (double)sr->probability, isnan(sr->probability) ? sr->error : NULL,
                      h->frames > 1 ? &frame_number : NULL);
@@ -714,13 +714,13 @@ static hs_status hs_write_result(hs_audit *a, const hs_study_reading *r, int k,
     if (st != HS_OK)
         return st;
     const hs_study_verdict *v = &res->verdict;
-    return hs_exec(a, err, Q_SERIES_VERDICT, NULL, "isddtLitl", k, hs_verdict_name(v->verdict),
+    return exec(a, err, Q_SERIES_VERDICT, NULL, "isddtLitl", k, hs_verdict_name(v->verdict),
                    v->probability, v->confidence, v->confidence_label, key, v->n_scored,
                    v->reason, series_id);
 }
 
 /* The study's verdict, superseding the current one of the same study. */
-static hs_status hs_write_verdict(hs_audit *a, const hs_study_reading *r, const hs_model *model,
+static hs_status write_verdict(hs_audit *a, const hs_study_reading *r, const hs_model *model,
                                   long long study_id, long long reading_id,
                                   const long long *series_ids, long long key_slice,
                                   long long *verdict_id, hs_error *err)
@@ -738,11 +738,11 @@ static hs_status hs_write_verdict(hs_audit *a, const hs_study_reading *r, const 
         }
     }
     double now = hs_clock_now();
-    hs_status st = hs_exec(a, err, Q_NEXT_VERDICT, verdict_id, "");
+    hs_status st = exec(a, err, Q_NEXT_VERDICT, verdict_id, "");
     if (st == HS_OK)
-        st = hs_exec(a, err, Q_SUPERSEDE, NULL, "ldl", *verdict_id, now, study_id);
+        st = exec(a, err, Q_SUPERSEDE, NULL, "ldl", *verdict_id, now, study_id);
     if (st == HS_OK)
-        st = hs_exec(a, err, Q_VERDICT, NULL, "lllsdddtLjLitsd", *verdict_id, reading_id,
+        st = exec(a, err, Q_VERDICT, NULL, "lllsdddtLjLitsd", *verdict_id, reading_id,
                      study_id, hs_verdict_name(v->verdict), v->probability, v->threshold,
                      v->confidence, v->confidence_label, key_slice, key_instance, decisive,
                      v->n_scored, v->reason, model->sha256, now);
@@ -750,17 +750,17 @@ static hs_status hs_write_verdict(hs_audit *a, const hs_study_reading *r, const 
 }
 
 /* Everything of one reading, inside the caller's transaction. */
-static hs_status hs_write_reading(hs_audit *a, long long run_id, const hs_study_reading *r,
+static hs_status write_reading(hs_audit *a, long long run_id, const hs_study_reading *r,
                                   const hs_model *model, long long *verdict_id, hs_error *err)
 {
     const hs_study *s = &r->study;
     long long study_id = 0, reading_id = 0, key_slice = 0;
-    hs_status st = hs_write_model(a, model, err);
+    hs_status st = write_model(a, model, err);
     if (st == HS_OK)
-        st = hs_exec(a, err, Q_STUDY, &study_id, "ttttp", s->study_uid, s->accession,
+        st = exec(a, err, Q_STUDY, &study_id, "ttttp", s->study_uid, s->accession,
                      s->patient_id, s->study_date, r->finished);
     if (st == HS_OK)
-        st = hs_exec(a, err, Q_READING, &reading_id, "llsttttitpp", run_id, study_id, r->dir,
+        st = exec(a, err, Q_READING, &reading_id, "llsttttitpp", run_id, study_id, r->dir,
                      s->accession, s->patient_id, s->study_date, r->instances_sha256,
                      s->n_files, s->why, r->started, r->finished);
     if (st != HS_OK)
@@ -768,14 +768,14 @@ static hs_status hs_write_reading(hs_audit *a, long long run_id, const hs_study_
     long long *series_ids = calloc(s->n_series > 0 ? (size_t)s->n_series : 1, sizeof *series_ids);
     if (series_ids == NULL)
         return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory recording a study", a->path);
-    st = hs_write_series(a, reading_id, s, series_ids, err);
+    st = write_series(a, reading_id, s, series_ids, err);
     for (int k = 0; st == HS_OK && k < r->n_results; k++)
-        st = hs_write_result(a, r, k, series_ids[r->result[k].series_index], &key_slice, err);
+        st = write_result(a, r, k, series_ids[r->result[k].series_index], &key_slice, err);
     for (int i = 0; st == HS_OK && i < s->n_skipped; i++)
-        st = hs_exec(a, err, Q_SKIPPED, NULL, "lsst", reading_id, s->skipped[i].path,
+        st = exec(a, err, Q_SKIPPED, NULL, "lsst", reading_id, s->skipped[i].path,
                      s->skipped[i].verdict, s->skipped[i].reason);
     if (st == HS_OK)
-        st = hs_write_verdict(a, r, model, study_id, reading_id, series_ids, key_slice,
+        st = write_verdict(a, r, model, study_id, reading_id, series_ids, key_slice,
                               verdict_id, err);
     free(series_ids);
     return st;
@@ -786,17 +786,17 @@ hs_status hs_audit_record_study(hs_audit *a, long long run_id, const hs_study_re
 {
     if (a == NULL || r == NULL || model == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_record_study: NULL argument");
-    hs_status st = hs_check_reading(r, err);
+    hs_status st = check_reading(r, err);
     if (st != HS_OK)
         return st;
     long long id = 0;
-    st = hs_exec(a, err, Q_BEGIN, NULL, "");
+    st = exec(a, err, Q_BEGIN, NULL, "");
     if (st == HS_OK) {
-        st = hs_write_reading(a, run_id, r, model, &id, err);
+        st = write_reading(a, run_id, r, model, &id, err);
         if (st == HS_OK)
-            st = hs_exec(a, err, Q_COMMIT, NULL, ""); /* deferred foreign keys are checked here */
+            st = exec(a, err, Q_COMMIT, NULL, ""); /* deferred foreign keys are checked here */
         if (st != HS_OK)
-            hs_rollback(a->db);
+            audit_rollback(a->db);
     }
     if (st != HS_OK) /* hs_fail copes with err->msg among its arguments */
         return hs_fail(err, st, "%s; study %s (%s) was not recorded", err != NULL ? err->msg : "",
@@ -813,7 +813,7 @@ hs_status hs_audit_record_failure(hs_audit *a, long long run_id, const char *stu
 {
     if (a == NULL || study_dir == NULL || stage == NULL || message == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_record_failure: NULL argument");
-    return hs_exec(a, err, Q_FAILURE, NULL, "lstssd", run_id, study_dir, study_uid, stage,
+    return exec(a, err, Q_FAILURE, NULL, "lstssd", run_id, study_dir, study_uid, stage,
                    message, hs_clock_now());
 }
 
@@ -823,7 +823,7 @@ hs_status hs_audit_already_read(hs_audit *a, const char *study_uid, const char *
     if (a == NULL || found == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_already_read: NULL argument");
     long long exists = 0;
-    hs_status st = hs_exec(a, err, Q_ALREADY_READ, &exists, "ttt", study_uid, instances_sha256,
+    hs_status st = exec(a, err, Q_ALREADY_READ, &exists, "ttt", study_uid, instances_sha256,
                            model_sha256);
     *found = st == HS_OK && exists != 0;
     return st;
@@ -831,12 +831,12 @@ hs_status hs_audit_already_read(hs_audit *a, const char *study_uid, const char *
 
 /* ---- the drop-folder watcher (schema step 003-watch) --------------------------- */
 
-static hs_status hs_prepare_later(hs_audit *a, int q, hs_error *err)
+static hs_status prepare_later(hs_audit *a, int q, hs_error *err)
 {
-    int rc = sqlite3_prepare_v3(a->db, hs_later_query[q - Q_COUNT].sql, -1,
+    int rc = sqlite3_prepare_v3(a->db, later_query[q - Q_COUNT].sql, -1,
                                 SQLITE_PREPARE_PERSISTENT, &a->stmt[q], NULL);
     if (rc != SQLITE_OK)
-        return hs_db_fail(a->db, a->path, rc, hs_later_query[q - Q_COUNT].what, err);
+        return db_fail(a->db, a->path, rc, later_query[q - Q_COUNT].what, err);
     return HS_OK;
 }
 
@@ -851,7 +851,7 @@ hs_status hs_audit_watch_run_begin(hs_audit *a, long long run_id, const hs_audit
 {
     if (a == NULL || w == NULL || w->drop_dir == NULL || w->disposal == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_watch_run_begin: NULL argument");
-    return hs_exec(a, err, W_RUN, NULL, "lssssdi", run_id, w->drop_dir, w->done_dir,
+    return exec(a, err, W_RUN, NULL, "lssssdi", run_id, w->drop_dir, w->done_dir,
                    w->quarantine_dir, w->disposal, w->stable_age_s, w->follow != 0);
 }
 
@@ -860,7 +860,7 @@ hs_status hs_audit_watch_run_counts(hs_audit *a, long long run_id, const hs_audi
 {
     if (a == NULL || c == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_watch_run_counts: NULL argument");
-    return hs_exec(a, err, W_RUN_COUNTS, NULL, "lllllllllllll", c->passes, c->studies_read,
+    return exec(a, err, W_RUN_COUNTS, NULL, "lllllllllllll", c->passes, c->studies_read,
                    c->hemorrhage, c->no_hemorrhage, c->not_assessable, c->already_read,
                    c->waiting, c->failed, c->loose_files, c->files_done, c->files_deleted,
                    c->files_quarantined, run_id);
@@ -874,7 +874,7 @@ hs_status hs_audit_loose_file(hs_audit *a, long long run_id, const char *path, l
         *is_new = 0;
     if (a == NULL || path == NULL || verdict == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_loose_file: NULL argument");
-    hs_status st = hs_exec(a, err, W_LOOSE, NULL, "lsldstd", run_id, path, size, mtime, verdict,
+    hs_status st = exec(a, err, W_LOOSE, NULL, "lsldstd", run_id, path, size, mtime, verdict,
                            reason, hs_clock_now());
     if (st == HS_OK && is_new != NULL)
         *is_new = sqlite3_changes(a->db) == 1;
@@ -886,17 +886,17 @@ hs_status hs_audit_plan_files(hs_audit *a, long long run_id, hs_audit_file_actio
 {
     if (a == NULL || (acts == NULL && n > 0))
         return hs_fail(err, HS_ERR_ARG, "hs_audit_plan_files: NULL argument");
-    hs_status st = hs_exec(a, err, Q_BEGIN, NULL, "");
+    hs_status st = exec(a, err, Q_BEGIN, NULL, "");
     if (st != HS_OK)
         return st;
     double now = hs_clock_now();
     for (int i = 0; st == HS_OK && i < n; i++)
-        st = hs_exec(a, err, W_PLAN, &acts[i].id, "lsssssd", run_id, acts[i].study_uid,
+        st = exec(a, err, W_PLAN, &acts[i].id, "lsssssd", run_id, acts[i].study_uid,
                      acts[i].action, acts[i].source, acts[i].dest, acts[i].reason, now);
     if (st == HS_OK)
-        st = hs_exec(a, err, Q_COMMIT, NULL, "");
+        st = exec(a, err, Q_COMMIT, NULL, "");
     if (st != HS_OK) {
-        hs_rollback(a->db);
+        audit_rollback(a->db);
         for (int i = 0; i < n; i++)
             acts[i].id = 0;
     }
@@ -907,12 +907,12 @@ hs_status hs_audit_finish_file(hs_audit *a, long long run_id, long long id, hs_e
 {
     if (a == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_finish_file: NULL argument");
-    return hs_exec(a, err, W_FINISH, NULL, "dll", hs_clock_now(), run_id, id);
+    return exec(a, err, W_FINISH, NULL, "dll", hs_clock_now(), run_id, id);
 }
 
 /* A copy of column c of the current row, NULL when it is NULL; *oom is set
  * when the copy cannot be made. */
-static char *hs_column_dup(sqlite3_stmt *st, int c, int *oom)
+static char *column_dup(sqlite3_stmt *st, int c, int *oom)
 {
     const unsigned char *t = sqlite3_column_text(st, c);
     if (t == NULL)
@@ -944,7 +944,7 @@ hs_status hs_audit_pending_files(hs_audit *a, hs_audit_file_action **out, int *n
     if (a == NULL || out == NULL || n == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_pending_files: NULL argument");
     sqlite3_stmt *st = NULL;
-    hs_status ps = hs_statement(a, W_PENDING, &st, err);
+    hs_status ps = audit_statement(a, W_PENDING, &st, err);
     if (ps != HS_OK)
         return ps;
     hs_audit_file_action *acts = NULL;
@@ -962,11 +962,11 @@ hs_status hs_audit_pending_files(hs_audit *a, hs_audit_file_action **out, int *n
         }
         hs_audit_file_action *x = &acts[count++];
         x->id = sqlite3_column_int64(st, 0);
-        x->study_uid = hs_column_dup(st, 1, &oom);
-        x->action = hs_column_dup(st, 2, &oom);
-        x->source = hs_column_dup(st, 3, &oom);
-        x->dest = hs_column_dup(st, 4, &oom);
-        x->reason = hs_column_dup(st, 5, &oom);
+        x->study_uid = column_dup(st, 1, &oom);
+        x->action = column_dup(st, 2, &oom);
+        x->source = column_dup(st, 3, &oom);
+        x->dest = column_dup(st, 4, &oom);
+        x->reason = column_dup(st, 5, &oom);
     }
     sqlite3_reset(st);
     if (oom) {
@@ -976,7 +976,7 @@ hs_status hs_audit_pending_files(hs_audit *a, hs_audit_file_action **out, int *n
     }
     if (rc != SQLITE_DONE) {
         hs_audit_file_actions_free(acts, count);
-        return hs_db_fail(a->db, a->path, rc, hs_what(W_PENDING), err);
+        return db_fail(a->db, a->path, rc, audit_what(W_PENDING), err);
     }
     *out = acts;
     *n = count;
@@ -993,7 +993,7 @@ hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***
     if (a == NULL || study_uid == NULL || paths == NULL || n == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_study_done_files: NULL argument");
     sqlite3_stmt *st = NULL;
-    hs_status ps = hs_statement(a, W_DONE_FILES, &st, err);
+    hs_status ps = audit_statement(a, W_DONE_FILES, &st, err);
     if (ps != HS_OK)
         return ps;
     int rc = sqlite3_bind_text(st, 1, study_uid, -1, SQLITE_STATIC);
@@ -1013,7 +1013,7 @@ hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***
             list = grown;
             cap = grown_cap;
         }
-        list[count] = hs_column_dup(st, 0, &oom);
+        list[count] = column_dup(st, 0, &oom);
         if (oom)
             break;
         count++;
@@ -1026,7 +1026,7 @@ hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***
         free(list);
         if (oom)
             return hs_fail(err, HS_ERR_NOMEM, "audit database %s: out of memory", a->path);
-        return hs_db_fail(a->db, a->path, rc, hs_what(W_DONE_FILES), err);
+        return db_fail(a->db, a->path, rc, audit_what(W_DONE_FILES), err);
     }
     *paths = list;
     *n = count;
@@ -1045,7 +1045,7 @@ hs_status hs_audit_record_review(hs_audit *a, long long verdict_id, const char *
         return hs_fail(err, HS_ERR_ARG, "hs_audit_record_review: NULL argument");
     const hs_audit_review_dicom none = {NULL, NULL, 0, NULL, NULL, NULL};
     const hs_audit_review_dicom *d = dicom != NULL ? dicom : &none;
-    return hs_exec(a, err, W_REVIEW, NULL, "lssiilsssLsssd", verdict_id, path, sha256, pages, slice_pages, bytes,
+    return exec(a, err, W_REVIEW, NULL, "lssiilsssLsssd", verdict_id, path, sha256, pages, slice_pages, bytes,
                    saliency, d->path, d->sha256, d->bytes, d->study_uid, d->series_uid, d->sop_uid, hs_clock_now());
 }
 
@@ -1056,7 +1056,7 @@ hs_status hs_audit_record_watch_crash(hs_audit *a, long long run_id, const hs_au
 {
     if (a == NULL || c == NULL || c->study_dir == NULL || c->phase == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_record_watch_crash: NULL argument");
-    return hs_exec(a, err, W_CRASH, NULL, "llttssisiJdd", c->crashed_run_id, run_id, c->study_uid,
+    return exec(a, err, W_CRASH, NULL, "llttssisiJdd", c->crashed_run_id, run_id, c->study_uid,
                    c->file_path, c->study_dir, c->phase, c->signal,
                    c->signal_name != NULL ? c->signal_name : "signal", c->n_files,
                    c->file_path != NULL ? &c->bytes : NULL, c->newest, hs_clock_now());
@@ -1064,13 +1064,13 @@ hs_status hs_audit_record_watch_crash(hs_audit *a, long long run_id, const hs_au
 
 /* The latest crash of query q (W_CRASHED or W_FILE_CRASHED) with this key,
  * count or size, and change time. */
-static hs_status hs_crash_lookup(hs_audit *a, int q, const char *key, long long count, double newest,
+static hs_status crash_lookup(hs_audit *a, int q, const char *key, long long count, double newest,
                                  long long *crashed_run, int *signal, hs_error *err)
 {
     *crashed_run = 0;
     *signal = 0;
     sqlite3_stmt *st = NULL;
-    hs_status ps = hs_statement(a, q, &st, err);
+    hs_status ps = audit_statement(a, q, &st, err);
     if (ps != HS_OK)
         return ps;
     int rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -1083,7 +1083,7 @@ static hs_status hs_crash_lookup(hs_audit *a, int q, const char *key, long long 
         *signal = sqlite3_column_int(st, 1);
         rc = SQLITE_DONE;
     }
-    hs_status status = rc == SQLITE_DONE ? HS_OK : hs_db_fail(a->db, a->path, rc, hs_what(q), err);
+    hs_status status = rc == SQLITE_DONE ? HS_OK : db_fail(a->db, a->path, rc, audit_what(q), err);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return status;
@@ -1094,7 +1094,7 @@ hs_status hs_audit_watch_crashed(hs_audit *a, const char *study_uid, int n_files
 {
     if (a == NULL || study_uid == NULL || crashed_run == NULL || signal == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_watch_crashed: NULL argument");
-    return hs_crash_lookup(a, W_CRASHED, study_uid, n_files, newest, crashed_run, signal, err);
+    return crash_lookup(a, W_CRASHED, study_uid, n_files, newest, crashed_run, signal, err);
 }
 
 hs_status hs_audit_watch_file_crashed(hs_audit *a, const char *path, long long bytes, double newest,
@@ -1102,5 +1102,5 @@ hs_status hs_audit_watch_file_crashed(hs_audit *a, const char *path, long long b
 {
     if (a == NULL || path == NULL || crashed_run == NULL || signal == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_watch_file_crashed: NULL argument");
-    return hs_crash_lookup(a, W_FILE_CRASHED, path, bytes, newest, crashed_run, signal, err);
+    return crash_lookup(a, W_FILE_CRASHED, path, bytes, newest, crashed_run, signal, err);
 }

@@ -64,44 +64,44 @@ namespace {
 
 /* Read at most this many bytes of an element value while parsing a header;
  * larger values (the pixels) stay on disk until someone asks for them. */
-const Uint32 hs_header_max_read = 4096;
+const Uint32 header_max_read = 4096;
 
 /* Longest value read from a header attribute. hemoscan's fields are all
- * far shorter; see hs_attribute. */
-const Uint32 hs_max_attribute = 65536;
+ * far shorter; see dicom_attribute. */
+const Uint32 max_attribute = 65536;
 
 /* HU given to padding pixels: air, the value of everything outside the
  * patient, so padding never looks like tissue or bone. */
-const float hs_padding_hu = -1024.0f;
+const float padding_hu = -1024.0f;
 
-std::once_flag hs_codecs_once;
+std::once_flag codecs_once;
 
 /* Registers the decoders on construction and removes them at process exit.
  * Created as a function-local static on first use, so its destructor runs
  * before DCMTK's own statics (built earlier, when its libraries loaded) are
  * torn down; without it the registrations show up as leaks under valgrind. */
-struct hs_codec_registration {
-    hs_codec_registration()
+struct codec_registration {
+    codec_registration()
     {
         OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
         DJDecoderRegistration::registerCodecs();
         DcmRLEDecoderRegistration::registerCodecs();
     }
-    ~hs_codec_registration()
+    ~codec_registration()
     {
         DcmRLEDecoderRegistration::cleanup();
         DJDecoderRegistration::cleanup();
     }
 };
 
-void hs_register_codecs_once()
+void register_codecs_once()
 {
-    std::call_once(hs_codecs_once, []() { static hs_codec_registration registration; });
+    std::call_once(codecs_once, []() { static codec_registration registration; });
 }
 
 /* Copy s into a fixed field of cap bytes, dropping DICOM's trailing space
  * and NUL padding and any leading spaces. */
-void hs_copy_field(char *dst, size_t cap, const std::string &s)
+void copy_field(char *dst, size_t cap, const std::string &s)
 {
     size_t b = 0;
     size_t e = s.size();
@@ -117,14 +117,14 @@ void hs_copy_field(char *dst, size_t cap, const std::string &s)
 }
 
 /* The top-level element of tag, unless absent or longer than
- * hs_max_attribute. DCMTK allocates the length an element claims when its
+ * max_attribute. DCMTK allocates the length an element claims when its
  * value is first read (and some getters reserve it again for the text), so
  * a claim of 4 GB (or an undefined length on an attribute that cannot have
  * one, as a fuzzed 16-byte file gave BitsAllocated) must not be read. */
-DcmElement *hs_attribute(DcmItem *ds, const DcmTagKey &tag)
+DcmElement *dicom_attribute(DcmItem *ds, const DcmTagKey &tag)
 {
     DcmElement *el = nullptr;
-    if (ds->findAndGetElement(tag, el).bad() || el == nullptr || el->getLengthField() > hs_max_attribute)
+    if (ds->findAndGetElement(tag, el).bad() || el == nullptr || el->getLengthField() > max_attribute)
         return nullptr;
     return el;
 }
@@ -134,37 +134,37 @@ DcmElement *hs_attribute(DcmItem *ds, const DcmTagKey &tag)
  * sequence or an item, at any depth. DCMTK's loadAllDataIntoMemory
  * allocates each claimed length before reading, and in a fuzzed 8 kB file
  * a sequence of 5 kB held an element that claimed 2.7 GB. */
-bool hs_values_within(DcmObject *obj, Uint32 limit)
+bool values_within(DcmObject *obj, Uint32 limit)
 {
     if (obj->isLeaf())
         return obj->getLengthField() <= limit;
     for (DcmObject *child = obj->nextInContainer(nullptr); child != nullptr; child = obj->nextInContainer(child)) {
-        if (!hs_values_within(child, limit))
+        if (!values_within(child, limit))
             return false;
     }
     return true;
 }
 
 /* All values of a string attribute, backslashes kept; "" if absent. */
-std::string hs_get_string(DcmItem *ds, const DcmTagKey &tag)
+std::string get_string(DcmItem *ds, const DcmTagKey &tag)
 {
-    DcmElement *el = hs_attribute(ds, tag);
+    DcmElement *el = dicom_attribute(ds, tag);
     OFString v;
     if (el != nullptr && el->getOFStringArray(v).good())
         return std::string(v.c_str());
     return std::string();
 }
 
-void hs_get_field(DcmItem *ds, const DcmTagKey &tag, char *dst, size_t cap)
+void get_field(DcmItem *ds, const DcmTagKey &tag, char *dst, size_t cap)
 {
-    hs_copy_field(dst, cap, hs_get_string(ds, tag));
+    copy_field(dst, cap, get_string(ds, tag));
 }
 
 /* Value pos of a decimal (DS, or anything DCMTK can read as a number);
  * 1 if present and finite. */
-int hs_get_double(DcmItem *ds, const DcmTagKey &tag, unsigned long pos, double *out)
+int get_double(DcmItem *ds, const DcmTagKey &tag, unsigned long pos, double *out)
 {
-    DcmElement *el = hs_attribute(ds, tag);
+    DcmElement *el = dicom_attribute(ds, tag);
     Float64 v = 0.0;
     if (el == nullptr || el->getFloat64(v, pos).bad())
         return 0;
@@ -176,20 +176,20 @@ int hs_get_double(DcmItem *ds, const DcmTagKey &tag, unsigned long pos, double *
 
 /* The first n values of a decimal attribute into out; 1 if all are there
  * (out is then fully written). */
-int hs_get_doubles(DcmItem *ds, const DcmTagKey &tag, unsigned long n, double *out)
+int get_doubles(DcmItem *ds, const DcmTagKey &tag, unsigned long n, double *out)
 {
     double v[6];
     for (unsigned long i = 0; i < n && i < 6; i++)
-        if (!hs_get_double(ds, tag, i, &v[i]))
+        if (!get_double(ds, tag, i, &v[i]))
             return 0;
     std::memcpy(out, v, n * sizeof *out);
     return 1;
 }
 
 /* An integer attribute stored as IS or as a binary US/SS/UL/SL. */
-int hs_get_int(DcmItem *ds, const DcmTagKey &tag, int *out)
+int get_int(DcmItem *ds, const DcmTagKey &tag, int *out)
 {
-    DcmElement *el = hs_attribute(ds, tag);
+    DcmElement *el = dicom_attribute(ds, tag);
     if (el == nullptr)
         return 0;
     Sint32 s = 0;
@@ -209,7 +209,7 @@ int hs_get_int(DcmItem *ds, const DcmTagKey &tag, int *out)
     }
     /* IS values are strings: DCMTK's Sint32 getter covers valid ones only,
      * so parse the text too and refuse anything with trailing junk. */
-    std::string txt = hs_get_string(ds, tag);
+    std::string txt = get_string(ds, tag);
     size_t slash = txt.find('\\');
     if (slash != std::string::npos)
         txt.resize(slash);
@@ -227,9 +227,9 @@ int hs_get_int(DcmItem *ds, const DcmTagKey &tag, int *out)
 
 /* A 16-bit padding attribute (US or SS by PixelRepresentation) as its raw
  * bit pattern, so that it goes through the same masking as the pixels. */
-int hs_get_raw16(DcmItem *ds, const DcmTagKey &tag, unsigned *out)
+int get_raw16(DcmItem *ds, const DcmTagKey &tag, unsigned *out)
 {
-    DcmElement *el = hs_attribute(ds, tag);
+    DcmElement *el = dicom_attribute(ds, tag);
     if (el == nullptr)
         return 0;
     Uint16 u = 0;
@@ -245,7 +245,7 @@ int hs_get_raw16(DcmItem *ds, const DcmTagKey &tag, unsigned *out)
     return 0;
 }
 
-bool hs_has_value(const std::string &multi, const char *value)
+bool has_value(const std::string &multi, const char *value)
 {
     size_t start = 0;
     while (start <= multi.size()) {
@@ -264,36 +264,36 @@ bool hs_has_value(const std::string &multi, const char *value)
     return false;
 }
 
-bool hs_starts_with(const char *s, const char *prefix)
+bool starts_with(const char *s, const char *prefix)
 {
     return std::strncmp(s, prefix, std::strlen(prefix)) == 0;
 }
 
 /* CT Image Storage, Enhanced CT, Legacy Converted Enhanced CT. */
-bool hs_is_ct_sop_class(const char *uid)
+bool is_ct_sop_class(const char *uid)
 {
     return std::strcmp(uid, "1.2.840.10008.5.1.4.1.1.2") == 0 ||
-           hs_starts_with(uid, "1.2.840.10008.5.1.4.1.1.2.");
+           starts_with(uid, "1.2.840.10008.5.1.4.1.1.2.");
 }
 
-bool hs_is_secondary_capture(const char *uid)
+bool is_secondary_capture(const char *uid)
 {
     return std::strcmp(uid, "1.2.840.10008.5.1.4.1.1.7") == 0 ||
-           hs_starts_with(uid, "1.2.840.10008.5.1.4.1.1.7.");
+           starts_with(uid, "1.2.840.10008.5.1.4.1.1.7.");
 }
 
-bool hs_is_j2k(E_TransferSyntax x)
+bool is_j2k(E_TransferSyntax x)
 {
     return x == EXS_JPEG2000LosslessOnly || x == EXS_JPEG2000;
 }
 
-bool hs_is_jpegls(E_TransferSyntax x)
+bool is_jpegls(E_TransferSyntax x)
 {
     return x == EXS_JPEGLSLossless || x == EXS_JPEGLSLossy;
 }
 
 /* The transfer syntaxes hs_dicom_read_hu decodes (see dicom.h). */
-bool hs_xfer_supported(E_TransferSyntax x)
+bool xfer_supported(E_TransferSyntax x)
 {
     switch (x) {
     case EXS_LittleEndianImplicit:
@@ -324,7 +324,7 @@ bool hs_xfer_supported(E_TransferSyntax x)
  * given to DCMTK at all. Raw bytes, not a parse: stopping at the first
  * Pixel Data tag keeps pixel values from matching by chance, and a header
  * holds these four bytes only as a tag. */
-bool hs_has_directory_records(std::FILE *f, long start)
+bool has_directory_records(std::FILE *f, long start)
 {
     static const unsigned char dir_le[4] = {0x04, 0x00, 0x20, 0x12}, dir_be[4] = {0x00, 0x04, 0x12, 0x20};
     static const unsigned char pix_le[4] = {0xE0, 0x7F, 0x10, 0x00}, pix_be[4] = {0x7F, 0xE0, 0x00, 0x10};
@@ -351,15 +351,15 @@ bool hs_has_directory_records(std::FILE *f, long start)
 
 /* What a file is before DCMTK sees it: DICOM with a preamble (DICM),
  * a raw data set (ACR-NEMA style), a DICOMDIR not to be parsed (see
- * hs_has_directory_records), not DICOM, or unreadable. One open and one
+ * has_directory_records), not DICOM, or unreadable. One open and one
  * read from the start of the file for all of it. DCMTK's auto-detection
  * will read almost any bytes as an implicit-VR data set, so a file without
  * the "DICM" marker is only handed to it when it starts like an ACR-NEMA
  * data set: an element of group 0000 (command), 0002 (meta) or 0008
  * (identifying), little endian. */
-enum hs_sniff { HS_SNIFF_DICM, HS_SNIFF_RAW, HS_SNIFF_DIRECTORY, HS_SNIFF_NOT_DICOM, HS_SNIFF_IO };
+enum sniff { HS_SNIFF_DICM, HS_SNIFF_RAW, HS_SNIFF_DIRECTORY, HS_SNIFF_NOT_DICOM, HS_SNIFF_IO };
 
-hs_sniff hs_sniff_file(const char *path, std::string *why)
+sniff sniff_file(const char *path, std::string *why)
 {
     FILE *f = std::fopen(path, "rb");
     if (f == nullptr) {
@@ -373,7 +373,7 @@ hs_sniff hs_sniff_file(const char *path, std::string *why)
         std::fclose(f);
         return HS_SNIFF_IO;
     }
-    hs_sniff kind = HS_SNIFF_NOT_DICOM;
+    sniff kind = HS_SNIFF_NOT_DICOM;
     if (n == sizeof b && std::memcmp(b + 128, "DICM", 4) == 0) {
         kind = HS_SNIFF_DICM;
     } else if (n < 8) {
@@ -386,98 +386,98 @@ hs_sniff hs_sniff_file(const char *path, std::string *why)
         else
             *why = "no DICM marker at offset 128 and no ACR-NEMA data set at the start";
     }
-    if (kind != HS_SNIFF_NOT_DICOM && hs_has_directory_records(f, kind == HS_SNIFF_DICM ? 132 : 0))
+    if (kind != HS_SNIFF_NOT_DICOM && has_directory_records(f, kind == HS_SNIFF_DICM ? 132 : 0))
         kind = HS_SNIFF_DIRECTORY;
     std::fclose(f);
     return kind;
 }
 
 /* Fill h from a parsed data set. meta may be NULL (ACR-NEMA). */
-void hs_fill_header(DcmItem *ds, DcmItem *meta, E_TransferSyntax xfer, hs_dicom_header *h)
+void fill_header(DcmItem *ds, DcmItem *meta, E_TransferSyntax xfer, hs_dicom_header *h)
 {
-    hs_get_field(ds, DCM_StudyInstanceUID, h->study_uid, sizeof h->study_uid);
-    hs_get_field(ds, DCM_SeriesInstanceUID, h->series_uid, sizeof h->series_uid);
-    hs_get_field(ds, DCM_SOPInstanceUID, h->sop_uid, sizeof h->sop_uid);
-    hs_get_field(ds, DCM_SOPClassUID, h->sop_class_uid, sizeof h->sop_class_uid);
+    get_field(ds, DCM_StudyInstanceUID, h->study_uid, sizeof h->study_uid);
+    get_field(ds, DCM_SeriesInstanceUID, h->series_uid, sizeof h->series_uid);
+    get_field(ds, DCM_SOPInstanceUID, h->sop_uid, sizeof h->sop_uid);
+    get_field(ds, DCM_SOPClassUID, h->sop_class_uid, sizeof h->sop_class_uid);
     /* Some writers leave the SOP UIDs out of the data set; the meta header
      * carries copies of them. */
     if (meta != nullptr && h->sop_class_uid[0] == '\0')
-        hs_get_field(meta, DCM_MediaStorageSOPClassUID, h->sop_class_uid, sizeof h->sop_class_uid);
+        get_field(meta, DCM_MediaStorageSOPClassUID, h->sop_class_uid, sizeof h->sop_class_uid);
     if (meta != nullptr && h->sop_uid[0] == '\0')
-        hs_get_field(meta, DCM_MediaStorageSOPInstanceUID, h->sop_uid, sizeof h->sop_uid);
-    hs_get_field(ds, DCM_Modality, h->modality, sizeof h->modality);
-    hs_get_field(ds, DCM_ImageType, h->image_type, sizeof h->image_type);
-    hs_get_field(ds, DCM_BodyPartExamined, h->body_part, sizeof h->body_part);
-    hs_get_field(ds, DCM_SeriesDescription, h->series_description, sizeof h->series_description);
-    hs_get_field(ds, DCM_StudyDescription, h->study_description, sizeof h->study_description);
-    hs_get_field(ds, DCM_AccessionNumber, h->accession, sizeof h->accession);
-    hs_get_field(ds, DCM_PatientID, h->patient_id, sizeof h->patient_id);
-    hs_get_field(ds, DCM_StudyDate, h->study_date, sizeof h->study_date);
-    hs_get_field(ds, DCM_StudyTime, h->study_time, sizeof h->study_time);
-    hs_get_field(ds, DCM_ConvolutionKernel, h->convolution_kernel, sizeof h->convolution_kernel);
-    hs_copy_field(h->transfer_syntax, sizeof h->transfer_syntax, DcmXfer(xfer).getXferID());
+        get_field(meta, DCM_MediaStorageSOPInstanceUID, h->sop_uid, sizeof h->sop_uid);
+    get_field(ds, DCM_Modality, h->modality, sizeof h->modality);
+    get_field(ds, DCM_ImageType, h->image_type, sizeof h->image_type);
+    get_field(ds, DCM_BodyPartExamined, h->body_part, sizeof h->body_part);
+    get_field(ds, DCM_SeriesDescription, h->series_description, sizeof h->series_description);
+    get_field(ds, DCM_StudyDescription, h->study_description, sizeof h->study_description);
+    get_field(ds, DCM_AccessionNumber, h->accession, sizeof h->accession);
+    get_field(ds, DCM_PatientID, h->patient_id, sizeof h->patient_id);
+    get_field(ds, DCM_StudyDate, h->study_date, sizeof h->study_date);
+    get_field(ds, DCM_StudyTime, h->study_time, sizeof h->study_time);
+    get_field(ds, DCM_ConvolutionKernel, h->convolution_kernel, sizeof h->convolution_kernel);
+    copy_field(h->transfer_syntax, sizeof h->transfer_syntax, DcmXfer(xfer).getXferID());
 
-    h->has_instance_number = hs_get_int(ds, DCM_InstanceNumber, &h->instance_number);
+    h->has_instance_number = get_int(ds, DCM_InstanceNumber, &h->instance_number);
     if (!h->has_instance_number)
         h->instance_number = 0;
 
     int v = 0;
-    h->rows = hs_get_int(ds, DCM_Rows, &v) ? v : 0;
-    h->columns = hs_get_int(ds, DCM_Columns, &v) ? v : 0;
-    h->bits_allocated = hs_get_int(ds, DCM_BitsAllocated, &v) ? v : 0;
-    h->bits_stored = hs_get_int(ds, DCM_BitsStored, &v) ? v : h->bits_allocated;
+    h->rows = get_int(ds, DCM_Rows, &v) ? v : 0;
+    h->columns = get_int(ds, DCM_Columns, &v) ? v : 0;
+    h->bits_allocated = get_int(ds, DCM_BitsAllocated, &v) ? v : 0;
+    h->bits_stored = get_int(ds, DCM_BitsStored, &v) ? v : h->bits_allocated;
     /* BitsStored - 1 by default; a hostile BitsStored of INT_MIN (an SL
      * value) must not overflow here, classification refuses it anyway. */
-    h->high_bit = hs_get_int(ds, DCM_HighBit, &v) ? v : h->bits_stored > INT_MIN ? h->bits_stored - 1 : INT_MIN;
-    h->pixel_representation = hs_get_int(ds, DCM_PixelRepresentation, &v) ? v : 0;
-    h->frames = hs_get_int(ds, DCM_NumberOfFrames, &v) && v > 1 ? v : 1;
-    std::string photometric = hs_get_string(ds, DCM_PhotometricInterpretation);
+    h->high_bit = get_int(ds, DCM_HighBit, &v) ? v : h->bits_stored > INT_MIN ? h->bits_stored - 1 : INT_MIN;
+    h->pixel_representation = get_int(ds, DCM_PixelRepresentation, &v) ? v : 0;
+    h->frames = get_int(ds, DCM_NumberOfFrames, &v) && v > 1 ? v : 1;
+    std::string photometric = get_string(ds, DCM_PhotometricInterpretation);
     h->monochrome1 = photometric.rfind("MONOCHROME1", 0) == 0;
 
     h->has_position = 1;
     for (unsigned long i = 0; i < 3; i++)
-        h->has_position &= hs_get_double(ds, DCM_ImagePositionPatient, i, &h->position[i]);
+        h->has_position &= get_double(ds, DCM_ImagePositionPatient, i, &h->position[i]);
     if (!h->has_position)
         std::memset(h->position, 0, sizeof h->position);
     h->has_orientation = 1;
     for (unsigned long i = 0; i < 6; i++)
-        h->has_orientation &= hs_get_double(ds, DCM_ImageOrientationPatient, i, &h->orientation[i]);
+        h->has_orientation &= get_double(ds, DCM_ImageOrientationPatient, i, &h->orientation[i]);
     if (!h->has_orientation)
         std::memset(h->orientation, 0, sizeof h->orientation);
-    h->has_pixel_spacing = hs_get_double(ds, DCM_PixelSpacing, 0, &h->pixel_spacing[0]) &&
-                           hs_get_double(ds, DCM_PixelSpacing, 1, &h->pixel_spacing[1]);
+    h->has_pixel_spacing = get_double(ds, DCM_PixelSpacing, 0, &h->pixel_spacing[0]) &&
+                           get_double(ds, DCM_PixelSpacing, 1, &h->pixel_spacing[1]);
     if (!h->has_pixel_spacing) {
         h->pixel_spacing[0] = 0.0;
         h->pixel_spacing[1] = 0.0;
     }
-    if (!hs_get_double(ds, DCM_SliceThickness, 0, &h->slice_thickness))
+    if (!get_double(ds, DCM_SliceThickness, 0, &h->slice_thickness))
         h->slice_thickness = 0.0;
-    if (!hs_get_double(ds, DCM_GantryDetectorTilt, 0, &h->gantry_tilt))
+    if (!get_double(ds, DCM_GantryDetectorTilt, 0, &h->gantry_tilt))
         h->gantry_tilt = 0.0;
     /* A slope of 0 would flatten the image to the intercept; no scanner
      * means that, so it is read as the default 1. */
-    if (!hs_get_double(ds, DCM_RescaleSlope, 0, &h->rescale_slope) || h->rescale_slope == 0.0)
+    if (!get_double(ds, DCM_RescaleSlope, 0, &h->rescale_slope) || h->rescale_slope == 0.0)
         h->rescale_slope = 1.0;
-    if (!hs_get_double(ds, DCM_RescaleIntercept, 0, &h->rescale_intercept))
+    if (!get_double(ds, DCM_RescaleIntercept, 0, &h->rescale_intercept))
         h->rescale_intercept = 0.0;
-    if (!hs_get_double(ds, DCM_WindowCenter, 0, &h->window_center_hu))
+    if (!get_double(ds, DCM_WindowCenter, 0, &h->window_center_hu))
         h->window_center_hu = NAN;
-    if (!hs_get_double(ds, DCM_WindowWidth, 0, &h->window_width_hu))
+    if (!get_double(ds, DCM_WindowWidth, 0, &h->window_width_hu))
         h->window_width_hu = NAN;
 
     unsigned raw = 0;
-    h->has_padding = hs_get_raw16(ds, DCM_PixelPaddingValue, &raw);
+    h->has_padding = get_raw16(ds, DCM_PixelPaddingValue, &raw);
     h->padding_value = 0.0;
     if (h->has_padding)
         h->padding_value = (double)raw;
-    h->has_padding_limit = hs_get_raw16(ds, DCM_PixelPaddingRangeLimit, &raw);
+    h->has_padding_limit = get_raw16(ds, DCM_PixelPaddingRangeLimit, &raw);
     h->padding_limit = 0.0;
     if (h->has_padding_limit)
         h->padding_limit = (double)raw;
 
-    std::string agent = hs_get_string(ds, DCM_ContrastBolusAgent);
+    std::string agent = get_string(ds, DCM_ContrastBolusAgent);
     char agent_field[65];
-    hs_copy_field(agent_field, sizeof agent_field, agent);
+    copy_field(agent_field, sizeof agent_field, agent);
     /* Scanners write "NONE" or "NO" rather than leave the field empty. */
     h->contrast = agent_field[0] != '\0' && std::strcmp(agent_field, "NONE") != 0 &&
                   std::strcmp(agent_field, "NO") != 0;
@@ -487,59 +487,59 @@ void hs_fill_header(DcmItem *ds, DcmItem *meta, E_TransferSyntax xfer, hs_dicom_
  * item of the per-frame sequence) carries; what it lacks stays as it was.
  * frame_type: FrameType replaces ImageType (per-frame headers only; the
  * file's verdict uses the top-level ImageType). */
-void hs_apply_group(DcmItem *g, hs_dicom_header *h, bool frame_type)
+void apply_group(DcmItem *g, hs_dicom_header *h, bool frame_type)
 {
     DcmItem *it = nullptr;
     double d[6];
     if (g->findAndGetSequenceItem(DCM_PixelMeasuresSequence, it, 0).good() && it != nullptr) {
-        if (hs_get_double(it, DCM_PixelSpacing, 0, &d[0]) && hs_get_double(it, DCM_PixelSpacing, 1, &d[1])) {
+        if (get_double(it, DCM_PixelSpacing, 0, &d[0]) && get_double(it, DCM_PixelSpacing, 1, &d[1])) {
             h->has_pixel_spacing = 1;
             h->pixel_spacing[0] = d[0];
             h->pixel_spacing[1] = d[1];
         }
-        if (hs_get_double(it, DCM_SliceThickness, 0, &d[0]))
+        if (get_double(it, DCM_SliceThickness, 0, &d[0]))
             h->slice_thickness = d[0];
     }
     it = nullptr;
     if (g->findAndGetSequenceItem(DCM_PlaneOrientationSequence, it, 0).good() && it != nullptr &&
-        hs_get_doubles(it, DCM_ImageOrientationPatient, 6, d)) {
+        get_doubles(it, DCM_ImageOrientationPatient, 6, d)) {
         h->has_orientation = 1;
         std::memcpy(h->orientation, d, sizeof h->orientation);
     }
     it = nullptr;
     if (g->findAndGetSequenceItem(DCM_PlanePositionSequence, it, 0).good() && it != nullptr &&
-        hs_get_doubles(it, DCM_ImagePositionPatient, 3, d)) {
+        get_doubles(it, DCM_ImagePositionPatient, 3, d)) {
         h->has_position = 1;
         std::memcpy(h->position, d, sizeof h->position);
     }
     it = nullptr;
     if (g->findAndGetSequenceItem(DCM_PixelValueTransformationSequence, it, 0).good() && it != nullptr) {
-        if (hs_get_double(it, DCM_RescaleSlope, 0, &d[0]))
+        if (get_double(it, DCM_RescaleSlope, 0, &d[0]))
             h->rescale_slope = d[0] != 0.0 ? d[0] : 1.0;
-        if (hs_get_double(it, DCM_RescaleIntercept, 0, &d[0]))
+        if (get_double(it, DCM_RescaleIntercept, 0, &d[0]))
             h->rescale_intercept = d[0];
     }
     it = nullptr;
     if (g->findAndGetSequenceItem(DCM_FrameVOILUTSequence, it, 0).good() && it != nullptr) {
-        if (hs_get_double(it, DCM_WindowCenter, 0, &d[0]) && hs_get_double(it, DCM_WindowWidth, 0, &d[1])) {
+        if (get_double(it, DCM_WindowCenter, 0, &d[0]) && get_double(it, DCM_WindowWidth, 0, &d[1])) {
             h->window_center_hu = d[0];
             h->window_width_hu = d[1];
         }
     }
     it = nullptr;
     if (g->findAndGetSequenceItem(DCM_CTAcquisitionDetailsSequence, it, 0).good() && it != nullptr) {
-        if (hs_get_double(it, DCM_GantryDetectorTilt, 0, &d[0]))
+        if (get_double(it, DCM_GantryDetectorTilt, 0, &d[0]))
             h->gantry_tilt = d[0];
     }
     it = nullptr;
     if (frame_type && g->findAndGetSequenceItem(DCM_CTImageFrameTypeSequence, it, 0).good() && it != nullptr) {
-        std::string ft = hs_get_string(it, DCM_FrameType);
+        std::string ft = get_string(it, DCM_FrameType);
         if (!ft.empty())
-            hs_copy_field(h->image_type, sizeof h->image_type, ft);
+            copy_field(h->image_type, sizeof h->image_type, ft);
     }
 }
 
-bool hs_has_groups(DcmItem *ds)
+bool has_groups(DcmItem *ds)
 {
     return ds->tagExists(DCM_SharedFunctionalGroupsSequence) || ds->tagExists(DCM_PerFrameFunctionalGroupsSequence);
 }
@@ -547,19 +547,19 @@ bool hs_has_groups(DcmItem *ds)
 /* Turns h, filled from the top level, into the header of frame k: the
  * shared group first, then the frame's own item (frames are the items of
  * per_frame, which may be NULL), per-frame values winning. */
-void hs_apply_frame(DcmItem *ds, DcmSequenceOfItems *per_frame, long k, hs_dicom_header *h, bool frame_type)
+void apply_frame(DcmItem *ds, DcmSequenceOfItems *per_frame, long k, hs_dicom_header *h, bool frame_type)
 {
     h->frame = (int)k;
     DcmItem *shared = nullptr;
     if (ds->findAndGetSequenceItem(DCM_SharedFunctionalGroupsSequence, shared, 0).good() && shared != nullptr)
-        hs_apply_group(shared, h, frame_type);
+        apply_group(shared, h, frame_type);
     DcmItem *own = per_frame != nullptr && (unsigned long)k < per_frame->card() ? per_frame->getItem((unsigned long)k)
                                                                                 : nullptr;
     if (own != nullptr)
-        hs_apply_group(own, h, frame_type);
+        apply_group(own, h, frame_type);
 }
 
-DcmSequenceOfItems *hs_per_frame(DcmItem *ds)
+DcmSequenceOfItems *dicom_per_frame(DcmItem *ds)
 {
     DcmSequenceOfItems *seq = nullptr;
     if (ds->findAndGetSequence(DCM_PerFrameFunctionalGroupsSequence, seq).bad())
@@ -571,7 +571,7 @@ DcmSequenceOfItems *hs_per_frame(DcmItem *ds)
  * (or the file has one frame). Only the frame's own PlanePositionSequence
  * counts: a shared or top-level position would put every frame in one
  * place. */
-std::string hs_multiframe_problem(DcmItem *ds, int frames)
+std::string dicom_multiframe_problem(DcmItem *ds, int frames)
 {
     if (frames <= 1)
         return std::string();
@@ -580,7 +580,7 @@ std::string hs_multiframe_problem(DcmItem *ds, int frames)
         std::snprintf(b, sizeof b, "%d frames, more than the %d read", frames, HS_DICOM_MAX_FRAMES);
         return b;
     }
-    DcmSequenceOfItems *seq = hs_per_frame(ds);
+    DcmSequenceOfItems *seq = dicom_per_frame(ds);
     if (seq == nullptr) {
         std::snprintf(b, sizeof b,
                       "%d frames and no PerFrameFunctionalGroupsSequence: nothing gives each frame its "
@@ -598,7 +598,7 @@ std::string hs_multiframe_problem(DcmItem *ds, int frames)
         DcmItem *pos = nullptr;
         double d = 0.0;
         if (own == nullptr || own->findAndGetSequenceItem(DCM_PlanePositionSequence, pos, 0).bad() ||
-            pos == nullptr || !hs_get_double(pos, DCM_ImagePositionPatient, 2, &d)) {
+            pos == nullptr || !get_double(pos, DCM_ImagePositionPatient, 2, &d)) {
             std::snprintf(b, sizeof b,
                           "%d frames and frame %ld has no ImagePositionPatient of its own "
                           "(PerFrameFunctionalGroupsSequence / PlanePositionSequence)",
@@ -611,7 +611,7 @@ std::string hs_multiframe_problem(DcmItem *ds, int frames)
 
 /* The stored value of a raw sample: bits HighBit-BitsStored+1..HighBit,
  * sign extended from BitsStored bits when signed. */
-inline long hs_stored_value(unsigned raw, int bits_stored, int high_bit, int is_signed)
+inline long stored_value(unsigned raw, int bits_stored, int high_bit, int is_signed)
 {
     unsigned shift = (unsigned)(high_bit + 1 - bits_stored);
     unsigned mask = bits_stored >= 32 ? 0xFFFFFFFFu : ((1u << bits_stored) - 1u);
@@ -623,14 +623,14 @@ inline long hs_stored_value(unsigned raw, int bits_stored, int high_bit, int is_
 
 /* Verdict rules 7 and 8 of dicom.h: HS_DICOM_OK when hs_dicom_read_hu can
  * decode the pixels, else MULTIFRAME_UNSUPPORTED or UNSUPPORTED with why. */
-hs_dicom_verdict hs_check_decodable(const hs_dicom_header *h, E_TransferSyntax xfer, const std::string &photometric,
+hs_dicom_verdict check_decodable(const hs_dicom_header *h, E_TransferSyntax xfer, const std::string &photometric,
                                     int samples_per_pixel, const std::string &multiframe_problem, char why[200])
 {
     if (!multiframe_problem.empty()) {
         std::snprintf(why, 200, "%s", multiframe_problem.c_str());
         return HS_DICOM_MULTIFRAME_UNSUPPORTED;
     }
-    if (!hs_xfer_supported(xfer))
+    if (!xfer_supported(xfer))
         std::snprintf(why, 200, "transfer syntax %s (%s) cannot be decoded", h->transfer_syntax,
                       DcmXfer(xfer).getXferName());
     else if (samples_per_pixel != 1)
@@ -652,7 +652,7 @@ hs_dicom_verdict hs_check_decodable(const hs_dicom_header *h, E_TransferSyntax x
     return HS_DICOM_UNSUPPORTED;
 }
 
-hs_dicom_verdict hs_classify(const hs_dicom_header *h, bool has_pixels, E_TransferSyntax xfer,
+hs_dicom_verdict classify(const hs_dicom_header *h, bool has_pixels, E_TransferSyntax xfer,
                              const std::string &photometric, int samples_per_pixel,
                              const std::string &multiframe_problem, bool check_geometry, char reason[256])
 {
@@ -668,7 +668,7 @@ hs_dicom_verdict hs_classify(const hs_dicom_header *h, bool has_pixels, E_Transf
             return HS_DICOM_NOT_CT;
         }
     } else if (h->sop_class_uid[0] != '\0') {
-        if (!hs_is_ct_sop_class(h->sop_class_uid)) {
+        if (!is_ct_sop_class(h->sop_class_uid)) {
             std::snprintf(reason, 256, "no Modality and SOPClassUID %s is not a CT storage class",
                           h->sop_class_uid);
             return HS_DICOM_NOT_CT;
@@ -683,16 +683,16 @@ hs_dicom_verdict hs_classify(const hs_dicom_header *h, bool has_pixels, E_Transf
      * 4096 x 0, and 65535 x 65535 would have passed as well). */
     char undecodable[200];
     hs_dicom_verdict decodable =
-        hs_check_decodable(h, xfer, photometric, samples_per_pixel, multiframe_problem, undecodable);
+        check_decodable(h, xfer, photometric, samples_per_pixel, multiframe_problem, undecodable);
     hs_dicom_verdict kind = HS_DICOM_OK;
     std::string it = h->image_type;
-    if (hs_has_value(it, "LOCALIZER") || hs_has_value(it, "SCOUT")) {
+    if (has_value(it, "LOCALIZER") || has_value(it, "SCOUT")) {
         std::snprintf(reason, 256, "ImageType is %s: a localizer", h->image_type);
         kind = HS_DICOM_LOCALIZER;
-    } else if (hs_is_secondary_capture(h->sop_class_uid)) {
+    } else if (is_secondary_capture(h->sop_class_uid)) {
         std::snprintf(reason, 256, "SOPClassUID %s is secondary capture", h->sop_class_uid);
         kind = HS_DICOM_DERIVED;
-    } else if (it.rfind("DERIVED", 0) == 0 || hs_has_value(it, "SECONDARY")) {
+    } else if (it.rfind("DERIVED", 0) == 0 || has_value(it, "SECONDARY")) {
         std::snprintf(reason, 256, "ImageType is %s: not an original image", h->image_type);
         kind = HS_DICOM_DERIVED;
     }
@@ -740,7 +740,7 @@ hs_dicom_verdict hs_classify(const hs_dicom_header *h, bool has_pixels, E_Transf
 
 /* Everything hs_dicom_read_header does once the file is known to be worth
  * parsing; shared with hs_dicom_read_hu, which loads the whole file. */
-struct hs_parsed {
+struct dicom_parsed {
     DcmFileFormat ff;
     E_TransferSyntax xfer = EXS_Unknown;
     /* what classification needs again for each frame */
@@ -748,13 +748,13 @@ struct hs_parsed {
     bool has_pixels = false;
     int spp = 1;
     std::string photometric;
-    /* The inflated data set of a deflated file (see hs_load_deflated), a
+    /* The inflated data set of a deflated file (see load_deflated), a
      * memory file that DCMTK reads through /proc/self/fd; -1 if none. */
     int inflated_fd = -1;
-    hs_parsed() = default;
-    hs_parsed(const hs_parsed &) = delete;
-    hs_parsed &operator=(const hs_parsed &) = delete;
-    ~hs_parsed()
+    dicom_parsed() = default;
+    dicom_parsed(const dicom_parsed &) = delete;
+    dicom_parsed &operator=(const dicom_parsed &) = delete;
+    ~dicom_parsed()
     {
         if (inflated_fd >= 0)
             close(inflated_fd);
@@ -769,7 +769,7 @@ struct hs_parsed {
  * at most HS_DICOM_MAX_INFLATED bytes are inflated, into a memory file,
  * which DCMTK then parses like any file: it compares every length with
  * the bytes left in the file and leaves large values there until asked. */
-OFCondition hs_load_deflated(DcmInputFileStream &fs, Uint32 max_read, hs_parsed *p)
+OFCondition load_deflated(DcmInputFileStream &fs, Uint32 max_read, dicom_parsed *p)
 {
     OFCondition c = fs.installCompressionFilter(ESC_zlib);
     if (c.bad())
@@ -813,11 +813,11 @@ OFCondition hs_load_deflated(DcmInputFileStream &fs, Uint32 max_read, hs_parsed 
 }
 
 /* DcmFileFormat::loadFile into p (emptied first), except that a deflated
- * data set goes through hs_load_deflated. The meta header of a file with
+ * data set goes through load_deflated. The meta header of a file with
  * the DICM marker (dicm) says which it is, so it is read first, into the
  * same DcmFileFormat; loadFile starts over (it clears the object) for
  * every other file. */
-OFCondition hs_load(const char *path, bool dicm, Uint32 max_read, hs_parsed *p)
+OFCondition dicom_load(const char *path, bool dicm, Uint32 max_read, dicom_parsed *p)
 {
     p->ff.clear();
     p->xfer = EXS_Unknown;
@@ -836,7 +836,7 @@ OFCondition hs_load(const char *path, bool dicm, Uint32 max_read, hs_parsed *p)
             if (c.good() && meta->findAndGetOFString(DCM_TransferSyntaxUID, ts).good() &&
                 ts == UID_DeflatedExplicitVRLittleEndianTransferSyntax) {
                 p->xfer = EXS_DeflatedLittleEndianExplicit;
-                return hs_load_deflated(fs, max_read, p);
+                return load_deflated(fs, max_read, p);
             }
         }
     }
@@ -844,7 +844,7 @@ OFCondition hs_load(const char *path, bool dicm, Uint32 max_read, hs_parsed *p)
 }
 
 /* h as it is before anything of the file at path is known. */
-void hs_header_init(hs_dicom_header *h, const char *path)
+void header_init(hs_dicom_header *h, const char *path)
 {
     std::memset(h, 0, sizeof *h);
     h->window_center_hu = NAN;
@@ -854,14 +854,14 @@ void hs_header_init(hs_dicom_header *h, const char *path)
     std::snprintf(h->path, sizeof h->path, "%s", path);
 }
 
-hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_header *h,
+hs_status dicom_parse(const char *path, Uint32 max_read, dicom_parsed *p, hs_dicom_header *h,
                    hs_dicom_verdict *verdict, char reason[256], hs_error *err)
 {
-    hs_header_init(h, path);
+    header_init(h, path);
     reason[0] = '\0';
 
     std::string why;
-    hs_sniff s = hs_sniff_file(path, &why);
+    sniff s = sniff_file(path, &why);
     if (s == HS_SNIFF_IO)
         return hs_fail(err, HS_ERR_IO, "%s: cannot read: %s", path, why.c_str());
     if (s == HS_SNIFF_NOT_DICOM) {
@@ -876,9 +876,9 @@ hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_hea
                       "files (not parsed further)");
         return HS_OK;
     }
-    hs_register_codecs_once();
+    register_codecs_once();
     bool dicm = s == HS_SNIFF_DICM;
-    OFCondition c = hs_load(path, dicm, max_read, p);
+    OFCondition c = dicom_load(path, dicm, max_read, p);
     DcmDataset *ds = p->ff.getDataset();
     if (ds == nullptr || ds->card() == 0) {
         *verdict = HS_DICOM_NOT_DICOM;
@@ -892,56 +892,56 @@ hs_status hs_parse(const char *path, Uint32 max_read, hs_parsed *p, hs_dicom_hea
          * anywhere (a fuzzed file failed inside StudyTime, before elements
          * of higher tags). So the file is parsed once more with every value
          * left in the file (max_read 0), and every top-level element whose
-         * values are all short enough to be read at all (hs_attribute's
+         * values are all short enough to be read at all (dicom_attribute's
          * limit, checked inside sequences too) is loaded now: one that runs
          * past the end fails to load and goes, and so does one that claims
          * more. (Left for later, DCMTK would hand out a half-read value on
          * the second request.) */
-        hs_load(path, dicm, 0, p);
+        dicom_load(path, dicm, 0, p);
         ds = p->ff.getDataset();
         for (unsigned long i = ds->card(); i-- > 0;) {
             DcmElement *el = ds->getElement(i);
-            if (el != nullptr && (!hs_values_within(el, hs_max_attribute) || el->loadAllDataIntoMemory().bad()))
+            if (el != nullptr && (!values_within(el, max_attribute) || el->loadAllDataIntoMemory().bad()))
                 delete ds->remove(i);
         }
     }
-    /* hs_load_deflated's data set was read as explicit little endian; the
+    /* load_deflated's data set was read as explicit little endian; the
      * file's own transfer syntax is the one to report. */
     if (p->xfer != EXS_DeflatedLittleEndianExplicit)
         p->xfer = ds->getOriginalXfer();
     DcmItem *meta = p->ff.getMetaInfo();
     if (meta != nullptr && meta->card() == 0)
         meta = nullptr;
-    hs_fill_header(ds, meta, p->xfer, h);
+    fill_header(ds, meta, p->xfer, h);
     p->top = *h;
-    if (hs_has_groups(ds))
-        hs_apply_frame(ds, hs_per_frame(ds), 0, h, false);
+    if (has_groups(ds))
+        apply_frame(ds, dicom_per_frame(ds), 0, h, false);
     if (c.bad()) {
         *verdict = HS_DICOM_CORRUPT;
         std::snprintf(reason, 256, "DCMTK could not parse the whole file: %s", c.text());
         return HS_OK;
     }
     int v = 0;
-    if (hs_get_int(ds, DCM_SamplesPerPixel, &v))
+    if (get_int(ds, DCM_SamplesPerPixel, &v))
         p->spp = v;
-    p->photometric = hs_get_string(ds, DCM_PhotometricInterpretation);
+    p->photometric = get_string(ds, DCM_PhotometricInterpretation);
     while (!p->photometric.empty() && p->photometric.back() == ' ')
         p->photometric.pop_back();
     p->has_pixels = ds->tagExists(DCM_PixelData) != OFFalse;
-    *verdict = hs_classify(h, p->has_pixels, p->xfer, p->photometric, p->spp, hs_multiframe_problem(ds, h->frames),
+    *verdict = classify(h, p->has_pixels, p->xfer, p->photometric, p->spp, dicom_multiframe_problem(ds, h->frames),
                            h->frames <= 1, reason);
     return HS_OK;
 }
 
 /* OpenJPEG reads the codestream from memory through these callbacks. */
-struct hs_mem_stream {
+struct mem_stream {
     const unsigned char *data;
     size_t size, pos;
 };
 
-OPJ_SIZE_T hs_mem_read(void *buf, OPJ_SIZE_T n, void *user)
+OPJ_SIZE_T mem_read(void *buf, OPJ_SIZE_T n, void *user)
 {
-    hs_mem_stream *m = static_cast<hs_mem_stream *>(user);
+    mem_stream *m = static_cast<mem_stream *>(user);
     size_t left = m->size - m->pos;
     if (left == 0)
         return (OPJ_SIZE_T)-1; /* OpenJPEG's end-of-stream convention */
@@ -951,9 +951,9 @@ OPJ_SIZE_T hs_mem_read(void *buf, OPJ_SIZE_T n, void *user)
     return k;
 }
 
-OPJ_OFF_T hs_mem_skip(OPJ_OFF_T n, void *user)
+OPJ_OFF_T mem_skip(OPJ_OFF_T n, void *user)
 {
-    hs_mem_stream *m = static_cast<hs_mem_stream *>(user);
+    mem_stream *m = static_cast<mem_stream *>(user);
     if (n < 0) {
         size_t back = (size_t)(-n);
         if (back > m->pos)
@@ -968,9 +968,9 @@ OPJ_OFF_T hs_mem_skip(OPJ_OFF_T n, void *user)
     return (OPJ_OFF_T)k;
 }
 
-OPJ_BOOL hs_mem_seek(OPJ_OFF_T n, void *user)
+OPJ_BOOL mem_seek(OPJ_OFF_T n, void *user)
 {
-    hs_mem_stream *m = static_cast<hs_mem_stream *>(user);
+    mem_stream *m = static_cast<mem_stream *>(user);
     if (n < 0 || (size_t)n > m->size)
         return OPJ_FALSE;
     m->pos = (size_t)n;
@@ -979,7 +979,7 @@ OPJ_BOOL hs_mem_seek(OPJ_OFF_T n, void *user)
 
 /* OpenJPEG reports problems through callbacks; keep the first error line
  * for the message instead of letting it print to stderr. */
-void hs_opj_error(const char *msg, void *user)
+void opj_error(const char *msg, void *user)
 {
     std::string *s = static_cast<std::string *>(user);
     if (s->empty() && msg != nullptr) {
@@ -989,17 +989,17 @@ void hs_opj_error(const char *msg, void *user)
     }
 }
 
-void hs_opj_quiet(const char *, void *) {}
+void opj_quiet(const char *, void *) {}
 
 /* Most tiles a JPEG 2000 codestream may have. OpenJPEG sets every tile up
  * (about 16 kB each, more with more components) while it reads the main
  * header, before anything can be compared with Rows and Columns: a 794-byte
  * codestream of 3 x 3 tiles and 64 components took over 2 GB. 1024 is a
  * 4096 x 4096 slice in 128 x 128 tiles; encoders use one tile or a few. */
-const Uint64 hs_j2k_max_tiles = 1024;
+const Uint64 j2k_max_tiles = 1024;
 
 /* The big-endian number of n bytes at code[at]; the caller checks bounds. */
-Uint64 hs_be(const unsigned char *code, size_t at, int n)
+Uint64 dicom_be(const unsigned char *code, size_t at, int n)
 {
     Uint64 v = 0;
     for (int i = 0; i < n; i++)
@@ -1009,18 +1009,18 @@ Uint64 hs_be(const unsigned char *code, size_t at, int n)
 
 /* Where the codestream starts: 0 for a raw one, inside the 'jp2c' box of a
  * JP2 file (jp2); size when there is none. */
-size_t hs_j2k_codestream_start(const unsigned char *code, size_t size, bool jp2)
+size_t j2k_codestream_start(const unsigned char *code, size_t size, bool jp2)
 {
     if (!jp2)
         return 0;
     size_t pos = 0;
     while (size - pos >= 8) {
-        Uint64 len = hs_be(code, pos, 4);
+        Uint64 len = dicom_be(code, pos, 4);
         size_t header = 8;
         if (len == 1) {
             if (size - pos < 16)
                 break;
-            len = hs_be(code, pos + 8, 8);
+            len = dicom_be(code, pos + 8, 8);
             header = 16;
         } else if (len == 0) {
             len = size - pos; /* the last box runs to the end */
@@ -1036,20 +1036,20 @@ size_t hs_j2k_codestream_start(const unsigned char *code, size_t size, bool jp2)
 
 /* The SIZ marker segment, which must follow SOC, against h before OpenJPEG
  * allocates what it claims: one component, not subsampled, Columns x Rows,
- * at most hs_j2k_max_tiles tiles. Empty when it fits, else what does not. */
-std::string hs_j2k_check_siz(const unsigned char *code, size_t size, size_t start, const hs_dicom_header *h)
+ * at most j2k_max_tiles tiles. Empty when it fits, else what does not. */
+std::string j2k_check_siz(const unsigned char *code, size_t size, size_t start, const hs_dicom_header *h)
 {
     /* SOC, SIZ, Lsiz, Rsiz, 8 sizes and offsets of 4 bytes, Csiz, and
      * Ssiz, XRsiz, YRsiz of the first component. */
-    if (start > size || size - start < 45 || hs_be(code, start, 2) != 0xFF4F ||
-        hs_be(code, start + 2, 2) != 0xFF51)
+    if (start > size || size - start < 45 || dicom_be(code, start, 2) != 0xFF4F ||
+        dicom_be(code, start + 2, 2) != 0xFF51)
         return "no SIZ marker after SOC";
     const size_t at = start + 8;
-    Uint64 x = hs_be(code, at, 4), y = hs_be(code, at + 4, 4);
-    Uint64 x0 = hs_be(code, at + 8, 4), y0 = hs_be(code, at + 12, 4);
-    Uint64 tw = hs_be(code, at + 16, 4), th = hs_be(code, at + 20, 4);
-    Uint64 tx0 = hs_be(code, at + 24, 4), ty0 = hs_be(code, at + 28, 4);
-    Uint64 comps = hs_be(code, at + 32, 2);
+    Uint64 x = dicom_be(code, at, 4), y = dicom_be(code, at + 4, 4);
+    Uint64 x0 = dicom_be(code, at + 8, 4), y0 = dicom_be(code, at + 12, 4);
+    Uint64 tw = dicom_be(code, at + 16, 4), th = dicom_be(code, at + 20, 4);
+    Uint64 tx0 = dicom_be(code, at + 24, 4), ty0 = dicom_be(code, at + 28, 4);
+    Uint64 comps = dicom_be(code, at + 32, 2);
     Uint64 dx = code[at + 35], dy = code[at + 36];
     char why[160];
     if (comps != 1 || dx != 1 || dy != 1) {
@@ -1068,9 +1068,9 @@ std::string hs_j2k_check_siz(const unsigned char *code, size_t size, size_t star
         return why;
     }
     Uint64 tiles = ((x - tx0 + tw - 1) / tw) * ((y - ty0 + th - 1) / th);
-    if (tiles > hs_j2k_max_tiles) {
+    if (tiles > j2k_max_tiles) {
         std::snprintf(why, sizeof why, "%llu tiles, expected at most %llu", (unsigned long long)tiles,
-                      (unsigned long long)hs_j2k_max_tiles);
+                      (unsigned long long)j2k_max_tiles);
         return why;
     }
     return std::string();
@@ -1078,7 +1078,7 @@ std::string hs_j2k_check_siz(const unsigned char *code, size_t size, size_t star
 
 /* 1 when img (after opj_read_header or opj_decode) is one component of
  * h's Columns x Rows. */
-bool hs_j2k_size_ok(const opj_image_t *img, const hs_dicom_header *h)
+bool j2k_size_ok(const opj_image_t *img, const hs_dicom_header *h)
 {
     return img->numcomps == 1 && img->comps != nullptr && img->comps[0].w == (OPJ_UINT32)h->columns &&
            img->comps[0].h == (OPJ_UINT32)h->rows;
@@ -1091,7 +1091,7 @@ bool hs_j2k_size_ok(const opj_image_t *img, const hs_dicom_header *h)
  * 1 kB file took over 2 GB). Wants the process the transfer syntax names
  * (baseline SOF0; extended SOF0/SOF1; lossless SOF3; JPEG-LS SOF55), one
  * component, Columns x Rows. Empty when it fits, else what does not. */
-std::string hs_jpeg_check_frame(const unsigned char *code, size_t size, E_TransferSyntax xfer,
+std::string jpeg_check_frame(const unsigned char *code, size_t size, E_TransferSyntax xfer,
                                 const hs_dicom_header *h)
 {
     if (size < 4 || code[0] != 0xFF || code[1] != 0xD8)
@@ -1111,7 +1111,7 @@ std::string hs_jpeg_check_frame(const unsigned char *code, size_t size, E_Transf
         }
         if (m == 0xD9 || m == 0xDA)
             return "no frame header (SOF) before the scan";
-        size_t len = (size_t)hs_be(code, pos + 2, 2);
+        size_t len = (size_t)dicom_be(code, pos + 2, 2);
         bool sof = (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) || m == 0xF7;
         if (!sof) {
             if (len < 2 || len > size - pos - 2)
@@ -1141,7 +1141,7 @@ std::string hs_jpeg_check_frame(const unsigned char *code, size_t size, E_Transf
             break;
         }
         char why[160];
-        Uint64 rows = hs_be(code, pos + 5, 2), cols = hs_be(code, pos + 7, 2), comps = code[pos + 9];
+        Uint64 rows = dicom_be(code, pos + 5, 2), cols = dicom_be(code, pos + 7, 2), comps = code[pos + 9];
         if (!allowed)
             std::snprintf(why, sizeof why, "a frame of type SOF%s%u, not the process of transfer syntax %s",
                           m == 0xF7 ? "55 " : "", m == 0xF7 ? 0u : m - 0xC0u, DcmXfer(xfer).getXferName());
@@ -1161,7 +1161,7 @@ std::string hs_jpeg_check_frame(const unsigned char *code, size_t size, E_Transf
  * item 0 being the Basic Offset Table: all fragments for a single frame;
  * else the Basic Offset Table's byte offsets, or one fragment per frame
  * when the table is empty. */
-hs_status hs_frame_items(const char *path, const char *codec, DcmPixelSequence *seq, int frames, int frame,
+hs_status frame_items(const char *path, const char *codec, DcmPixelSequence *seq, int frames, int frame,
                          unsigned long *first, unsigned long *last, hs_error *err)
 {
     unsigned long items = seq->card();
@@ -1222,7 +1222,7 @@ hs_status hs_frame_items(const char *path, const char *codec, DcmPixelSequence *
 /* The compressed bytes of fragments [first, last) of seq, a frame. *data
  * points into the data set when they are one non-empty fragment (the usual
  * case), else into *joined, which holds them concatenated. */
-hs_status hs_fragment_bytes(const char *path, DcmPixelSequence *seq, unsigned long first, unsigned long last,
+hs_status fragment_bytes(const char *path, DcmPixelSequence *seq, unsigned long first, unsigned long last,
                             std::vector<unsigned char> *joined, const unsigned char **data, size_t *len,
                             hs_error *err)
 {
@@ -1258,8 +1258,8 @@ hs_status hs_fragment_bytes(const char *path, DcmPixelSequence *seq, unsigned lo
 /* The compressed bytes of frame h->frame of ds's encapsulated Pixel Data
  * in transfer syntax xfer (codec names it in messages): its fragments,
  * concatenated into *joined when there are several (see
- * hs_fragment_bytes). */
-hs_status hs_frame_bytes(const char *path, const char *codec, DcmDataset *ds, E_TransferSyntax xfer,
+ * fragment_bytes). */
+hs_status frame_bytes(const char *path, const char *codec, DcmDataset *ds, E_TransferSyntax xfer,
                          const hs_dicom_header *h, std::vector<unsigned char> *joined, const unsigned char **code,
                          size_t *code_len, hs_error *err)
 {
@@ -1272,20 +1272,20 @@ hs_status hs_frame_bytes(const char *path, const char *codec, DcmDataset *ds, E_
         return hs_fail(err, HS_ERR_FORMAT, "%s: %s Pixel Data is not encapsulated: %s", path, codec,
                        c.bad() ? c.text() : "no fragments");
     unsigned long first = 1, last = 1;
-    hs_status st = hs_frame_items(path, codec, seq, h->frames, h->frame, &first, &last, err);
+    hs_status st = frame_items(path, codec, seq, h->frames, h->frame, &first, &last, err);
     if (st != HS_OK)
         return st;
-    return hs_fragment_bytes(path, seq, first, last, joined, code, code_len, err);
+    return fragment_bytes(path, seq, first, last, joined, code, code_len, err);
 }
 
 /* Decode JPEG 2000 frame h->frame of ds into stored values. */
-hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
+hs_status decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
                         std::vector<int32_t> *stored, hs_error *err)
 {
     std::vector<unsigned char> joined;
     const unsigned char *code = nullptr;
     size_t code_len = 0;
-    hs_status got = hs_frame_bytes(path, "JPEG 2000", ds, xfer, h, &joined, &code, &code_len, err);
+    hs_status got = frame_bytes(path, "JPEG 2000", ds, xfer, h, &joined, &code, &code_len, err);
     if (got != HS_OK)
         return got;
     if (code_len < 12)
@@ -1295,11 +1295,11 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
     static const unsigned char jp2_sig[12] = {0, 0, 0, 0x0C, 'j', 'P', ' ', ' ', 0x0D, 0x0A, 0x87, 0x0A};
     bool jp2 = std::memcmp(code, jp2_sig, 12) == 0;
     OPJ_CODEC_FORMAT fmt = jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K;
-    std::string siz = hs_j2k_check_siz(code, code_len, hs_j2k_codestream_start(code, code_len, jp2), h);
+    std::string siz = j2k_check_siz(code, code_len, j2k_codestream_start(code, code_len, jp2), h);
     if (!siz.empty())
         return hs_fail(err, HS_ERR_FORMAT, "%s: JPEG 2000 codestream is not the slice: %s", path, siz.c_str());
 
-    hs_mem_stream mem = {code, code_len, 0};
+    mem_stream mem = {code, code_len, 0};
     std::string opj_msg;
     opj_codec_t *codec = opj_create_decompress(fmt);
     opj_stream_t *stream = opj_stream_create(OPJ_J2K_STREAM_CHUNK_SIZE, OPJ_TRUE);
@@ -1308,14 +1308,14 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
     if (codec == nullptr || stream == nullptr) {
         st = hs_fail(err, HS_ERR_NOMEM, "%s: cannot create a JPEG 2000 decoder", path);
     } else {
-        opj_set_error_handler(codec, hs_opj_error, &opj_msg);
-        opj_set_warning_handler(codec, hs_opj_quiet, nullptr);
-        opj_set_info_handler(codec, hs_opj_quiet, nullptr);
+        opj_set_error_handler(codec, opj_error, &opj_msg);
+        opj_set_warning_handler(codec, opj_quiet, nullptr);
+        opj_set_info_handler(codec, opj_quiet, nullptr);
         opj_stream_set_user_data(stream, &mem, nullptr);
         opj_stream_set_user_data_length(stream, code_len);
-        opj_stream_set_read_function(stream, hs_mem_read);
-        opj_stream_set_skip_function(stream, hs_mem_skip);
-        opj_stream_set_seek_function(stream, hs_mem_seek);
+        opj_stream_set_read_function(stream, mem_read);
+        opj_stream_set_skip_function(stream, mem_skip);
+        opj_stream_set_seek_function(stream, mem_seek);
         opj_dparameters_t params;
         opj_set_default_decoder_parameters(&params);
         if (!opj_setup_decoder(codec, &params) || !opj_read_header(stream, codec, &img) || img == nullptr)
@@ -1324,7 +1324,7 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
         /* The codestream's own size decides what OpenJPEG allocates, so it
          * must match Rows and Columns (bounded by HS_DICOM_MAX_SIDE) before
          * anything is decoded: a small file may claim 60000 x 60000. */
-        if (st == HS_OK && !hs_j2k_size_ok(img, h))
+        if (st == HS_OK && !j2k_size_ok(img, h))
             st = hs_fail(err, HS_ERR_FORMAT,
                          "%s: JPEG 2000 codestream is %u component(s) of %u x %u, expected 1 of %d x %d", path,
                          img->numcomps, img->numcomps >= 1 ? img->comps[0].w : 0u,
@@ -1335,7 +1335,7 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
     }
     if (st == HS_OK) {
         const opj_image_comp_t *comp = &img->comps[0];
-        if (!hs_j2k_size_ok(img, h) || comp->data == nullptr) {
+        if (!j2k_size_ok(img, h) || comp->data == nullptr) {
             st = hs_fail(err, HS_ERR_FORMAT,
                          "%s: JPEG 2000 image decoded to %u component(s) of %u x %u, expected 1 of %d x %d", path,
                          img->numcomps, comp->w, comp->h, h->columns, h->rows);
@@ -1357,7 +1357,7 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
             for (size_t i = 0; i < n; i++) {
                 long v = comp->data[i];
                 if (extend_bits > 0)
-                    v = hs_stored_value((unsigned)v, extend_bits, extend_bits - 1, 1);
+                    v = stored_value((unsigned)v, extend_bits, extend_bits - 1, 1);
                 (*stored)[i] = (int32_t)v;
             }
         }
@@ -1373,7 +1373,7 @@ hs_status hs_decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
 
 /* Raw samples (px16 for BitsAllocated 16, else px8), rows x columns of
  * them, into stored values. */
-void hs_raw_to_stored(const Uint16 *px16, const Uint8 *px8, const hs_dicom_header *h, std::vector<int32_t> *stored)
+void raw_to_stored(const Uint16 *px16, const Uint8 *px8, const hs_dicom_header *h, std::vector<int32_t> *stored)
 {
     size_t n = (size_t)h->rows * (size_t)h->columns;
     stored->resize(n);
@@ -1392,11 +1392,11 @@ void hs_raw_to_stored(const Uint16 *px16, const Uint8 *px8, const hs_dicom_heade
             }
         } else {
             for (size_t i = 0; i < n; i++)
-                dst[i] = hs_stored_value(px[i], h->bits_stored, h->high_bit, is_signed);
+                dst[i] = stored_value(px[i], h->bits_stored, h->high_bit, is_signed);
         }
     } else {
         for (size_t i = 0; i < n; i++)
-            dst[i] = hs_stored_value(px8[i], h->bits_stored, h->high_bit, is_signed);
+            dst[i] = stored_value(px8[i], h->bits_stored, h->high_bit, is_signed);
     }
 }
 
@@ -1405,17 +1405,17 @@ void hs_raw_to_stored(const Uint16 *px16, const Uint8 *px8, const hs_dicom_heade
  * its assertions, and a one-byte change in a file's scan header (three
  * components where the frame has one) made it abort the whole process. The
  * frame header is checked against Rows and Columns first
- * (hs_jpeg_check_frame), so CharLS sizes nothing by an unchecked header. */
-hs_status hs_decode_jpegls(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
+ * (jpeg_check_frame), so CharLS sizes nothing by an unchecked header. */
+hs_status decode_jpegls(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
                            std::vector<int32_t> *stored, hs_error *err)
 {
     std::vector<unsigned char> joined;
     const unsigned char *code = nullptr;
     size_t code_len = 0;
-    hs_status st = hs_frame_bytes(path, "JPEG-LS", ds, xfer, h, &joined, &code, &code_len, err);
+    hs_status st = frame_bytes(path, "JPEG-LS", ds, xfer, h, &joined, &code, &code_len, err);
     if (st != HS_OK)
         return st;
-    std::string frame = hs_jpeg_check_frame(code, code_len, xfer, h);
+    std::string frame = jpeg_check_frame(code, code_len, xfer, h);
     if (!frame.empty())
         return hs_fail(err, HS_ERR_FORMAT, "%s: the JPEG-LS stream is not the slice: %s", path, frame.c_str());
 
@@ -1458,12 +1458,12 @@ hs_status hs_decode_jpegls(const char *path, DcmDataset *ds, E_TransferSyntax xf
     if (bytes == 2) {
         std::vector<Uint16> px(n);
         std::memcpy(px.data(), out.data(), n * 2); /* CharLS writes native byte order */
-        hs_raw_to_stored(px.data(), nullptr, h, stored);
+        raw_to_stored(px.data(), nullptr, h, stored);
     } else if (h->bits_allocated == 16) {
         std::vector<Uint16> px(out.begin(), out.begin() + (std::ptrdiff_t)n);
-        hs_raw_to_stored(px.data(), nullptr, h, stored);
+        raw_to_stored(px.data(), nullptr, h, stored);
     } else {
-        hs_raw_to_stored(nullptr, out.data(), h, stored);
+        raw_to_stored(nullptr, out.data(), h, stored);
     }
     return HS_OK;
 }
@@ -1472,7 +1472,7 @@ hs_status hs_decode_jpegls(const char *path, DcmDataset *ds, E_TransferSyntax xf
  * (ljpeg.h); false when it declines the stream, which then goes to DCMTK.
  * HEMOSCAN_LJPEG=dcmtk turns the fast decoder off, so that the two can be
  * compared on any file. */
-bool hs_decode_ljpeg(const unsigned char *code, size_t code_len, E_TransferSyntax xfer, const hs_dicom_header *h,
+bool decode_ljpeg(const unsigned char *code, size_t code_len, E_TransferSyntax xfer, const hs_dicom_header *h,
                      std::vector<int32_t> *stored)
 {
     if ((xfer != EXS_JPEGProcess14 && xfer != EXS_JPEGProcess14SV1) || h->bits_allocated != 16 || h->frames > 1)
@@ -1487,29 +1487,29 @@ bool hs_decode_ljpeg(const unsigned char *code, size_t code_len, E_TransferSynta
     std::unique_ptr<uint16_t[]> px(new uint16_t[n]);
     if (!hs_ljpeg_decode(code, code_len, h->columns, h->rows, px.get(), nullptr))
         return false;
-    hs_raw_to_stored(px.get(), nullptr, h, stored);
+    raw_to_stored(px.get(), nullptr, h, stored);
     return true;
 }
 
 /* Native (or DCMTK-decompressed) Pixel Data into stored values. */
-hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
+hs_status decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
                            std::vector<int32_t> *stored, hs_error *err)
 {
     if (DcmXfer(xfer).isEncapsulated() && xfer != EXS_RLELossless) {
-        /* JPEG (JPEG-LS never gets here: hs_decode_jpegls): the stream's
+        /* JPEG (JPEG-LS never gets here: decode_jpegls): the stream's
          * own frame header is checked before any decoder sizes its buffers
          * by it; lossless JPEG then goes to the fast decoder first. */
         std::vector<unsigned char> joined;
         const unsigned char *code = nullptr;
         size_t code_len = 0;
         hs_status fst =
-            hs_frame_bytes(path, DcmXfer(xfer).getXferName(), ds, xfer, h, &joined, &code, &code_len, err);
+            frame_bytes(path, DcmXfer(xfer).getXferName(), ds, xfer, h, &joined, &code, &code_len, err);
         if (fst != HS_OK)
             return fst;
-        std::string frame = hs_jpeg_check_frame(code, code_len, xfer, h);
+        std::string frame = jpeg_check_frame(code, code_len, xfer, h);
         if (!frame.empty())
             return hs_fail(err, HS_ERR_FORMAT, "%s: the JPEG stream is not the slice: %s", path, frame.c_str());
-        if (hs_decode_ljpeg(code, code_len, xfer, h, stored))
+        if (decode_ljpeg(code, code_len, xfer, h, stored))
             return HS_OK;
     }
     if (DcmXfer(xfer).isEncapsulated()) {
@@ -1533,7 +1533,7 @@ hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xf
         if (el->getLength() / 2 < n)
             return hs_fail(err, HS_ERR_FORMAT, "%s: Pixel Data has %lu bytes, expected %zu for %d x %d x 16 bits",
                            path, (unsigned long)el->getLength(), n * 2, h->rows, h->columns);
-        hs_raw_to_stored(px, nullptr, h, stored);
+        raw_to_stored(px, nullptr, h, stored);
     } else {
         Uint8 *px = nullptr;
         OFCondition c = el->getUint8Array(px);
@@ -1542,7 +1542,7 @@ hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xf
         if (el->getLength() < n)
             return hs_fail(err, HS_ERR_FORMAT, "%s: Pixel Data has %lu bytes, expected %zu for %d x %d x 8 bits",
                            path, (unsigned long)el->getLength(), n, h->rows, h->columns);
-        hs_raw_to_stored(nullptr, px, h, stored);
+        raw_to_stored(nullptr, px, h, stored);
     }
     return HS_OK;
 }
@@ -1552,7 +1552,7 @@ hs_status hs_decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xf
  * open file handle), encapsulated ones through the codec's per-frame
  * decoder, which finds the frame's fragments by the Basic Offset Table or
  * one fragment per frame. buf is scratch space kept between calls. */
-hs_status hs_decode_frame(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
+hs_status decode_frame(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
                           DcmFileCache *cache, std::vector<Uint16> *buf, std::vector<int32_t> *stored, hs_error *err)
 {
     DcmElement *el = nullptr;
@@ -1574,15 +1574,15 @@ hs_status hs_decode_frame(const char *path, DcmDataset *ds, E_TransferSyntax xfe
         return hs_fail(err, HS_ERR_FORMAT, "%s: frame %d (%s) does not decode: %s", path, h->frame + 1,
                        DcmXfer(xfer).getXferName(), c.text());
     if (h->bits_allocated == 16)
-        hs_raw_to_stored(buf->data(), nullptr, h, stored);
+        raw_to_stored(buf->data(), nullptr, h, stored);
     else
-        hs_raw_to_stored(nullptr, reinterpret_cast<const Uint8 *>(buf->data()), h, stored);
+        raw_to_stored(nullptr, reinterpret_cast<const Uint8 *>(buf->data()), h, stored);
     return HS_OK;
 }
 
 /* Stored values to HU: padding, the 12-bit wrap-around, the rescale (see
  * dicom.h for the rules and why). */
-void hs_stored_to_hu(const hs_dicom_header *h, const std::vector<int32_t> &stored, float *hu)
+void stored_to_hu(const hs_dicom_header *h, const std::vector<int32_t> &stored, float *hu)
 {
     size_t n = stored.size();
     bool pad = h->has_padding != 0;
@@ -1590,10 +1590,10 @@ void hs_stored_to_hu(const hs_dicom_header *h, const std::vector<int32_t> &store
     long pad_hi = 0;
     if (pad) {
         int is_signed = h->pixel_representation == 1;
-        pad_lo = hs_stored_value((unsigned)h->padding_value, h->bits_stored, h->bits_stored - 1, is_signed);
+        pad_lo = stored_value((unsigned)h->padding_value, h->bits_stored, h->bits_stored - 1, is_signed);
         pad_hi = pad_lo;
         if (h->has_padding_limit) {
-            long lim = hs_stored_value((unsigned)h->padding_limit, h->bits_stored, h->bits_stored - 1, is_signed);
+            long lim = stored_value((unsigned)h->padding_limit, h->bits_stored, h->bits_stored - 1, is_signed);
             if (lim < pad_lo)
                 pad_lo = lim;
             else
@@ -1625,7 +1625,7 @@ void hs_stored_to_hu(const hs_dicom_header *h, const std::vector<int32_t> &store
     for (size_t i = 0; i < n; i++) {
         long v = src[i];
         if (pad && v >= pad_lo && v <= pad_hi) {
-            hu[i] = hs_padding_hu;
+            hu[i] = padding_hu;
             continue;
         }
         if (wrap && v >= 2048)
@@ -1634,19 +1634,19 @@ void hs_stored_to_hu(const hs_dicom_header *h, const std::vector<int32_t> &store
     }
 }
 
-bool hs_decodable(hs_dicom_verdict v)
+bool dicom_decodable(hs_dicom_verdict v)
 {
     return v == HS_DICOM_OK || v == HS_DICOM_LOCALIZER || v == HS_DICOM_DERIVED || v == HS_DICOM_NOT_AXIAL;
 }
 
 /* The header and verdict of every frame of a parsed file (see
  * hs_dicom_read_frames). */
-void hs_build_frames(hs_parsed *p, int frames, std::vector<hs_dicom_header> *out,
+void build_frames(dicom_parsed *p, int frames, std::vector<hs_dicom_header> *out,
                      std::vector<hs_dicom_verdict> *verdicts, std::vector<std::string> *reasons)
 {
     DcmDataset *ds = p->ff.getDataset();
-    DcmSequenceOfItems *per_frame = hs_per_frame(ds);
-    bool groups = hs_has_groups(ds);
+    DcmSequenceOfItems *per_frame = dicom_per_frame(ds);
+    bool groups = has_groups(ds);
     out->assign((size_t)frames, p->top);
     verdicts->assign((size_t)frames, HS_DICOM_OK);
     reasons->assign((size_t)frames, std::string());
@@ -1655,9 +1655,9 @@ void hs_build_frames(hs_parsed *p, int frames, std::vector<hs_dicom_header> *out
         hs_dicom_header *h = &(*out)[(size_t)k];
         h->frame = k;
         if (groups)
-            hs_apply_frame(ds, per_frame, k, h, true);
+            apply_frame(ds, per_frame, k, h, true);
         char reason[256];
-        (*verdicts)[(size_t)k] = hs_classify(h, p->has_pixels, p->xfer, p->photometric, p->spp, none, true, reason);
+        (*verdicts)[(size_t)k] = classify(h, p->has_pixels, p->xfer, p->photometric, p->spp, none, true, reason);
         (*reasons)[(size_t)k] = reason;
     }
 }
@@ -1668,7 +1668,7 @@ void hs_build_frames(hs_parsed *p, int frames, std::vector<hs_dicom_header> *out
 struct hs_dicom_reader {
     std::string path;
     struct stat key;
-    std::unique_ptr<hs_parsed> parsed;
+    std::unique_ptr<dicom_parsed> parsed;
     std::vector<hs_dicom_header> frames;
     DcmFileCache cache;
     std::vector<Uint16> buf;
@@ -1677,36 +1677,36 @@ struct hs_dicom_reader {
 
 namespace {
 
-bool hs_same_file(const struct stat &a, const struct stat &b)
+bool same_file(const struct stat &a, const struct stat &b)
 {
     return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
            a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
 }
 
 /* Makes r hold path parsed, unless it already does. */
-hs_status hs_reader_open(hs_dicom_reader *r, const char *path, hs_error *err)
+hs_status reader_open(hs_dicom_reader *r, const char *path, hs_error *err)
 {
     struct stat sb;
     if (stat(path, &sb) != 0)
         return hs_fail(err, HS_ERR_IO, "%s: cannot read: %s", path, std::strerror(errno));
-    if (r->parsed && r->path == path && hs_same_file(r->key, sb))
+    if (r->parsed && r->path == path && same_file(r->key, sb))
         return HS_OK;
     r->parsed.reset();
     r->frames.clear();
     r->cache.clear();
-    std::unique_ptr<hs_parsed> p(new hs_parsed);
+    std::unique_ptr<dicom_parsed> p(new dicom_parsed);
     hs_dicom_header now;
     hs_dicom_verdict verdict = HS_DICOM_NOT_DICOM;
     char reason[256];
-    hs_status st = hs_parse(path, hs_header_max_read, p.get(), &now, &verdict, reason, err);
+    hs_status st = dicom_parse(path, header_max_read, p.get(), &now, &verdict, reason, err);
     if (st != HS_OK)
         return st;
-    if (!hs_decodable(verdict))
+    if (!dicom_decodable(verdict))
         return hs_fail(err, HS_ERR_FORMAT, "%s: not a CT image hemoscan can decode (%s: %s)", path,
                        hs_dicom_verdict_name(verdict), reason);
     std::vector<hs_dicom_verdict> verdicts;
     std::vector<std::string> reasons;
-    hs_build_frames(p.get(), now.frames, &r->frames, &verdicts, &reasons);
+    build_frames(p.get(), now.frames, &r->frames, &verdicts, &reasons);
     r->parsed = std::move(p);
     r->path = path;
     r->key = sb;
@@ -1714,9 +1714,9 @@ hs_status hs_reader_open(hs_dicom_reader *r, const char *path, hs_error *err)
 }
 
 /* Frame h->frame of the multi-frame file at path to HU, through r. */
-hs_status hs_reader_hu(hs_dicom_reader *r, const char *path, const hs_dicom_header *h, float *hu, hs_error *err)
+hs_status reader_hu(hs_dicom_reader *r, const char *path, const hs_dicom_header *h, float *hu, hs_error *err)
 {
-    hs_status st = hs_reader_open(r, path, err);
+    hs_status st = reader_open(r, path, err);
     if (st != HS_OK)
         return st;
     if (h->frame < 0 || (size_t)h->frame >= r->frames.size() || (int)r->frames.size() != h->frames)
@@ -1727,29 +1727,29 @@ hs_status hs_reader_hu(hs_dicom_reader *r, const char *path, const hs_dicom_head
         return hs_fail(err, HS_ERR_FORMAT, "%s: is now %d x %d pixels, expected %d x %d as in its header", path,
                        now->rows, now->columns, h->rows, h->columns);
     DcmDataset *ds = r->parsed->ff.getDataset();
-    if (hs_is_j2k(r->parsed->xfer))
-        st = hs_decode_j2k(path, ds, r->parsed->xfer, now, &r->stored, err);
-    else if (hs_is_jpegls(r->parsed->xfer))
-        st = hs_decode_jpegls(path, ds, r->parsed->xfer, now, &r->stored, err);
+    if (is_j2k(r->parsed->xfer))
+        st = decode_j2k(path, ds, r->parsed->xfer, now, &r->stored, err);
+    else if (is_jpegls(r->parsed->xfer))
+        st = decode_jpegls(path, ds, r->parsed->xfer, now, &r->stored, err);
     else
-        st = hs_decode_frame(path, ds, r->parsed->xfer, now, &r->cache, &r->buf, &r->stored, err);
+        st = decode_frame(path, ds, r->parsed->xfer, now, &r->cache, &r->buf, &r->stored, err);
     if (st != HS_OK)
         return st;
-    hs_stored_to_hu(now, r->stored, hu);
+    stored_to_hu(now, r->stored, hu);
     return HS_OK;
 }
 
 /* The single-frame path: the whole file loaded, decoded at once. */
-hs_status hs_single_hu(const char *path, const hs_dicom_header *h, float *hu, hs_error *err)
+hs_status single_hu(const char *path, const hs_dicom_header *h, float *hu, hs_error *err)
 {
-    hs_parsed p;
+    dicom_parsed p;
     hs_dicom_header now;
     hs_dicom_verdict verdict = HS_DICOM_NOT_DICOM;
     char reason[256];
-    hs_status st = hs_parse(path, DCM_MaxReadLength, &p, &now, &verdict, reason, err);
+    hs_status st = dicom_parse(path, DCM_MaxReadLength, &p, &now, &verdict, reason, err);
     if (st != HS_OK)
         return st;
-    if (!hs_decodable(verdict))
+    if (!dicom_decodable(verdict))
         return hs_fail(err, HS_ERR_FORMAT, "%s: not a CT image hemoscan can decode (%s: %s)", path,
                        hs_dicom_verdict_name(verdict), reason);
     if (now.rows != h->rows || now.columns != h->columns || now.frames != 1)
@@ -1757,15 +1757,15 @@ hs_status hs_single_hu(const char *path, const hs_dicom_header *h, float *hu, hs
                        path, now.rows, now.columns, now.frames, h->rows, h->columns);
     std::vector<int32_t> stored;
     DcmDataset *ds = p.ff.getDataset();
-    if (hs_is_j2k(p.xfer))
-        st = hs_decode_j2k(path, ds, p.xfer, &now, &stored, err);
-    else if (hs_is_jpegls(p.xfer))
-        st = hs_decode_jpegls(path, ds, p.xfer, &now, &stored, err);
+    if (is_j2k(p.xfer))
+        st = decode_j2k(path, ds, p.xfer, &now, &stored, err);
+    else if (is_jpegls(p.xfer))
+        st = decode_jpegls(path, ds, p.xfer, &now, &stored, err);
     else
-        st = hs_decode_native(path, ds, p.xfer, &now, &stored, err);
+        st = decode_native(path, ds, p.xfer, &now, &stored, err);
     if (st != HS_OK)
         return st;
-    hs_stored_to_hu(&now, stored, hu);
+    stored_to_hu(&now, stored, hu);
     return HS_OK;
 }
 
@@ -1812,15 +1812,15 @@ extern "C" hs_status hs_dicom_read_header(const char *path, hs_dicom_header *h, 
      * exception, and what() with it, is gone once the handler ends. */
     char what[200] = "an unknown exception";
     try {
-        hs_parsed p;
-        return hs_parse(path, hs_header_max_read, &p, h, verdict, reason, err);
+        dicom_parsed p;
+        return dicom_parse(path, header_max_read, &p, h, verdict, reason, err);
     } catch (const std::bad_alloc &) {
         return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory reading the DICOM header", path);
     } catch (const std::exception &e) {
         std::snprintf(what, sizeof what, "%s", e.what());
     } catch (...) {
     }
-    hs_header_init(h, path);
+    header_init(h, path);
     *verdict = HS_DICOM_CORRUPT;
     std::snprintf(reason, 256, "DCMTK failed while parsing the file: %s", what);
     return HS_OK;
@@ -1852,11 +1852,11 @@ extern "C" hs_status hs_dicom_reader_read_hu(hs_dicom_reader *r, const char *pat
         return hs_fail(err, HS_ERR_ARG, "hs_dicom_read_hu: path, header and output are required");
     try {
         if (h->frames <= 1)
-            return hs_single_hu(path, h, hu, err);
+            return single_hu(path, h, hu, err);
         if (r != nullptr)
-            return hs_reader_hu(r, path, h, hu, err);
+            return reader_hu(r, path, h, hu, err);
         hs_dicom_reader once;
-        return hs_reader_hu(&once, path, h, hu, err);
+        return reader_hu(&once, path, h, hu, err);
     } catch (const std::bad_alloc &) {
         if (r != nullptr)
             r->parsed.reset();
@@ -1874,11 +1874,11 @@ extern "C" hs_status hs_dicom_read_frames(const char *path, const hs_dicom_heade
     if (path == nullptr || file == nullptr || out == nullptr || verdicts == nullptr)
         return hs_fail(err, HS_ERR_ARG, "hs_dicom_read_frames: path, file header, output and verdicts are required");
     try {
-        hs_parsed p;
+        dicom_parsed p;
         hs_dicom_header now;
         hs_dicom_verdict verdict = HS_DICOM_NOT_DICOM;
         char reason[256];
-        hs_status st = hs_parse(path, hs_header_max_read, &p, &now, &verdict, reason, err);
+        hs_status st = dicom_parse(path, header_max_read, &p, &now, &verdict, reason, err);
         if (st != HS_OK)
             return st;
         if (verdict != HS_DICOM_OK)
@@ -1890,7 +1890,7 @@ extern "C" hs_status hs_dicom_read_frames(const char *path, const hs_dicom_heade
         std::vector<hs_dicom_header> headers;
         std::vector<hs_dicom_verdict> vs;
         std::vector<std::string> rs;
-        hs_build_frames(&p, now.frames, &headers, &vs, &rs);
+        build_frames(&p, now.frames, &headers, &vs, &rs);
         for (size_t k = 0; k < headers.size(); k++) {
             out[k] = headers[k];
             verdicts[k] = vs[k];

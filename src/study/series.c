@@ -36,7 +36,7 @@
 /* Copy src into dst, cut to cap - 1 bytes: reasons and descriptions are
  * allowed to be shortened. (Not snprintf: compilers warn about every
  * possible truncation, and here it is intended.) */
-static void hs_copy(char *dst, size_t cap, const char *src)
+static void series_copy(char *dst, size_t cap, const char *src)
 {
     if (cap == 0)
         return;
@@ -46,9 +46,9 @@ static void hs_copy(char *dst, size_t cap, const char *src)
 }
 
 /* snprintf for sentences where cutting a long UID or path short is fine. */
-static void hs_sentence(char *dst, size_t cap, const char *fmt, ...)
+static void series_sentence(char *dst, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void hs_sentence(char *dst, size_t cap, const char *fmt, ...)
+static void series_sentence(char *dst, size_t cap, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -60,15 +60,15 @@ static void hs_sentence(char *dst, size_t cap, const char *fmt, ...)
 
 /* ---- pass 1: the walk ------------------------------------------------------ */
 
-static int hs_add_skipped(hs_study *s, int *cap, const char *path, const char *verdict,
+static int add_skipped(hs_study *s, int *cap, const char *path, const char *verdict,
                           const char *reason)
 {
     if (hs_grow((void **)&s->skipped, cap, s->n_skipped + 1, sizeof *s->skipped) != 0)
         return -1;
     hs_skipped_file *k = &s->skipped[s->n_skipped++];
-    hs_copy(k->path, sizeof k->path, path);
-    hs_copy(k->verdict, sizeof k->verdict, verdict);
-    hs_copy(k->reason, sizeof k->reason, reason);
+    series_copy(k->path, sizeof k->path, path);
+    series_copy(k->verdict, sizeof k->verdict, verdict);
+    series_copy(k->reason, sizeof k->reason, reason);
     return 0;
 }
 
@@ -95,12 +95,12 @@ static hs_status walk_visit(void *ctx, hs_dirwalk_entry *e, hs_error *err)
         if (e->depth == 0)
             return hs_fail(err, HS_ERR_IO, "%s: cannot open folder: %s", e->path, strerror(e->error));
         snprintf(reason, sizeof reason, "folder cannot be opened: %s", strerror(e->error));
-        if (hs_add_skipped(w->study, w->skip_cap, e->path, "unreadable", reason) != 0)
+        if (add_skipped(w->study, w->skip_cap, e->path, "unreadable", reason) != 0)
             return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", e->path);
         return HS_OK;
     case HS_DIRWALK_STAT_ERROR:
         snprintf(reason, sizeof reason, "cannot be opened: %s", strerror(e->error));
-        if (hs_add_skipped(w->study, w->skip_cap, e->path, "unreadable", reason) != 0)
+        if (add_skipped(w->study, w->skip_cap, e->path, "unreadable", reason) != 0)
             return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", e->path);
         return HS_OK;
     case HS_DIRWALK_DIR:
@@ -121,7 +121,7 @@ static hs_status walk_visit(void *ctx, hs_dirwalk_entry *e, hs_error *err)
 
 /* ---- pass 3 helpers: geometry --------------------------------------------- */
 
-static void hs_normal_of(const double o[6], double n[3])
+static void normal_of(const double o[6], double n[3])
 {
     n[0] = o[1] * o[5] - o[2] * o[4];
     n[1] = o[2] * o[3] - o[0] * o[5];
@@ -146,11 +146,11 @@ typedef struct {
     double key;   /* position along the normal, or InstanceNumber */
     int instance; /* InstanceNumber, or INT_MAX-like large value when absent */
     const hs_dicom_header *h;
-} hs_sort_item;
+} sort_item;
 
-static int hs_cmp_item(const void *a, const void *b)
+static int cmp_item(const void *a, const void *b)
 {
-    const hs_sort_item *x = a, *y = b;
+    const sort_item *x = a, *y = b;
     if (x->key < y->key)
         return -1;
     if (x->key > y->key)
@@ -163,43 +163,43 @@ static int hs_cmp_item(const void *a, const void *b)
     return x->h->frame < y->h->frame ? -1 : (x->h->frame > y->h->frame ? 1 : 0);
 }
 
-static int hs_cmp_double(const void *a, const void *b)
+static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : (x > y ? 1 : 0);
 }
 
 /* Median of v[0..n) (sorts v); the lower middle value when lower != 0. */
-static double hs_median(double *v, int n, int lower)
+static double series_median(double *v, int n, int lower)
 {
     if (n <= 0)
         return 0.0;
-    qsort(v, (size_t)n, sizeof *v, hs_cmp_double);
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
     if (n % 2 == 1)
         return v[n / 2];
     return lower ? v[n / 2 - 1] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static int hs_same_thickness(double a, double b)
+static int same_thickness(double a, double b)
 {
     return fabs(a - b) < 0.01;
 }
 
 /* Lower median of the spacings between neighbours that both have
  * thickness t; fallback when there are none. tmp holds n-1 doubles. */
-static double hs_expected_spacing(const hs_series *se, const double *d, double *tmp, double t,
+static double expected_spacing(const hs_series *se, const double *d, double *tmp, double t,
                                   double fallback)
 {
     int k = 0;
     for (int i = 0; i + 1 < se->n_slices; i++)
-        if (hs_same_thickness(se->slices[i].header.slice_thickness, t) &&
-            hs_same_thickness(se->slices[i + 1].header.slice_thickness, t))
+        if (same_thickness(se->slices[i].header.slice_thickness, t) &&
+            same_thickness(se->slices[i + 1].header.slice_thickness, t))
             tmp[k++] = d[i];
-    return k > 0 ? hs_median(tmp, k, 1) : fallback;
+    return k > 0 ? series_median(tmp, k, 1) : fallback;
 }
 
 /* Spacing, gaps and consistency of a sorted series. */
-static hs_status hs_measure(hs_series *se, hs_error *err)
+static hs_status series_measure(hs_series *se, hs_error *err)
 {
     int n = se->n_slices;
     double *thick = malloc(sizeof(double) * (size_t)n);
@@ -209,7 +209,7 @@ static hs_status hs_measure(hs_series *se, hs_error *err)
         thick[i] = se->slices[i].header.slice_thickness;
     /* The lower median: a thickness some slice really has (4 mm, not 5.5,
      * for a GE series of 14 slices of 4 mm and 14 of 7 mm). */
-    se->slice_thickness_mm = hs_median(thick, n, 1);
+    se->slice_thickness_mm = series_median(thick, n, 1);
     free(thick);
     se->gantry_tilt_deg = se->slices[0].header.gantry_tilt;
     if (se->sort_method != HS_SORT_POSITION || n < 2)
@@ -223,16 +223,16 @@ static hs_status hs_measure(hs_series *se, hs_error *err)
         d[i] = se->slices[i + 1].position_along_normal - se->slices[i].position_along_normal;
         tmp[i] = d[i];
     }
-    se->spacing_mm = hs_median(tmp, n - 1, 0);
-    double overall = hs_median(tmp, n - 1, 1);
+    se->spacing_mm = series_median(tmp, n - 1, 0);
+    double overall = series_median(tmp, n - 1, 1);
 
     int n_kept = 0;
     for (int i = 0; i + 1 < n; i++) {
         double ta = se->slices[i].header.slice_thickness;
         double tb = se->slices[i + 1].header.slice_thickness;
-        double ref = hs_expected_spacing(se, d, tmp, ta, overall);
-        if (!hs_same_thickness(ta, tb)) {
-            double rb = hs_expected_spacing(se, d, tmp, tb, overall);
+        double ref = expected_spacing(se, d, tmp, ta, overall);
+        if (!same_thickness(ta, tb)) {
+            double rb = expected_spacing(se, d, tmp, tb, overall);
             if (rb > ref)
                 ref = rb;
         }
@@ -251,7 +251,7 @@ static hs_status hs_measure(hs_series *se, hs_error *err)
             if (kept[i] > hi)
                 hi = kept[i];
         }
-        double med = hs_median(kept, n_kept, 0);
+        double med = series_median(kept, n_kept, 0);
         se->inconsistent_spacing = med > 0.0 && hi - lo > HS_SPACING_TOLERANCE * med;
     }
     free(d);
@@ -259,7 +259,7 @@ static hs_status hs_measure(hs_series *se, hs_error *err)
 }
 
 /* "frame N: " for a frame of a multi-frame file, "" otherwise, into b. */
-static const char *hs_frame_prefix(char *b, size_t cap, const hs_dicom_header *h)
+static const char *frame_prefix(char *b, size_t cap, const hs_dicom_header *h)
 {
     if (h->frames > 1)
         snprintf(b, cap, "frame %d: ", h->frame + 1);
@@ -268,24 +268,24 @@ static const char *hs_frame_prefix(char *b, size_t cap, const hs_dicom_header *h
     return b;
 }
 
-static void hs_same_position_reason(char *out, size_t cap, const hs_dicom_header *h,
+static void same_position_reason(char *out, size_t cap, const hs_dicom_header *h,
                                     const hs_dicom_header *kept)
 {
     char a[32], b[32];
-    hs_frame_prefix(a, sizeof a, h);
+    frame_prefix(a, sizeof a, h);
     b[0] = '\0';
     if (kept->frames > 1)
         snprintf(b, sizeof b, " frame %d", kept->frame + 1);
-    hs_sentence(out, cap, "%sduplicate position: same slice position as %.180s%s", a, kept->path, b);
+    series_sentence(out, cap, "%sduplicate position: same slice position as %.180s%s", a, kept->path, b);
 }
 
 /* Sorts the accepted headers hs[0..n) of one series into se, skipping
  * duplicates into s->skipped. */
-static hs_status hs_build_series(hs_study *s, int *skip_cap, hs_dicom_header **hs, int n,
+static hs_status build_series(hs_study *s, int *skip_cap, hs_dicom_header **hs, int n,
                                  hs_series *se, hs_error *err)
 {
-    hs_copy(se->series_uid, sizeof se->series_uid, hs[0]->series_uid);
-    hs_copy(se->description, sizeof se->description, hs[0]->series_description);
+    series_copy(se->series_uid, sizeof se->series_uid, hs[0]->series_uid);
+    series_copy(se->description, sizeof se->description, hs[0]->series_description);
     se->normal[2] = 1.0;
 
     int all_pos = 1, all_inst = 1, any_orient = 0;
@@ -297,26 +297,26 @@ static hs_status hs_build_series(hs_study *s, int *skip_cap, hs_dicom_header **h
         if (hs[i]->contrast)
             se->contrast = 1;
         if (hs[i]->has_orientation && !any_orient) {
-            hs_normal_of(hs[i]->orientation, se->normal);
+            normal_of(hs[i]->orientation, se->normal);
             any_orient = 1;
         }
     }
     if (all_pos) {
         se->sort_method = HS_SORT_POSITION;
         if (!any_orient)
-            hs_copy(se->sort_note, sizeof se->sort_note,
+            series_copy(se->sort_note, sizeof se->sort_note,
                     "sorted by z position: ImageOrientationPatient missing");
     } else if (all_inst) {
         se->sort_method = HS_SORT_INSTANCE;
-        hs_copy(se->sort_note, sizeof se->sort_note,
+        series_copy(se->sort_note, sizeof se->sort_note,
                 "sorted by InstanceNumber: ImagePositionPatient missing");
     } else {
         se->sort_method = HS_SORT_FILENAME;
-        hs_copy(se->sort_note, sizeof se->sort_note,
+        series_copy(se->sort_note, sizeof se->sort_note,
                 "sorted by file name: ImagePositionPatient and InstanceNumber missing");
     }
 
-    hs_sort_item *it = malloc(sizeof *it * (size_t)n);
+    sort_item *it = malloc(sizeof *it * (size_t)n);
     se->slices = calloc((size_t)n, sizeof *se->slices);
     if (it == NULL || se->slices == NULL) {
         free(it);
@@ -334,7 +334,7 @@ static hs_status hs_build_series(hs_study *s, int *skip_cap, hs_dicom_header **h
         else
             it[i].key = 0.0;
     }
-    qsort(it, (size_t)n, sizeof *it, hs_cmp_item);
+    qsort(it, (size_t)n, sizeof *it, cmp_item);
 
     hs_status st = HS_OK;
     for (int i = 0; i < n && st == HS_OK; i++) {
@@ -345,7 +345,7 @@ static hs_status hs_build_series(hs_study *s, int *skip_cap, hs_dicom_header **h
             if (h->sop_uid[0] == '\0' || strcmp(h->sop_uid, o->sop_uid) != 0 || h->frame != o->frame)
                 continue;
             if (h->frames > 1)
-                hs_sentence(reason, sizeof reason,
+                series_sentence(reason, sizeof reason,
                             "frame %d: duplicate of %.180s frame %d (same SOPInstanceUID and frame)",
                             h->frame + 1, o->path, o->frame + 1);
             else
@@ -354,10 +354,10 @@ static hs_status hs_build_series(hs_study *s, int *skip_cap, hs_dicom_header **h
         if (reason[0] == '\0' && se->sort_method == HS_SORT_POSITION && se->n_slices > 0) {
             const hs_slice *last = &se->slices[se->n_slices - 1];
             if (fabs(it[i].key - last->position_along_normal) < HS_SAME_POSITION_MM)
-                hs_same_position_reason(reason, sizeof reason, h, &last->header);
+                same_position_reason(reason, sizeof reason, h, &last->header);
         }
         if (reason[0] != '\0') {
-            if (hs_add_skipped(s, skip_cap, h->path, "duplicate", reason) != 0)
+            if (add_skipped(s, skip_cap, h->path, "duplicate", reason) != 0)
                 st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", h->path);
             continue;
         }
@@ -368,12 +368,12 @@ static hs_status hs_build_series(hs_study *s, int *skip_cap, hs_dicom_header **h
     free(it);
     if (st != HS_OK)
         return st;
-    return hs_measure(se, err);
+    return series_measure(se, err);
 }
 
 /* ---- the scan --------------------------------------------------------------- */
 
-static int hs_cmp_header_series(const void *a, const void *b)
+static int cmp_header_series(const void *a, const void *b)
 {
     const hs_dicom_header *x = *(const hs_dicom_header *const *)a;
     const hs_dicom_header *y = *(const hs_dicom_header *const *)b;
@@ -381,7 +381,7 @@ static int hs_cmp_header_series(const void *a, const void *b)
     return c != 0 ? c : strcmp(x->path, y->path);
 }
 
-static int hs_cmp_skipped(const void *a, const void *b)
+static int cmp_skipped(const void *a, const void *b)
 {
     const hs_skipped_file *x = a, *y = b;
     int c = strcmp(x->path, y->path);
@@ -399,18 +399,18 @@ typedef struct {
     hs_status rs;
     char reason[256];
     hs_error err;
-} hs_header_read;
+} header_read;
 
 typedef struct {
     char *const *paths;
-    hs_header_read *out;
-} hs_read_job;
+    header_read *out;
+} read_job;
 
-static void hs_read_task(void *ctx, int task, int thread)
+static void read_task(void *ctx, int task, int thread)
 {
     (void)thread;
-    hs_read_job *job = ctx;
-    hs_header_read *r = &job->out[task];
+    read_job *job = ctx;
+    header_read *r = &job->out[task];
     r->v = HS_DICOM_NOT_DICOM;
     r->reason[0] = '\0';
     r->err.msg[0] = '\0';
@@ -425,7 +425,7 @@ static void hs_read_task(void *ctx, int task, int thread)
  * own verdict is OK goes to ok as a header of its own; the others are
  * skipped with the frame named in the reason. A file whose frames cannot
  * be read is skipped as "unreadable". */
-static hs_status hs_add_frames(hs_study *study, int *skip_cap, const hs_dicom_header *file,
+static hs_status add_frames(hs_study *study, int *skip_cap, const hs_dicom_header *file,
                                hs_dicom_header ***ok, int *n_ok, int *ok_cap, hs_error *err)
 {
     int n = file->frames;
@@ -444,16 +444,16 @@ static hs_status hs_add_frames(hs_study *study, int *skip_cap, const hs_dicom_he
         goto done;
     }
     if (rs != HS_OK) {
-        if (hs_add_skipped(study, skip_cap, file->path, "unreadable", ferr.msg) != 0)
+        if (add_skipped(study, skip_cap, file->path, "unreadable", ferr.msg) != 0)
             st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", file->path);
         goto done;
     }
     for (int k = 0; k < n && st == HS_OK; k++) {
         if (v[k] != HS_DICOM_OK) {
             char reason[256];
-            hs_sentence(reason, sizeof reason, "frame %d: %s", k + 1,
+            series_sentence(reason, sizeof reason, "frame %d: %s", k + 1,
                         why[k][0] != '\0' ? why[k] : "not an axial CT image");
-            if (hs_add_skipped(study, skip_cap, file->path, hs_dicom_verdict_name(v[k]), reason) != 0)
+            if (add_skipped(study, skip_cap, file->path, hs_dicom_verdict_name(v[k]), reason) != 0)
                 st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", file->path);
             continue;
         }
@@ -515,16 +515,16 @@ static hs_status keep_one_study(hs_study *study, int *skip_cap, hs_dicom_header 
         char reason[256];
         snprintf(reason, sizeof reason, "belongs to another study (%s)",
                  ok[i]->study_uid[0] != '\0' ? ok[i]->study_uid : "no StudyInstanceUID");
-        if (hs_add_skipped(study, skip_cap, ok[i]->path, "other_study", reason) != 0)
+        if (add_skipped(study, skip_cap, ok[i]->path, "other_study", reason) != 0)
             st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", ok[i]->path);
         free(ok[i]);
         ok[i] = NULL;
     }
     if (st == HS_OK && mine_count > 0) {
-        hs_copy(study->study_uid, sizeof study->study_uid, ok[0]->study_uid);
-        hs_copy(study->accession, sizeof study->accession, ok[0]->accession);
-        hs_copy(study->patient_id, sizeof study->patient_id, ok[0]->patient_id);
-        hs_copy(study->study_date, sizeof study->study_date, ok[0]->study_date);
+        series_copy(study->study_uid, sizeof study->study_uid, ok[0]->study_uid);
+        series_copy(study->accession, sizeof study->accession, ok[0]->accession);
+        series_copy(study->patient_id, sizeof study->patient_id, ok[0]->patient_id);
+        series_copy(study->study_date, sizeof study->study_date, ok[0]->study_date);
     }
     *n_mine = mine_count;
     return st;
@@ -538,7 +538,7 @@ static hs_status group_series(hs_study *study, int *skip_cap, hs_dicom_header **
 {
     hs_status st = HS_OK;
     if (n > 1)
-        qsort(ok, (size_t)n, sizeof *ok, hs_cmp_header_series);
+        qsort(ok, (size_t)n, sizeof *ok, cmp_header_series);
     int n_groups = 0;
     for (int i = 0; i < n; i++)
         n_groups += i == 0 || strcmp(ok[i]->series_uid, ok[i - 1]->series_uid) != 0;
@@ -551,7 +551,7 @@ static hs_status group_series(hs_study *study, int *skip_cap, hs_dicom_header **
         int j = i + 1;
         while (j < n && strcmp(ok[j]->series_uid, ok[i]->series_uid) == 0)
             j++;
-        st = hs_build_series(study, skip_cap, ok + i, j - i, &study->series[study->n_series],
+        st = build_series(study, skip_cap, ok + i, j - i, &study->series[study->n_series],
                              err);
         study->n_series++;
         i = j;
@@ -562,13 +562,13 @@ static hs_status group_series(hs_study *study, int *skip_cap, hs_dicom_header **
 /* Passes 2 and 3 on the files in paths (not freed here): classify, keep
  * one study, group into series. label names the files' origin in
  * study->why. *skip_cap is the capacity of study->skipped so far. */
-static hs_status hs_scan_paths(hs_study *study, int *skip_cap, char *const *paths, int n_paths,
+static hs_status scan_paths(hs_study *study, int *skip_cap, char *const *paths, int n_paths,
                                const char *label, int threads, hs_error *err)
 {
     hs_dicom_header **ok = NULL;
     int n_ok = 0, ok_cap = 0;
     hs_status st = HS_OK;
-    hs_header_read *batch = calloc(READ_BATCH, sizeof *batch);
+    header_read *batch = calloc(READ_BATCH, sizeof *batch);
     hs_pool *pool = threads > 1 && n_paths > 1 ? hs_pool_create(threads < READ_BATCH ? threads : READ_BATCH)
                                                : NULL;
     if (batch == NULL)
@@ -577,30 +577,30 @@ static hs_status hs_scan_paths(hs_study *study, int *skip_cap, char *const *path
     /* Pass 2: classify every file once. */
     for (int first = 0; first < n_paths && st == HS_OK; first += READ_BATCH) {
         int count = n_paths - first < READ_BATCH ? n_paths - first : READ_BATCH;
-        hs_read_job job = {paths + first, batch};
+        read_job job = {paths + first, batch};
         if (pool != NULL) {
-            hs_pool_run(pool, count, hs_read_task, &job);
+            hs_pool_run(pool, count, read_task, &job);
         } else {
             for (int k = 0; k < count; k++)
-                hs_read_task(&job, k, 0);
+                read_task(&job, k, 0);
         }
         for (int k = 0; k < count; k++) {
-            hs_header_read *r = &batch[k];
+            header_read *r = &batch[k];
             const char *path = paths[first + k];
             if (st != HS_OK || r->rs == HS_ERR_NOMEM) {
                 if (st == HS_OK)
                     st = hs_fail(err, HS_ERR_NOMEM, "%s: %s", path, r->err.msg);
             } else if (r->rs != HS_OK) {
-                if (hs_add_skipped(study, skip_cap, path, "unreadable", r->err.msg) != 0)
+                if (add_skipped(study, skip_cap, path, "unreadable", r->err.msg) != 0)
                     st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
             } else if (r->v != HS_DICOM_OK) {
                 if (r->reason[0] == '\0')
-                    hs_copy(r->reason, sizeof r->reason, "not an axial CT image");
-                if (hs_add_skipped(study, skip_cap, path, hs_dicom_verdict_name(r->v), r->reason) != 0)
+                    series_copy(r->reason, sizeof r->reason, "not an axial CT image");
+                if (add_skipped(study, skip_cap, path, hs_dicom_verdict_name(r->v), r->reason) != 0)
                     st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
             } else if (r->h->frames > 1) {
                 /* A multi-frame file: one slice per frame. */
-                st = hs_add_frames(study, skip_cap, r->h, &ok, &n_ok, &ok_cap, err);
+                st = add_frames(study, skip_cap, r->h, &ok, &n_ok, &ok_cap, err);
             } else if (hs_grow((void **)&ok, &ok_cap, n_ok + 1, sizeof *ok) != 0) {
                 st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
             } else {
@@ -621,7 +621,7 @@ static hs_status hs_scan_paths(hs_study *study, int *skip_cap, char *const *path
     if (st == HS_OK)
         st = group_series(study, skip_cap, ok, n_mine, label, err);
     if (st == HS_OK && study->n_skipped > 1)
-        qsort(study->skipped, (size_t)study->n_skipped, sizeof *study->skipped, hs_cmp_skipped);
+        qsort(study->skipped, (size_t)study->n_skipped, sizeof *study->skipped, cmp_skipped);
     if (st == HS_OK && study->n_series == 0)
         snprintf(study->why, sizeof study->why,
                  "no axial CT image series in %.150s: %d file(s) found, none accepted", label,
@@ -659,7 +659,7 @@ hs_status hs_study_scan(const char *dir, int threads, hs_study *study, hs_error 
     hs_status st = hs_dirwalk(dir, &walk_opt, walk_visit, &w, err);
     study->n_files = w.n;
     if (st == HS_OK)
-        st = hs_scan_paths(study, &skip_cap, w.paths, w.n, dir, threads, err);
+        st = scan_paths(study, &skip_cap, w.paths, w.n, dir, threads, err);
     for (int i = 0; i < w.n; i++)
         free(w.paths[i]);
     free(w.paths);
@@ -676,34 +676,34 @@ hs_status hs_study_scan_files(const char *label, char *const *paths, int n, int 
         return hs_fail(err, HS_ERR_ARG, "hs_study_scan_files: no label or files given");
     int skip_cap = 0;
     study->n_files = n;
-    return hs_scan_paths(study, &skip_cap, paths, n, label, threads, err);
+    return scan_paths(study, &skip_cap, paths, n, label, threads, err);
 }
 
 /* ---- the choice --------------------------------------------------------------- */
 
-static int hs_in_range(const hs_series *se, double lo, double hi)
+static int in_range(const hs_series *se, double lo, double hi)
 {
     return se->slice_thickness_mm > 0.0 && se->slice_thickness_mm >= lo &&
            se->slice_thickness_mm <= hi;
 }
 
 /* 1 if a is a better series to read than b (a comes later in order). */
-static int hs_better(const hs_series *a, const hs_series *b, double lo, double hi)
+static int series_better(const hs_series *a, const hs_series *b, double lo, double hi)
 {
     if (a->contrast != b->contrast)
         return !a->contrast;
-    int ra = hs_in_range(a, lo, hi), rb = hs_in_range(b, lo, hi);
+    int ra = in_range(a, lo, hi), rb = in_range(b, lo, hi);
     if (ra != rb)
         return ra;
     return a->n_slices > b->n_slices;
 }
 
-static void hs_describe_thickness(char *out, size_t cap, const hs_series *se, double lo,
+static void describe_thickness(char *out, size_t cap, const hs_series *se, double lo,
                                   double hi)
 {
     if (se->slice_thickness_mm <= 0.0)
         snprintf(out, cap, "slice thickness unknown");
-    else if (hs_in_range(se, lo, hi))
+    else if (in_range(se, lo, hi))
         snprintf(out, cap, "slice thickness %g mm within %g-%g mm", se->slice_thickness_mm,
                  lo, hi);
     else
@@ -725,18 +725,18 @@ int hs_study_choose(hs_study *study, double min_thickness_mm, double max_thickne
     }
     int best = 0;
     for (int i = 1; i < study->n_series; i++)
-        if (hs_better(&study->series[i], &study->series[best], lo, hi))
+        if (series_better(&study->series[i], &study->series[best], lo, hi))
             best = i;
 
     const hs_series *b = &study->series[best];
     for (int i = 0; i < study->n_series; i++) {
         hs_series *se = &study->series[i];
         char thick[96];
-        hs_describe_thickness(thick, sizeof thick, se, lo, hi);
+        describe_thickness(thick, sizeof thick, se, lo, hi);
         const char *note = se->sort_note[0] != '\0' ? "; " : "";
         se->chosen = i == best || all_eligible;
         if (i == best) {
-            hs_sentence(se->why, sizeof se->why, "chosen: %s, %s, %d slice(s)%s%s",
+            series_sentence(se->why, sizeof se->why, "chosen: %s, %s, %d slice(s)%s%s",
                         se->contrast ? "contrast-enhanced (no non-contrast series)"
                                      : "no contrast agent recorded",
                         thick, se->n_slices, note, se->sort_note);
@@ -744,13 +744,13 @@ int hs_study_choose(hs_study *study, double min_thickness_mm, double max_thickne
             const char *because;
             if (se->contrast && !b->contrast)
                 because = "contrast-enhanced while a non-contrast series exists";
-            else if (hs_in_range(b, lo, hi) && !hs_in_range(se, lo, hi))
+            else if (in_range(b, lo, hi) && !in_range(se, lo, hi))
                 because = "its slice thickness is outside the preferred range";
             else
                 because = "it has no more slices than the chosen one";
             const char *status =
                 all_eligible ? "also chosen (all eligible), though not the best" : "not chosen";
-            hs_sentence(se->why, sizeof se->why, "%s: %s; %s, %d slice(s); series %s preferred%s%s",
+            series_sentence(se->why, sizeof se->why, "%s: %s; %s, %d slice(s); series %s preferred%s%s",
                         status, because, thick, se->n_slices, b->series_uid, note, se->sort_note);
         }
     }

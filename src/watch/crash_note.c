@@ -34,37 +34,37 @@
 #define HS_NOTE_MAGIC "hemoscan-crash-note 1"
 #define HS_NOTE_CAP 8192
 
-static const int hs_fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS};
-#define HS_N_FATAL ((int)(sizeof hs_fatal_signals / sizeof hs_fatal_signals[0]))
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS};
+#define HS_N_FATAL ((int)(sizeof fatal_signals / sizeof fatal_signals[0]))
 
-static const char *const hs_phase_names[] = {"other",   "listing",   "scanning", "reading",
+static const char *const phase_names[] = {"other",   "listing",   "scanning", "reading",
                                              "recording", "reviewing", "moving"};
-#define HS_N_PHASES ((int)(sizeof hs_phase_names / sizeof hs_phase_names[0]))
+#define HS_N_PHASES ((int)(sizeof phase_names / sizeof phase_names[0]))
 
-static int hs_note_fd = -1;
-static long long hs_note_run_id;
-static char hs_note_prepared[HS_NOTE_CAP]; /* everything up to the phase */
-static size_t hs_note_prepared_len;
-static char hs_note_scratch[HS_NOTE_CAP + 64]; /* the handler's composition */
-static int hs_note_armed;                        /* atomic */
-static int hs_note_phase;                        /* atomic: index into hs_phase_names */
-static int hs_note_written;                      /* atomic: the first fatal signal only */
-static struct sigaction hs_note_previous[HS_N_FATAL];
-static int hs_note_installed;
+static int note_fd = -1;
+static long long note_run_id;
+static char note_prepared[HS_NOTE_CAP]; /* everything up to the phase */
+static size_t note_prepared_len;
+static char note_scratch[HS_NOTE_CAP + 64]; /* the handler's composition */
+static int note_armed;                        /* atomic */
+static int note_phase;                        /* atomic: index into phase_names */
+static int note_written;                      /* atomic: the first fatal signal only */
+static struct sigaction note_previous[HS_N_FATAL];
+static int note_installed;
 
-static void hs_crash_handler(int sig)
+static void crash_handler(int sig)
 {
     int saved = errno;
-    if (hs_note_fd >= 0 && __atomic_load_n(&hs_note_armed, __ATOMIC_ACQUIRE) &&
-        !__atomic_exchange_n(&hs_note_written, 1, __ATOMIC_ACQ_REL)) {
+    if (note_fd >= 0 && __atomic_load_n(&note_armed, __ATOMIC_ACQUIRE) &&
+        !__atomic_exchange_n(&note_written, 1, __ATOMIC_ACQ_REL)) {
         size_t n = 0;
-        for (size_t i = 0; i < hs_note_prepared_len; i++)
-            hs_note_scratch[n++] = hs_note_prepared[i];
-        int p = __atomic_load_n(&hs_note_phase, __ATOMIC_RELAXED);
-        const char *phase = hs_phase_names[p >= 0 && p < HS_N_PHASES ? p : 0];
+        for (size_t i = 0; i < note_prepared_len; i++)
+            note_scratch[n++] = note_prepared[i];
+        int p = __atomic_load_n(&note_phase, __ATOMIC_RELAXED);
+        const char *phase = phase_names[p >= 0 && p < HS_N_PHASES ? p : 0];
         while (*phase != '\0')
-            hs_note_scratch[n++] = *phase++;
-        hs_note_scratch[n++] = '\0';
+            note_scratch[n++] = *phase++;
+        note_scratch[n++] = '\0';
         char digits[12];
         int k = 0;
         unsigned v = sig > 0 ? (unsigned)sig : 0;
@@ -73,16 +73,16 @@ static void hs_crash_handler(int sig)
             v /= 10;
         } while (v > 0 && k < (int)sizeof digits);
         while (k > 0)
-            hs_note_scratch[n++] = digits[--k];
-        hs_note_scratch[n++] = '\0';
+            note_scratch[n++] = digits[--k];
+        note_scratch[n++] = '\0';
         size_t off = 0;
         while (off < n) {
-            ssize_t w = pwrite(hs_note_fd, hs_note_scratch + off, n - off, (off_t)off);
+            ssize_t w = pwrite(note_fd, note_scratch + off, n - off, (off_t)off);
             if (w <= 0)
                 break;
             off += (size_t)w;
         }
-        (void)fdatasync(hs_note_fd);
+        (void)fdatasync(note_fd);
     }
     errno = saved;
     /* SA_RESETHAND put the default action back: delivered when this
@@ -94,28 +94,28 @@ hs_status hs_crash_note_open(const char *path, long long run_id, hs_error *err)
 {
     if (path == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_crash_note_open: NULL path");
-    if (hs_note_fd >= 0)
+    if (note_fd >= 0)
         return hs_fail(err, HS_ERR_ARG, "hs_crash_note_open: a note is open already");
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return hs_fail(err, HS_ERR_IO, "%s: cannot open the crash note: %s", path, strerror(errno));
-    hs_note_fd = fd;
-    hs_note_run_id = run_id;
-    __atomic_store_n(&hs_note_armed, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&hs_note_written, 0, __ATOMIC_RELEASE);
+    note_fd = fd;
+    note_run_id = run_id;
+    __atomic_store_n(&note_armed, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&note_written, 0, __ATOMIC_RELEASE);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = hs_crash_handler;
+    sa.sa_handler = crash_handler;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESETHAND;
     for (int i = 0; i < HS_N_FATAL; i++)
-        sigaction(hs_fatal_signals[i], &sa, &hs_note_previous[i]);
-    hs_note_installed = 1;
+        sigaction(fatal_signals[i], &sa, &note_previous[i]);
+    note_installed = 1;
     return HS_OK;
 }
 
 /* The next NUL-terminated field of buf[*pos..n), or NULL. */
-static const char *hs_field(const char *buf, size_t n, size_t *pos)
+static const char *crash_note_field(const char *buf, size_t n, size_t *pos)
 {
     if (*pos >= n)
         return NULL;
@@ -133,12 +133,12 @@ hs_status hs_crash_note_read(hs_crash_note *note, int *found, hs_error *err)
         return hs_fail(err, HS_ERR_ARG, "hs_crash_note_read: NULL argument");
     memset(note, 0, sizeof *note);
     *found = 0;
-    if (hs_note_fd < 0)
+    if (note_fd < 0)
         return hs_fail(err, HS_ERR_ARG, "hs_crash_note_read: no note is open");
     char buf[HS_NOTE_CAP + 64];
     size_t n = 0;
     while (n < sizeof buf) {
-        ssize_t r = pread(hs_note_fd, buf + n, sizeof buf - n, (off_t)n);
+        ssize_t r = pread(note_fd, buf + n, sizeof buf - n, (off_t)n);
         if (r < 0)
             return hs_fail(err, HS_ERR_IO, "cannot read the crash note: %s", strerror(errno));
         if (r == 0)
@@ -151,7 +151,7 @@ hs_status hs_crash_note_read(hs_crash_note *note, int *found, hs_error *err)
     size_t pos = 0;
     const char *f[10];
     for (int i = 0; i < 10; i++)
-        f[i] = hs_field(buf, n, &pos);
+        f[i] = crash_note_field(buf, n, &pos);
     char *end_run = NULL, *end_n = NULL, *end_bytes = NULL, *end_newest = NULL, *end_sig = NULL;
     int ok = f[9] != NULL && pos == n && strcmp(f[0], HS_NOTE_MAGIC) == 0;
     if (ok) {
@@ -171,7 +171,7 @@ hs_status hs_crash_note_read(hs_crash_note *note, int *found, hs_error *err)
              strlen(f[8]) < sizeof note->phase;
         int known_phase = 0;
         for (int i = 0; ok && i < HS_N_PHASES; i++)
-            known_phase |= strcmp(f[8], hs_phase_names[i]) == 0;
+            known_phase |= strcmp(f[8], phase_names[i]) == 0;
         ok = ok && known_phase;
         if (ok) {
             note->n_files = (int)files;
@@ -192,67 +192,67 @@ hs_status hs_crash_note_read(hs_crash_note *note, int *found, hs_error *err)
 
 hs_status hs_crash_note_clear(hs_error *err)
 {
-    if (hs_note_fd < 0)
+    if (note_fd < 0)
         return hs_fail(err, HS_ERR_ARG, "hs_crash_note_clear: no note is open");
-    if (ftruncate(hs_note_fd, 0) != 0 || fdatasync(hs_note_fd) != 0)
+    if (ftruncate(note_fd, 0) != 0 || fdatasync(note_fd) != 0)
         return hs_fail(err, HS_ERR_IO, "cannot empty the crash note: %s", strerror(errno));
     return HS_OK;
 }
 
 /* Prepares the note's bytes up to the phase, then arms it. */
-static void hs_prepare(const char *kind, const char *study_uid, int n_files, long long bytes,
+static void crash_note_prepare(const char *kind, const char *study_uid, int n_files, long long bytes,
                        double newest, const char *label, const char *phase)
 {
-    __atomic_store_n(&hs_note_armed, 0, __ATOMIC_RELEASE);
-    if (hs_note_fd < 0)
+    __atomic_store_n(&note_armed, 0, __ATOMIC_RELEASE);
+    if (note_fd < 0)
         return;
-    int len = snprintf(hs_note_prepared, sizeof hs_note_prepared,
+    int len = snprintf(note_prepared, sizeof note_prepared,
                        "%s%c%lld%c%s%c%.64s%c%d%c%lld%c%.17g%c%.4000s%c", HS_NOTE_MAGIC, 0,
-                       hs_note_run_id, 0, kind, 0, study_uid, 0, n_files, 0, bytes, 0, newest, 0,
+                       note_run_id, 0, kind, 0, study_uid, 0, n_files, 0, bytes, 0, newest, 0,
                        label, 0);
-    if (len <= 0 || (size_t)len >= sizeof hs_note_prepared)
+    if (len <= 0 || (size_t)len >= sizeof note_prepared)
         return; /* cannot happen with the caps above; then no note */
-    hs_note_prepared_len = (size_t)len;
+    note_prepared_len = (size_t)len;
     hs_crash_note_phase(phase);
-    __atomic_store_n(&hs_note_armed, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&note_armed, 1, __ATOMIC_RELEASE);
 }
 
 void hs_crash_note_arm(const char *study_uid, int n_files, double newest, const char *label)
 {
-    hs_prepare("study", study_uid ? study_uid : "", n_files, 0, newest, label ? label : "",
+    crash_note_prepare("study", study_uid ? study_uid : "", n_files, 0, newest, label ? label : "",
                "scanning");
 }
 
 void hs_crash_note_arm_file(const char *path, long long bytes, double newest)
 {
-    hs_prepare("file", "", 1, bytes, newest, path ? path : "", "listing");
+    crash_note_prepare("file", "", 1, bytes, newest, path ? path : "", "listing");
 }
 
 void hs_crash_note_phase(const char *phase)
 {
     int p = 0;
     for (int i = 1; phase != NULL && i < HS_N_PHASES; i++)
-        if (strcmp(phase, hs_phase_names[i]) == 0)
+        if (strcmp(phase, phase_names[i]) == 0)
             p = i;
-    __atomic_store_n(&hs_note_phase, p, __ATOMIC_RELAXED);
+    __atomic_store_n(&note_phase, p, __ATOMIC_RELAXED);
 }
 
 void hs_crash_note_disarm(void)
 {
-    __atomic_store_n(&hs_note_armed, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&note_armed, 0, __ATOMIC_RELEASE);
 }
 
 void hs_crash_note_close(void)
 {
     hs_crash_note_disarm();
-    if (hs_note_installed) {
+    if (note_installed) {
         for (int i = 0; i < HS_N_FATAL; i++)
-            sigaction(hs_fatal_signals[i], &hs_note_previous[i], NULL);
-        hs_note_installed = 0;
+            sigaction(fatal_signals[i], &note_previous[i], NULL);
+        note_installed = 0;
     }
-    if (hs_note_fd >= 0)
-        close(hs_note_fd);
-    hs_note_fd = -1;
+    if (note_fd >= 0)
+        close(note_fd);
+    note_fd = -1;
 }
 
 const char *hs_crash_note_signal_name(int signal)

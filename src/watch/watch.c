@@ -44,7 +44,7 @@
 #include "hemoscan/grow.h"
 #include "hemoscan/path.h"
 
-static double hs_time_of(struct timespec ts)
+static double time_of(struct timespec ts)
 {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
@@ -80,7 +80,7 @@ typedef struct {
     ino_t *ex_ino;
 } list_state;
 
-static hs_watch_file *hs_add_file(list_state *w, const char *path)
+static hs_watch_file *add_file(list_state *w, const char *path)
 {
     hs_watch_listing *l = w->out;
     if (hs_grow((void **)&l->files, &w->cap, l->n_files + 1, sizeof *l->files) != 0)
@@ -95,7 +95,7 @@ static hs_watch_file *hs_add_file(list_state *w, const char *path)
     return f;
 }
 
-static int hs_excluded(const list_state *w, const struct stat *st)
+static int watch_excluded(const list_state *w, const struct stat *st)
 {
     for (int i = 0; i < w->n_exclude; i++)
         if (w->ex_dev[i] == st->st_dev && w->ex_ino[i] == st->st_ino)
@@ -109,7 +109,7 @@ static double folders_newest(const hs_dirwalk_entry *e)
 {
     double newest = 0.0;
     for (const hs_dirwalk_entry *p = e->parent; p != NULL && p->depth > 0; p = p->parent) {
-        double t = hs_time_of(p->st->st_mtim), c = hs_time_of(p->st->st_ctim);
+        double t = time_of(p->st->st_mtim), c = time_of(p->st->st_ctim);
         if (t > newest)
             newest = t;
         if (c > newest)
@@ -134,7 +134,7 @@ static hs_status list_visit(void *ctx, hs_dirwalk_entry *e, hs_error *err)
         if (e->depth == 0)
             return hs_fail(err, HS_ERR_IO, "%s: cannot open the drop folder: %s", e->path,
                            strerror(e->error));
-        f = hs_add_file(w, e->path);
+        f = add_file(w, e->path);
         if (f == NULL)
             return hs_fail(err, HS_ERR_NOMEM, "out of memory listing %s", e->path);
         f->kind = HS_WATCH_ERROR;
@@ -143,27 +143,27 @@ static hs_status list_visit(void *ctx, hs_dirwalk_entry *e, hs_error *err)
     case HS_DIRWALK_STAT_ERROR:
         if (e->error == ENOENT || e->path_cut)
             return HS_OK;
-        f = hs_add_file(w, e->path);
+        f = add_file(w, e->path);
         if (f == NULL)
             return hs_fail(err, HS_ERR_NOMEM, "out of memory listing %s", e->path);
         f->kind = HS_WATCH_ERROR;
         snprintf(f->reason, sizeof f->reason, "cannot examine: %s", strerror(e->error));
         return HS_OK;
     case HS_DIRWALK_DIR:
-        e->prune = hs_excluded(w, e->st);
+        e->prune = watch_excluded(w, e->st);
         return HS_OK;
     case HS_DIRWALK_FILE:
         break;
     }
-    f = hs_add_file(w, e->path);
+    f = add_file(w, e->path);
     if (f == NULL)
         return hs_fail(err, HS_ERR_NOMEM, "out of memory listing %s", e->path);
     const struct stat *sb = e->st;
     f->dev = (long long)sb->st_dev;
     f->ino = (long long)sb->st_ino;
     f->size = (long long)sb->st_size;
-    f->mtime = hs_time_of(sb->st_mtim);
-    f->ctime = hs_time_of(sb->st_ctim);
+    f->mtime = time_of(sb->st_mtim);
+    f->ctime = time_of(sb->st_ctim);
     f->newest = hs_watch_file_changed(f);
     double dir_newest = folders_newest(e);
     if (dir_newest > f->newest)
@@ -177,16 +177,16 @@ static hs_status list_visit(void *ctx, hs_dirwalk_entry *e, hs_error *err)
     return HS_OK;
 }
 
-static int hs_by_path(const void *a, const void *b)
+static int by_path(const void *a, const void *b)
 {
     return strcmp(((const hs_watch_file *)a)->path, ((const hs_watch_file *)b)->path);
 }
 
-static const hs_watch_file *hs_find_previous(const hs_watch_listing *prev, const hs_watch_file *f)
+static const hs_watch_file *find_previous(const hs_watch_listing *prev, const hs_watch_file *f)
 {
     if (prev == NULL || prev->n_files == 0)
         return NULL;
-    const hs_watch_file *p = bsearch(f, prev->files, (size_t)prev->n_files, sizeof *f, hs_by_path);
+    const hs_watch_file *p = bsearch(f, prev->files, (size_t)prev->n_files, sizeof *f, by_path);
     if (p == NULL || p->kind == HS_WATCH_ERROR || p->dev != f->dev || p->ino != f->ino ||
         p->size != f->size || p->mtime != f->mtime || p->ctime != f->ctime)
         return NULL;
@@ -194,7 +194,7 @@ static const hs_watch_file *hs_find_previous(const hs_watch_listing *prev, const
 }
 
 /* The header verdict of a regular file: study file, loose or error. */
-static void hs_classify(hs_watch_file *f, hs_dicom_header *h)
+static void classify(hs_watch_file *f, hs_dicom_header *h)
 {
     hs_dicom_verdict v;
     char reason[256] = "";
@@ -220,7 +220,7 @@ static void hs_classify(hs_watch_file *f, hs_dicom_header *h)
     }
 }
 
-static int hs_by_study_then_path(const void *a, const void *b)
+static int by_study_then_path(const void *a, const void *b)
 {
     const hs_watch_file *x = *(const hs_watch_file *const *)a;
     const hs_watch_file *y = *(const hs_watch_file *const *)b;
@@ -229,7 +229,7 @@ static int hs_by_study_then_path(const void *a, const void *b)
 }
 
 /* The studies, loose files and errors of a sorted file array. */
-static hs_status hs_group(hs_watch_listing *l, hs_error *err)
+static hs_status watch_group(hs_watch_listing *l, hs_error *err)
 {
     int n = l->n_files;
     const hs_watch_file **idx = malloc((size_t)(n > 0 ? n : 1) * sizeof *idx);
@@ -249,7 +249,7 @@ static hs_status hs_group(hs_watch_listing *l, hs_error *err)
             l->errors[l->n_errors++] = i;
     }
     if (n_study_files > 1)
-        qsort(idx, (size_t)n_study_files, sizeof *idx, hs_by_study_then_path);
+        qsort(idx, (size_t)n_study_files, sizeof *idx, by_study_then_path);
     int n_studies = 0;
     for (int i = 0; i < n_study_files; i++)
         if (i == 0 || strcmp(idx[i]->study_uid, idx[i - 1]->study_uid) != 0)
@@ -327,12 +327,12 @@ hs_status hs_watch_list(const char *drop, const char *const *exclude, int n_excl
         st = hs_dirwalk(buf, &walk_opt, list_visit, &w, err);
     }
     if (st == HS_OK && out->n_files > 1)
-        qsort(out->files, (size_t)out->n_files, sizeof *out->files, hs_by_path);
+        qsort(out->files, (size_t)out->n_files, sizeof *out->files, by_path);
     for (int i = 0; st == HS_OK && i < out->n_files; i++) {
         hs_watch_file *f = &out->files[i];
         if (f->kind != HS_WATCH_STUDY_FILE || f->verdict[0] != '\0')
             continue; /* errors and non-regular files are classified already */
-        const hs_watch_file *p = hs_find_previous(previous, f);
+        const hs_watch_file *p = find_previous(previous, f);
         if (p != NULL) {
             f->kind = p->kind;
             memcpy(f->study_uid, p->study_uid, sizeof f->study_uid);
@@ -344,14 +344,14 @@ hs_status hs_watch_list(const char *drop, const char *const *exclude, int n_excl
                 f->kind = HS_WATCH_LOOSE;
                 snprintf(f->verdict, sizeof f->verdict, "crashed_reader");
             } else {
-                hs_classify(f, h);
+                classify(f, h);
                 out->headers_read++;
             }
             hs_crash_note_disarm();
         }
     }
     if (st == HS_OK)
-        st = hs_group(out, err);
+        st = watch_group(out, err);
     free(w.ex_dev);
     free(w.ex_ino);
     free(buf);
@@ -381,7 +381,7 @@ int hs_watch_unchanged(const hs_watch_listing *l, const hs_watch_study *s)
         struct stat sb;
         if (lstat(f->path, &sb) != 0 || (long long)sb.st_ino != f->ino ||
             (long long)sb.st_dev != f->dev || (long long)sb.st_size != f->size ||
-            hs_time_of(sb.st_mtim) != f->mtime || hs_time_of(sb.st_ctim) != f->ctime)
+            time_of(sb.st_mtim) != f->mtime || time_of(sb.st_ctim) != f->ctime)
             return 0;
     }
     return 1;
@@ -391,7 +391,7 @@ int hs_watch_unchanged(const hs_watch_listing *l, const hs_watch_study *s)
 
 /* fsync of the folder holding path (best effort: not every file system
  * can sync a folder). */
-static void hs_sync_parent(const char *path)
+static void sync_parent(const char *path)
 {
     char dir[HS_PATH_MAX];
     if (hs_path_printf(dir, sizeof dir, NULL, "%s", path) != HS_OK)
@@ -411,7 +411,7 @@ static void hs_sync_parent(const char *path)
 }
 
 /* 1 when the two files have the same bytes, 0 when not, -1 on a read error. */
-static int hs_same_content(const char *a, const char *b)
+static int same_content(const char *a, const char *b)
 {
     FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
     int same = fa != NULL && fb != NULL ? 1 : -1;
@@ -438,7 +438,7 @@ static int hs_same_content(const char *a, const char *b)
 
 /* Copies src into tmp (created or truncated), fsyncs it, keeps times and
  * mode. */
-static hs_status hs_copy_file(const char *src, const char *tmp, hs_error *err)
+static hs_status copy_file(const char *src, const char *tmp, hs_error *err)
 {
     int in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0)
@@ -495,7 +495,7 @@ static hs_status hs_copy_file(const char *src, const char *tmp, hs_error *err)
 }
 
 /* The folder part of path into dir (cap bytes); 0, or -1 when it has none. */
-static int hs_dir_of(const char *path, char *dir, size_t cap)
+static int dir_of(const char *path, char *dir, size_t cap)
 {
     const char *slash = strrchr(path, '/');
     if (slash == NULL || (size_t)(slash - path) + 1 > cap)
@@ -507,7 +507,7 @@ static int hs_dir_of(const char *path, char *dir, size_t cap)
 }
 
 /* The move itself; hs_watch_move then clears a stale part file. */
-static hs_status hs_move(const char *src, const char *dst, int force_copy, hs_error *err)
+static hs_status watch_move(const char *src, const char *dst, int force_copy, hs_error *err)
 {
     if (src == NULL || dst == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_watch_move: NULL argument");
@@ -523,25 +523,25 @@ static hs_status hs_move(const char *src, const char *dst, int force_copy, hs_er
         return hs_fail(err, HS_ERR_IO, "%s: not found, and not at %s either", src, dst);
     if (have_dst) {
         /* An interrupted copy reached dst before src was unlinked. */
-        int same = hs_same_content(src, dst);
+        int same = same_content(src, dst);
         if (same != 1)
             return hs_fail(err, HS_ERR_IO, "%s: %s exists already %s; both kept", src, dst,
                            same == 0 ? "with other content" : "and cannot be compared");
         if (unlink(src) != 0)
             return hs_fail(err, HS_ERR_IO, "%s: cannot remove after copying: %s", src,
                            strerror(errno));
-        hs_sync_parent(src);
+        sync_parent(src);
         return HS_OK;
     }
     char dir[HS_PATH_MAX], part[HS_PATH_MAX];
-    if (hs_dir_of(dst, dir, sizeof dir) != 0)
+    if (dir_of(dst, dir, sizeof dir) != 0)
         return hs_fail(err, HS_ERR_ARG, "%s: the target needs a folder", dst);
     if (hs_make_dirs(dir, 0750, err) != HS_OK)
         return HS_ERR_IO;
     if (!force_copy) {
         if (rename(src, dst) == 0) {
-            hs_sync_parent(dst);
-            hs_sync_parent(src);
+            sync_parent(dst);
+            sync_parent(src);
             return HS_OK;
         }
         if (errno != EXDEV)
@@ -550,7 +550,7 @@ static hs_status hs_move(const char *src, const char *dst, int force_copy, hs_er
     const char *base = strrchr(dst, '/') + 1;
     if (hs_path_printf(part, sizeof part, err, "%s/.%s.hemoscan-part", dir, base) != HS_OK)
         return HS_ERR_ARG;
-    hs_status st = hs_copy_file(src, part, err);
+    hs_status st = copy_file(src, part, err);
     if (st != HS_OK)
         return st;
     if (rename(part, dst) != 0) {
@@ -558,11 +558,11 @@ static hs_status hs_move(const char *src, const char *dst, int force_copy, hs_er
         unlink(part);
         return hs_fail(err, HS_ERR_IO, "%s: cannot rename to %s: %s", part, dst, strerror(e));
     }
-    hs_sync_parent(dst);
+    sync_parent(dst);
     if (unlink(src) != 0)
         return hs_fail(err, HS_ERR_IO, "%s: copied to %s but cannot remove it: %s", src, dst,
                        strerror(errno));
-    hs_sync_parent(src);
+    sync_parent(src);
     return HS_OK;
 }
 
@@ -570,13 +570,13 @@ hs_status hs_watch_move(const char *src, const char *dst, int force_copy, hs_err
 {
     if (src == NULL || dst == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_watch_move: NULL argument");
-    hs_status st = hs_move(src, dst, force_copy, err);
+    hs_status st = watch_move(src, dst, force_copy, err);
     if (st == HS_OK) {
         /* A copy killed earlier may have left its part file while this
          * attempt renamed: it is not the file, and must not stay. */
         char dir[HS_PATH_MAX], part[HS_PATH_MAX];
         const char *slash = strrchr(dst, '/');
-        if (slash != NULL && hs_dir_of(dst, dir, sizeof dir) == 0 &&
+        if (slash != NULL && dir_of(dst, dir, sizeof dir) == 0 &&
             hs_path_printf(part, sizeof part, NULL, "%s/.%s.hemoscan-part", dir, slash + 1) == HS_OK)
             unlink(part);
     }
@@ -589,7 +589,7 @@ hs_status hs_watch_remove(const char *path, hs_error *err)
         return hs_fail(err, HS_ERR_ARG, "hs_watch_remove: NULL argument");
     if (unlink(path) != 0 && errno != ENOENT)
         return hs_fail(err, HS_ERR_IO, "%s: cannot delete: %s", path, strerror(errno));
-    hs_sync_parent(path);
+    sync_parent(path);
     return HS_OK;
 }
 
@@ -620,7 +620,7 @@ void hs_watch_prune_dirs(const char *drop, const char *path)
         root--;
     char dir[HS_PATH_MAX];
     if (strncmp(path, drop, root) != 0 || path[root] != '/' ||
-        hs_dir_of(path, dir, sizeof dir) != 0)
+        dir_of(path, dir, sizeof dir) != 0)
         return;
     while (strlen(dir) > root) {
         if (rmdir(dir) != 0)
