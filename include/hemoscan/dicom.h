@@ -266,9 +266,11 @@ hs_status hs_dicom_read_frames(const char *path, const hs_dicom_header *file, hs
  * stored values before the photometric interpretation, which only says how
  * to display them, so HU are the same for MONOCHROME1 and MONOCHROME2.
  *
- * A file that fails to parse or decode gives HS_ERR_FORMAT with a message
- * naming the file and the reason; HS_ERR_IO if it cannot be read; HS_ERR_ARG
- * for NULL arguments; HS_ERR_NOMEM if a decode buffer cannot be allocated.
+ * Errors, each message naming the file:
+ *   HS_ERR_FORMAT  the file fails to parse or decode (and the reason)
+ *   HS_ERR_IO      it cannot be read
+ *   HS_ERR_ARG     NULL arguments
+ *   HS_ERR_NOMEM   a decode buffer cannot be allocated
  * hu is only fully written on success. */
 hs_status hs_dicom_read_hu(const char *path, const hs_dicom_header *h, float *hu, hs_error *err);
 

@@ -32,9 +32,9 @@ extern "C" {
 /* Decode data (len bytes, starting at SOI) into out, width * height
  * samples, row-major, as unsigned values of the frame's precision (shifted
  * left by the point transform, as T.81 reconstructs them). Returns 1 on
- * success; 0 when the stream is not one this decoder handles or is not
- * well formed, with a short reason in why (may be NULL; 128 bytes). out is
- * only fully written on success. Never reads outside data. */
+ * success. Returns 0 when the stream is not one this decoder handles or
+ * is not well formed, with a short reason in why (128 bytes, or NULL for
+ * none). out is only fully written on success. Never reads outside data. */
 int hs_ljpeg_decode(const unsigned char *data, size_t len, int width, int height, uint16_t *out,
                     char *why);
 

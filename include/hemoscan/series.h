@@ -91,11 +91,11 @@ typedef struct {
  * duplicates: a copy of an Enhanced CT file gives one "duplicate" record
  * per frame.
  *
- * Walks dir recursively (any depth; names starting with '.' are skipped;
- * symbolic links are followed, but no directory or file is visited twice,
- * so link loops end), reads every regular file's header with
- * hs_dicom_read_header and fills study (zeroed first; free it with
- * hs_study_free, also after a failure).
+ * Walks dir recursively and reads every regular file's header with
+ * hs_dicom_read_header into study (zeroed first; free it with
+ * hs_study_free, also after a failure). The walk goes to any depth, skips
+ * names starting with '.', and follows symbolic links, but visits no
+ * folder or file twice, so link loops end.
  *
  * HS_DICOM_OK slices are grouped by SeriesInstanceUID as written. Every
  * other file goes to skipped with its verdict name and reason. When the

@@ -648,10 +648,11 @@ hs_status hs_study_scan(const char *dir, int threads, hs_study *study, hs_error 
     if (!S_ISDIR(sb.st_mode))
         return hs_fail(err, HS_ERR_IO, "%s: is not a folder", dir);
 
-    /* Links are followed (a study folder may be a tree of links) with
-     * each file and folder read once, so a link loop ends; names starting
-     * with '.' are left out; sorted, so the outcome never depends on
-     * readdir order. */
+    /* The walk:
+     *   - links are followed (a study folder may be a tree of links), each
+     *     file and folder read once, so a link loop ends;
+     *   - names starting with '.' are left out;
+     *   - sorted, so the outcome never depends on readdir order. */
     const hs_dirwalk_options walk_opt = {.follow_links = 1, .once = 1, .sorted = 1, .max_depth = -1,
                                          .skip_hidden = 1};
     int skip_cap = 0;

@@ -318,9 +318,11 @@ hs_status hs_watch_list(const char *drop, const char *const *exclude, int n_excl
         }
     }
     if (st == HS_OK) {
-        /* Symbolic links are not followed (a link is a loose file); names
-         * still being written are left out; folders more than 64 levels
-         * down are not entered; unsorted, as the listing sorts itself. */
+        /* The walk:
+         *   - symbolic links are not followed (a link is a loose file);
+         *   - names still being written are left out;
+         *   - folders more than 64 levels down are not entered;
+         *   - unsorted, as the listing sorts itself. */
         const hs_dirwalk_options walk_opt = {.max_depth = 64, .skip_name = hs_watch_is_temp_name};
         memcpy(buf, drop, root_len);
         buf[root_len] = '\0';
