@@ -46,13 +46,13 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 #include "hemoscan/audit.h"
 #include "hemoscan/clock.h"
+#include "hemoscan/dirwalk.h"
 #include "hemoscan/fileio.h"
 #include "hemoscan/path.h"
 #include "hemoscan/watch.h"
@@ -132,43 +132,53 @@ static void on_reading(void *ctx, const hs_study_reading *r, long long verdict_i
 
 /* ---- --follow ------------------------------------------------------------------------ */
 
-/* Watches dir and every folder below it (inotify_add_watch on a folder
- * watched already only renews it). */
-static void add_watches(watch_run *m, int ifd, const char *dir, int depth)
+static int add_watch(int ifd, const char *dir)
 {
     const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
                           IN_ATTRIB | IN_ONLYDIR;
-    if (inotify_add_watch(ifd, dir, mask) < 0) {
-        if (errno == ENOSPC && depth == 0)
+    return inotify_add_watch(ifd, dir, mask);
+}
+
+typedef struct {
+    const watch_run *m;
+    int ifd;
+} watch_walk;
+
+/* A folder below the drop folder: watched, unless it is a target folder
+ * (--done, --quarantine, --review) or cannot be watched; then it is not
+ * entered either. Files, and what cannot be read, are the listing's. */
+static hs_status watch_visit(void *ctx, hs_dirwalk_entry *e, hs_error *err)
+{
+    (void)err;
+    const watch_walk *ww = ctx;
+    if (e->kind != HS_DIRWALK_DIR)
+        return HS_OK;
+    for (int i = 0; i < ww->m->n_exclude; i++) {
+        struct stat xb;
+        if (stat(ww->m->exclude[i], &xb) == 0 && xb.st_dev == e->st->st_dev && xb.st_ino == e->st->st_ino)
+            e->prune = 1;
+    }
+    if (!e->prune && add_watch(ww->ifd, e->path) < 0)
+        e->prune = 1;
+    return HS_OK;
+}
+
+/* Watches the drop folder and every folder below it, down to the depth
+ * the listing reads (inotify_add_watch on a folder watched already only
+ * renews it). The walk is the listing's (dirwalk.h): links not followed,
+ * temporary names left out; a watch at depth 64 sees the files there,
+ * so folders are entered down to depth 63. */
+static void add_watches(watch_run *m, int ifd)
+{
+    if (add_watch(ifd, m->o->watch_dir) < 0) {
+        if (errno == ENOSPC)
             report(m, "%s: out of inotify watches (fs.inotify.max_user_watches); relying on "
-                   "the periodic rescan", dir);
+                   "the periodic rescan", m->o->watch_dir);
         return;
     }
-    if (depth >= 64)
-        return;
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (hs_watch_is_temp_name(e->d_name))
-            continue;
-        char path[HS_PATH_MAX];
-        if (hs_path_join(path, sizeof path, dir, e->d_name, NULL) != HS_OK)
-            continue; /* too long to watch; the listing reports it */
-        struct stat sb;
-        if (lstat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-            continue;
-        int excluded = 0;
-        for (int i = 0; i < m->n_exclude; i++) {
-            struct stat xb;
-            if (stat(m->exclude[i], &xb) == 0 && xb.st_dev == sb.st_dev && xb.st_ino == sb.st_ino)
-                excluded = 1;
-        }
-        if (!excluded)
-            add_watches(m, ifd, path, depth + 1);
-    }
-    closedir(d);
+    const hs_dirwalk_options opt = {.max_depth = 63, .skip_name = hs_watch_is_temp_name};
+    watch_walk ww = {m, ifd};
+    hs_dirwalk(m->o->watch_dir, &opt, watch_visit, &ww, NULL);
 }
 
 /* Waits until the next pass is due: an event plus the stable age, the
@@ -211,7 +221,7 @@ static void wait_for_pass(watch_run *m, int ifd)
                 double t = hs_clock_now() + stable + 0.05;
                 if (t < due)
                     due = t;
-                add_watches(m, ifd, m->o->watch_dir, 0); /* new folders */
+                add_watches(m, ifd); /* new folders */
             }
         }
     }
@@ -422,7 +432,7 @@ static int watch(watch_run *m, double started)
         if (ifd < 0)
             report(m, "inotify: %s; relying on the periodic rescan", strerror(errno));
         else
-            add_watches(m, ifd, o->watch_dir, 0);
+            add_watches(m, ifd);
     }
     hs_watcher_finish_pending(m->engine);
     while (!stop_requested) {
