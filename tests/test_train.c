@@ -579,6 +579,12 @@ static void test_folds_grouped_and_stratified(void)
     CU_ASSERT_EQUAL(picked.n, vpos + vneg);
     hs_dataset_free(&picked);
     CU_ASSERT(hs_dataset_folds(&ds, 1, 7, fold, &err) == HS_ERR_ARG);
+    /* Fewer groups than folds: refused, not dealt into empty folds. */
+    for (int i = 0; i < 60; i++)
+        ds.group[i] = i % 4;
+    CU_ASSERT(hs_dataset_folds(&ds, 4, 7, fold, &err) == HS_OK);
+    CU_ASSERT(hs_dataset_folds(&ds, 5, 7, fold, &err) == HS_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "5 folds need at least 5 groups of files; these 60 files are in 4"));
     hs_dataset_free(&ds);
 }
 

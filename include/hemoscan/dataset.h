@@ -49,7 +49,8 @@ hs_status hs_dataset_load_groups(hs_dataset *ds, const char *csv_path,
 /* A stratified, grouped K-fold assignment: fold[i] in 0..k-1 for every
  * file. Whole groups are dealt, largest first, to the fold that currently
  * has the fewest files of the group's class, so folds are balanced by class
- * and no group straddles two folds. */
+ * and no group straddles two folds. HS_ERR_ARG when k is not 2 to ds->n,
+ * or the files are in fewer than k groups (a fold would be empty). */
 hs_status hs_dataset_folds(const hs_dataset *ds, int k, uint64_t seed,
                            int *fold, hs_error *err);
 

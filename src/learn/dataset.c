@@ -347,6 +347,12 @@ hs_status hs_dataset_folds(const hs_dataset *ds, int k, uint64_t seed, int *fold
         return hs_fail(err, HS_ERR_ARG, "cross-validation needs 2 to %d folds, got %d", ds->n, k);
     int n_groups;
     group_info *g = collect_groups(ds, seed, &n_groups);
+    if (g != NULL && n_groups < k) {
+        /* a fold without a group would be empty: nothing to test on */
+        free(g);
+        return hs_fail(err, HS_ERR_ARG, "%d folds need at least %d groups of files; these %d files are in %d",
+                       k, k, ds->n, n_groups);
+    }
     int *load = calloc((size_t)k * ds->n_classes, sizeof *load);
     int *total = calloc((size_t)k, sizeof *total);
     if (g == NULL || load == NULL || total == NULL) {
