@@ -136,7 +136,7 @@ static const hs_slice *key_slice(const hs_study_reading *r, const hs_series **se
 }
 
 json_t *cli_reading_json(const hs_study_reading *r, const hs_model *model, long long verdict_id,
-                        const hs_review_file *review)
+                         const hs_review_file *review)
 {
     json_t *j = json_object();
     const hs_study *s = &r->study;
@@ -217,7 +217,7 @@ json_t *cli_reading_json(const hs_study_reading *r, const hs_model *model, long 
 }
 
 void cli_print_reading(const hs_study_reading *r, const hs_model *model, const char *model_path,
-                      const char *db_path, long long verdict_id, const hs_review_file *review, int verbose)
+                       const char *db_path, long long verdict_id, const hs_review_file *review, int verbose)
 {
     const hs_study *s = &r->study;
     printf("study %s\n", s->study_uid[0] ? s->study_uid : "(no study UID)");

@@ -241,7 +241,7 @@ static hs_status status_of(int rc)
 
 /* Fails with SQLite's message for rc, naming the database and the step. */
 static hs_status db_fail(sqlite3 *db, const char *path, int rc, const char *what,
-                            hs_error *err)
+                         hs_error *err)
 {
     return hs_fail(err, status_of(rc), "audit database %s: %s: %s", path, what,
                    db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -284,7 +284,7 @@ static hs_status audit_statement(hs_audit *a, int q, sqlite3_stmt **out, hs_erro
  * When the statement returns a row and first is not NULL, *first receives
  * its first column. */
 static hs_status exec(hs_audit *a, hs_error *err, int q, long long *first, const char *types,
-                         ...)
+                      ...)
 {
     sqlite3_stmt *st = NULL;
     hs_status ps = audit_statement(a, q, &st, err);
@@ -398,7 +398,7 @@ static hs_status read_state(sqlite3 *db, const char *path, db_state *s, hs_error
 /* Refuses what this build must not write: a newer schema, another
  * program's database. */
 static hs_status check_state(const db_state *s, const char *path, int newest,
-                                hs_error *err)
+                             hs_error *err)
 {
     if (s->version > newest)
         return hs_fail(err, HS_ERR_VERSION,
@@ -420,7 +420,7 @@ static hs_status check_state(const db_state *s, const char *path, int newest,
 /* Runs one statement without parameters (a PRAGMA, a transaction verb,
  * a whole schema file). */
 static hs_status run_sql(sqlite3 *db, const char *path, const char *sql, const char *what,
-                            hs_error *err)
+                         hs_error *err)
 {
     int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
     return rc == SQLITE_OK ? HS_OK : db_fail(db, path, rc, what, err);
@@ -436,7 +436,7 @@ static void audit_rollback(sqlite3 *db)
  * transaction, looking again once the write lock is held (another process
  * may have upgraded it meanwhile). */
 static hs_status migrate(sqlite3 *db, const char *path, const hs_audit_migration *steps,
-                            int n, hs_error *err)
+                         int n, hs_error *err)
 {
     hs_status st = run_sql(db, path, "BEGIN IMMEDIATE", "starting the schema upgrade", err);
     if (st != HS_OK)
@@ -493,7 +493,7 @@ static hs_status audit_configure(sqlite3 *db, const char *path, hs_error *err)
     if (rc != SQLITE_OK)
         return db_fail(db, path, rc, "switching to write-ahead logging", err);
     hs_status s = run_sql(db, path, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL",
-                             "setting up the connection", err);
+                          "setting up the connection", err);
     if (s != HS_OK)
         return s;
     int fk = 0;
@@ -591,7 +591,7 @@ hs_status hs_audit_run_begin(hs_audit *a, const hs_audit_run *run, long long *ru
     host[sizeof host - 1] = '\0'; /* gethostname may not terminate a cut name */
     *run_id = 0;
     return exec(a, err, Q_RUN_BEGIN, run_id, "dssttttt", hs_clock_now(), host, PACKAGE_VERSION,
-                   run->mode, run->command, run->model_path, run->model_sha256, run->model_name);
+                run->mode, run->command, run->model_path, run->model_sha256, run->model_name);
 }
 
 hs_status hs_audit_run_end(hs_audit *a, long long run_id, int exit_status, hs_error *err)
@@ -662,8 +662,8 @@ static hs_status write_model(hs_audit *a, const hs_model *m, hs_error *err)
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)m->provenance.seed);
     const hs_provenance *p = &m->provenance;
     hs_status st = exec(a, err, Q_MODEL, NULL, "sditttsitp", m->sha256, (double)m->threshold,
-                           m->n_members, p->date, p->version, p->data_sha256, seed, p->epochs,
-                           p->note, hs_clock_now());
+                        m->n_members, p->date, p->version, p->data_sha256, seed, p->epochs,
+                        p->note, hs_clock_now());
     for (int c = 0; st == HS_OK && c < m->n_classes && c < HS_MODEL_MAX_CLASSES; c++)
         st = exec(a, err, Q_MODEL_CLASS, NULL, "sis", m->sha256, c, m->class_name[c]);
     return st;
@@ -671,16 +671,16 @@ static hs_status write_model(hs_audit *a, const hs_model *m, hs_error *err)
 
 /* Every series of the scan; their row ids go to ids. */
 static hs_status write_series(hs_audit *a, long long reading_id, const hs_study *s,
-                                 long long *ids, hs_error *err)
+                              long long *ids, hs_error *err)
 {
     hs_status st = HS_OK;
     for (int i = 0; st == HS_OK && i < s->n_series; i++) {
         const hs_series *se = &s->series[i];
         st = exec(a, err, Q_SERIES, &ids[i], "listitippdiisti", reading_id, i,
-                     se->series_uid, se->description, se->chosen != 0, se->why, se->n_slices,
-                     se->slice_thickness_mm, se->spacing_mm, se->gantry_tilt_deg,
-                     se->missing_slices, se->inconsistent_spacing != 0,
-                     sort_name(se->sort_method), se->sort_note, se->contrast != 0);
+                  se->series_uid, se->description, se->chosen != 0, se->why, se->n_slices,
+                  se->slice_thickness_mm, se->spacing_mm, se->gantry_tilt_deg,
+                  se->missing_slices, se->inconsistent_spacing != 0,
+                  sort_name(se->sort_method), se->sort_note, se->contrast != 0);
     }
     return st;
 }
@@ -688,7 +688,7 @@ static hs_status write_series(hs_audit *a, long long reading_id, const hs_study 
 /* The slices of result k and its series verdict. *study_key receives the
  * row id of the study's key slice when k is the decisive result. */
 static hs_status write_result(hs_audit *a, const hs_study_reading *r, int k,
-                                 long long series_id, long long *study_key, hs_error *err)
+                              long long series_id, long long *study_key, hs_error *err)
 {
     const hs_series_result *res = &r->result[k];
     const hs_series *se = &r->study.series[res->series_index];
@@ -703,9 +703,9 @@ static hs_status write_result(hs_audit *a, const hs_study_reading *r, int k,
         /* 1-based as DICOM counts frames; NULL for a single-frame file */
         int frame_number = h->frame + 1;
         st = exec(a, err, Q_SLICE, &id, "lidjtsdtj", series_id, j, position,
-                     h->has_instance_number ? &h->instance_number : NULL, h->sop_uid, h->path,
-                     (double)sr->probability, isnan(sr->probability) ? sr->error : NULL,
-                     h->frames > 1 ? &frame_number : NULL);
+                  h->has_instance_number ? &h->instance_number : NULL, h->sop_uid, h->path,
+                  (double)sr->probability, isnan(sr->probability) ? sr->error : NULL,
+                  h->frames > 1 ? &frame_number : NULL);
         if (j == res->verdict.key_slice)
             key = id;
         if (k == r->decisive && j == r->verdict.key_slice)
@@ -715,15 +715,15 @@ static hs_status write_result(hs_audit *a, const hs_study_reading *r, int k,
         return st;
     const hs_study_verdict *v = &res->verdict;
     return exec(a, err, Q_SERIES_VERDICT, NULL, "isddtLitl", k, hs_verdict_name(v->verdict),
-                   v->probability, v->confidence, v->confidence_label, key, v->n_scored,
-                   v->reason, series_id);
+                v->probability, v->confidence, v->confidence_label, key, v->n_scored,
+                v->reason, series_id);
 }
 
 /* The study's verdict, superseding the current one of the same study. */
 static hs_status write_verdict(hs_audit *a, const hs_study_reading *r, const hs_model *model,
-                                  long long study_id, long long reading_id,
-                                  const long long *series_ids, long long key_slice,
-                                  long long *verdict_id, hs_error *err)
+                               long long study_id, long long reading_id,
+                               const long long *series_ids, long long key_slice,
+                               long long *verdict_id, hs_error *err)
 {
     const hs_study_verdict *v = &r->verdict;
     long long decisive = 0;
@@ -743,26 +743,26 @@ static hs_status write_verdict(hs_audit *a, const hs_study_reading *r, const hs_
         st = exec(a, err, Q_SUPERSEDE, NULL, "ldl", *verdict_id, now, study_id);
     if (st == HS_OK)
         st = exec(a, err, Q_VERDICT, NULL, "lllsdddtLjLitsd", *verdict_id, reading_id,
-                     study_id, hs_verdict_name(v->verdict), v->probability, v->threshold,
-                     v->confidence, v->confidence_label, key_slice, key_instance, decisive,
-                     v->n_scored, v->reason, model->sha256, now);
+                  study_id, hs_verdict_name(v->verdict), v->probability, v->threshold,
+                  v->confidence, v->confidence_label, key_slice, key_instance, decisive,
+                  v->n_scored, v->reason, model->sha256, now);
     return st;
 }
 
 /* Everything of one reading, inside the caller's transaction. */
 static hs_status write_reading(hs_audit *a, long long run_id, const hs_study_reading *r,
-                                  const hs_model *model, long long *verdict_id, hs_error *err)
+                               const hs_model *model, long long *verdict_id, hs_error *err)
 {
     const hs_study *s = &r->study;
     long long study_id = 0, reading_id = 0, key_slice = 0;
     hs_status st = write_model(a, model, err);
     if (st == HS_OK)
         st = exec(a, err, Q_STUDY, &study_id, "ttttp", s->study_uid, s->accession,
-                     s->patient_id, s->study_date, r->finished);
+                  s->patient_id, s->study_date, r->finished);
     if (st == HS_OK)
         st = exec(a, err, Q_READING, &reading_id, "llsttttitpp", run_id, study_id, r->dir,
-                     s->accession, s->patient_id, s->study_date, r->instances_sha256,
-                     s->n_files, s->why, r->started, r->finished);
+                  s->accession, s->patient_id, s->study_date, r->instances_sha256,
+                  s->n_files, s->why, r->started, r->finished);
     if (st != HS_OK)
         return st;
     long long *series_ids = calloc(s->n_series > 0 ? (size_t)s->n_series : 1, sizeof *series_ids);
@@ -773,10 +773,10 @@ static hs_status write_reading(hs_audit *a, long long run_id, const hs_study_rea
         st = write_result(a, r, k, series_ids[r->result[k].series_index], &key_slice, err);
     for (int i = 0; st == HS_OK && i < s->n_skipped; i++)
         st = exec(a, err, Q_SKIPPED, NULL, "lsst", reading_id, s->skipped[i].path,
-                     s->skipped[i].verdict, s->skipped[i].reason);
+                  s->skipped[i].verdict, s->skipped[i].reason);
     if (st == HS_OK)
         st = write_verdict(a, r, model, study_id, reading_id, series_ids, key_slice,
-                              verdict_id, err);
+                           verdict_id, err);
     free(series_ids);
     return st;
 }
@@ -814,7 +814,7 @@ hs_status hs_audit_record_failure(hs_audit *a, long long run_id, const char *stu
     if (a == NULL || study_dir == NULL || stage == NULL || message == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_record_failure: NULL argument");
     return exec(a, err, Q_FAILURE, NULL, "lstssd", run_id, study_dir, study_uid, stage,
-                   message, hs_clock_now());
+                message, hs_clock_now());
 }
 
 hs_status hs_audit_already_read(hs_audit *a, const char *study_uid, const char *instances_sha256,
@@ -824,7 +824,7 @@ hs_status hs_audit_already_read(hs_audit *a, const char *study_uid, const char *
         return hs_fail(err, HS_ERR_ARG, "hs_audit_already_read: NULL argument");
     long long exists = 0;
     hs_status st = exec(a, err, Q_ALREADY_READ, &exists, "ttt", study_uid, instances_sha256,
-                           model_sha256);
+                        model_sha256);
     *found = st == HS_OK && exists != 0;
     return st;
 }
@@ -852,7 +852,7 @@ hs_status hs_audit_watch_run_begin(hs_audit *a, long long run_id, const hs_audit
     if (a == NULL || w == NULL || w->drop_dir == NULL || w->disposal == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_watch_run_begin: NULL argument");
     return exec(a, err, W_RUN, NULL, "lssssdi", run_id, w->drop_dir, w->done_dir,
-                   w->quarantine_dir, w->disposal, w->stable_age_s, w->follow != 0);
+                w->quarantine_dir, w->disposal, w->stable_age_s, w->follow != 0);
 }
 
 hs_status hs_audit_watch_run_counts(hs_audit *a, long long run_id, const hs_audit_watch_counts *c,
@@ -861,9 +861,9 @@ hs_status hs_audit_watch_run_counts(hs_audit *a, long long run_id, const hs_audi
     if (a == NULL || c == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_watch_run_counts: NULL argument");
     return exec(a, err, W_RUN_COUNTS, NULL, "lllllllllllll", c->passes, c->studies_read,
-                   c->hemorrhage, c->no_hemorrhage, c->not_assessable, c->already_read,
-                   c->waiting, c->failed, c->loose_files, c->files_done, c->files_deleted,
-                   c->files_quarantined, run_id);
+                c->hemorrhage, c->no_hemorrhage, c->not_assessable, c->already_read,
+                c->waiting, c->failed, c->loose_files, c->files_done, c->files_deleted,
+                c->files_quarantined, run_id);
 }
 
 hs_status hs_audit_loose_file(hs_audit *a, long long run_id, const char *path, long long size,
@@ -875,7 +875,7 @@ hs_status hs_audit_loose_file(hs_audit *a, long long run_id, const char *path, l
     if (a == NULL || path == NULL || verdict == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_loose_file: NULL argument");
     hs_status st = exec(a, err, W_LOOSE, NULL, "lsldstd", run_id, path, size, mtime, verdict,
-                           reason, hs_clock_now());
+                        reason, hs_clock_now());
     if (st == HS_OK && is_new != NULL)
         *is_new = sqlite3_changes(a->db) == 1;
     return st;
@@ -892,7 +892,7 @@ hs_status hs_audit_plan_files(hs_audit *a, long long run_id, hs_audit_file_actio
     double now = hs_clock_now();
     for (int i = 0; st == HS_OK && i < n; i++)
         st = exec(a, err, W_PLAN, &acts[i].id, "lsssssd", run_id, acts[i].study_uid,
-                     acts[i].action, acts[i].source, acts[i].dest, acts[i].reason, now);
+                  acts[i].action, acts[i].source, acts[i].dest, acts[i].reason, now);
     if (st == HS_OK)
         st = exec(a, err, Q_COMMIT, NULL, "");
     if (st != HS_OK) {
@@ -1046,7 +1046,7 @@ hs_status hs_audit_record_review(hs_audit *a, long long verdict_id, const char *
     const hs_audit_review_dicom none = {NULL, NULL, 0, NULL, NULL, NULL};
     const hs_audit_review_dicom *d = dicom != NULL ? dicom : &none;
     return exec(a, err, W_REVIEW, NULL, "lssiilsssLsssd", verdict_id, path, sha256, pages, slice_pages, bytes,
-                   saliency, d->path, d->sha256, d->bytes, d->study_uid, d->series_uid, d->sop_uid, hs_clock_now());
+                saliency, d->path, d->sha256, d->bytes, d->study_uid, d->series_uid, d->sop_uid, hs_clock_now());
 }
 
 /* ---- studies a watcher died reading (schema step 006-watch-crashes) --------- */
@@ -1057,15 +1057,15 @@ hs_status hs_audit_record_watch_crash(hs_audit *a, long long run_id, const hs_au
     if (a == NULL || c == NULL || c->study_dir == NULL || c->phase == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_record_watch_crash: NULL argument");
     return exec(a, err, W_CRASH, NULL, "llttssisiJdd", c->crashed_run_id, run_id, c->study_uid,
-                   c->file_path, c->study_dir, c->phase, c->signal,
-                   c->signal_name != NULL ? c->signal_name : "signal", c->n_files,
-                   c->file_path != NULL ? &c->bytes : NULL, c->newest, hs_clock_now());
+                c->file_path, c->study_dir, c->phase, c->signal,
+                c->signal_name != NULL ? c->signal_name : "signal", c->n_files,
+                c->file_path != NULL ? &c->bytes : NULL, c->newest, hs_clock_now());
 }
 
 /* The latest crash of query q (W_CRASHED or W_FILE_CRASHED) with this key,
  * count or size, and change time. */
 static hs_status crash_lookup(hs_audit *a, int q, const char *key, long long count, double newest,
-                                 long long *crashed_run, int *signal, hs_error *err)
+                              long long *crashed_run, int *signal, hs_error *err)
 {
     *crashed_run = 0;
     *signal = 0;

@@ -624,7 +624,7 @@ inline long stored_value(unsigned raw, int bits_stored, int high_bit, int is_sig
 /* Verdict rules 7 and 8 of dicom.h: HS_DICOM_OK when hs_dicom_read_hu can
  * decode the pixels, else MULTIFRAME_UNSUPPORTED or UNSUPPORTED with why. */
 hs_dicom_verdict check_decodable(const hs_dicom_header *h, E_TransferSyntax xfer, const std::string &photometric,
-                                    int samples_per_pixel, const std::string &multiframe_problem, char why[200])
+                                 int samples_per_pixel, const std::string &multiframe_problem, char why[200])
 {
     if (!multiframe_problem.empty()) {
         std::snprintf(why, 200, "%s", multiframe_problem.c_str());
@@ -653,8 +653,8 @@ hs_dicom_verdict check_decodable(const hs_dicom_header *h, E_TransferSyntax xfer
 }
 
 hs_dicom_verdict classify(const hs_dicom_header *h, bool has_pixels, E_TransferSyntax xfer,
-                             const std::string &photometric, int samples_per_pixel,
-                             const std::string &multiframe_problem, bool check_geometry, char reason[256])
+                          const std::string &photometric, int samples_per_pixel,
+                          const std::string &multiframe_problem, bool check_geometry, char reason[256])
 {
     reason[0] = '\0';
     if (!has_pixels) {
@@ -855,7 +855,7 @@ void header_init(hs_dicom_header *h, const char *path)
 }
 
 hs_status dicom_parse(const char *path, Uint32 max_read, dicom_parsed *p, hs_dicom_header *h,
-                   hs_dicom_verdict *verdict, char reason[256], hs_error *err)
+                      hs_dicom_verdict *verdict, char reason[256], hs_error *err)
 {
     header_init(h, path);
     reason[0] = '\0';
@@ -929,7 +929,7 @@ hs_status dicom_parse(const char *path, Uint32 max_read, dicom_parsed *p, hs_dic
         p->photometric.pop_back();
     p->has_pixels = ds->tagExists(DCM_PixelData) != OFFalse;
     *verdict = classify(h, p->has_pixels, p->xfer, p->photometric, p->spp, dicom_multiframe_problem(ds, h->frames),
-                           h->frames <= 1, reason);
+                        h->frames <= 1, reason);
     return HS_OK;
 }
 
@@ -1092,7 +1092,7 @@ bool j2k_size_ok(const opj_image_t *img, const hs_dicom_header *h)
  * (baseline SOF0; extended SOF0/SOF1; lossless SOF3; JPEG-LS SOF55), one
  * component, Columns x Rows. Empty when it fits, else what does not. */
 std::string jpeg_check_frame(const unsigned char *code, size_t size, E_TransferSyntax xfer,
-                                const hs_dicom_header *h)
+                             const hs_dicom_header *h)
 {
     if (size < 4 || code[0] != 0xFF || code[1] != 0xD8)
         return "no JPEG stream (SOI) in the first fragment";
@@ -1162,7 +1162,7 @@ std::string jpeg_check_frame(const unsigned char *code, size_t size, E_TransferS
  * else the Basic Offset Table's byte offsets, or one fragment per frame
  * when the table is empty. */
 hs_status frame_items(const char *path, const char *codec, DcmPixelSequence *seq, int frames, int frame,
-                         unsigned long *first, unsigned long *last, hs_error *err)
+                      unsigned long *first, unsigned long *last, hs_error *err)
 {
     unsigned long items = seq->card();
     if (frames <= 1) {
@@ -1223,8 +1223,8 @@ hs_status frame_items(const char *path, const char *codec, DcmPixelSequence *seq
  * points into the data set when they are one non-empty fragment (the usual
  * case), else into *joined, which holds them concatenated. */
 hs_status fragment_bytes(const char *path, DcmPixelSequence *seq, unsigned long first, unsigned long last,
-                            std::vector<unsigned char> *joined, const unsigned char **data, size_t *len,
-                            hs_error *err)
+                         std::vector<unsigned char> *joined, const unsigned char **data, size_t *len,
+                         hs_error *err)
 {
     *data = nullptr;
     *len = 0;
@@ -1260,8 +1260,8 @@ hs_status fragment_bytes(const char *path, DcmPixelSequence *seq, unsigned long 
  * concatenated into *joined when there are several (see
  * fragment_bytes). */
 hs_status frame_bytes(const char *path, const char *codec, DcmDataset *ds, E_TransferSyntax xfer,
-                         const hs_dicom_header *h, std::vector<unsigned char> *joined, const unsigned char **code,
-                         size_t *code_len, hs_error *err)
+                      const hs_dicom_header *h, std::vector<unsigned char> *joined, const unsigned char **code,
+                      size_t *code_len, hs_error *err)
 {
     DcmElement *el = nullptr;
     if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr)
@@ -1280,7 +1280,7 @@ hs_status frame_bytes(const char *path, const char *codec, DcmDataset *ds, E_Tra
 
 /* Decode JPEG 2000 frame h->frame of ds into stored values. */
 hs_status decode_j2k(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
-                        std::vector<int32_t> *stored, hs_error *err)
+                     std::vector<int32_t> *stored, hs_error *err)
 {
     std::vector<unsigned char> joined;
     const unsigned char *code = nullptr;
@@ -1407,7 +1407,7 @@ void raw_to_stored(const Uint16 *px16, const Uint8 *px8, const hs_dicom_header *
  * frame header is checked against Rows and Columns first
  * (jpeg_check_frame), so CharLS sizes nothing by an unchecked header. */
 hs_status decode_jpegls(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
-                           std::vector<int32_t> *stored, hs_error *err)
+                        std::vector<int32_t> *stored, hs_error *err)
 {
     std::vector<unsigned char> joined;
     const unsigned char *code = nullptr;
@@ -1473,7 +1473,7 @@ hs_status decode_jpegls(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
  * HEMOSCAN_LJPEG=dcmtk turns the fast decoder off, so that the two can be
  * compared on any file. */
 bool decode_ljpeg(const unsigned char *code, size_t code_len, E_TransferSyntax xfer, const hs_dicom_header *h,
-                     std::vector<int32_t> *stored)
+                  std::vector<int32_t> *stored)
 {
     if ((xfer != EXS_JPEGProcess14 && xfer != EXS_JPEGProcess14SV1) || h->bits_allocated != 16 || h->frames > 1)
         return false;
@@ -1493,7 +1493,7 @@ bool decode_ljpeg(const unsigned char *code, size_t code_len, E_TransferSyntax x
 
 /* Native (or DCMTK-decompressed) Pixel Data into stored values. */
 hs_status decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
-                           std::vector<int32_t> *stored, hs_error *err)
+                        std::vector<int32_t> *stored, hs_error *err)
 {
     if (DcmXfer(xfer).isEncapsulated() && xfer != EXS_RLELossless) {
         /* JPEG (JPEG-LS never gets here: decode_jpegls): the stream's
@@ -1553,7 +1553,7 @@ hs_status decode_native(const char *path, DcmDataset *ds, E_TransferSyntax xfer,
  * decoder, which finds the frame's fragments by the Basic Offset Table or
  * one fragment per frame. buf is scratch space kept between calls. */
 hs_status decode_frame(const char *path, DcmDataset *ds, E_TransferSyntax xfer, const hs_dicom_header *h,
-                          DcmFileCache *cache, std::vector<Uint16> *buf, std::vector<int32_t> *stored, hs_error *err)
+                       DcmFileCache *cache, std::vector<Uint16> *buf, std::vector<int32_t> *stored, hs_error *err)
 {
     DcmElement *el = nullptr;
     if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr)
@@ -1642,7 +1642,7 @@ bool dicom_decodable(hs_dicom_verdict v)
 /* The header and verdict of every frame of a parsed file (see
  * hs_dicom_read_frames). */
 void build_frames(dicom_parsed *p, int frames, std::vector<hs_dicom_header> *out,
-                     std::vector<hs_dicom_verdict> *verdicts, std::vector<std::string> *reasons)
+                  std::vector<hs_dicom_verdict> *verdicts, std::vector<std::string> *reasons)
 {
     DcmDataset *ds = p->ff.getDataset();
     DcmSequenceOfItems *per_frame = dicom_per_frame(ds);

@@ -61,7 +61,7 @@ static void series_sentence(char *dst, size_t cap, const char *fmt, ...)
 /* ---- pass 1: the walk ------------------------------------------------------ */
 
 static int add_skipped(hs_study *s, int *cap, const char *path, const char *verdict,
-                          const char *reason)
+                       const char *reason)
 {
     if (hs_grow((void **)&s->skipped, cap, s->n_skipped + 1, sizeof *s->skipped) != 0)
         return -1;
@@ -188,7 +188,7 @@ static int same_thickness(double a, double b)
 /* Lower median of the spacings between neighbours that both have
  * thickness t; fallback when there are none. tmp holds n-1 doubles. */
 static double expected_spacing(const hs_series *se, const double *d, double *tmp, double t,
-                                  double fallback)
+                               double fallback)
 {
     int k = 0;
     for (int i = 0; i + 1 < se->n_slices; i++)
@@ -269,7 +269,7 @@ static const char *frame_prefix(char *b, size_t cap, const hs_dicom_header *h)
 }
 
 static void same_position_reason(char *out, size_t cap, const hs_dicom_header *h,
-                                    const hs_dicom_header *kept)
+                                 const hs_dicom_header *kept)
 {
     char a[32], b[32];
     frame_prefix(a, sizeof a, h);
@@ -282,7 +282,7 @@ static void same_position_reason(char *out, size_t cap, const hs_dicom_header *h
 /* Sorts the accepted headers hs[0..n) of one series into se, skipping
  * duplicates into s->skipped. */
 static hs_status build_series(hs_study *s, int *skip_cap, hs_dicom_header **hs, int n,
-                                 hs_series *se, hs_error *err)
+                              hs_series *se, hs_error *err)
 {
     series_copy(se->series_uid, sizeof se->series_uid, hs[0]->series_uid);
     series_copy(se->description, sizeof se->description, hs[0]->series_description);
@@ -305,15 +305,15 @@ static hs_status build_series(hs_study *s, int *skip_cap, hs_dicom_header **hs, 
         se->sort_method = HS_SORT_POSITION;
         if (!any_orient)
             series_copy(se->sort_note, sizeof se->sort_note,
-                    "sorted by z position: ImageOrientationPatient missing");
+                        "sorted by z position: ImageOrientationPatient missing");
     } else if (all_inst) {
         se->sort_method = HS_SORT_INSTANCE;
         series_copy(se->sort_note, sizeof se->sort_note,
-                "sorted by InstanceNumber: ImagePositionPatient missing");
+                    "sorted by InstanceNumber: ImagePositionPatient missing");
     } else {
         se->sort_method = HS_SORT_FILENAME;
         series_copy(se->sort_note, sizeof se->sort_note,
-                "sorted by file name: ImagePositionPatient and InstanceNumber missing");
+                    "sorted by file name: ImagePositionPatient and InstanceNumber missing");
     }
 
     sort_item *it = malloc(sizeof *it * (size_t)n);
@@ -346,8 +346,8 @@ static hs_status build_series(hs_study *s, int *skip_cap, hs_dicom_header **hs, 
                 continue;
             if (h->frames > 1)
                 series_sentence(reason, sizeof reason,
-                            "frame %d: duplicate of %.180s frame %d (same SOPInstanceUID and frame)",
-                            h->frame + 1, o->path, o->frame + 1);
+                                "frame %d: duplicate of %.180s frame %d (same SOPInstanceUID and frame)",
+                                h->frame + 1, o->path, o->frame + 1);
             else
                 snprintf(reason, sizeof reason, "duplicate of %.200s (same SOPInstanceUID)", o->path);
         }
@@ -426,7 +426,7 @@ static void read_task(void *ctx, int task, int thread)
  * skipped with the frame named in the reason. A file whose frames cannot
  * be read is skipped as "unreadable". */
 static hs_status add_frames(hs_study *study, int *skip_cap, const hs_dicom_header *file,
-                               hs_dicom_header ***ok, int *n_ok, int *ok_cap, hs_error *err)
+                            hs_dicom_header ***ok, int *n_ok, int *ok_cap, hs_error *err)
 {
     int n = file->frames;
     hs_dicom_header *fr = calloc((size_t)n, sizeof *fr);
@@ -452,7 +452,7 @@ static hs_status add_frames(hs_study *study, int *skip_cap, const hs_dicom_heade
         if (v[k] != HS_DICOM_OK) {
             char reason[256];
             series_sentence(reason, sizeof reason, "frame %d: %s", k + 1,
-                        why[k][0] != '\0' ? why[k] : "not an axial CT image");
+                            why[k][0] != '\0' ? why[k] : "not an axial CT image");
             if (add_skipped(study, skip_cap, file->path, hs_dicom_verdict_name(v[k]), reason) != 0)
                 st = hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", file->path);
             continue;
@@ -552,7 +552,7 @@ static hs_status group_series(hs_study *study, int *skip_cap, hs_dicom_header **
         while (j < n && strcmp(ok[j]->series_uid, ok[i]->series_uid) == 0)
             j++;
         st = build_series(study, skip_cap, ok + i, j - i, &study->series[study->n_series],
-                             err);
+                          err);
         study->n_series++;
         i = j;
     }
@@ -563,7 +563,7 @@ static hs_status group_series(hs_study *study, int *skip_cap, hs_dicom_header **
  * one study, group into series. label names the files' origin in
  * study->why. *skip_cap is the capacity of study->skipped so far. */
 static hs_status scan_paths(hs_study *study, int *skip_cap, char *const *paths, int n_paths,
-                               const char *label, int threads, hs_error *err)
+                            const char *label, int threads, hs_error *err)
 {
     hs_dicom_header **ok = NULL;
     int n_ok = 0, ok_cap = 0;
@@ -700,7 +700,7 @@ static int series_better(const hs_series *a, const hs_series *b, double lo, doub
 }
 
 static void describe_thickness(char *out, size_t cap, const hs_series *se, double lo,
-                                  double hi)
+                               double hi)
 {
     if (se->slice_thickness_mm <= 0.0)
         snprintf(out, cap, "slice thickness unknown");
@@ -738,7 +738,7 @@ int hs_study_choose(hs_study *study, double min_thickness_mm, double max_thickne
         se->chosen = i == best || all_eligible;
         if (i == best) {
             series_sentence(se->why, sizeof se->why, "chosen: %s, %s, %d slice(s)%s%s",
-                        se->contrast ? "contrast-enhanced (no non-contrast series)"
+                            se->contrast ? "contrast-enhanced (no non-contrast series)"
                                      : "no contrast agent recorded",
                         thick, se->n_slices, note, se->sort_note);
         } else {
@@ -752,7 +752,7 @@ int hs_study_choose(hs_study *study, double min_thickness_mm, double max_thickne
             const char *status =
                 all_eligible ? "also chosen (all eligible), though not the best" : "not chosen";
             series_sentence(se->why, sizeof se->why, "%s: %s; %s, %d slice(s); series %s preferred%s%s",
-                        status, because, thick, se->n_slices, b->series_uid, note, se->sort_note);
+                            status, because, thick, se->n_slices, b->series_uid, note, se->sort_note);
         }
     }
     return best;

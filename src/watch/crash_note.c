@@ -201,7 +201,7 @@ hs_status hs_crash_note_clear(hs_error *err)
 
 /* Prepares the note's bytes up to the phase, then arms it. */
 static void crash_note_prepare(const char *kind, const char *study_uid, int n_files, long long bytes,
-                       double newest, const char *label, const char *phase)
+                               double newest, const char *label, const char *phase)
 {
     __atomic_store_n(&note_armed, 0, __ATOMIC_RELEASE);
     if (note_fd < 0)
@@ -220,7 +220,7 @@ static void crash_note_prepare(const char *kind, const char *study_uid, int n_fi
 void hs_crash_note_arm(const char *study_uid, int n_files, double newest, const char *label)
 {
     crash_note_prepare("study", study_uid ? study_uid : "", n_files, 0, newest, label ? label : "",
-               "scanning");
+                       "scanning");
 }
 
 void hs_crash_note_arm_file(const char *path, long long bytes, double newest)

@@ -508,11 +508,10 @@ static int dir_of(const char *path, char *dir, size_t cap)
     return 0;
 }
 
-/* The move itself; hs_watch_move then clears a stale part file. */
-static hs_status watch_move(const char *src, const char *dst, int force_copy, hs_error *err)
+/* The move itself, a rename or a copy (hs_watch_move checks the
+ * arguments, then clears a stale part file). */
+static hs_status move_or_copy(const char *src, const char *dst, int force_copy, hs_error *err)
 {
-    if (src == NULL || dst == NULL)
-        return hs_fail(err, HS_ERR_ARG, "hs_watch_move: NULL argument");
     struct stat ss, ds;
     int have_src = lstat(src, &ss) == 0;
     int src_errno = errno;
@@ -572,7 +571,7 @@ hs_status hs_watch_move(const char *src, const char *dst, int force_copy, hs_err
 {
     if (src == NULL || dst == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_watch_move: NULL argument");
-    hs_status st = watch_move(src, dst, force_copy, err);
+    hs_status st = move_or_copy(src, dst, force_copy, err);
     if (st == HS_OK) {
         /* A copy killed earlier may have left its part file while this
          * attempt renamed: it is not the file, and must not stay. */

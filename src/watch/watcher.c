@@ -71,7 +71,7 @@ static int stop_requested(const hs_watcher *w)
  * hemoscan always printed them); notes hold a full path or two. */
 static void vsay(const hs_watcher *w, hs_watcher_message_kind kind, const char *fmt, va_list ap)
 {
-    char line[9000];
+    char line[2 * HS_PATH_MAX + 808];
     size_t cap = kind == HS_WATCHER_ERROR ? 1200 : sizeof line;
     vsnprintf(line, cap, fmt, ap);
     if (w->cfg.on_message != NULL)
