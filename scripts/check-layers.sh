@@ -51,11 +51,9 @@ rank() {
     esac
 }
 
-# may folder $1 use folder $2?
-may_use() {
-    [ "$1" = "$2" ] && return 0
-    [ "$(rank "$1")" -gt "$(rank "$2")" ]
-}
+# The rule both checks apply, in awk: may folder "from" not use folder
+# "to"? rank[] is filled from the "R FOLDER RANK" lines of $ranks.
+arrow_up='function arrow_up(from, to) { return from != to && rank[from] <= rank[to] }'
 
 failed=0
 passed=0
@@ -75,32 +73,36 @@ report() { # the output of a check; one failure per line
 
 # ---- 1. includes ------------------------------------------------------------
 cd "$src"
+ranks=
 for folder_path in src/*/; do
     folder=$(basename "$folder_path")
     [ "$(rank "$folder")" -gt 0 ] ||
         fail "src/$folder/: a folder that is not a layer (add it to scripts/check-layers.sh)"
+    ranks="${ranks}R $folder $(rank "$folder")
+"
 done
 
-# One awk over every quoted include. Its inputs: the modules ("NAME
-# FOLDER RANK" from src/*/NAME.c or .cc), every file of the tree (to find
-# private headers), then grep's "FILE:LINE:TEXT" lines.
+# One awk over every quoted include. Its inputs: the ranks, the modules
+# ("NAME FOLDER" from src/*/NAME.c or .cc), every file of the tree (to
+# find private headers), then grep's "FILE:LINE:TEXT" lines.
 modules=$(for f in src/*/*.c src/*/*.cc; do
     [ -f "$f" ] || continue
-    folder=$(basename "$(dirname "$f")")
     name=$(basename "$f")
-    echo "${name%.*} $folder $(rank "$folder")"
+    echo "${name%.*} $(basename "$(dirname "$f")")"
 done)
 files=$(find src include tests bench fuzz testdata -type f 2>/dev/null)
 out=$(
     {
+        printf '%s' "$ranks"
         printf '%s\n' "$modules" | sed 's/^/M /'
         printf '%s\n' "$files" | sed 's/^/F /'
         for f in src/*/*.c src/*/*.cc src/*/*.h include/hemoscan/*.h tests/*.c tests/*.cc tests/*.h \
             bench/*.c fuzz/*.c fuzz/*.h testdata/gen/*.cc; do
             [ -f "$f" ] && grep -Hn '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" | sed 's/^/I /'
         done
-    } | awk '
-        $1 == "M" { folder[$2] = $3; rank[$3] = $4; next }
+    } | awk "$arrow_up"'
+        $1 == "R" { rank[$2] = $3; next }
+        $1 == "M" { folder[$2] = $3; next }
         $1 == "F" { exists[$2] = 1; next }
         {
             line = substr($0, 3)
@@ -122,7 +124,7 @@ out=$(
                 name = inc; sub(/^hemoscan\//, "", name); sub(/\.h$/, "", name)
                 if (!(name in folder)) { print file ":" num ": includes " inc ", whose module src/*/" name ".c is missing"; next }
                 to = folder[name]
-                if (from != "" && from != to && rank[from] <= rank[to])
+                if (from != "" && arrow_up(from, to))
                     print file ":" num ": " from "/ includes " inc " of " to "/: an arrow up"
                 next
             }
@@ -145,14 +147,13 @@ if [ -z "$objects" ] || ! command -v nm >/dev/null 2>&1; then
 else
     # nm -A: "OBJECT:VALUE TYPE SYMBOL" (no value for an undefined one);
     # the ranks first, then the definitions, then the uses.
-    ranks=$(for f in src/*/; do f=$(basename "$f"); echo "R $f $(rank "$f")"; done)
     # shellcheck disable=SC2086 # objects is a list of paths without spaces
     out=$(
         {
-            printf '%s\n' "$ranks"
+            printf '%s' "$ranks"
             nm -A --defined-only -g $objects 2>/dev/null | sed 's/^/D /'
             nm -A --undefined-only $objects 2>/dev/null | sed 's/^/U /'
-        } | awk -v build="$build/" '
+        } | awk -v build="$build/" "$arrow_up"'
             function object_of(o) { sub(/:.*/, "", o); return o }
             function folder_of(o) { o = object_of(o); sub(/\/[^\/]*$/, "", o); sub(/.*\//, "", o); return o }
             $1 == "R" { rank[$2] = $3; next }
@@ -160,7 +161,7 @@ else
             $1 == "U" {
                 sym = $NF; from = folder_of($2); if (!(sym in def) || !(from in rank)) next
                 to = def[sym]
-                if (from != to && rank[from] <= rank[to]) {
+                if (arrow_up(from, to)) {
                     o = object_of($2); if (index(o, build) == 1) o = substr(o, length(build) + 1)
                     print o ": " from "/ calls " sym " of " to "/: an arrow up"
                 }
