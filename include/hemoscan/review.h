@@ -75,6 +75,9 @@ typedef struct {
  * 1 thread, no Secondary Capture. */
 void hs_review_options_default(hs_review_options *opt);
 
+/* Bytes of hs_review_file.saliency. */
+#define HS_REVIEW_SALIENCY_LEN 64
+
 /* What was written. */
 typedef struct {
     char path[HS_PATH_MAX]; /* "" when nothing was written */
@@ -83,6 +86,9 @@ typedef struct {
     int slice_pages;  /* pages showing one slice */
     int slice[HS_REVIEW_MAX_PAGES]; /* the slice (index in the series) of each slice page */
     long long bytes;
+    /* How the heatmaps were made, as the audit database records it:
+     * "grad-cam layer L (HxW)", the layer and its map size. */
+    char saliency[HS_REVIEW_SALIENCY_LEN];
     /* The Secondary Capture, when asked for and the key slice has a page:
      * the TIFF's name with .dcm, its SHA-256, size and UIDs; else "". */
     char dicom_path[HS_PATH_MAX];

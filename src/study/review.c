@@ -833,7 +833,8 @@ static void page_job_free(page_job *job, int threads)
  * (the caller frees it), else *key_rgb is NULL. */
 static hs_status write_tiff(int fd, const char *tmp, const hs_study_reading *r, const hs_model *model,
                             const hs_review_options *opt, const int *pages, int n_pages,
-                            const unsigned char *thumb, int tp, unsigned char **key_rgb, hs_error *err)
+                            const unsigned char *thumb, int tp, unsigned char **key_rgb,
+                            char saliency[HS_REVIEW_SALIENCY_LEN], hs_error *err)
 {
     if (key_rgb != NULL)
         *key_rgb = NULL;
@@ -891,6 +892,11 @@ static hs_status write_tiff(int fd, const char *tmp, const hs_study_reading *r, 
     if (st == HS_OK && key_rgb != NULL && n_pages > 0 && pages[0] == job.key) {
         *key_rgb = job.canvases[0].px;
         job.canvases[0].px = NULL;
+    }
+    if (st == HS_OK) {
+        int layer = -1, mh = 0, mw = 0;
+        hs_saliency_layer(job.sal[0], &layer, &mh, &mw);
+        snprintf(saliency, HS_REVIEW_SALIENCY_LEN, "grad-cam layer %d (%dx%d)", layer, mh, mw);
     }
     hs_pool_free(pool);
     page_job_free(&job, threads);
@@ -1083,7 +1089,7 @@ hs_status hs_review_write(const hs_study_reading *r, const hs_model *model, cons
     }
     unsigned char *key_rgb = NULL;
     hs_status st = write_tiff(fd, tmp, r, model, opt, pages, n_pages, thumb, tp,
-                              opt->secondary_capture ? &key_rgb : NULL, err);
+                              opt->secondary_capture ? &key_rgb : NULL, out->saliency, err);
     free(made);
     if (st == HS_OK)
         st = hs_sha256_file(tmp, out->sha256, err);
