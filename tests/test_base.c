@@ -547,6 +547,16 @@ static void test_walk_errors(void)
 
     CU_ASSERT_EQUAL(hs_dirwalk(NULL, &opt, record, &s, &err), HS_ERR_ARG);
     CU_ASSERT_EQUAL(hs_dirwalk(root, NULL, record, &s, &err), HS_ERR_ARG);
+    /* A root too long for a path buffer: refused by name, nothing visited. */
+    char *deep = malloc(HS_PATH_MAX + 10);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(deep);
+    memset(deep, 'd', HS_PATH_MAX + 9);
+    deep[HS_PATH_MAX + 9] = '\0';
+    visits t = {.root_len = strlen(root), .parents_ok = 1};
+    CU_ASSERT_EQUAL(hs_dirwalk(deep, &opt, record, &t, &err), HS_ERR_ARG);
+    CU_ASSERT_EQUAL(t.n, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "path of 4105 bytes is too long (at most 4095): dddd"));
+    free(deep);
 }
 
 typedef struct {

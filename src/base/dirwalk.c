@@ -175,14 +175,14 @@ hs_status hs_dirwalk(const char *root, const hs_dirwalk_options *opt, hs_dirwalk
 {
     if (root == NULL || opt == NULL || visit == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_dirwalk: NULL argument");
-    size_t len = strlen(root);
-    if (len >= HS_PATH_MAX)
-        return hs_fail(err, HS_ERR_ARG, "path of %zu bytes is too long (at most %d): %.300s...", len,
-                       HS_PATH_MAX - 1, root);
     walker w = {opt, visit, ctx, err, malloc(HS_PATH_MAX), NULL, 0, 0};
     if (w.buf == NULL)
         return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", root);
-    memcpy(w.buf, root, len + 1);
+    if (hs_path_printf(w.buf, HS_PATH_MAX, err, "%s", root) != HS_OK) {
+        free(w.buf);
+        return HS_ERR_ARG; /* too long for a path buffer: err names it */
+    }
+    size_t len = strlen(w.buf);
     struct stat sb;
     hs_dirwalk_entry top = {HS_DIRWALK_DIR, w.buf, root, 0, &sb, 0, 0, NULL, 0};
     hs_status st;
