@@ -23,6 +23,7 @@
 #include "hemoscan/metrics.h"
 #include "hemoscan/plot.h"
 #include "hemoscan/rng.h"
+#include "hemoscan/rng.h"
 #include "hemoscan/status.h"
 #include "test_util.h"
 
@@ -497,6 +498,81 @@ static void test_threshold_hand(void)
     CU_ASSERT_EQUAL_FATAL(hs_threshold_for_sensitivity(s4, l4, 100, 0.14, &t, &err), HS_OK);
     CU_ASSERT_EQUAL_FATAL(hs_binary_metrics_compute(s4, l4, 100, t, &m, &err), HS_OK);
     CU_ASSERT_EQUAL(m.tp, 7);
+}
+
+/* The false-alarm operating point on the hand example of
+ * test_threshold_hand: negatives at 0.7, 0.55, 0.4, 0.2, 0.1, 0.05. */
+static void test_false_alarm_hand(void)
+{
+    const float s[] = {0.9f, 0.8f, 0.7f, 0.6f, 0.55f, 0.4f, 0.3f, 0.2f, 0.1f, 0.05f};
+    const int l[] = {1, 1, 0, 1, 0, 0, 1, 0, 0, 0};
+    double t;
+    hs_error err;
+    hs_binary_metrics m;
+    /* A budget of 1 in 6: the 0.7 negative may be called, 0.55 may not, so
+     * the lowest threshold is 0.6 (a positive, taken), midway to 0.55. */
+    CU_ASSERT_EQUAL_FATAL(hs_threshold_for_false_alarm(s, l, 10, 1.0 / 6.0, &t, &err), HS_OK);
+    CU_ASSERT_DOUBLE_EQUAL(t, ((double)0.6f + (double)0.55f) / 2.0, 1e-15);
+    CU_ASSERT_EQUAL_FATAL(hs_binary_metrics_compute(s, l, 10, t, &m, &err), HS_OK);
+    CU_ASSERT(m.fp == 1 && m.tp == 3);
+    /* Just under 1 in 6 leaves the 0.7 negative out: threshold 0.75. */
+    CU_ASSERT_EQUAL_FATAL(hs_threshold_for_false_alarm(s, l, 10, 0.16, &t, &err), HS_OK);
+    CU_ASSERT_DOUBLE_EQUAL(t, ((double)0.8f + (double)0.7f) / 2.0, 1e-15);
+    /* Three in six: down to 0.3 (a positive below the 0.4 negative), midway
+     * to 0.2. */
+    CU_ASSERT_EQUAL_FATAL(hs_threshold_for_false_alarm(s, l, 10, 0.5, &t, &err), HS_OK);
+    CU_ASSERT_DOUBLE_EQUAL(t, ((double)0.3f + (double)0.2f) / 2.0, 1e-15);
+    /* Everything allowed: every case is called, threshold midway to 0. */
+    CU_ASSERT_EQUAL_FATAL(hs_threshold_for_false_alarm(s, l, 10, 1.0, &t, &err), HS_OK);
+    CU_ASSERT_DOUBLE_EQUAL(t, (double)0.05f / 2.0, 1e-15);
+    /* Nothing allowed and a negative on top: above the highest score. */
+    const float s2[] = {0.9f, 0.8f, 0.3f};
+    const int l2[] = {0, 1, 0};
+    CU_ASSERT_EQUAL_FATAL(hs_threshold_for_false_alarm(s2, l2, 3, 0.0, &t, &err), HS_OK);
+    CU_ASSERT_DOUBLE_EQUAL(t, ((double)0.9f + 1.0) / 2.0, 1e-15);
+    CU_ASSERT_EQUAL_FATAL(hs_binary_metrics_compute(s2, l2, 3, t, &m, &err), HS_OK);
+    CU_ASSERT(m.fp == 0 && m.tp == 0);
+    /* Bad budgets and one class only are refused, leaving 0.5. */
+    t = -1.0;
+    CU_ASSERT_EQUAL(hs_threshold_for_false_alarm(s, l, 10, -0.1, &t, &err), HS_ERR_ARG);
+    CU_ASSERT_EQUAL(t, 0.5);
+    CU_ASSERT_EQUAL(hs_threshold_for_false_alarm(s, l, 10, NAN, &t, &err), HS_ERR_ARG);
+    const int ones[] = {1, 1, 1};
+    CU_ASSERT_EQUAL(hs_threshold_for_false_alarm(s2, ones, 3, 0.1, &t, &err), HS_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "both classes"));
+}
+
+/* Against every candidate threshold on random data with ties: the chosen
+ * one keeps the budget, and the next lower distinct score breaks it. */
+static void test_false_alarm_brute_force(void)
+{
+    enum { n = 200 };
+    float s[n];
+    int l[n];
+    hs_rng rng;
+    hs_rng_seed(&rng, 42);
+    for (int i = 0; i < n; i++) {
+        l[i] = hs_rng_uniform(&rng) < 0.3;
+        s[i] = (float)((int)(hs_rng_uniform(&rng) * 40.0 + 10.0 * l[i]) / 50.0);
+    }
+    const double budgets[] = {0.0, 0.01, 0.05, 0.1, 0.33, 0.9};
+    for (size_t b = 0; b < sizeof budgets / sizeof budgets[0]; b++) {
+        double t;
+        hs_error err;
+        hs_binary_metrics m;
+        CU_ASSERT_EQUAL_FATAL(hs_threshold_for_false_alarm(s, l, n, budgets[b], &t, &err), HS_OK);
+        CU_ASSERT_EQUAL_FATAL(hs_binary_metrics_compute(s, l, n, t, &m, &err), HS_OK);
+        CU_ASSERT(m.fp <= budgets[b] * (m.fp + m.tn) + 1e-9);
+        /* the highest score below t, if any, would break the budget */
+        double below = -1.0;
+        for (int i = 0; i < n; i++)
+            if (s[i] < t && s[i] > below)
+                below = s[i];
+        if (below >= 0.0) {
+            CU_ASSERT_EQUAL_FATAL(hs_binary_metrics_compute(s, l, n, below, &m, &err), HS_OK);
+            CU_ASSERT(m.fp > budgets[b] * (m.fp + m.tn));
+        }
+    }
 }
 
 static void test_threshold_degenerate(void)
@@ -979,6 +1055,8 @@ int hs_register_metrics_tests(void)
         {"threshold for sensitivity: hand examples", test_threshold_hand},
         {"threshold for sensitivity: degenerate input", test_threshold_degenerate},
         {"threshold for sensitivity: brute force", test_threshold_brute_force},
+        {"threshold for a false-alarm rate: hand examples", test_false_alarm_hand},
+        {"threshold for a false-alarm rate: brute force", test_false_alarm_brute_force},
         {"confusion matrix and one-vs-rest AUC", test_confusion_and_ovr},
         {"mean and SD ignoring NaN", test_mean_sd},
         {"SVG: ROC picture", test_svg_roc},

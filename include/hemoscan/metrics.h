@@ -86,6 +86,18 @@ hs_status hs_roc_curve(const float *scores, const int *labels, int n, double **f
 hs_status hs_threshold_for_sensitivity(const float *scores, const int *labels, int n, double min_sensitivity,
                                        double *threshold, hs_error *err);
 
+/* Operating point for a false-alarm budget: the lowest threshold (so the
+ * highest sensitivity) whose false-positive rate 1 - specificity stays at
+ * or below max_false_alarm, placed midway to the next lower distinct score
+ * like hs_threshold_for_sensitivity. When the highest negative score alone
+ * breaks the budget (max_false_alarm below 1/N, e.g. 0), the threshold is
+ * midway between the highest score and 1: nothing here is called positive.
+ * A study is read as many slices, so a study's false alarms follow from a
+ * slice rate this way rather than from a sensitivity target (see
+ * verdict.h). Same inputs and errors as hs_threshold_for_sensitivity. */
+hs_status hs_threshold_for_false_alarm(const float *scores, const int *labels, int n, double max_false_alarm,
+                                       double *threshold, hs_error *err);
+
 /* K classes: confusion[truth * k + predicted] counts over the n cases; the
  * k*k array is overwritten. A pair with a class outside [0, k) is not
  * counted, so the entries sum to n only when every pair is valid. */

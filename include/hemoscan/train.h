@@ -65,6 +65,13 @@ typedef struct {
                                the caller, which makes the folds */
     int tta;                /* flip test-time augmentation for validation scores */
     double min_sensitivity; /* operating point for the threshold */
+    double max_false_alarm; /* > 0: the operating point is instead the lowest
+                               threshold with a false-positive rate at most
+                               this (hs_threshold_for_false_alarm) */
+    float balance;          /* > 0 (two classes): this fraction of every
+                               epoch's examples is drawn from class 1, the
+                               rest from class 0, each class cycling through
+                               its own shuffled deck; 0 = plain shuffle */
     const hs_model *init;   /* NULL: every network starts from random weights;
                                else member m starts from init's member
                                (m mod its count) in every layer whose kind
@@ -95,8 +102,9 @@ hs_status hs_history_write_csv(const hs_history *h, const char *path, hs_error *
  * each one's best epoch on val, and fill model (whose recipe, classes and
  * provenance the caller sets first): members, weights, and the decision
  * threshold (for a one-output model, the highest-specificity threshold with
- * validation sensitivity >= cfg->min_sensitivity, on ensemble + TTA scores;
- * 0.5 otherwise). history may be NULL. */
+ * validation sensitivity >= cfg->min_sensitivity, or with
+ * cfg->max_false_alarm the lowest one whose false-positive rate stays
+ * within it, on ensemble + TTA scores; 0.5 otherwise). history may be NULL. */
 hs_status hs_train(const hs_train_config *cfg, const hs_layer_spec *specs, int n_specs,
                    const hs_examples *train, const hs_examples *val, hs_model *model,
                    hs_history *history, hs_error *err);

@@ -115,6 +115,10 @@ static void usage(FILE *out)
             "  --no-augment           train without augmentation\n"
             "  --augment-strength X   scale rotation, shift, zoom, brightness, contrast (1)\n"
             "  --min-sensitivity X    operating point for the threshold (0.95)\n"
+            "  --max-false-alarm X    instead, the lowest threshold whose false-positive\n"
+            "                         rate is at most X (for studies: see hemoscan(1))\n"
+            "  --balance F            draw this fraction of each epoch from the\n"
+            "                         hemorrhage class (0 = as the data come)\n"
             "  --cv-repeats N         repeat cross-validation with new folds (1)\n"
             "\n"
             "Exit status: 0 success, 1 an operation failed, 2 usage error, 3 no readable\n"
@@ -151,7 +155,7 @@ enum {
     OPT_VERSION = 256, OPT_INIT_MODEL, OPT_MODEL_INFO, OPT_MODEL, OPT_SEED, OPT_THREADS,
     OPT_TRAIN, OPT_EVAL, OPT_PREDICT, OPT_JSON, OPT_PLOTS, OPT_CV, OPT_CV_REPEATS, OPT_VAL_SPLIT,
     OPT_GROUPS, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_DROPOUT, OPT_EMA, OPT_MIXUP, OPT_INIT_FROM, OPT_WINDOWS, OPT_WEIGHT_DECAY, OPT_OPTIMIZER,
-    OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_FOLD_ENSEMBLE, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS, OPT_AUG_STRENGTH,
+    OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_FOLD_ENSEMBLE, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS, OPT_MAX_FALSE_ALARM, OPT_BALANCE, OPT_AUG_STRENGTH,
     OPT_STUDY, OPT_EXPORT, OPT_OUT, OPT_DB, OPT_ALL_SERIES, OPT_MIN_THICKNESS, OPT_MAX_THICKNESS,
     OPT_WATCH, OPT_FOLLOW, OPT_STABLE_AGE, OPT_DONE, OPT_DELETE, OPT_QUARANTINE, OPT_SYSLOG,
     OPT_REVIEW, OPT_REVIEW_DICOM
@@ -194,6 +198,8 @@ static const struct option longopts[] = {
     {"augment-strength", required_argument, NULL, OPT_AUG_STRENGTH},
     {"no-tta", no_argument, NULL, OPT_NO_TTA},
     {"min-sensitivity", required_argument, NULL, OPT_MIN_SENS},
+    {"max-false-alarm", required_argument, NULL, OPT_MAX_FALSE_ALARM},
+    {"balance", required_argument, NULL, OPT_BALANCE},
     {"study", no_argument, NULL, OPT_STUDY},
     {"export", no_argument, NULL, OPT_EXPORT},
     {"out", required_argument, NULL, OPT_OUT},
@@ -248,6 +254,8 @@ static const numeric_option numeric_options[] = {
     {OPT_WEIGHT_DECAY, "--weight-decay", 'f', 0.0, 1.0, FIELD(train.weight_decay)},
     {OPT_AUG_STRENGTH, "--augment-strength", 0, 0.0, 4.0, 0},
     {OPT_MIN_SENS, "--min-sensitivity", 'd', 0.0, 1.0, FIELD(train.min_sensitivity)},
+    {OPT_MAX_FALSE_ALARM, "--max-false-alarm", 'd', 0.0, 1.0, FIELD(train.max_false_alarm)},
+    {OPT_BALANCE, "--balance", 'f', 0.0, 0.95, FIELD(train.balance)},
 };
 
 /* The numeric option c, or NULL when c is not one. */

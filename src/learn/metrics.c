@@ -329,19 +329,44 @@ hs_status hs_roc_curve(const float *scores, const int *labels, int n, double **f
     return HS_OK;
 }
 
-hs_status hs_threshold_for_sensitivity(const float *scores, const int *labels, int n, double min_sensitivity,
-                                       double *threshold, hs_error *err)
+/* What both operating points start with: a place for the result, 0.5 put
+ * there, the target (named as `target_name`) in [0, 1], then the runs of
+ * runs_of_both_classes. */
+static hs_status operating_point_runs(const char *what, const float *scores, const int *labels, int n,
+                                      double target, const char *target_name, double *threshold, int64_t *P,
+                                      int64_t *N, score_run **runs, int *n_runs, hs_error *err)
 {
-    static const char what[] = "threshold for sensitivity";
+    *runs = NULL;
     if (threshold == NULL)
         return hs_fail(err, HS_ERR_ARG, "%s: no place for the result", what);
     *threshold = 0.5;
-    if (!(min_sensitivity >= 0.0 && min_sensitivity <= 1.0))
-        return hs_fail(err, HS_ERR_ARG, "%s: minimum sensitivity %g is not in [0, 1]", what, min_sensitivity);
+    if (!(target >= 0.0 && target <= 1.0))
+        return hs_fail(err, HS_ERR_ARG, "%s: %s %g is not in [0, 1]", what, target_name, target);
+    return runs_of_both_classes(what, scores, labels, n, 1, P, N, runs, n_runs, err);
+}
+
+/* The threshold midway between run `chosen` and the next lower distinct
+ * score (0 below the lowest; 1 above the highest when chosen == n_runs,
+ * nothing called positive), clamped to [0, 1]; frees runs. */
+static double midway_below(score_run *runs, int n_runs, int chosen)
+{
+    double t;
+    if (chosen >= n_runs)
+        t = 0.5 * ((double)runs[n_runs - 1].score + 1.0);
+    else
+        t = 0.5 * ((double)runs[chosen].score + (chosen > 0 ? (double)runs[chosen - 1].score : 0.0));
+    free(runs);
+    return t < 0.0 ? 0.0 : t > 1.0 ? 1.0 : t;
+}
+
+hs_status hs_threshold_for_sensitivity(const float *scores, const int *labels, int n, double min_sensitivity,
+                                       double *threshold, hs_error *err)
+{
     int64_t P, N;
     score_run *runs;
     int n_runs;
-    hs_status st = runs_of_both_classes(what, scores, labels, n, 1, &P, &N, &runs, &n_runs, err);
+    hs_status st = operating_point_runs("threshold for sensitivity", scores, labels, n, min_sensitivity,
+                                        "minimum sensitivity", threshold, &P, &N, &runs, &n_runs, err);
     if (st != HS_OK)
         return st;
     /* Lowering the threshold run by run only raises sensitivity and lowers
@@ -364,15 +389,34 @@ hs_status hs_threshold_for_sensitivity(const float *scores, const int *labels, i
             break;
         }
     }
-    double s = runs[chosen].score;
-    double below = chosen > 0 ? (double)runs[chosen - 1].score : 0.0;
-    free(runs);
-    double t = 0.5 * (s + below);
-    if (t < 0.0)
-        t = 0.0;
-    if (t > 1.0)
-        t = 1.0;
-    *threshold = t;
+    *threshold = midway_below(runs, n_runs, chosen);
+    return HS_OK;
+}
+
+hs_status hs_threshold_for_false_alarm(const float *scores, const int *labels, int n, double max_false_alarm,
+                                       double *threshold, hs_error *err)
+{
+    int64_t P, N;
+    score_run *runs;
+    int n_runs;
+    hs_status st = operating_point_runs("threshold for false-alarm rate", scores, labels, n, max_false_alarm,
+                                        "maximum false-alarm rate", threshold, &P, &N, &runs, &n_runs, err);
+    if (st != HS_OK)
+        return st;
+    /* From the top, take run after run while the negatives called positive
+     * stay within the allowance (same 1e-9 margin as above): the last run
+     * taken is the lowest threshold, so the highest sensitivity, that
+     * keeps the false-alarm rate. When even the top run breaks it, nothing
+     * is called positive. */
+    int64_t fp = 0;
+    int chosen = n_runs;
+    for (int r = n_runs - 1; r >= 0; r--) {
+        if ((double)(fp + runs[r].neg) > max_false_alarm * (double)N + 1e-9 * (double)N)
+            break;
+        fp += runs[r].neg;
+        chosen = r;
+    }
+    *threshold = midway_below(runs, n_runs, chosen);
     return HS_OK;
 }
 
