@@ -130,6 +130,16 @@ test_fold_ensemble() {
         { why "expected 3 members, each validating on its own 8 pictures"; return 1; }
     run "$HEMOSCAN" --model-info "$tmp/folds.hsm" || return 1
     grep -q '^members: *3' "$tmp/out" || { why "model does not hold 3 members"; return 1; }
+    # the out-of-fold scores beside the model: one row per picture, 0600
+    oof=$tmp/folds.oof.csv
+    [ "$(head -n 1 "$oof")" = "file,label,score" ] || { why "no out-of-fold CSV header"; return 1; }
+    [ "$(awk -F, 'NR > 1 && $3 >= 0 && $3 <= 1 && ($2 == "normal" || $2 == "hemorrhage")' "$oof" |
+        wc -l)" -eq 24 ] || { why "expected 24 out-of-fold scores in [0, 1]"; return 1; }
+    [ "$(stat -c %a "$oof")" = 600 ] || { why "the out-of-fold CSV is not 0600"; return 1; }
+    # --keep-last keeps the last epoch whatever the validation loss says
+    run "$HEMOSCAN" --train "$tmp/small" --model "$tmp/last.hsm" --epochs 3 --fold-ensemble 3 \
+        --keep-last --lr 0.5 || return 1
+    grep -q 'best epoch 3 of 3' "$tmp/out" || { why "--keep-last did not keep epoch 3"; return 1; }
     run "$HEMOSCAN" --train "$tmp/small" --cv 2 --epochs 1 --fold-ensemble 2 --json || return 1
     tests=$(grep -c '"set": "test"' "$tmp/out")
     [ "$tests" -eq 24 ] || { why "$tests test scores for 24 pictures"; return 1; }

@@ -51,6 +51,11 @@ typedef struct {
     int warmup_epochs;      /* cosine schedule only */
     int patience;           /* stop after this many epochs without a lower
                                validation loss; 0 = run all epochs */
+    int keep_last;          /* keep the last epoch's weights, not the one
+                               with the lowest validation loss: the
+                               validation scores then never chose anything,
+                               so a fold ensemble's out-of-fold scores are
+                               an honest cross-validation */
     float dropout;          /* rate of the dense dropout layer */
     float ema;              /* decay per step of an exponential moving average
                                of the weights, which is what is validated and

@@ -113,6 +113,8 @@ static void usage(FILE *out)
             "  --members N            N members sharing one validation split (N = 1: a\n"
             "                         single network, --val-split applies)\n"
             "  --no-augment           train without augmentation\n"
+            "  --keep-last            keep each network's last epoch, not its best on\n"
+            "                         validation (honest out-of-fold scores)\n"
             "  --augment-strength X   scale rotation, shift, zoom, brightness, contrast (1)\n"
             "  --min-sensitivity X    operating point for the threshold (0.95)\n"
             "  --max-false-alarm X    instead, the lowest threshold whose false-positive\n"
@@ -155,7 +157,7 @@ enum {
     OPT_VERSION = 256, OPT_INIT_MODEL, OPT_MODEL_INFO, OPT_MODEL, OPT_SEED, OPT_THREADS,
     OPT_TRAIN, OPT_EVAL, OPT_PREDICT, OPT_JSON, OPT_PLOTS, OPT_CV, OPT_CV_REPEATS, OPT_VAL_SPLIT,
     OPT_GROUPS, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_DROPOUT, OPT_EMA, OPT_MIXUP, OPT_INIT_FROM, OPT_WINDOWS, OPT_WEIGHT_DECAY, OPT_OPTIMIZER,
-    OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_FOLD_ENSEMBLE, OPT_NO_AUGMENT, OPT_NO_TTA, OPT_MIN_SENS, OPT_MAX_FALSE_ALARM, OPT_BALANCE, OPT_AUG_STRENGTH,
+    OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_FOLD_ENSEMBLE, OPT_NO_AUGMENT, OPT_KEEP_LAST, OPT_NO_TTA, OPT_MIN_SENS, OPT_MAX_FALSE_ALARM, OPT_BALANCE, OPT_AUG_STRENGTH,
     OPT_STUDY, OPT_EXPORT, OPT_OUT, OPT_DB, OPT_ALL_SERIES, OPT_MIN_THICKNESS, OPT_MAX_THICKNESS,
     OPT_WATCH, OPT_FOLLOW, OPT_STABLE_AGE, OPT_DONE, OPT_DELETE, OPT_QUARANTINE, OPT_SYSLOG,
     OPT_REVIEW, OPT_REVIEW_DICOM
@@ -195,6 +197,7 @@ static const struct option longopts[] = {
     {"members", required_argument, NULL, OPT_MEMBERS},
     {"fold-ensemble", required_argument, NULL, OPT_FOLD_ENSEMBLE},
     {"no-augment", no_argument, NULL, OPT_NO_AUGMENT},
+    {"keep-last", no_argument, NULL, OPT_KEEP_LAST},
     {"augment-strength", required_argument, NULL, OPT_AUG_STRENGTH},
     {"no-tta", no_argument, NULL, OPT_NO_TTA},
     {"min-sensitivity", required_argument, NULL, OPT_MIN_SENS},
@@ -356,6 +359,7 @@ static int take_option(options *o, int c, const char *arg)
     case OPT_GROUPS: o->groups = arg; break;
     case OPT_INIT_FROM: o->init_from = arg; break;
     case OPT_NO_AUGMENT: o->train.augment = 0; break;
+    case OPT_KEEP_LAST: o->train.keep_last = 1; break;
     case OPT_NO_TTA: o->tta = 0; o->train.tta = 0; break;
     case OPT_SEED: return take_seed(o, arg);
     case OPT_WINDOWS: {

@@ -28,6 +28,7 @@
 #include "hemoscan/path.h"
 #include "hemoscan/plot.h"
 #include "hemoscan/predict.h"
+#include "hemoscan/strbuf.h"
 #include "hemoscan/train.h"
 #include "modes.h"
 
@@ -149,6 +150,27 @@ static hs_status sibling_path(const char *path, const char *suffix, char *out, h
     return hs_path_printf(out, HS_PATH_MAX, err, "%.*s%s", stem, path, suffix);
 }
 
+/* A fold ensemble's out-of-fold scores beside the model, "file,label,score"
+ * (label: the class name; an empty score for a file that was not read), so
+ * that the operating point and the figures can be recomputed later. Written
+ * 0600 like the model: the paths may name patients. */
+static hs_status write_oof_csv(const char *path, const hs_dataset *ds, const float *oof, hs_error *err)
+{
+    hs_strbuf b;
+    hs_strbuf_init(&b, HS_STRBUF_NO_LIMIT);
+    hs_strbuf_printf(&b, "file,label,score\n");
+    for (int i = 0; i < ds->n; i++) {
+        hs_strbuf_printf(&b, "%s,%s,", ds->path[i], ds->class_name[ds->label[i]]);
+        if (!isnan(oof[i]))
+            hs_strbuf_printf(&b, "%.6f", (double)oof[i]);
+        hs_strbuf_printf(&b, "\n");
+    }
+    hs_status st = b.status != HS_OK ? hs_fail(err, b.status, "out of memory for %s", path)
+                                     : hs_file_write_atomic(path, b.p, b.len, 0600, err);
+    hs_strbuf_free(&b);
+    return st;
+}
+
 /* ---- --train ---------------------------------------------------------- */
 
 int cli_mode_train(const options *o)
@@ -166,6 +188,7 @@ int cli_mode_train(const options *o)
     hs_examples ex = {0};
     hs_model model;
     hs_history hist = {0};
+    float *oof = NULL;
     int skipped = 0, rc = EXIT_FAILED;
     const hs_input_recipe recipe = o->train_recipe;
     if (hs_dataset_checksum(&ds, data_sha, &err) != HS_OK ||
@@ -178,14 +201,24 @@ int cli_mode_train(const options *o)
                 skipped, data_sha);
     hs_train_setup setup;
     train_setup(o, &setup);
-    if (hs_train_model(&setup, &ds, &ex, is_val, data_sha, &model, &hist, NULL, &err) != HS_OK) {
+    oof = setup.train.fold_ensemble ? malloc((size_t)ds.n * sizeof *oof) : NULL;
+    if (setup.train.fold_ensemble && oof == NULL) {
+        hs_fail(&err, HS_ERR_NOMEM, "out of memory");
         fail(&err);
         goto done_data;
     }
-    char history_path[HS_PATH_MAX];
+    for (int i = 0; oof != NULL && i < ds.n; i++)
+        oof[i] = NAN;
+    if (hs_train_model(&setup, &ds, &ex, is_val, data_sha, &model, &hist, oof, &err) != HS_OK) {
+        fail(&err);
+        goto done_data;
+    }
+    char history_path[HS_PATH_MAX], oof_path[HS_PATH_MAX];
     if (sibling_path(o->model, ".history.csv", history_path, &err) != HS_OK ||
+        sibling_path(o->model, ".oof.csv", oof_path, &err) != HS_OK ||
         hs_model_save(&model, o->model, &err) != HS_OK ||
-        hs_history_write_csv(&hist, history_path, &err) != HS_OK) {
+        hs_history_write_csv(&hist, history_path, &err) != HS_OK ||
+        (oof != NULL && write_oof_csv(oof_path, &ds, oof, &err) != HS_OK)) {
         fail(&err);
         goto done_model;
     }
@@ -206,6 +239,7 @@ int cli_mode_train(const options *o)
 done_model:
     hs_model_free(&model);
 done_data:
+    free(oof);
     hs_history_free(&hist);
     hs_examples_free(&ex);
     hs_dataset_free(&ds);

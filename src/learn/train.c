@@ -153,6 +153,7 @@ void hs_train_config_default(hs_train_config *cfg)
     cfg->min_sensitivity = 0.95;
     cfg->max_false_alarm = 0.0;
     cfg->balance = 0.0f;
+    cfg->keep_last = 0;
     cfg->seed = 1;
     cfg->threads = 1;
     cfg->verbose = 1;
@@ -516,7 +517,7 @@ static hs_status train_member(const hs_train_config *cfg, hs_net *net, hs_rng *r
         e.loss = total / train->n;
         e.acc = (double)correct / train->n;
         e.sec = hs_clock_monotonic() - t0;
-        int kept = e.val_loss < best_loss;
+        int kept = cfg->keep_last || e.val_loss < best_loss;
         if (kept) {
             best_loss = e.val_loss;
             *best_epoch = epoch;
