@@ -124,6 +124,8 @@ test_fold_ensemble() {
     [ -d "$tmp/small" ] || { why "no subset from the training test"; return 1; }
     run "$HEMOSCAN" --train "$tmp/small" --model "$tmp/folds.hsm" --epochs 1 --fold-ensemble 3 \
         --mixup 0.4 || return 1
+    grep -q '^out-of-fold  24 images: ROC AUC [01]\.[0-9]* (95% CI' "$tmp/out" ||
+        { why "no out-of-fold summary line"; return 1; }
     grep -q 'fold ensemble of 3 members on 24 images' "$tmp/err" ||
         { why "the ensemble did not pool all 24 pictures"; return 1; }
     [ "$(grep -c '^member [0-9]/3: training on 16 images, validating on 8' "$tmp/err")" -eq 3 ] ||

@@ -171,6 +171,30 @@ static hs_status write_oof_csv(const char *path, const hs_dataset *ds, const flo
     return st;
 }
 
+/* One line on what the out-of-fold scores say: the fold ensemble's own
+ * grouped cross-validation (honest with --keep-last). */
+static void print_oof_summary(const hs_dataset *ds, const float *oof, double threshold, const char *path)
+{
+    float *score = malloc((size_t)ds->n * sizeof *score);
+    int *label = malloc((size_t)ds->n * sizeof *label);
+    int n = 0;
+    for (int i = 0; score != NULL && label != NULL && i < ds->n; i++) {
+        if (!isnan(oof[i])) {
+            score[n] = oof[i];
+            label[n++] = ds->label[i];
+        }
+    }
+    hs_binary_metrics m;
+    hs_error err;
+    if (n > 0 && hs_binary_metrics_compute(score, label, n, threshold, &m, &err) == HS_OK)
+        printf("out-of-fold  %d images: ROC AUC %.4f (95%% CI %.4f to %.4f), at the threshold sensitivity "
+               "%.4f (%d/%d), specificity %.4f (%d/%d); scores in %s\n",
+               n, m.auc, m.auc_lo, m.auc_hi, m.sensitivity, m.tp, m.tp + m.fn, m.specificity, m.tn, m.tn + m.fp,
+               path);
+    free(score);
+    free(label);
+}
+
 /* ---- --train ---------------------------------------------------------- */
 
 int cli_mode_train(const options *o)
@@ -235,6 +259,8 @@ int cli_mode_train(const options *o)
     if (o->verbose >= 0)
         printf("wrote %s (sha256 %s), threshold %.4f, best epoch %d of %d; history %s\n", o->model,
                model.sha256, (double)model.threshold, hist.best_epoch + 1, hist.epochs, history_path);
+    if (o->verbose >= 0 && oof != NULL)
+        print_oof_summary(&ds, oof, model.threshold, oof_path);
     rc = EXIT_OK;
 done_model:
     hs_model_free(&model);
