@@ -458,7 +458,8 @@ static void test_settings(void)
     CHECK_ROW(db, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE "
                   "type IN ('table', 'view') ORDER BY name)",
               "current_verdicts failures loose_files model_classes models readings review_files runs "
-              "series skipped_files slices studies verdicts watch_crashes watch_files watch_runs");
+              "series skipped_files slices studies validation_labels validation_results verdicts "
+              "watch_crashes watch_files watch_runs");
     sqlite3_close(db);
 
     /* Foreign keys are enforced on hemoscan's connection: a reading of a
@@ -525,8 +526,8 @@ static void test_newer_version_refused(void)
     sqlite3 *db = NULL;
     CU_ASSERT_EQUAL(sqlite3_open(path, &db), SQLITE_OK);
     char sql[128];
-    snprintf(sql, sizeof sql, "CREATE TABLE t (x); PRAGMA user_version = 7; "
-             "PRAGMA application_id = %d", HS_AUDIT_APPLICATION_ID);
+    snprintf(sql, sizeof sql, "CREATE TABLE t (x); PRAGMA user_version = %d; "
+             "PRAGMA application_id = %d", NEXT, HS_AUDIT_APPLICATION_ID);
     CU_ASSERT_EQUAL(exec(db, sql), SQLITE_OK);
     sqlite3_close(db);
     before = file_bytes(path, &n);
@@ -711,6 +712,94 @@ static void test_upgrade_for_watcher(void)
     CHECK_ROW(db, "SELECT file_path, verdict FROM loose_files", "/drop/x|not_dicom");
     CHECK_ROW(db, "PRAGMA integrity_check", "ok");
     CHECK_ROW(db, "SELECT count(*) FROM pragma_foreign_key_check", "0");
+    sqlite3_close(db);
+}
+
+/* Validation runs (007-validation): a version-6 database is upgraded in
+ * place (its current verdict stays current), a validation reading of the
+ * same study neither supersedes it nor counts as read for the watcher,
+ * two validation readings of one study may stand side by side, and the
+ * labels given are kept next to the verdicts they were compared with. */
+static void test_validation_runs(void)
+{
+    char path[PATH_CAP];
+    tmp_path(path, "v6-validation.db");
+    unlink(path);
+    hs_audit *a = NULL;
+    hs_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_audit_open_schema(path, hs_audit_schema, 6, &a, &err), HS_OK);
+    long long run = begin_run(a, model_a, "a");
+    fake_spec f = positive("1.2.99");
+    long long production = record_ok(a, run, &f, model_a);
+    hs_audit_run vr = {"validate", "--validate /data --labels l.csv", "/models/x.hsm", SHA_A, "a"};
+    long long vrun = 0;
+    /* version 6 has no validation runs: refused, nothing written */
+    CU_ASSERT_EQUAL(hs_audit_validation_run_begin(a, &vr, &vrun, &err), HS_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "validation"));
+    hs_audit_close(a);
+
+    CU_ASSERT_EQUAL_FATAL(hs_audit_open(path, &a, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_audit_schema_version(a), HS_AUDIT_SCHEMA_VERSION);
+    CU_ASSERT_EQUAL_FATAL(hs_audit_validation_run_begin(a, &vr, &vrun, &err), HS_OK);
+    fake_spec g = f;
+    g.verdict = HS_VERDICT_NO_HEMORRHAGE;
+    g.probability = 0.25f;
+    g.variant = 'b';
+    long long v1 = record_ok(a, vrun, &g, model_a);
+    long long v2 = record_ok(a, vrun, &g, model_a);
+    CU_ASSERT(v1 > production && v2 > v1);
+    int found = 1;
+    CU_ASSERT_EQUAL(hs_audit_already_read(a, "1.2.99", "2222222222222222222222222222222222222222222222222222222222222222",
+                                          SHA_A, &found, &err), HS_OK);
+    hs_audit_validation_label labels[] = {
+        {"l.csv", 2, "1.2.99", NULL, 1, "intraparenchymal;subdural", v1},
+        {"l.csv", 3, "missing-study", NULL, 0, NULL, 0},
+        {"s.csv", 2, NULL, "1.2.99.1.1", 1, NULL, 0},
+    };
+    CU_ASSERT_EQUAL(hs_audit_record_validation_labels(a, vrun, labels, 3, &err), HS_OK);
+    /* a production run takes no labels; a verdict of another run is refused;
+     * either failure leaves nothing behind */
+    hs_audit_validation_label wrong[] = {{"m.csv", 1, "x", NULL, 1, NULL, 0}};
+    CU_ASSERT_EQUAL(hs_audit_record_validation_labels(a, run, wrong, 1, &err), HS_ERR_ARG);
+    hs_audit_validation_label other[] = {{"m.csv", 1, "x", NULL, 1, NULL, 0},
+                                         {"m.csv", 2, "y", NULL, 1, NULL, production}};
+    CU_ASSERT_EQUAL(hs_audit_record_validation_labels(a, vrun, other, 2, &err), HS_ERR_ARG);
+    /* a production reading after the validation supersedes the production verdict only */
+    fake_spec h = f;
+    h.variant = 'c';
+    long long later = record_ok(a, run, &h, model_a);
+
+    sqlite3 *db = inspect(a, path, 0); /* closes a */
+    char want[128], sql[256];
+    snprintf(want, sizeof want, "1|%lld|hemorrhage", later);
+    CHECK_ROW(db, "SELECT count(*), verdict_id, verdict FROM current_verdicts WHERE study_uid = '1.2.99'",
+              want);
+    snprintf(sql, sizeof sql, "SELECT superseded_by FROM verdicts WHERE verdict_id = %lld", production);
+    snprintf(want, sizeof want, "%lld", later);
+    CHECK_ROW(db, sql, want);
+    CHECK_ROW(db, "SELECT group_concat(purpose || ':' || ifnull(superseded_by, '-'), ' ') FROM "
+                  "(SELECT * FROM verdicts ORDER BY verdict_id)",
+              "production:4 validation:- validation:- production:-");
+    snprintf(sql, sizeof sql, "SELECT group_concat(purpose, ' ') FROM (SELECT purpose FROM runs ORDER BY run_id)");
+    CHECK_ROW(db, sql, "production validation");
+    CHECK_ROW(db, "SELECT count(*) FROM validation_labels", "3");
+    CHECK_ROW(db, "SELECT study_key, label, subtypes, verdict, probability, study_uid FROM validation_results "
+                  "ORDER BY line",
+              "1.2.99|1|intraparenchymal;subdural|no_hemorrhage|0.25|1.2.99");
+    CHECK_ROW(db, "SELECT count(*) FROM validation_results WHERE verdict IS NULL", "1");
+    CHECK_ROW(db, "PRAGMA integrity_check", "ok");
+    CHECK_ROW(db, "SELECT count(*) FROM pragma_foreign_key_check", "0");
+    sqlite3_close(db);
+    CU_ASSERT_EQUAL(found, 0); /* validation verdicts are not "already read" */
+
+    /* the schema refuses a validation verdict superseded or a purpose changed */
+    db = raw_open(path, 1);
+    snprintf(sql, sizeof sql, "UPDATE verdicts SET superseded_by = %lld, superseded_at = "
+             "'2026-01-01T00:00:00.000Z' WHERE verdict_id = %lld", later, v1);
+    CU_ASSERT_NOT_EQUAL(exec(db, sql), SQLITE_OK);
+    CU_ASSERT_NOT_EQUAL(exec(db, "UPDATE runs SET purpose = 'production' WHERE purpose = 'validation'"),
+                        SQLITE_OK);
+    CU_ASSERT_NOT_EQUAL(exec(db, "UPDATE validation_labels SET label = 0"), SQLITE_OK);
     sqlite3_close(db);
 }
 
@@ -1764,6 +1853,7 @@ int hs_register_audit_tests(void)
         {"upgrade path: a second schema step, a failing one", test_upgrade_path},
         {"upgrade from version 1: slices.frame_number", test_upgrade_from_v1},
         {"a version-2 database is upgraded for the watcher", test_upgrade_for_watcher},
+        {"validation runs: upgrade from 6, never superseding, labels", test_validation_runs},
         {"watcher tables: runs, loose files, the move journal, crashes", test_watch_tables},
         {"every sql/schema file compiled in, byte for byte", test_schema_files_compiled},
         {"runs: begin, end, fields", test_runs},

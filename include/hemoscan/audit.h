@@ -24,7 +24,9 @@
 
 /* The schema version this build writes (the highest sql/schema file; the
  * build stops when the two disagree). */
-#define HS_AUDIT_SCHEMA_VERSION 6
+#define HS_AUDIT_SCHEMA_VERSION 7
+/* The first version with validation runs (runs.purpose, validation_labels). */
+#define HS_AUDIT_VERSION_VALIDATION 7
 /* PRAGMA application_id of every hemoscan audit database, "HSAU": tells
  * hemoscan's databases from other programs' SQLite files. */
 #define HS_AUDIT_APPLICATION_ID 0x48534155
@@ -217,6 +219,37 @@ typedef struct {
 hs_status hs_audit_record_review(hs_audit *a, long long verdict_id, const char *path, const char *sha256,
                                  int pages, int slice_pages, long long bytes, const char *saliency,
                                  const hs_audit_review_dicom *dicom, hs_error *err);
+
+/* ---- validation runs (schema step 007-validation, hemoscan --validate) ---- */
+
+/* hs_audit_run_begin for a validation run (runs.purpose 'validation'):
+ * the studies it records get verdicts like any run's, but they never
+ * supersede a verdict, are never superseded, and are not in the
+ * current_verdicts view nor "already read" for the watcher. HS_ERR_FORMAT
+ * on a database opened at a schema older than HS_AUDIT_VERSION_VALIDATION. */
+hs_status hs_audit_validation_run_begin(hs_audit *a, const hs_audit_run *run, long long *run_id,
+                                        hs_error *err);
+
+/* One row of a label file given to a validation run (validation_labels):
+ * either a study label (study set, sop_instance_uid NULL) or a slice label
+ * (sop_instance_uid set, study, subtypes and verdict_id NULL/0). */
+typedef struct {
+    const char *labels_file;      /* the file as given */
+    int line;                     /* 1-based line in it */
+    const char *study;            /* the study column as written */
+    const char *sop_instance_uid; /* the slice label's SOPInstanceUID */
+    int label;                    /* 1 hemorrhage, 0 normal */
+    const char *subtypes;         /* ';'-separated; NULL or "" when none */
+    long long verdict_id;         /* the run's verdict of the matched study; 0: none */
+} hs_audit_validation_label;
+
+/* Records n labels of validation run run_id in one transaction (all or
+ * none). HS_ERR_ARG for a value the schema refuses: run_id is not a
+ * validation run, verdict_id is not a verdict of that run, the same file
+ * and line twice, a label not 0/1. */
+hs_status hs_audit_record_validation_labels(hs_audit *a, long long run_id,
+                                            const hs_audit_validation_label *labels, int n,
+                                            hs_error *err);
 
 /* ---- the schema steps (src/store/audit_schema.c, generated from sql/schema) ---- */
 

@@ -59,6 +59,12 @@
 /* SQL that turns a bound Unix time (seconds) into the stored text. */
 #define HS_SQL_TIME "strftime('%Y-%m-%dT%H:%M:%fZ', ?, 'unixepoch')"
 
+/* A run's row; the purpose column (schema 007) is optional. */
+#define HS_SQL_RUN_BEGIN(purpose_column, purpose_value)                                        \
+    "INSERT INTO runs (started_at, host, hemoscan_version, mode, command, model_path,"         \
+    " model_sha256, model_name" purpose_column ") VALUES (" HS_SQL_TIME ", ?, ?, ?, ?, ?, ?, ?" \
+    purpose_value ") RETURNING run_id"
+
 enum {
     Q_BEGIN, Q_COMMIT, Q_RUN_BEGIN, Q_RUN_END, Q_MODEL, Q_MODEL_CLASS, Q_STUDY, Q_READING,
     Q_SERIES, Q_SLICE, Q_SERIES_VERDICT, Q_SKIPPED, Q_NEXT_VERDICT, Q_SUPERSEDE, Q_VERDICT,
@@ -72,10 +78,7 @@ static const struct {
 } audit_query[Q_COUNT] = {
     [Q_BEGIN] = {"starting a transaction", "BEGIN IMMEDIATE"},
     [Q_COMMIT] = {"committing", "COMMIT"},
-    [Q_RUN_BEGIN] = {"recording the run",
-                     "INSERT INTO runs (started_at, host, hemoscan_version, mode, command,"
-                     " model_path, model_sha256, model_name)"
-                     " VALUES (" HS_SQL_TIME ", ?, ?, ?, ?, ?, ?, ?) RETURNING run_id"},
+    [Q_RUN_BEGIN] = {"recording the run", HS_SQL_RUN_BEGIN("", "")},
     [Q_RUN_END] = {"finishing the run",
                    "UPDATE runs SET finished_at = " HS_SQL_TIME ", exit_status = ?"
                    " WHERE run_id = ? AND finished_at IS NULL"},
@@ -149,8 +152,13 @@ static const struct {
  * opens. They run through exec like the others, numbered after Q_COUNT. */
 enum {
     W_RUN = Q_COUNT, W_RUN_COUNTS, W_LOOSE, W_PLAN, W_PENDING, W_FINISH, W_DONE_FILES,
-    W_REVIEW, W_CRASH, W_CRASHED, W_FILE_CRASHED, W_END
+    W_REVIEW, W_CRASH, W_CRASHED, W_FILE_CRASHED, V_RUN_BEGIN, V_SUPERSEDE, V_VERDICT,
+    V_ALREADY_READ, V_LABEL, W_END
 };
+
+/* From schema 007 on, a verdict carries its run's purpose, and only
+ * production verdicts supersede, are superseded or count as read; these
+ * replace Q_SUPERSEDE, Q_VERDICT and Q_ALREADY_READ there (a->version). */
 
 static const struct {
     const char *what;
@@ -207,11 +215,38 @@ static const struct {
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
                   " CASE WHEN ?5 > 0 THEN (SELECT key_slice_id FROM verdicts WHERE verdict_id = ?1) END,"
                   " ?7, ?8, ?9, ?10, ?11, ?12, ?13, " HS_SQL_TIME ")"},
+    [V_RUN_BEGIN - Q_COUNT] = {"recording the validation run",
+                               HS_SQL_RUN_BEGIN(", purpose", ", 'validation'")},
+    [V_SUPERSEDE - Q_COUNT] = {"superseding the earlier verdict",
+                               "UPDATE verdicts SET superseded_by = ?1, superseded_at = "
+                               "strftime('%Y-%m-%dT%H:%M:%fZ', ?2, 'unixepoch')"
+                               " WHERE study_id = ?3 AND superseded_by IS NULL"
+                               " AND purpose = 'production'"
+                               " AND (SELECT purpose FROM runs WHERE run_id = ?4) = 'production'"},
+    [V_VERDICT - Q_COUNT] = {"recording the verdict",
+                             "INSERT INTO verdicts (verdict_id, reading_id, study_id, verdict,"
+                             " probability, threshold, confidence, confidence_label, key_slice_id,"
+                             " key_slice_instance, decisive_series_id, scored_slices, reason,"
+                             " model_sha256, recorded_at, purpose)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " HS_SQL_TIME ","
+                             " (SELECT purpose FROM runs WHERE run_id = ?))"},
+    [V_ALREADY_READ - Q_COUNT] = {"looking up earlier readings",
+                                  "SELECT EXISTS (SELECT 1 FROM verdicts AS v"
+                                  " JOIN studies AS s ON s.study_id = v.study_id"
+                                  " JOIN readings AS r ON r.reading_id = v.reading_id"
+                                  " WHERE s.study_uid = ? AND r.instances_sha256 = ?"
+                                  " AND v.model_sha256 = ? AND v.superseded_by IS NULL"
+                                  " AND v.purpose = 'production')"},
+    [V_LABEL - Q_COUNT] = {"recording a validation label",
+                           "INSERT INTO validation_labels (run_id, labels_file, line, study_key,"
+                           " sop_instance_uid, label, subtypes, verdict_id, recorded_at)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, " HS_SQL_TIME ")"},
 };
 
 struct hs_audit {
     sqlite3 *db;
     char *path;
+    int version; /* the schema version it was opened at */
     sqlite3_stmt *stmt[W_END];
 };
 
@@ -540,6 +575,7 @@ hs_status hs_audit_open_schema(const char *path, const hs_audit_migration *steps
         st = audit_configure(a->db, path, err);
     if (st == HS_OK && s.version < n)
         st = migrate(a->db, path, steps, n, err);
+    a->version = n;
     for (int q = 0; st == HS_OK && q < Q_COUNT; q++) {
         rc = sqlite3_prepare_v3(a->db, audit_query[q].sql, -1, SQLITE_PREPARE_PERSISTENT,
                                 &a->stmt[q], NULL);
@@ -580,18 +616,25 @@ int hs_audit_schema_version(hs_audit *a)
 
 /* ---- runs ---------------------------------------------------------------------- */
 
-hs_status hs_audit_run_begin(hs_audit *a, const hs_audit_run *run, long long *run_id,
-                             hs_error *err)
+/* The run's row, by statement q (Q_RUN_BEGIN or V_RUN_BEGIN). */
+static hs_status run_insert(hs_audit *a, int q, const hs_audit_run *run, long long *run_id,
+                            hs_error *err)
 {
-    if (a == NULL || run == NULL || run_id == NULL)
-        return hs_fail(err, HS_ERR_ARG, "hs_audit_run_begin: NULL argument");
     char host[256];
     if (gethostname(host, sizeof host) != 0)
         snprintf(host, sizeof host, "unknown");
     host[sizeof host - 1] = '\0'; /* gethostname may not terminate a cut name */
     *run_id = 0;
-    return exec(a, err, Q_RUN_BEGIN, run_id, "dssttttt", hs_clock_now(), host, PACKAGE_VERSION,
-                run->mode, run->command, run->model_path, run->model_sha256, run->model_name);
+    return exec(a, err, q, run_id, "dssttttt", hs_clock_now(), host, PACKAGE_VERSION, run->mode,
+                run->command, run->model_path, run->model_sha256, run->model_name);
+}
+
+hs_status hs_audit_run_begin(hs_audit *a, const hs_audit_run *run, long long *run_id,
+                             hs_error *err)
+{
+    if (a == NULL || run == NULL || run_id == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_run_begin: NULL argument");
+    return run_insert(a, Q_RUN_BEGIN, run, run_id, err);
 }
 
 hs_status hs_audit_run_end(hs_audit *a, long long run_id, int exit_status, hs_error *err)
@@ -720,8 +763,8 @@ static hs_status write_result(hs_audit *a, const hs_study_reading *r, int k,
 }
 
 /* The study's verdict, superseding the current one of the same study. */
-static hs_status write_verdict(hs_audit *a, const hs_study_reading *r, const hs_model *model,
-                               long long study_id, long long reading_id,
+static hs_status write_verdict(hs_audit *a, long long run_id, const hs_study_reading *r,
+                               const hs_model *model, long long study_id, long long reading_id,
                                const long long *series_ids, long long key_slice,
                                long long *verdict_id, hs_error *err)
 {
@@ -738,14 +781,19 @@ static hs_status write_verdict(hs_audit *a, const hs_study_reading *r, const hs_
         }
     }
     double now = hs_clock_now();
+    int purposes = a->version >= HS_AUDIT_VERSION_VALIDATION;
     hs_status st = exec(a, err, Q_NEXT_VERDICT, verdict_id, "");
-    if (st == HS_OK)
+    if (st == HS_OK && purposes)
+        st = exec(a, err, V_SUPERSEDE, NULL, "ldll", *verdict_id, now, study_id, run_id);
+    else if (st == HS_OK)
         st = exec(a, err, Q_SUPERSEDE, NULL, "ldl", *verdict_id, now, study_id);
+    /* the same values, and the run whose purpose the verdict takes */
     if (st == HS_OK)
-        st = exec(a, err, Q_VERDICT, NULL, "lllsdddtLjLitsd", *verdict_id, reading_id,
+        st = exec(a, err, purposes ? V_VERDICT : Q_VERDICT, NULL,
+                  purposes ? "lllsdddtLjLitsdl" : "lllsdddtLjLitsd", *verdict_id, reading_id,
                   study_id, hs_verdict_name(v->verdict), v->probability, v->threshold,
                   v->confidence, v->confidence_label, key_slice, key_instance, decisive,
-                  v->n_scored, v->reason, model->sha256, now);
+                  v->n_scored, v->reason, model->sha256, now, run_id);
     return st;
 }
 
@@ -775,7 +823,7 @@ static hs_status write_reading(hs_audit *a, long long run_id, const hs_study_rea
         st = exec(a, err, Q_SKIPPED, NULL, "lsst", reading_id, s->skipped[i].path,
                   s->skipped[i].verdict, s->skipped[i].reason);
     if (st == HS_OK)
-        st = write_verdict(a, r, model, study_id, reading_id, series_ids, key_slice,
+        st = write_verdict(a, run_id, r, model, study_id, reading_id, series_ids, key_slice,
                            verdict_id, err);
     free(series_ids);
     return st;
@@ -823,8 +871,8 @@ hs_status hs_audit_already_read(hs_audit *a, const char *study_uid, const char *
     if (a == NULL || found == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_already_read: NULL argument");
     long long exists = 0;
-    hs_status st = exec(a, err, Q_ALREADY_READ, &exists, "ttt", study_uid, instances_sha256,
-                        model_sha256);
+    int q = a->version >= HS_AUDIT_VERSION_VALIDATION ? V_ALREADY_READ : Q_ALREADY_READ;
+    hs_status st = exec(a, err, q, &exists, "ttt", study_uid, instances_sha256, model_sha256);
     *found = st == HS_OK && exists != 0;
     return st;
 }
@@ -1103,4 +1151,39 @@ hs_status hs_audit_watch_file_crashed(hs_audit *a, const char *path, long long b
     if (a == NULL || path == NULL || crashed_run == NULL || signal == NULL)
         return hs_fail(err, HS_ERR_ARG, "hs_audit_watch_file_crashed: NULL argument");
     return crash_lookup(a, W_FILE_CRASHED, path, bytes, newest, crashed_run, signal, err);
+}
+
+/* ---- validation runs (schema step 007-validation, hemoscan --validate) ---- */
+
+hs_status hs_audit_validation_run_begin(hs_audit *a, const hs_audit_run *run, long long *run_id,
+                                        hs_error *err)
+{
+    if (a == NULL || run == NULL || run_id == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_validation_run_begin: NULL argument");
+    *run_id = 0;
+    if (a->version < HS_AUDIT_VERSION_VALIDATION)
+        return hs_fail(err, HS_ERR_FORMAT, "audit database %s: schema version %d has no "
+                       "validation runs (version %d does)", a->path, a->version,
+                       HS_AUDIT_VERSION_VALIDATION);
+    return run_insert(a, V_RUN_BEGIN, run, run_id, err);
+}
+
+hs_status hs_audit_record_validation_labels(hs_audit *a, long long run_id,
+                                            const hs_audit_validation_label *labels, int n,
+                                            hs_error *err)
+{
+    if (a == NULL || (labels == NULL && n > 0) || n < 0)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_record_validation_labels: NULL argument");
+    double now = hs_clock_now();
+    hs_status st = exec(a, err, Q_BEGIN, NULL, "");
+    for (int i = 0; st == HS_OK && i < n; i++) {
+        const hs_audit_validation_label *l = &labels[i];
+        st = exec(a, err, V_LABEL, NULL, "lsittitLd", run_id, l->labels_file, l->line, l->study,
+                  l->sop_instance_uid, l->label, l->subtypes, l->verdict_id, now);
+    }
+    if (st == HS_OK)
+        st = exec(a, err, Q_COMMIT, NULL, "");
+    else
+        audit_rollback(a->db);
+    return st;
 }
