@@ -27,6 +27,7 @@ int hs_register_watcher_tests(void);
 int hs_register_review_tests(void);
 int hs_register_tiffout_tests(void);
 int hs_register_fuzz_regression_tests(void);
+int hs_register_validation_tests(void);
 
 int main(void)
 {
@@ -35,6 +36,7 @@ int main(void)
     if (hs_register_base_tests() != 0 || hs_register_fileio_tests() != 0 || hs_register_cnn_tests() != 0 ||
         hs_register_optim_tests() != 0 || hs_register_model_tests() != 0 ||
         hs_register_image_tests() != 0 || hs_register_metrics_tests() != 0 ||
+        hs_register_validation_tests() != 0 ||
         hs_register_train_tests() != 0 || hs_register_crossval_tests() != 0 ||
         hs_register_dicom_tests() != 0 ||
         hs_register_ljpeg_tests() != 0 ||
