@@ -26,6 +26,7 @@
 #define PACKAGE_VERSION "unknown"
 #endif
 
+/* Long because it is the help text, one line of output per line of code. */
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -41,6 +42,12 @@ static void usage(FILE *out)
             "  --export DIR... --out PNGDIR\n"
             "                         write every slice as the model sees it (PNG), one\n"
             "                         folder per series, to label and train on\n"
+            "  --validate DIR --labels FILE.csv\n"
+            "                         measure the model on labelled studies (one folder\n"
+            "                         per study under DIR; labels: study,label[,subtypes]):\n"
+            "                         study AUC (95%% CI), sensitivity, specificity, per\n"
+            "                         study table; recorded as a validation run that never\n"
+            "                         changes current verdicts\n"
             "  --predict FILE.png...  score pictures: class and score per file\n"
             "  --eval DIR             evaluate on DIR/CLASS/*.png: accuracy, sensitivity,\n"
             "                         specificity, precision, F1, ROC AUC (95%% CI), confusion\n"
@@ -75,6 +82,8 @@ static void usage(FILE *out)
             "  --review-dicom         with --review: also the key slice's picture as a DICOM\n"
             "                         Secondary Capture (new series of the study, NOT FOR\n"
             "                         DIAGNOSTIC USE) to send back to PACS with storescu\n"
+            "  --slice-labels FILE    with --validate: sop_instance_uid,label lines; adds\n"
+            "                         the slice-level AUC\n"
             "  --min-thickness MM     preferred slice thickness range (2)\n"
             "  --max-thickness MM     (10)\n"
             "\n"
@@ -125,7 +134,7 @@ static void usage(FILE *out)
             "\n"
             "Exit status: 0 success, 1 an operation failed, 2 usage error, 3 no readable\n"
             "CT series in a study, 4 a study not assessable, 5 (--watch) another watcher\n"
-            "is running. See hemoscan(1).\n",
+            "is running; --validate: 0 when it ran, whatever the figures. See hemoscan(1).\n",
             HEMOSCAN_DATADIR, CLI_DEFAULT_MODEL);
 }
 
@@ -160,7 +169,7 @@ enum {
     OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_FOLD_ENSEMBLE, OPT_NO_AUGMENT, OPT_KEEP_LAST, OPT_NO_TTA, OPT_MIN_SENS, OPT_MAX_FALSE_ALARM, OPT_BALANCE, OPT_AUG_STRENGTH,
     OPT_STUDY, OPT_EXPORT, OPT_OUT, OPT_DB, OPT_ALL_SERIES, OPT_MIN_THICKNESS, OPT_MAX_THICKNESS,
     OPT_WATCH, OPT_FOLLOW, OPT_STABLE_AGE, OPT_DONE, OPT_DELETE, OPT_QUARANTINE, OPT_SYSLOG,
-    OPT_REVIEW, OPT_REVIEW_DICOM
+    OPT_REVIEW, OPT_REVIEW_DICOM, OPT_VALIDATE, OPT_LABELS, OPT_SLICE_LABELS
 };
 
 static const struct option longopts[] = {
@@ -219,6 +228,9 @@ static const struct option longopts[] = {
     {"delete", no_argument, NULL, OPT_DELETE},
     {"quarantine", required_argument, NULL, OPT_QUARANTINE},
     {"syslog", no_argument, NULL, OPT_SYSLOG},
+    {"validate", required_argument, NULL, OPT_VALIDATE},
+    {"labels", required_argument, NULL, OPT_LABELS},
+    {"slice-labels", required_argument, NULL, OPT_SLICE_LABELS},
     {NULL, 0, NULL, 0},
 };
 
@@ -352,6 +364,9 @@ static int take_option(options *o, int c, const char *arg)
     case OPT_DELETE: o->delete_done = 1; break;
     case OPT_QUARANTINE: o->quarantine_dir = arg; break;
     case OPT_SYSLOG: o->use_syslog = 1; break;
+    case OPT_VALIDATE: o->validate_dir = arg; break;
+    case OPT_LABELS: o->labels = arg; break;
+    case OPT_SLICE_LABELS: o->slice_labels = arg; break;
     case OPT_REVIEW: o->review_dir = arg; break;
     case OPT_REVIEW_DICOM: o->review_dicom = 1; break;
     case OPT_JSON: o->json = 1; break;
@@ -431,7 +446,7 @@ static int take_mode(options *o, int argc, char **argv)
         return -1;
     }
     int modes = (o->init_model != NULL || o->model_info != NULL) + (o->train_dir != NULL) +
-                (o->eval_dir != NULL) + listing + (o->watch_dir != NULL);
+                (o->eval_dir != NULL) + listing + (o->watch_dir != NULL) + (o->validate_dir != NULL);
     if (modes == 0) {
         fprintf(stderr, "hemoscan: no mode given (try --help)\n");
         return -1;
@@ -472,6 +487,7 @@ static int conflicts(int a_given, int b_given, const char *a, const char *b)
 static int check_dependencies(const options *o)
 {
     int study_or_watch = o->study || o->watch_dir != NULL;
+    int validate = o->validate_dir != NULL;
     int watch_opts = o->follow || o->done_dir != NULL || o->delete_done ||
                      o->quarantine_dir != NULL || o->use_syslog;
     if (requires(o->export_slices, o->out_dir != NULL, "--export", "needs", "--out PNGDIR") != 0 ||
@@ -488,7 +504,10 @@ static int check_dependencies(const options *o)
                  "work with", "--watch DIR") != 0 ||
         conflicts(o->done_dir != NULL, o->delete_done, "--done DIR", "--delete") != 0 ||
         requires(o->cv_folds > 0, o->train_dir != NULL, "--cv", "works with", "--train DIR") != 0 ||
-        requires(o->init_from != NULL, o->train_dir != NULL, "--init-from", "works with", "--train DIR") != 0)
+        requires(o->init_from != NULL, o->train_dir != NULL, "--init-from", "works with", "--train DIR") != 0 ||
+        requires(validate, o->labels != NULL, "--validate", "needs", "--labels FILE.csv") != 0 ||
+        requires(o->labels != NULL || o->slice_labels != NULL, validate, "--labels and --slice-labels",
+                 "work with", "--validate DIR") != 0)
         return -1;
     return 0;
 }
@@ -527,7 +546,7 @@ static int parse_options(int argc, char **argv, options *o)
     o->train.verbose = o->verbose < 0 ? 0 : 2;
     if (take_mode(o, argc, argv) != 0 || check_dependencies(o) != 0)
         return -1;
-    if ((o->study || o->watch_dir != NULL) && !o->threads_given) {
+    if ((o->study || o->watch_dir != NULL || o->validate_dir != NULL) && !o->threads_given) {
         /* reading a study is decode-bound and files are independent */
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         o->threads = cores < 1 ? 1 : cores > 8 ? 8 : (int)cores;
@@ -554,6 +573,8 @@ int main(int argc, char **argv)
         return cli_mode_export(&o);
     if (o.watch_dir != NULL)
         return cli_mode_watch(&o);
+    if (o.validate_dir != NULL)
+        return cli_mode_validate(&o);
     if (o.init_model != NULL) {
         int rc = cli_mode_init_model(&o);
         if (rc != EXIT_OK || o.model_info == NULL)

@@ -68,6 +68,9 @@ typedef struct {
     double min_thickness, max_thickness; /* --min-thickness, --max-thickness (0: defaults) */
     int threads_given;      /* --threads was given (else modes pick their default) */
     const char *watch_dir;  /* --watch DIR */
+    const char *validate_dir; /* --validate DIR */
+    const char *labels;     /* --labels FILE (with --validate) */
+    const char *slice_labels; /* --slice-labels FILE (with --validate) */
     int follow;             /* --follow */
     double stable_age_s;    /* --stable-age S (default 60) */
     const char *done_dir;   /* --done DIR */
@@ -134,5 +137,14 @@ int cli_mode_eval(const options *o);
 int cli_mode_study(const options *o);
 int cli_mode_export(const options *o);
 int cli_mode_watch(const options *o);
+int cli_mode_validate(const options *o);
+
+/* ---- modes_learn.c, shared with --validate ---------------------------------- */
+
+/* The ROC curve of scores against labels (n cases, both classes needed)
+ * as DIR/NAME, an SVG with the AUC, its CI and the operating point at
+ * threshold; creates dir. */
+hs_status cli_roc_plot(const char *dir, const char *name, const char *title, const float *scores,
+                       const int *labels, int n, double threshold, hs_error *err);
 
 #endif

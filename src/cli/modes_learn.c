@@ -656,3 +656,10 @@ done:
     hs_dataset_free(&ds);
     return rc;
 }
+
+/* --validate's ROC pictures (modes_validate.c) are drawn as --eval's. */
+hs_status cli_roc_plot(const char *dir, const char *name, const char *title, const float *scores,
+                       const int *labels, int n, double threshold, hs_error *err)
+{
+    return roc_plot(dir, name, title, scores, labels, n, threshold, err);
+}
