@@ -1518,6 +1518,7 @@ static int report_db_ready; /* 1 made, -1 failed */
  *     S6 hemorrhage 20260301, S7 no 20260310; a failure (/data/broken).
  *   run 2 (B): S1 hemorrhage again, S6 now no, S7 now hemorrhage; a
  *     failure of study 1.2.826.0.1.9.
+ *   run 3 (B, a validation run): S6 hemorrhage, never current.
  * Skipped files: S1 two (both readings), S2 one. Unscored slices: S2 one,
  * S5 two. */
 static const char *reports_database(void)
@@ -1558,6 +1559,14 @@ static const char *reports_database(void)
     ok = ok && hs_audit_record_failure(a, r2, "/data/S9", "1.2.826.0.1.9", "scan",
                                        "no readable series", &err) == HS_OK &&
          hs_audit_run_end(a, r2, 1, &err) == HS_OK;
+    /* run 3 validates with B: S6 hemorrhage, which stands for nothing */
+    hs_audit_run vrun = {"validate", "--validate /data --labels l.csv", "/models/x.hsm", SHA_B, "model-b"};
+    long long r3 = 0;
+    const fake_spec s6 = {"1.2.826.0.1.6", "ACC6", "20260301", H, 0.875f, 6, 0, 0, 26, 'b'};
+    ok = ok && hs_audit_validation_run_begin(a, &vrun, &r3, &err) == HS_OK;
+    if (ok)
+        record_ok(a, r3, &s6, model_b);
+    ok = ok && hs_audit_run_end(a, r3, 0, &err) == HS_OK;
     hs_audit_close(a);
     CU_ASSERT(ok);
     if (ok)
@@ -1741,7 +1750,7 @@ static void test_report_by_model(void)
         SHA_A "|2025-11-01T00:00:00Z|0.5|hemorrhage|4|2|*|*",
         SHA_A "|2025-11-01T00:00:00Z|0.5|no_hemorrhage|2|1|*|*",
         SHA_A "|2025-11-01T00:00:00Z|0.5|not_assessable|1|1|*|*",
-        SHA_B "|2026-06-01T00:00:00Z|0.5|hemorrhage|2|2|*|*",
+        SHA_B "|2026-06-01T00:00:00Z|0.5|hemorrhage|3|2|*|*",
         SHA_B "|2026-06-01T00:00:00Z|0.5|no_hemorrhage|1|1|*|*",
     };
     CHECK_REPORT("verdicts-by-model.sql", NULL, want);
@@ -1788,6 +1797,8 @@ static void test_report_history(void)
         "|*|hemorrhage|0.75|0.5|4||superseded by verdict 9",
         "reading|" READ_AT(16) "|2|*|9|/studies/1.2.826.0.1.6|" SHA_B
         "|*|no_hemorrhage|0.25|0.5|4||current",
+        "reading|" READ_AT(26) "|3|*|*|/studies/1.2.826.0.1.6|" SHA_B
+        "|*|hemorrhage|0.875|0.5|4||validation",
     };
     CHECK_REPORT("study-history.sql", by_uid, want);
     const char *const by_accession[] = {".param set :accession ACC6", NULL};
@@ -1802,14 +1813,16 @@ static void test_report_history(void)
 
 static void test_report_runs(void)
 {
-    char host[256] = "", want1[1024], want2[1024];
+    char host[256] = "", want1[1024], want2[1024], want3[1024];
     gethostname(host, sizeof host);
     host[sizeof host - 1] = '\0';
     snprintf(want1, sizeof want1, "1|*|*|0|%s|%s|study|%s|model-a|7|4|2|1|1|3|*", host,
              PACKAGE_VERSION, SHA_A);
     snprintf(want2, sizeof want2, "2|*|*|1|%s|%s|study|%s|model-b|3|2|1|0|1|2|*", host,
              PACKAGE_VERSION, SHA_B);
-    const char *const want[] = {want1, want2};
+    snprintf(want3, sizeof want3, "3|*|*|0|%s|%s|validate|%s|model-b|1|1|0|0|0|0|*", host,
+             PACKAGE_VERSION, SHA_B);
+    const char *const want[] = {want1, want2, want3};
     CHECK_REPORT("runs.sql", NULL, want);
 }
 

@@ -19,7 +19,8 @@
 -- study_dir, model_sha256, instances_sha256, verdict (the failed stage for
 -- a failure), probability, threshold, key_slice_instance, detail (why not
 -- assessable, or the error), status ('current', 'superseded by verdict N',
--- 'failed').
+-- 'validation' for a reading of a validation run, which never stands for
+-- the study, 'failed').
 
 -- Prints nothing when a study is named; otherwise stops with an error.
 SELECT json_extract('{}', 'name the study: .param set :study_uid UID (or :accession)')
@@ -38,7 +39,8 @@ SELECT 'reading' AS event,
        round(v.threshold, 4) AS threshold,
        v.key_slice_instance,
        v.reason AS detail,
-       CASE WHEN v.superseded_by IS NULL THEN 'current'
+       CASE WHEN v.purpose = 'validation' THEN 'validation'
+            WHEN v.superseded_by IS NULL THEN 'current'
             ELSE 'superseded by verdict ' || v.superseded_by END AS status
 FROM studies AS s
 JOIN readings AS r ON r.study_id = s.study_id

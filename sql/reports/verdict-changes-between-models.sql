@@ -12,17 +12,19 @@
 --
 -- :old_model and :new_model (optional) keep the pairs whose earlier
 -- verdict came from a model whose SHA-256 starts with :old_model, and
--- whose later one from a model starting with :new_model. Any verdict
--- counts, superseded or not.
+-- whose later one from a model starting with :new_model. Any production
+-- verdict counts, superseded or not; a validation run's never do.
 --
 -- Columns: study_uid, accession, study_date, earlier_model,
 -- earlier_verdict, earlier_probability, earlier_recorded_at, later_model,
 -- later_verdict, later_probability, later_recorded_at (UTC).
 
 WITH latest AS (
-    -- the latest verdict of each model on each study
+    -- the latest verdict of each model on each study (validation runs'
+    -- verdicts left out: they never stand for a study)
     SELECT study_id, model_sha256, max(verdict_id) AS verdict_id
     FROM verdicts
+    WHERE purpose = 'production'
     GROUP BY study_id, model_sha256
 )
 SELECT s.study_uid,

@@ -1,6 +1,6 @@
 -- verdicts-by-model.sql - how many verdicts of each kind every model made:
 -- all of them, and those still current (not superseded by a later
--- reading). A model is its file's SHA-256; its training date and threshold
+-- reading; a validation run's verdicts are never current). A model is its file's SHA-256; its training date and threshold
 -- come from the file.
 --
 --   sqlite3 -readonly -header -column audit.db ".read sql/reports/verdicts-by-model.sql"
@@ -16,7 +16,7 @@ SELECT v.model_sha256,
        round(m.threshold, 4) AS threshold,
        v.verdict,
        count(*) AS verdicts,
-       sum(v.superseded_by IS NULL) AS current,
+       sum(v.superseded_by IS NULL AND v.purpose = 'production') AS current,
        min(v.recorded_at) AS first_recorded_at,
        max(v.recorded_at) AS last_recorded_at
 FROM verdicts AS v
