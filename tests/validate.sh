@@ -178,6 +178,18 @@ test_text_report() {
     grep -q "^bleed1 .* hemorrhage " "$tmp/out" || { why "no per-study row for bleed1"; return 1; }
 }
 
+# A study labelled both by its folder and by its UID uses the UID's row
+# and says so; the folder's row is not "a label with no study".
+test_labelled_twice() {
+    uid=$(jq -r '.studies[] | select(.study == "bleed1") | .study_uid' "$J")
+    printf 'bleed1,1\n%s,1\nnormal1,0\n' "$uid" >"$tmp/twice.csv"
+    validate "$S" --labels "$tmp/twice.csv" --json || { why "expected exit 0"; return 1; }
+    jq -e '.labels_without_study == [] and .n_labelled == 2 and .confusion.tp == 1' "$tmp/out" >/dev/null ||
+        { why "double label miscounted"; return 1; }
+    grep -q "bleed1: labelled by its UID (.*twice.csv:2) and by its folder (line 1)" "$tmp/err" ||
+        { why "no warning about the double label"; return 1; }
+}
+
 # The flat form: one folder holding the files of two studies, labelled by
 # StudyInstanceUID.
 test_flat_folder() {
@@ -219,6 +231,7 @@ check "--validate --slice-labels: slice AUC over the matched slices" test_slice_
 check "--validate: a validation run, current verdicts unchanged, SQL recomputes" test_database
 check "--validate --plots: ROC pictures" test_plots
 check "--validate: the text report" test_text_report
+check "--validate: a study labelled by folder and by UID" test_labelled_twice
 check "--validate: a flat folder grouped by StudyInstanceUID" test_flat_folder
 check "--validate: usage errors 2, other errors 1" test_usage_and_errors
 finish

@@ -88,6 +88,27 @@ static int match_slices(v_run *v, const hs_study_reading *r)
     return 0;
 }
 
+/* The label row of study s: by StudyInstanceUID, else by folder name. A
+ * study labelled both ways uses its UID's row (the other is not reported
+ * as a label with no study); a row that matches a second study is used
+ * again, with a warning, since the study then counts twice. */
+static void match_label(v_run *v, v_study *s)
+{
+    int by_uid = hs_labels_find(&v->labels, s->uid), by_name = hs_labels_find(&v->labels, s->name);
+    s->row = by_uid >= 0 ? by_uid : by_name;
+    if (s->row < 0)
+        return;
+    if (by_uid >= 0 && by_name >= 0 && by_name != by_uid) {
+        fprintf(stderr, "hemoscan: %s: labelled by its UID (%s:%d) and by its folder (line %d); the UID's "
+                "row is used\n", s->name, v->o->labels, v->labels.row[by_uid].line, v->labels.row[by_name].line);
+        v->row_used[by_name]++;
+    }
+    if (v->row_used[s->row] > 0)
+        fprintf(stderr, "hemoscan: %s: %s:%d matches another study too; both are counted\n", s->name,
+                v->o->labels, v->labels.row[s->row].line);
+    v->row_used[s->row]++;
+}
+
 /* Keeps what the report needs of reading r of the study called name. */
 static int keep_reading(v_run *v, const char *name, const hs_study_reading *r, int read, long long verdict_id)
 {
@@ -100,11 +121,7 @@ static int keep_reading(v_run *v, const char *name, const hs_study_reading *r, i
         return -1;
     v->n_study++;
     snprintf(s->uid, sizeof s->uid, "%s", r->study.study_uid);
-    s->row = hs_labels_find(&v->labels, s->uid);
-    if (s->row < 0)
-        s->row = hs_labels_find(&v->labels, name);
-    if (s->row >= 0)
-        v->row_used[s->row]++;
+    match_label(v, s);
     s->read = read;
     s->verdict_id = verdict_id;
     if (!read)
