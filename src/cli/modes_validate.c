@@ -11,8 +11,9 @@
  * (validation.h for the study level, metrics.h for the slice level and
  * every AUC), so this file only reads, matches, records and prints.
  *
- * What it keeps of each reading is the little the report needs (v_study),
- * so a long list of studies costs no more memory than one. */
+ * Each reading is freed once recorded; what is kept of it is the little
+ * the report needs (v_study, a few hundred bytes a study), so a long list
+ * of studies does not hold their slices in memory. */
 #include <dirent.h>
 #include <jansson.h>
 #include <math.h>
