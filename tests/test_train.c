@@ -23,6 +23,7 @@ enum { SIDE = 16 };
 /* n examples of SIDE x SIDE x 1: class 1 has a blob on the right half. */
 static void make_examples(hs_examples *ex, int n, uint64_t seed)
 {
+    memset(ex, 0, sizeof *ex); /* fields not set here (via) stay NULL */
     hs_rng rng;
     hs_rng_seed(&rng, seed);
     ex->n = n;

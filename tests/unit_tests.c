@@ -17,6 +17,8 @@ int hs_register_image_tests(void);
 int hs_register_metrics_tests(void);
 int hs_register_train_tests(void);
 int hs_register_crossval_tests(void);
+int hs_register_sources_tests(void);
+int hs_register_subtypes_tests(void);
 int hs_register_dicom_tests(void);
 int hs_register_ljpeg_tests(void);
 int hs_register_series_tests(void);
@@ -38,6 +40,7 @@ int main(void)
         hs_register_image_tests() != 0 || hs_register_metrics_tests() != 0 ||
         hs_register_validation_tests() != 0 ||
         hs_register_train_tests() != 0 || hs_register_crossval_tests() != 0 ||
+        hs_register_sources_tests() != 0 || hs_register_subtypes_tests() != 0 ||
         hs_register_dicom_tests() != 0 ||
         hs_register_ljpeg_tests() != 0 ||
         hs_register_audit_tests() != 0 ||

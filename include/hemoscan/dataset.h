@@ -22,12 +22,19 @@ typedef struct {
     char **id;    /* file name without folder and extension (groups.csv key) */
     int *label;   /* class index */
     int *group;   /* group number; files of one group always stay together */
+    int *source;  /* which source folder each file came from (0-based); NULL
+                     when the data set has one source */
+    int n_sources; /* source folders merged (hs_dataset_merge); 0 or 1: one */
     int n_classes;
     char class_name[HS_MODEL_MAX_CLASSES][HS_MODEL_NAME_LEN];
 } hs_dataset;
 
-/* Read the .png files (any case of the extension) in each class folder
- * DIR/CLASS, sorted by name within each class. Classes are the subfolders, sorted by name, except the
+/* Read the image files in each class folder DIR/CLASS, sorted by name
+ * within each class: .png, .dcm and .dicom files (any case of the
+ * extension), and files without an extension that have DICOM's "DICM" at
+ * byte 128 (PACS exports often name files by UID alone). Other files are
+ * ignored. Which reader reads a file is the loader's business (train.h):
+ * a data set is only names, classes and groups. Classes are the subfolders, sorted by name, except the
  * normal/hemorrhage rule above. Fewer than two classes, or a class with no
  * images, is an error naming the folder. */
 hs_status hs_dataset_scan(const char *dir, hs_dataset *ds, hs_error *err);
@@ -64,9 +71,22 @@ hs_status hs_dataset_split(const hs_dataset *ds, double val_fraction,
 hs_status hs_dataset_select(const hs_dataset *ds, const unsigned char *pick,
                             int want, hs_dataset *out, hs_error *err);
 
+/* Append more's files to into, emptying more: the data set of several
+ * source folders (--train DIR1 --train DIR2). Classes are matched by name
+ * and take into's order; both must have the same set of class names, else
+ * HS_ERR_ARG naming both sets (into is then unchanged). Groups stay apart
+ * (more's are renumbered past into's), so load each source's groups.csv
+ * before merging. Ids become "S:id", S the source's number from 1, so
+ * that equal file names in two sources stay two files; source[] records
+ * the source of every file. HS_ERR_NOMEM leaves into unchanged and more
+ * as it was. */
+hs_status hs_dataset_merge(hs_dataset *into, hs_dataset *more, hs_error *err);
+
 /* SHA-256 over every file's class name, file name and contents, in data set
  * order: recorded in the model file so a training run can be tied to the
- * exact data that made it. */
+ * exact data that made it. For a data set of several sources each file's
+ * line starts with its source number, so the checksum covers where each
+ * file came from; a single source gives the same checksum as ever. */
 hs_status hs_dataset_checksum(const hs_dataset *ds, char hex[65], hs_error *err);
 
 #endif

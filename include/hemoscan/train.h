@@ -1,7 +1,9 @@
 /* train.h - training a model from labelled images.
  *
  * Images are read and put through the model's input recipe once, before
- * training (hs_examples_load), so every epoch works on tensors in memory;
+ * training (hs_examples_load_with: PNG pictures itself, DICOM slices
+ * through a reader the caller supplies), so every epoch works on tensors
+ * in memory;
  * augmentation then draws a fresh random transform of each image per
  * epoch. Every random choice (weight init, shuffling, dropout,
  * augmentation) comes from generators split off cfg->seed, so a run is
@@ -28,11 +30,37 @@ typedef struct {
     float *x;     /* n * size */
     int *label;
     int *source;  /* index of the file in the data set it came from */
+    unsigned char *via; /* how each example was read: HS_VIA_PNG or HS_VIA_READER;
+                           NULL in examples made by hand (zero the struct
+                           first): all taken as PNG */
 } hs_examples;
 
-/* Read every file of ds (PNG) and prepare it with recipe. A file that
- * cannot be read is reported on log (when not NULL) by name and skipped;
- * *skipped counts them. Fails only when nothing could be read. */
+enum { HS_VIA_PNG = 0, HS_VIA_READER = 1 };
+
+/* What reads the files of a data set that are not PNG (DICOM slices):
+ * read() puts the file at path through recipe into out (recipe's height x
+ * width x channels floats) and returns HS_OK, or an error whose message
+ * names the file (the file is then skipped; HS_ERR_NOMEM stops the load).
+ * The learn layer cannot read DICOM itself: DICOM is the study layer's,
+ * which sits beside learn, not below it. So the caller above both (the
+ * command line) supplies this reader, and the loader stays a loader of
+ * pictures with one door for everything else. name is what the per-image
+ * output calls this path ("dicom"). */
+typedef struct {
+    const char *name;
+    hs_status (*read)(void *user, const char *path, const hs_input_recipe *recipe, float *out, hs_error *err);
+    void *user;
+} hs_example_reader;
+
+/* Read every file of ds and prepare it with recipe: files named *.png
+ * (any case) through hs_png_read and hs_prepare_input, every other file
+ * through reader (NULL: such files cannot be read). A file that cannot be
+ * read is reported on log (when not NULL) by name and skipped; *skipped
+ * counts them. Fails only when nothing could be read, or out of memory. */
+hs_status hs_examples_load_with(const hs_dataset *ds, const hs_input_recipe *recipe,
+                                const hs_example_reader *reader, FILE *log, hs_examples *out, int *skipped,
+                                hs_error *err);
+/* hs_examples_load_with without a reader: PNG files only. */
 hs_status hs_examples_load(const hs_dataset *ds, const hs_input_recipe *recipe,
                            FILE *log, hs_examples *out, int *skipped,
                            hs_error *err);

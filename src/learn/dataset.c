@@ -1,5 +1,12 @@
-/* dataset.c - scanning class folders, groups, and seeded grouped splits
- * (see dataset.h).
+/* dataset.c - scanning class folders, groups, merging source folders, and
+ * seeded grouped splits (see dataset.h).
+ *
+ * A scan only lists names: whether a file is a PNG or a DICOM slice
+ * matters to the loader (train.c), not here, except that a file without
+ * an extension counts only when its bytes say DICOM (the "DICM" magic),
+ * so notes and stray files in a class folder are not taken for images.
+ * Merging sources renumbers groups and prefixes ids with the source, so
+ * equal names in two folders never meet in one group.
  *
  * Splitting works on groups, never on files: a group is dealt as a whole,
  * labelled by its most common class. Dealing the biggest groups first and
@@ -13,20 +20,43 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "hemoscan/checksum.h"
 #include "hemoscan/fileio.h"
 #include "hemoscan/grow.h"
 #include "hemoscan/rng.h"
 
-static int has_png_ext(const char *name)
+/* The extension of name (from its last dot, the dot included), or "" when
+ * it has none. */
+static const char *extension(const char *name)
 {
-    size_t len = strlen(name);
-    if (len < 5)
+    const char *dot = strrchr(name, '.');
+    return dot != NULL && dot != name ? dot : "";
+}
+
+/* 1 when the file at path has DICOM Part 10's "DICM" at byte 128. */
+static int has_dicm_preamble(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
         return 0;
-    const char *ext = name + len - 4;
-    return ext[0] == '.' && tolower((unsigned char)ext[1]) == 'p' &&
-           tolower((unsigned char)ext[2]) == 'n' && tolower((unsigned char)ext[3]) == 'g';
+    char magic[4] = {0};
+    int ok = fseek(f, 128, SEEK_SET) == 0 && fread(magic, 1, sizeof magic, f) == sizeof magic &&
+             memcmp(magic, "DICM", sizeof magic) == 0;
+    fclose(f);
+    return ok;
+}
+
+/* Which files of a class folder are images (see dataset.h): .png, .dcm
+ * and .dicom in any case, and files without an extension that carry the
+ * DICM preamble. */
+static int is_image_file(const char *full, const char *name)
+{
+    const char *ext = extension(name);
+    if (strcasecmp(ext, ".png") == 0 || strcasecmp(ext, ".dcm") == 0 || strcasecmp(ext, ".dicom") == 0)
+        return 1;
+    return ext[0] == '\0' && has_dicm_preamble(full);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -56,7 +86,7 @@ static hs_status list_dir(const char *dir, int want_dirs, char ***names, int *co
             break;
         }
         snprintf(full, len, "%s/%s", dir, e->d_name);
-        int keep = want_dirs ? hs_path_is_dir(full) : (has_png_ext(e->d_name) && !hs_path_is_dir(full));
+        int keep = want_dirs ? hs_path_is_dir(full) : (!hs_path_is_dir(full) && is_image_file(full, e->d_name));
         free(full);
         if (!keep)
             continue;
@@ -102,6 +132,7 @@ void hs_dataset_free(hs_dataset *ds)
     free(ds->id);
     free(ds->label);
     free(ds->group);
+    free(ds->source);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -127,7 +158,7 @@ static hs_status add_file(hs_dataset *ds, int *cap, const char *dir, const char 
         return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", dir);
     }
     snprintf(full, len, "%s/%s/%s", dir, cls, file);
-    id[strlen(id) - 4] = '\0'; /* drop ".png" */
+    id[strlen(id) - strlen(extension(id))] = '\0'; /* drop ".png", ".dcm"... */
     ds->path[ds->n] = full;
     ds->id[ds->n] = id;
     ds->label[ds->n] = label;
@@ -149,7 +180,7 @@ static hs_status scan_with(const char *dir, hs_dataset *ds, hs_error *err)
         int count;
         hs_status st = list_dir(sub, 0, &files, &count, err);
         if (st == HS_OK && count == 0)
-            st = hs_fail(err, HS_ERR_FORMAT, "%s: no .png images in this class folder", sub);
+            st = hs_fail(err, HS_ERR_FORMAT, "%s: no .png or DICOM images in this class folder", sub);
         free(sub);
         if (st != HS_OK)
             return st;
@@ -200,7 +231,7 @@ hs_status hs_dataset_scan(const char *dir, hs_dataset *ds, hs_error *err)
         return st;
     if (count < 2 || count > HS_MODEL_MAX_CLASSES) {
         free_names(sub, count);
-        return hs_fail(err, HS_ERR_FORMAT, "%s: found %d class folders, expected 2 to %d (one folder of .png images per class)",
+        return hs_fail(err, HS_ERR_FORMAT, "%s: found %d class folders, expected 2 to %d (one folder of .png or DICOM images per class)",
                        dir, count, HS_MODEL_MAX_CLASSES);
     }
     for (int i = 0; i < count; i++) {
@@ -441,7 +472,11 @@ hs_status hs_dataset_select(const hs_dataset *ds, const unsigned char *pick, int
     out->id = calloc((size_t)n + 1, sizeof *out->id);
     out->label = calloc((size_t)n + 1, sizeof *out->label);
     out->group = calloc((size_t)n + 1, sizeof *out->group);
-    if (out->path == NULL || out->id == NULL || out->label == NULL || out->group == NULL) {
+    out->n_sources = ds->n_sources;
+    if (ds->source != NULL)
+        out->source = calloc((size_t)n + 1, sizeof *out->source);
+    if (out->path == NULL || out->id == NULL || out->label == NULL || out->group == NULL ||
+        (ds->source != NULL && out->source == NULL)) {
         hs_dataset_free(out);
         return hs_fail(err, HS_ERR_NOMEM, "out of memory selecting %d files", n);
     }
@@ -452,12 +487,122 @@ hs_status hs_dataset_select(const hs_dataset *ds, const unsigned char *pick, int
         out->id[out->n] = strdup(ds->id[i]);
         out->label[out->n] = ds->label[i];
         out->group[out->n] = ds->group[i];
+        if (ds->source != NULL)
+            out->source[out->n] = ds->source[i];
         out->n++;
         if (out->path[out->n - 1] == NULL || out->id[out->n - 1] == NULL) {
             hs_dataset_free(out);
             return hs_fail(err, HS_ERR_NOMEM, "out of memory selecting %d files", n);
         }
     }
+    return HS_OK;
+}
+
+/* "S:id" (S = source + 1) into a new string; NULL when out of memory. */
+static char *source_id(int source, const char *id)
+{
+    size_t len = strlen(id) + 16;
+    char *out = malloc(len);
+    if (out != NULL)
+        snprintf(out, len, "%d:%s", source + 1, id);
+    return out;
+}
+
+/* The class of ds named name, or -1. */
+static int class_index(const hs_dataset *ds, const char *name)
+{
+    for (int c = 0; c < ds->n_classes; c++)
+        if (strcmp(ds->class_name[c], name) == 0)
+            return c;
+    return -1;
+}
+
+/* "a, b, c": the class names of ds into buf. */
+static void class_list(const hs_dataset *ds, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int c = 0; c < ds->n_classes && used < len; c++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", c > 0 ? ", " : "", ds->class_name[c]);
+}
+
+/* into's file arrays grown to hold n files (each kept only when all grew,
+ * as in add_file); -1 when out of memory. */
+static int grow_files(hs_dataset *into, int n)
+{
+    char **path = realloc(into->path, (size_t)n * sizeof *path);
+    if (path != NULL)
+        into->path = path;
+    char **id = realloc(into->id, (size_t)n * sizeof *id);
+    if (id != NULL)
+        into->id = id;
+    int *label = realloc(into->label, (size_t)n * sizeof *label);
+    if (label != NULL)
+        into->label = label;
+    int *group = realloc(into->group, (size_t)n * sizeof *group);
+    if (group != NULL)
+        into->group = group;
+    int *source = realloc(into->source, (size_t)n * sizeof *source);
+    if (source != NULL)
+        into->source = source;
+    return path != NULL && id != NULL && label != NULL && group != NULL && source != NULL ? 0 : -1;
+}
+
+hs_status hs_dataset_merge(hs_dataset *into, hs_dataset *more, hs_error *err)
+{
+    int same = into->n_classes == more->n_classes;
+    for (int c = 0; c < more->n_classes && same; c++)
+        same = class_index(into, more->class_name[c]) >= 0;
+    if (!same) {
+        char a[HS_MODEL_MAX_CLASSES * HS_MODEL_NAME_LEN], b[sizeof a];
+        class_list(into, a, sizeof a);
+        class_list(more, b, sizeof b);
+        return hs_fail(err, HS_ERR_ARG, "the sources have different class folders: (%s) and (%s)", a, b);
+    }
+    int had_source = into->source != NULL;
+    int first = into->n_sources > 0 ? into->n_sources : 1; /* more's source number, 0-based */
+    int total = into->n + more->n;
+    /* The ids of both, with their sources, made before anything changes. */
+    char **ids = calloc((size_t)(total > 0 ? total : 1), sizeof *ids);
+    int ok = ids != NULL && grow_files(into, total > 0 ? total : 1) == 0;
+    for (int i = 0; ok && i < total; i++) {
+        int mine = i < into->n;
+        int src = mine ? (had_source ? into->source[i] : 0) : first;
+        const char *id = mine ? into->id[i] : more->id[i - into->n];
+        /* a file already merged keeps its "S:" id */
+        ids[i] = mine && had_source ? strdup(id) : source_id(src, id);
+        ok = ids[i] != NULL;
+    }
+    if (!ok) {
+        for (int i = 0; ids != NULL && i < total; i++)
+            free(ids[i]);
+        free(ids);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory merging %d files", total);
+    }
+    for (int i = 0; i < into->n; i++) {
+        free(into->id[i]);
+        into->id[i] = ids[i];
+        if (!had_source)
+            into->source[i] = 0;
+    }
+    for (int i = 0; i < more->n; i++) {
+        int j = into->n + i;
+        into->path[j] = more->path[i];
+        into->id[j] = ids[j];
+        free(more->id[i]);
+        into->label[j] = class_index(into, more->class_name[more->label[i]]);
+        into->group[j] = into->n + more->group[i];
+        into->source[j] = first;
+    }
+    free(ids);
+    into->n = total;
+    into->n_sources = first + 1;
+    free(more->path);
+    free(more->id);
+    free(more->label);
+    free(more->group);
+    free(more->source);
+    memset(more, 0, sizeof *more);
     return HS_OK;
 }
 
@@ -477,8 +622,14 @@ hs_status hs_dataset_checksum(const hs_dataset *ds, char hex[65], hs_error *err)
         const char *slash = strrchr(ds->path[i], '/');
         const char *file = slash != NULL ? slash + 1 : ds->path[i];
         char line[HS_MODEL_NAME_LEN + 512];
-        int len = snprintf(line, sizeof line, "%s/%s %s\n", ds->class_name[ds->label[i]], file,
-                           file_hex);
+        int len;
+        if (ds->source != NULL) /* several sources: the line says which */
+            len = snprintf(line, sizeof line, "%d:%s/%s %s\n", ds->source[i] + 1, ds->class_name[ds->label[i]],
+                           file, file_hex);
+        else
+            len = snprintf(line, sizeof line, "%s/%s %s\n", ds->class_name[ds->label[i]], file, file_hex);
+        if (len >= (int)sizeof line)
+            len = (int)sizeof line - 1;
         hs_sha256_update(ctx, line, (size_t)len);
     }
     unsigned char digest[HS_SHA256_LEN];

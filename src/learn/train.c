@@ -18,7 +18,11 @@
  * makes it (the reference network, the starting weights, a fold ensemble
  * or a shared validation split, the model's provenance). It is here, not in
  * the command line, so that --train and every fold of cross-validation
- * (crossval.c) run the very same code. */
+ * (crossval.c) run the very same code.
+ *
+ * The example loader routes by name: *.png through hs_png_read, any other
+ * file through the caller's reader (train.h says why the reader comes
+ * from above). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -27,6 +31,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +48,7 @@ void hs_examples_free(hs_examples *ex)
     free(ex->x);
     free(ex->label);
     free(ex->source);
+    free(ex->via);
     memset(ex, 0, sizeof *ex);
 }
 
@@ -53,15 +59,45 @@ static hs_status examples_alloc(hs_examples *ex, int n, size_t size, hs_error *e
     ex->x = malloc((size_t)(n > 0 ? n : 1) * size * sizeof *ex->x);
     ex->label = malloc((size_t)(n > 0 ? n : 1) * sizeof *ex->label);
     ex->source = malloc((size_t)(n > 0 ? n : 1) * sizeof *ex->source);
-    if (ex->x == NULL || ex->label == NULL || ex->source == NULL) {
+    ex->via = malloc((size_t)(n > 0 ? n : 1) * sizeof *ex->via);
+    if (ex->x == NULL || ex->label == NULL || ex->source == NULL || ex->via == NULL) {
         hs_examples_free(ex);
         return hs_fail(err, HS_ERR_NOMEM, "out of memory for %d images", n);
     }
     return HS_OK;
 }
 
-hs_status hs_examples_load(const hs_dataset *ds, const hs_input_recipe *recipe, FILE *log,
-                           hs_examples *out, int *skipped, hs_error *err)
+/* 1 when path names a PNG file (by its extension, any case). */
+static int is_png_path(const char *path)
+{
+    size_t len = strlen(path);
+    return len >= 4 && strcasecmp(path + len - 4, ".png") == 0;
+}
+
+/* One file of a data set into out: PNG files through hs_png_read and
+ * hs_prepare_input, any other through reader (when there is one); *via
+ * says which. */
+static hs_status load_one(const char *path, const hs_input_recipe *recipe, const hs_example_reader *reader,
+                          float *out, unsigned char *via, hs_error *err)
+{
+    if (!is_png_path(path)) {
+        *via = HS_VIA_READER;
+        if (reader == NULL || reader->read == NULL)
+            return hs_fail(err, HS_ERR_FORMAT, "%s: not a .png file, and no reader for other files here", path);
+        return reader->read(reader->user, path, recipe, out, err);
+    }
+    *via = HS_VIA_PNG;
+    hs_image img = {0};
+    hs_status st = hs_png_read(path, &img, err);
+    if (st == HS_OK)
+        st = hs_prepare_input(&img, recipe, out, err);
+    hs_image_free(&img);
+    return st;
+}
+
+hs_status hs_examples_load_with(const hs_dataset *ds, const hs_input_recipe *recipe,
+                                const hs_example_reader *reader, FILE *log, hs_examples *out, int *skipped,
+                                hs_error *err)
 {
     size_t size = (size_t)recipe->width * recipe->height * recipe->channels;
     hs_status st = examples_alloc(out, ds->n, size, err);
@@ -69,12 +105,8 @@ hs_status hs_examples_load(const hs_dataset *ds, const hs_input_recipe *recipe, 
         return st;
     *skipped = 0;
     for (int i = 0; i < ds->n; i++) {
-        hs_image img = {0};
         hs_error file_err;
-        st = hs_png_read(ds->path[i], &img, &file_err);
-        if (st == HS_OK)
-            st = hs_prepare_input(&img, recipe, out->x + (size_t)out->n * size, &file_err);
-        hs_image_free(&img);
+        st = load_one(ds->path[i], recipe, reader, out->x + (size_t)out->n * size, &out->via[out->n], &file_err);
         if (st == HS_ERR_NOMEM) {
             hs_examples_free(out);
             return hs_fail(err, st, "%s", file_err.msg);
@@ -96,6 +128,12 @@ hs_status hs_examples_load(const hs_dataset *ds, const hs_input_recipe *recipe, 
     return HS_OK;
 }
 
+hs_status hs_examples_load(const hs_dataset *ds, const hs_input_recipe *recipe, FILE *log,
+                           hs_examples *out, int *skipped, hs_error *err)
+{
+    return hs_examples_load_with(ds, recipe, NULL, log, out, skipped, err);
+}
+
 /* The examples of all with keep[i] (one flag per example) into out. */
 static hs_status examples_keep(const hs_examples *all, const unsigned char *keep, hs_examples *out,
                                hs_error *err)
@@ -113,6 +151,7 @@ static hs_status examples_keep(const hs_examples *all, const unsigned char *keep
                all->size * sizeof *out->x);
         out->label[out->n] = all->label[i];
         out->source[out->n] = all->source[i];
+        out->via[out->n] = all->via != NULL ? all->via[i] : HS_VIA_PNG;
         out->n++;
     }
     return HS_OK;
