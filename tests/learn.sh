@@ -1,12 +1,16 @@
 #!/bin/sh
 # learn.sh - tests of the learning modes: --train, --cv, --predict, --eval,
-# and the labels-to-folders converter, on the real sample data sets.
+# and the labels-to-folders converter, on the real sample data sets; and
+# the same modes on class folders of DICOM slices, several source folders
+# and --subtypes, on slices the project's generator writes (so they run
+# everywhere) and on the labelled RSNA slices when present.
 #
-# Run by `make check` (which sets HEMOSCAN, HEMOSCAN_SRCDIR and
-# HEMOSCAN_SHARED_DATA). The data is read from ../shared/data and never
-# copied into the repository; without it these tests are skipped with a
-# message. Trainings here are deliberately short: they prove the modes work
-# and learn, not how good a full training is (that is in README).
+# Run by `make check` (which sets HEMOSCAN, HEMOSCAN_BUILDDIR,
+# HEMOSCAN_SRCDIR and HEMOSCAN_SHARED_DATA). The data is read from
+# ../shared/data and never copied into the repository; without it those
+# tests are skipped with a message. Trainings here are deliberately short:
+# they prove the modes work and learn, not how good a full training is
+# (that is in README).
 
 set -u
 
@@ -16,6 +20,8 @@ srcdir=${HEMOSCAN_SRCDIR:-.}
 data=${HEMOSCAN_SHARED_DATA:-../shared/data}
 head_ct=$data/head_ct
 mri=$data/brain_tumor_mri
+rsna=$data/rsna_ich
+study_tools learn.sh
 export SOURCE_DATE_EPOCH=1700000000
 
 # A small training folder: the first N images of each class of the head
@@ -252,6 +258,167 @@ if [ -d "$mri/train" ] && [ -d "$mri/test" ]; then
 else
     skip "4-class MRI model" "no sample data in $mri"
     skip "--init-from" "no sample data in $mri"
+fi
+
+# ---- DICOM class folders, several sources, --subtypes --------------------
+
+# Class folders of generated DICOM slices (128 x 128): hemorrhage/ holds a
+# series with a bleed, normal/ one without in another storage (unsigned
+# 12-bit, implicit VR), one of its files renamed without an extension.
+# The hemorrhage files are named hIM0001.dcm...: ids (names without
+# extension) must differ between classes for groups.csv to group one
+# class alone.
+# Beside them: an Enhanced CT multi-frame file and a .dcm that is not
+# DICOM (both to be skipped by name), and a README without an extension
+# that is not DICOM (to be ignored).
+make_dicom_classes() {
+    out=$1
+    seed=$2
+    "$GEN" --out "$out/hemorrhage" --size 128 --slices 6 --seed "$seed" --jobs 1 -q \
+        --bleed iph:10,-10,0,40 || return 1
+    "$GEN" --out "$out/normal" --size 128 --slices 6 --seed "$((seed + 1))" --jobs 1 -q \
+        --storage unsigned --ts implicit || return 1
+    mv "$out/normal/IM0006.dcm" "$out/normal/IM0006"
+    for f in "$out"/hemorrhage/IM*.dcm; do
+        mv "$f" "$out/hemorrhage/h${f##*/}"
+    done
+}
+
+test_eval_dicom() {
+    make_dicom_classes "$tmp/dcm" 21 || { why "the generator failed"; return 1; }
+    "$GEN" --out "$tmp/enh" --size 64 --slices 3 --seed 3 --jobs 1 -q --enhanced || return 1
+    cp "$tmp/enh/EN0001.dcm" "$tmp/dcm/normal/EN0001.dcm"
+    printf 'not dicom\n' >"$tmp/dcm/normal/junk.dcm"
+    printf 'notes\n' >"$tmp/dcm/normal/README"
+    run "$HEMOSCAN" --eval "$tmp/dcm" --model "$MODEL" --json || return 1
+    [ "$(jq .n "$tmp/out")" -eq 12 ] && [ "$(jq .n_dicom "$tmp/out")" -eq 12 ] &&
+        [ "$(jq .skipped "$tmp/out")" -eq 2 ] ||
+        { why "expected 12 DICOM slices read and 2 files skipped"; return 1; }
+    [ "$(jq '[.images[] | select(.read_as == "dicom")] | length' "$tmp/out")" -eq 12 ] ||
+        { why "every image should say it was read as dicom"; return 1; }
+    jq -r '.images[].file' "$tmp/out" | grep -q '/normal/IM0006$' ||
+        { why "the DICOM file without an extension was not read"; return 1; }
+    grep -q 'EN0001\.dcm: multi-frame' "$tmp/err" && grep -q 'junk\.dcm' "$tmp/err" ||
+        { why "the multi-frame and the broken file were not named"; return 1; }
+    grep -q README "$tmp/err" && { why "a README without extension is not an image"; return 1; }
+    # the scores are the ones --study gives the same slices
+    rm -f "$tmp/dcm/normal/EN0001.dcm" "$tmp/dcm/normal/junk.dcm" "$tmp/dcm/normal/README"
+    jq '[.images[] | select(.label == "hemorrhage") | .score] | sort' "$tmp/out" >"$tmp/eval.json"
+    run "$HEMOSCAN" --model "$MODEL" --db "$tmp/audit.db" --study --json "$tmp/dcm/hemorrhage"
+    jq '.series[0].slice_probabilities | sort' "$tmp/out" >"$tmp/study.json"
+    ok=$(jq -n --slurpfile a "$tmp/eval.json" --slurpfile b "$tmp/study.json" \
+        '$a[0] | length == 6 and ([range(6) | ($a[0][.] - $b[0][.]) | fabs < 0.00001] | all)')
+    [ "$ok" = true ] || { why "--eval scores $(cat "$tmp/eval.json") differ from --study's $(cat "$tmp/study.json")"; return 1; }
+    run "$HEMOSCAN" --eval "$tmp/dcm" --model "$MODEL" || return 1
+    grep -q 'read  *0 PNG pictures, 12 DICOM slices' "$tmp/out" || { why "no line of what was read"; return 1; }
+}
+
+# A folder may mix PNG and DICOM: the exported PNG of a slice (--export)
+# scores as its DICOM does, each file through its own path.
+test_eval_mixed() {
+    [ -d "$tmp/dcm" ] || { why "no DICOM folders from the DICOM test"; return 1; }
+    run "$HEMOSCAN" --model "$MODEL" --export "$tmp/dcm/hemorrhage" --out "$tmp/exp" || return 1
+    mkdir -p "$tmp/mixed/hemorrhage" "$tmp/mixed/normal"
+    cp "$tmp/exp"/*/0003.png "$tmp/mixed/hemorrhage/png0003.png" || return 1
+    cp "$tmp/dcm/hemorrhage/hIM0003.dcm" "$tmp/mixed/hemorrhage/"
+    cp "$tmp/dcm/normal/IM0001.dcm" "$tmp/dcm/normal/IM0002.dcm" "$tmp/mixed/normal/"
+    run "$HEMOSCAN" --eval "$tmp/mixed" --model "$MODEL" --json || return 1
+    [ "$(jq .n_png "$tmp/out")" -eq 1 ] && [ "$(jq .n_dicom "$tmp/out")" -eq 3 ] ||
+        { why "expected 1 PNG and 3 DICOM"; return 1; }
+    png=$(jq '.images[] | select(.read_as == "png") | .score' "$tmp/out")
+    dcm=$(jq '.images[] | select(.file | endswith("hIM0003.dcm")) | .score' "$tmp/out")
+    ok=$(jq -n "($png - $dcm) | fabs < 0.0005")
+    [ "$ok" = true ] || { why "the PNG scores $png, its DICOM $dcm"; return 1; }
+}
+
+# --subtypes: a labels file by id (file name without extension) and by
+# file path; the figures count exactly the positive images the model
+# flagged, per subtype.
+test_subtypes() {
+    [ -d "$tmp/dcm" ] || { why "no DICOM folders from the DICOM test"; return 1; }
+    {
+        echo 'sop_instance_uid,subdural,intraparenchymal,any'
+        for i in 1 2 3; do echo "hIM000$i,1,0,1"; done
+        for i in 4 5; do echo "hIM000$i,0,1,1"; done
+        echo 'hIM0006,,"1",1'
+    } >"$tmp/labels.csv"
+    run "$HEMOSCAN" --eval "$tmp/dcm" --model "$MODEL" --json --subtypes "$tmp/labels.csv" || return 1
+    jq '.subtype_sensitivity' "$tmp/out" >"$tmp/sub.json"
+    [ "$(jq '.subdural.n' "$tmp/sub.json")" -eq 3 ] && [ "$(jq '.intraparenchymal.n' "$tmp/sub.json")" -eq 3 ] ||
+        { why "expected 3 subdural and 3 intraparenchymal images"; return 1; }
+    [ "$(jq 'has("epidural")' "$tmp/sub.json")" = false ] || { why "epidural is not in the labels file"; return 1; }
+    found=$(jq '[.images[] | select(.label == "hemorrhage" and .predicted == "hemorrhage")
+        | select(.file | test("hIM000[123]\\.dcm$"))] | length' "$tmp/out")
+    [ "$(jq '.subdural.found' "$tmp/sub.json")" -eq "$found" ] || { why "subdural found is not $found"; return 1; }
+    # the file column, relative to a data root, and a bad value
+    printf 'file,epidural\nhemorrhage/hIM0001.dcm,1\n' >"$tmp/byfile.csv"
+    run "$HEMOSCAN" --eval "$tmp/dcm" --model "$MODEL" --subtypes "$tmp/byfile.csv" || return 1
+    grep -Eq '^  epidural +[01] of +1 found' "$tmp/out" || { why "the file column did not match"; return 1; }
+    printf 'id,subdural\nhIM0001,yes\n' >"$tmp/bad.csv"
+    run "$HEMOSCAN" --eval "$tmp/dcm" --model "$MODEL" --subtypes "$tmp/bad.csv"
+    [ "$status" -eq 1 ] && grep -q 'bad\.csv:2: subdural' "$tmp/err" || { why "a bad value must fail by line"; return 1; }
+    run "$HEMOSCAN" --predict --subtypes "$tmp/labels.csv" x.png
+    [ "$status" -eq 2 ] || { why "--subtypes without --eval or --cv must be a usage error"; return 1; }
+}
+
+# Several --train folders: merged by class name, each with its own
+# groups.csv, equal file names kept apart, the checksum over all of them;
+# sources whose classes differ are a usage error.
+test_train_sources() {
+    [ -d "$tmp/dcm" ] || { why "no DICOM folders from the DICOM test"; return 1; }
+    make_dicom_classes "$tmp/dcm2" 31 || { why "the generator failed"; return 1; }
+    # source 1: three of its hemorrhage slices are one patient
+    for i in 1 2 3; do echo "hIM000$i,patient1"; done >"$tmp/dcm/groups.csv"
+    run "$HEMOSCAN" --train "$tmp/dcm" --train "$tmp/dcm2" --model "$tmp/two.hsm" --epochs 1 --members 1 \
+        --val-split 0.3 || return 1
+    grep -q '^24 images in 2 classes' "$tmp/err" || { why "expected 24 images from the two folders"; return 1; }
+    run "$HEMOSCAN" --train "$tmp/dcm" --model "$tmp/one.hsm" --epochs 1 --members 1 --val-split 0.3 || return 1
+    sha_one=$(sed -n 's/.*data sha256 \([0-9a-f]*\).*/\1/p' "$tmp/err")
+    run "$HEMOSCAN" --model-info "$tmp/two.hsm" || return 1
+    grep -q "$sha_one" "$tmp/out" && { why "the data checksum does not cover the second folder"; return 1; }
+    grep -q -- "--train $tmp/dcm --train $tmp/dcm2" "$tmp/out" ||
+        { why "the model's note does not name both folders"; return 1; }
+    # 3 folds: the group of 3 and the 9 other hemorrhage slices deal 4 to
+    # each fold; had source 2's same-named slices joined the group (6), the
+    # folds would hold 6, 3 and 3
+    run "$HEMOSCAN" --train "$tmp/dcm" --train "$tmp/dcm2" --cv 3 --epochs 1 --members 1 --val-split 0.3 \
+        --json || return 1
+    [ "$(jq '[.per_fold[].images[] | select(.set == "test")] | length' "$tmp/out")" -eq 24 ] ||
+        { why "every image of both folders is a test image once"; return 1; }
+    for fold in 0 1 2; do
+        n=$(jq "[.per_fold[$fold].images[] | select(.set == \"test\" and .label == \"hemorrhage\")] | length" "$tmp/out")
+        [ "$n" -eq 4 ] || { why "fold $fold has $n hemorrhage test images, expected 4"; return 1; }
+    done
+    folds=$(jq "[.per_fold[] | select(any(.images[]; .set == \"test\" and (.file | test(\"/dcm/hemorrhage/hIM000[123]\"))))] | length" "$tmp/out")
+    [ "$folds" -eq 1 ] || { why "source 1's grouped slices are in $folds folds"; return 1; }
+    mkdir -p "$tmp/other/normal" "$tmp/other/ischemia"
+    cp "$tmp/dcm/normal/IM0001.dcm" "$tmp/other/normal/"
+    cp "$tmp/dcm/normal/IM0002.dcm" "$tmp/other/ischemia/"
+    run "$HEMOSCAN" --train "$tmp/dcm" --train "$tmp/other" --model "$tmp/x.hsm" --epochs 1
+    [ "$status" -eq 2 ] && grep -q 'different class folders' "$tmp/err" ||
+        { why "sources with other classes must be a usage error saying so"; return 1; }
+    [ ! -e "$tmp/x.hsm" ] || { why "a model was written despite the usage error"; return 1; }
+}
+
+# The labelled RSNA slices (signed and unsigned, implicit and explicit VR):
+# every one reads through the DICOM path, and labels.csv gives subtypes.
+test_rsna_dicom() {
+    run "$HEMOSCAN" --eval "$rsna/dicom" --model "$MODEL" --json --subtypes "$rsna/labels.csv" || return 1
+    [ "$(jq .n "$tmp/out")" -eq 136 ] && [ "$(jq .skipped "$tmp/out")" -eq 0 ] &&
+        [ "$(jq .n_dicom "$tmp/out")" -eq 136 ] || { why "expected all 136 slices read as DICOM"; return 1; }
+    [ "$(jq .subtype_labels_matched "$tmp/out")" -eq 136 ] || { why "every slice has a row in labels.csv"; return 1; }
+    [ "$(jq .subtype_sensitivity.intraparenchymal.n "$tmp/out")" -eq 4 ] ||
+        { why "labels.csv names 4 intraparenchymal slices among them"; return 1; }
+}
+
+check "--eval reads DICOM class folders through the --study slice path" test_eval_dicom
+check "--eval on a folder of PNG and DICOM reads each by its own path" test_eval_mixed
+check "--subtypes gives the sensitivity per hemorrhage subtype" test_subtypes
+check "--train and --cv merge several source folders" test_train_sources
+if [ -d "$rsna/dicom/hemorrhage" ] && [ -f "$rsna/labels.csv" ]; then
+    check "--eval on the labelled RSNA DICOM slices" test_rsna_dicom
+else
+    skip "RSNA DICOM slices" "no sample data in $rsna"
 fi
 
 finish

@@ -26,7 +26,10 @@
 #define PACKAGE_VERSION "unknown"
 #endif
 
-/* Long because it is the help text, one line of output per line of code. */
+/* The --help text.
+ *
+ * Long because it is one string, every option in one place: split, the
+ * pieces would only be read together. */
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -49,10 +52,14 @@ static void usage(FILE *out)
             "                         study table; recorded as a validation run that never\n"
             "                         changes current verdicts\n"
             "  --predict FILE.png...  score pictures: class and score per file\n"
-            "  --eval DIR             evaluate on DIR/CLASS/*.png: accuracy, sensitivity,\n"
-            "                         specificity, precision, F1, ROC AUC (95%% CI), confusion\n"
-            "  --train DIR            train a model from DIR/CLASS/*.png (or DIR/train and\n"
-            "                         DIR/validate); needs --model OUT\n"
+            "  --eval DIR             evaluate on DIR/CLASS/ pictures (*.png) and DICOM\n"
+            "                         slices (*.dcm, or DICM files without extension):\n"
+            "                         accuracy, sensitivity, specificity, precision, F1,\n"
+            "                         ROC AUC (95%% CI), confusion\n"
+            "  --train DIR            train a model from DIR/CLASS/ pictures and DICOM\n"
+            "                         slices (or DIR/train and DIR/validate); needs\n"
+            "                         --model OUT. Repeat --train (or --eval) DIR to\n"
+            "                         merge several folders of the same class names\n"
             "  --train DIR --cv K     K-fold cross-validation (stratified, grouped)\n"
             "  --init-model FILE      write an untrained reference network to FILE\n"
             "  --model-info FILE      describe a model file\n"
@@ -102,7 +109,13 @@ static void usage(FILE *out)
             "  --val-split F          validation fraction when DIR has no validate/, with\n"
             "                         --members (0.2)\n"
             "  --groups CSV           id,group lines; a group never straddles a split\n"
-            "                         (DIR/groups.csv is used when present)\n"
+            "                         (DIR/groups.csv is used when present; applies to\n"
+            "                         each --train DIR's own files)\n"
+            "  --subtypes CSV         with --eval or --cv: sensitivity per hemorrhage\n"
+            "                         subtype from a labels file (an id column: file,\n"
+            "                         sop_instance_uid or id; subtype columns epidural,\n"
+            "                         intraparenchymal, intraventricular, subarachnoid,\n"
+            "                         subdural of 1, 0 or empty)\n"
             "  --epochs N (150)  --batch N (16)  --lr X (0.001)  --dropout X (0.5)\n"
             "  --weight-decay X (0.01)  --optimizer adam|sgd (adam)\n"
             "  --schedule cosine|step|plateau|constant (cosine)  --patience N (0 = off)\n"
@@ -169,7 +182,7 @@ enum {
     OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_FOLD_ENSEMBLE, OPT_NO_AUGMENT, OPT_KEEP_LAST, OPT_NO_TTA, OPT_MIN_SENS, OPT_MAX_FALSE_ALARM, OPT_BALANCE, OPT_AUG_STRENGTH,
     OPT_STUDY, OPT_EXPORT, OPT_OUT, OPT_DB, OPT_ALL_SERIES, OPT_MIN_THICKNESS, OPT_MAX_THICKNESS,
     OPT_WATCH, OPT_FOLLOW, OPT_STABLE_AGE, OPT_DONE, OPT_DELETE, OPT_QUARANTINE, OPT_SYSLOG,
-    OPT_REVIEW, OPT_REVIEW_DICOM, OPT_VALIDATE, OPT_LABELS, OPT_SLICE_LABELS
+    OPT_REVIEW, OPT_REVIEW_DICOM, OPT_VALIDATE, OPT_LABELS, OPT_SLICE_LABELS, OPT_SUBTYPES
 };
 
 static const struct option longopts[] = {
@@ -191,6 +204,7 @@ static const struct option longopts[] = {
     {"cv-repeats", required_argument, NULL, OPT_CV_REPEATS},
     {"val-split", required_argument, NULL, OPT_VAL_SPLIT},
     {"groups", required_argument, NULL, OPT_GROUPS},
+    {"subtypes", required_argument, NULL, OPT_SUBTYPES},
     {"epochs", required_argument, NULL, OPT_EPOCHS},
     {"batch", required_argument, NULL, OPT_BATCH},
     {"lr", required_argument, NULL, OPT_LR},
@@ -338,6 +352,20 @@ static int take_seed(options *o, const char *arg)
     return 0;
 }
 
+/* One more source folder of a repeated --train or --eval DIR; the first
+ * is also *first. -1 (after a message) beyond CLI_MAX_SOURCES. */
+static int add_source(const char **dirs, int *n, const char **first, const char *opt, const char *arg)
+{
+    if (*n == CLI_MAX_SOURCES) {
+        fprintf(stderr, "hemoscan: %s: at most %d folders\n", opt, CLI_MAX_SOURCES);
+        return -1;
+    }
+    dirs[(*n)++] = arg;
+    if (*first == NULL)
+        *first = arg;
+    return 0;
+}
+
 /* One option with its argument; -1 on a bad value. */
 static int take_option(options *o, int c, const char *arg)
 {
@@ -350,8 +378,9 @@ static int take_option(options *o, int c, const char *arg)
     case OPT_INIT_MODEL: o->init_model = arg; break;
     case OPT_MODEL_INFO: o->model_info = arg; break;
     case OPT_MODEL: o->model = arg; break;
-    case OPT_TRAIN: o->train_dir = arg; break;
-    case OPT_EVAL: o->eval_dir = arg; break;
+    case OPT_TRAIN: return add_source(o->train_dirs, &o->n_train_dirs, &o->train_dir, "--train", arg);
+    case OPT_EVAL: return add_source(o->eval_dirs, &o->n_eval_dirs, &o->eval_dir, "--eval", arg);
+    case OPT_SUBTYPES: o->subtypes = arg; break;
     case OPT_PREDICT: o->predict = 1; break;
     case OPT_STUDY: o->study = 1; break;
     case OPT_EXPORT: o->export_slices = 1; break;
@@ -507,7 +536,9 @@ static int check_dependencies(const options *o)
         requires(o->init_from != NULL, o->train_dir != NULL, "--init-from", "works with", "--train DIR") != 0 ||
         requires(validate, o->labels != NULL, "--validate", "needs", "--labels FILE.csv") != 0 ||
         requires(o->labels != NULL || o->slice_labels != NULL, validate, "--labels and --slice-labels",
-                 "work with", "--validate DIR") != 0)
+                 "work with", "--validate DIR") != 0 ||
+        requires(o->subtypes != NULL, o->eval_dir != NULL || o->cv_folds > 0, "--subtypes", "works with",
+                 "--eval DIR and --train DIR --cv K") != 0)
         return -1;
     return 0;
 }

@@ -37,6 +37,9 @@ enum {
     EXIT_LOCKED = 5          /* --watch: another watcher holds the lock */
 };
 
+/* Most source folders one --train or --eval takes (the option repeated). */
+#define CLI_MAX_SOURCES 16
+
 typedef struct {
     int verbose; /* -1 quiet, 0 normal, 1 verbose */
     int threads;
@@ -45,8 +48,13 @@ typedef struct {
     const char *model;      /* --model (NULL: the default model) */
     const char *init_model; /* --init-model OUT */
     const char *model_info; /* --model-info FILE */
-    const char *train_dir;  /* --train DIR */
-    const char *eval_dir;   /* --eval DIR */
+    const char *train_dir;  /* --train DIR (the first, when repeated) */
+    const char *eval_dir;   /* --eval DIR (the first, when repeated) */
+    const char *train_dirs[CLI_MAX_SOURCES]; /* every --train DIR, in order */
+    int n_train_dirs;
+    const char *eval_dirs[CLI_MAX_SOURCES];  /* every --eval DIR, in order */
+    int n_eval_dirs;
+    const char *subtypes;   /* --subtypes CSV: per-subtype sensitivity in --eval and --cv */
     const char *groups;     /* --groups CSV */
     const char *init_from;  /* --init-from MODEL: training starts from its weights */
     const char *plots;      /* --plots DIR */

@@ -1,19 +1,34 @@
-/* modes_learn.c - the modes that learn from and score PNG images: --train
- * (with --cv for cross-validation), --predict and --eval.
+/* modes_learn.c - the modes that learn from and score labelled images:
+ * --train (with --cv for cross-validation), --predict and --eval.
  *
  * These only read the options and the data, call the library, and print
  * what it returns: dataset (which files, which splits), train (examples,
  * hs_train_model: one training as --train and every --cv fold make it,
  * scoring), crossval (the cross-validation procedure and all its figures
  * and scores), predict (ensemble and flip averaging), metrics (the
- * evaluation report --eval and --cv share) and plot (what a person reads).
- * Which folders hold the data (DIR/train and DIR/validate, or class
- * folders split by --val-split, grouped by --groups or DIR/groups.csv)
- * stays here, in training_data: it is the command line's convention, not
- * the library's. The same input recipe and predictor serve training,
- * evaluation and prediction, so the numbers --eval and --cv report are what
- * --predict and the DICOM path produce. Machine-readable output (--json)
- * goes through Jansson. */
+ * evaluation report --eval and --cv share), subtypes (--subtypes) and
+ * plot (what a person reads). Which folders hold the data (DIR/train and
+ * DIR/validate, or class folders split by --val-split, grouped by
+ * --groups or DIR/groups.csv, one or several --train folders merged)
+ * stays here, in training_data and training_sources: it is the command
+ * line's convention, not the library's.
+ *
+ * Class folders may hold DICOM slices beside PNG pictures. The example
+ * loader (learn) cannot read DICOM: that is the study layer's, which sits
+ * beside learn and may not be used by it. So this file, above both, hands
+ * the loader a reader (hs_example_reader) that sends every file that is
+ * not a PNG through hs_slice_input_read, the study's own slice path (HU
+ * with the file's rescale, then hs_render_input): a labelled slice is
+ * scored on the input --study would give it, and each file says which
+ * path read it ("read_as" in the JSON). A callback was chosen over
+ * building the examples here from study-layer reads because the loader's
+ * bookkeeping (skipping unreadable files by name, counting them, mapping
+ * examples to files) then stays in one place for both kinds of file.
+ *
+ * The same input recipe and predictor serve training, evaluation and
+ * prediction, so the numbers --eval and --cv report are what --predict
+ * and the DICOM path produce. Machine-readable output (--json) goes
+ * through Jansson. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,6 +44,8 @@
 #include "hemoscan/plot.h"
 #include "hemoscan/predict.h"
 #include "hemoscan/strbuf.h"
+#include "hemoscan/slice_input.h"
+#include "hemoscan/subtypes.h"
 #include "hemoscan/train.h"
 #include "modes.h"
 
@@ -40,8 +57,39 @@ static int fail(const hs_error *err)
 
 /* ---- shared pieces ------------------------------------------------------ */
 
-/* DIR/train + DIR/validate, or DIR's class folders split by --val-split
- * (grouped by --groups, or by DIR/groups.csv when present). */
+/* The examples' reader of files that are not PNG: a DICOM slice through
+ * the study layer's slice path (slice_input.h), so a labelled DICOM slice
+ * is scored on the input --study would give it. */
+static hs_status read_dicom_example(void *user, const char *path, const hs_input_recipe *recipe, float *out,
+                                    hs_error *err)
+{
+    (void)user;
+    return hs_slice_input_read(path, recipe, out, err);
+}
+
+static const hs_example_reader dicom_reader = {"dicom", read_dicom_example, NULL};
+
+/* Per file of a data set of n files, how ex read it (HS_VIA_PNG for the
+ * files it skipped); NULL when out of memory. */
+static unsigned char *via_per_file(int n, const hs_examples *ex)
+{
+    unsigned char *via = calloc((size_t)(n > 0 ? n : 1), 1);
+    if (via != NULL)
+        for (int i = 0; i < ex->n; i++)
+            via[ex->source[i]] = ex->via[i];
+    return via;
+}
+
+/* The examples of ds, PNG and DICOM files each through its own path. */
+static hs_status load_examples(const hs_dataset *ds, const hs_input_recipe *recipe, hs_examples *ex,
+                               int *skipped, hs_error *err)
+{
+    return hs_examples_load_with(ds, recipe, &dicom_reader, stderr, ex, skipped, err);
+}
+
+/* DIR/train + DIR/validate (*is_val set from them), or DIR's class
+ * folders grouped by --groups, or by DIR/groups.csv when present (*is_val
+ * NULL: training_sources splits them). */
 static hs_status training_data(const options *o, const char *dir, hs_dataset *all,
                                unsigned char **is_val, hs_error *err)
 {
@@ -112,20 +160,155 @@ static hs_status training_data(const options *o, const char *dir, hs_dataset *al
             return st;
         }
     }
-    if (o->cv_folds > 0)
-        return HS_OK;
-    *is_val = malloc((size_t)all->n);
-    if (*is_val == NULL) {
-        hs_dataset_free(all);
-        return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    return HS_OK;
+}
+
+/* Source k of a repeated --train or --eval (more, with its validation
+ * flags more_val when all_val is not NULL) merged into all. *usage is set
+ * when the sources' class folders differ, which is the command line's
+ * fault, not the data's. */
+static hs_status merge_source(const char *const *dirs, int k, hs_dataset *all, unsigned char **all_val,
+                              hs_dataset *more, const unsigned char *more_val, int *usage, hs_error *err)
+{
+    if (all_val != NULL && *all_val != NULL) {
+        unsigned char *grown = realloc(*all_val, (size_t)(all->n + more->n));
+        if (grown == NULL)
+            return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+        memcpy(grown + all->n, more_val, (size_t)more->n);
+        *all_val = grown;
     }
-    st = hs_dataset_split(all, o->val_split, o->seed, *is_val, err);
+    hs_status st = hs_dataset_merge(all, more, err);
+    if (st == HS_ERR_ARG) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        *usage = 1;
+        hs_fail(err, st, "%s and %s: %s (every source folder must hold the same classes)", dirs[0], dirs[k], why);
+    }
+    return st;
+}
+
+/* training_data for every --train DIR, merged in the order given (each
+ * source's own groups, files kept apart by source: hs_dataset_merge),
+ * then, unless every source has its own validate/ folder or this is --cv,
+ * one grouped stratified --val-split over them all. Some sources with a
+ * validate/ folder and some without is a usage error. */
+static hs_status training_sources(const options *o, hs_dataset *all, unsigned char **is_val, int *usage,
+                                  hs_error *err)
+{
+    *usage = 0;
+    hs_status st = training_data(o, o->train_dirs[0], all, is_val, err);
+    for (int k = 1; k < o->n_train_dirs && st == HS_OK; k++) {
+        hs_dataset more;
+        unsigned char *more_val = NULL;
+        st = training_data(o, o->train_dirs[k], &more, &more_val, err);
+        if (st == HS_OK && (more_val == NULL) != (*is_val == NULL)) {
+            *usage = 1;
+            st = hs_fail(err, HS_ERR_ARG, "%s and %s: either every --train folder has train/ and validate/ "
+                         "folders or none has", o->train_dirs[0], o->train_dirs[k]);
+            hs_dataset_free(&more);
+        } else if (st == HS_OK) {
+            st = merge_source(o->train_dirs, k, all, is_val, &more, more_val, usage, err);
+            hs_dataset_free(&more);
+        }
+        free(more_val);
+        if (st != HS_OK) {
+            hs_dataset_free(all);
+            free(*is_val);
+            *is_val = NULL;
+        }
+    }
+    if (st != HS_OK || *is_val != NULL || o->cv_folds > 0)
+        return st;
+    *is_val = malloc((size_t)all->n);
+    st = *is_val == NULL ? hs_fail(err, HS_ERR_NOMEM, "out of memory")
+                         : hs_dataset_split(all, o->val_split, o->seed, *is_val, err);
     if (st != HS_OK) {
         free(*is_val);
         *is_val = NULL;
         hs_dataset_free(all);
     }
     return st;
+}
+
+/* The files of every --eval DIR, classes as the model has them. */
+static hs_status eval_sources(const options *o, const hs_model *model, hs_dataset *all, int *usage, hs_error *err)
+{
+    const char (*names)[HS_MODEL_NAME_LEN] = (const char (*)[HS_MODEL_NAME_LEN])model->class_name;
+    *usage = 0;
+    hs_status st = hs_dataset_scan_classes(o->eval_dirs[0], model->n_classes, names, all, err);
+    for (int k = 1; k < o->n_eval_dirs && st == HS_OK; k++) {
+        hs_dataset more;
+        st = hs_dataset_scan_classes(o->eval_dirs[k], model->n_classes, names, &more, err);
+        if (st == HS_OK) {
+            st = merge_source(o->eval_dirs, k, all, NULL, &more, NULL, usage, err);
+            hs_dataset_free(&more);
+        }
+        if (st != HS_OK)
+            hs_dataset_free(all);
+    }
+    return st;
+}
+
+/* The exit status of a failure to gather the data: usage when the
+ * sources disagree, else failed. */
+static int data_fail(const hs_error *err, int usage)
+{
+    fail(err);
+    return usage ? EXIT_USAGE : EXIT_FAILED;
+}
+
+/* --subtypes: the per-subtype figures of n scored images (file source[i],
+ * class label[i], predicted class predicted[i]; class 1 is the positive
+ * one) into out and *matched. 0 when not asked for, 1 when computed, -1
+ * after printing why it failed. */
+static int subtype_figures(const options *o, const hs_dataset *ds, const int *source, const int *label,
+                           const int *predicted, int n, hs_subtype_stat out[HS_SUBTYPES], int *matched)
+{
+    if (o->subtypes == NULL)
+        return 0;
+    if (ds->n_classes != 2) {
+        fprintf(stderr, "hemoscan: --subtypes: needs a two-class model (normal and hemorrhage), not %d classes\n",
+                ds->n_classes);
+        return -1;
+    }
+    hs_error err;
+    hs_subtype_labels labels;
+    if (hs_subtypes_load(o->subtypes, ds, &labels, &err) != HS_OK) {
+        fail(&err);
+        return -1;
+    }
+    hs_subtype_sensitivity(&labels, source, label, predicted, n, 1, out);
+    *matched = labels.matched;
+    hs_subtypes_free(&labels);
+    return 1;
+}
+
+/* The per-subtype figures as text, after the report. */
+static void print_subtypes(const hs_subtype_stat *st, int matched, int n_files, const char *csv)
+{
+    printf("subtypes     %s (%d of %d files have a row); sensitivity among positive images\n", csv, matched,
+           n_files);
+    for (int s = 0; s < HS_SUBTYPES; s++) {
+        if (!st[s].column)
+            continue;
+        if (st[s].n > 0)
+            printf("  %-18s %4d of %4d found, sensitivity %.4f\n", hs_subtype_name[s], st[s].found, st[s].n,
+                   st[s].sensitivity);
+        else
+            printf("  %-18s none among the positive images\n", hs_subtype_name[s]);
+    }
+}
+
+/* {name: {n, found, sensitivity}} for the subtypes the labels file has. */
+static json_t *subtypes_json(const hs_subtype_stat *st)
+{
+    json_t *o = json_object();
+    for (int s = 0; s < HS_SUBTYPES; s++)
+        if (st[s].column)
+            json_object_set_new(o, hs_subtype_name[s],
+                                json_pack("{s:i,s:i,s:o}", "n", st[s].n, "found", st[s].found, "sensitivity",
+                                          cli_json_number(st[s].sensitivity)));
+    return o;
 }
 
 /* How --train and --cv train a model: the options' training settings. */
@@ -206,8 +389,9 @@ int cli_mode_train(const options *o)
     hs_error err;
     hs_dataset ds;
     unsigned char *is_val = NULL;
-    if (training_data(o, o->train_dir, &ds, &is_val, &err) != HS_OK)
-        return fail(&err);
+    int usage;
+    if (training_sources(o, &ds, &is_val, &usage, &err) != HS_OK)
+        return data_fail(&err, usage);
     char data_sha[65];
     hs_examples ex = {0};
     hs_model model;
@@ -216,7 +400,7 @@ int cli_mode_train(const options *o)
     int skipped = 0, rc = EXIT_FAILED;
     const hs_input_recipe recipe = o->train_recipe;
     if (hs_dataset_checksum(&ds, data_sha, &err) != HS_OK ||
-        hs_examples_load(&ds, &recipe, stderr, &ex, &skipped, &err) != HS_OK) {
+        load_examples(&ds, &recipe, &ex, &skipped, &err) != HS_OK) {
         fail(&err);
         goto done_data;
     }
@@ -310,6 +494,7 @@ typedef struct {
     const int *source, *label, *predicted;
     const float *scores;
     const char (*class_name)[HS_MODEL_NAME_LEN];
+    const unsigned char *via; /* per file of the data set: HS_VIA_PNG or HS_VIA_READER; NULL: not known */
 } scored_images;
 
 /* Per-image scores as a JSON array: file, label, predicted class (when
@@ -323,6 +508,9 @@ static json_t *images_json(const hs_dataset *ds, const scored_images *s, const c
     for (int i = 0; i < s->n; i++) {
         json_t *img = json_object();
         json_object_set_new(img, "file", json_string(ds->path[s->source[i]]));
+        if (s->via != NULL)
+            json_object_set_new(img, "read_as",
+                                json_string(s->via[s->source[i]] == HS_VIA_PNG ? "png" : dicom_reader.name));
         if (set != NULL)
             json_object_set_new(img, "set", json_string(set));
         json_object_set_new(img, "label", json_string(s->class_name[s->label[i]]));
@@ -396,6 +584,61 @@ static hs_status roc_plot(const char *dir, const char *name, const char *title, 
 
 /* ---- --eval -------------------------------------------------------------- */
 
+/* What --eval prints of its figures: the report, the files read by each
+ * path, and the per-subtype figures when asked for (subtypes NULL
+ * otherwise). */
+typedef struct {
+    const hs_model *model;
+    const char *model_path;
+    const hs_dataset *ds;
+    const hs_examples *ex;
+    const hs_eval_report *report;
+    const int *predicted;
+    const float *scores;
+    int outputs, skipped;
+    const hs_subtype_stat *subtypes;
+    int subtypes_matched;
+} eval_output;
+
+static void print_eval(const options *o, const eval_output *e)
+{
+    const char (*names)[HS_MODEL_NAME_LEN] = (const char (*)[HS_MODEL_NAME_LEN])e->model->class_name;
+    int n_dicom = 0;
+    for (int i = 0; i < e->ex->n; i++)
+        n_dicom += e->ex->via[i] == HS_VIA_READER;
+    if (o->json) {
+        json_t *out = report_json(e->report, e->model->n_classes, names);
+        json_object_set_new(out, "model", json_string(e->model_path));
+        json_object_set_new(out, "model_sha256", json_string(e->model->sha256));
+        json_object_set_new(out, "threshold", json_real(e->model->threshold));
+        json_object_set_new(out, "n", json_integer(e->ex->n));
+        json_object_set_new(out, "n_png", json_integer(e->ex->n - n_dicom));
+        json_object_set_new(out, "n_dicom", json_integer(n_dicom));
+        json_object_set_new(out, "skipped", json_integer(e->skipped));
+        if (e->subtypes != NULL) {
+            json_object_set_new(out, "subtype_sensitivity", subtypes_json(e->subtypes));
+            json_object_set_new(out, "subtype_labels_matched", json_integer(e->subtypes_matched));
+        }
+        unsigned char *via = via_per_file(e->ds->n, e->ex);
+        scored_images all = {e->ex->n, e->outputs, e->ex->source, e->ex->label, e->predicted, e->scores, names, via};
+        json_object_set_new(out, "images", images_json(e->ds, &all, NULL));
+        free(via);
+        json_dumpf(out, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+        printf("\n");
+        json_decref(out);
+        return;
+    }
+    printf("model        %s (sha256 %s)\n", e->model_path, e->model->sha256);
+    print_report(e->report, e->model, e->ex->n, e->model->threshold);
+    if (n_dicom > 0)
+        printf("read         %d PNG pictures, %d DICOM slices (through the --study slice path)\n",
+               e->ex->n - n_dicom, n_dicom);
+    if (e->skipped > 0)
+        printf("skipped      %d unreadable files\n", e->skipped);
+    if (e->subtypes != NULL)
+        print_subtypes(e->subtypes, e->subtypes_matched, e->ds->n, o->subtypes);
+}
+
 int cli_mode_eval(const options *o)
 {
     hs_error err;
@@ -405,18 +648,16 @@ int cli_mode_eval(const options *o)
         return EXIT_FAILED;
     hs_dataset ds;
     hs_examples ex = {0};
-    int rc = EXIT_FAILED, skipped = 0;
+    int rc = EXIT_FAILED, skipped = 0, usage;
     int *predicted = NULL;
     float *scores = NULL;
     hs_eval_report r = {0};
-    if (hs_dataset_scan_classes(o->eval_dir, model.n_classes,
-                                (const char (*)[HS_MODEL_NAME_LEN])model.class_name, &ds, &err) != HS_OK) {
-        fail(&err);
+    if (eval_sources(o, &model, &ds, &usage, &err) != HS_OK) {
         hs_model_free(&model);
-        return EXIT_FAILED;
+        return data_fail(&err, usage);
     }
     int outputs = hs_net_outputs(&model.member[0]);
-    if (hs_examples_load(&ds, &model.recipe, stderr, &ex, &skipped, &err) != HS_OK) {
+    if (load_examples(&ds, &model.recipe, &ex, &skipped, &err) != HS_OK) {
         fail(&err);
         goto done;
     }
@@ -436,26 +677,14 @@ int cli_mode_eval(const options *o)
         fail(&err);
         goto done;
     }
-    if (o->json) {
-        json_t *out = report_json(&r, model.n_classes, (const char (*)[HS_MODEL_NAME_LEN])model.class_name);
-        json_object_set_new(out, "model", json_string(path));
-        json_object_set_new(out, "model_sha256", json_string(model.sha256));
-        json_object_set_new(out, "threshold", json_real(model.threshold));
-        json_object_set_new(out, "n", json_integer(ex.n));
-        json_object_set_new(out, "skipped", json_integer(skipped));
-        scored_images all = {ex.n, outputs, ex.source, ex.label, predicted, scores,
-                             (const char (*)[HS_MODEL_NAME_LEN])model.class_name};
-        json_t *images = images_json(&ds, &all, NULL);
-        json_object_set_new(out, "images", images);
-        json_dumpf(out, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
-        printf("\n");
-        json_decref(out);
-    } else {
-        printf("model        %s (sha256 %s)\n", path, model.sha256);
-        print_report(&r, &model, ex.n, model.threshold);
-        if (skipped > 0)
-            printf("skipped      %d unreadable files\n", skipped);
-    }
+    hs_subtype_stat subtypes[HS_SUBTYPES];
+    eval_output e = {&model, path, &ds, &ex, &r, predicted, scores, outputs, skipped, NULL, 0};
+    int asked = subtype_figures(o, &ds, ex.source, ex.label, predicted, ex.n, subtypes, &e.subtypes_matched);
+    if (asked < 0)
+        goto done;
+    if (asked > 0)
+        e.subtypes = subtypes;
+    print_eval(o, &e);
     rc = EXIT_OK;
 done:
     hs_eval_report_free(&r);
@@ -549,7 +778,7 @@ static void fold_done(const hs_crossval_fold *f, void *user)
 
 /* One fold as --cv --json lists it: its report, and every test image's
  * score followed by the scores that placed its threshold. */
-static json_t *fold_json(const hs_dataset *ds, const hs_crossval_fold *f)
+static json_t *fold_json(const hs_dataset *ds, const hs_crossval_fold *f, const unsigned char *via)
 {
     const char (*names)[HS_MODEL_NAME_LEN] = (const char (*)[HS_MODEL_NAME_LEN])ds->class_name;
     json_t *fj = report_json(&f->report, ds->n_classes, names);
@@ -559,8 +788,8 @@ static json_t *fold_json(const hs_dataset *ds, const hs_crossval_fold *f)
     json_object_set_new(fj, "n", json_integer(f->n_test));
     json_object_set_new(fj, "seconds", json_real(f->seconds));
     scored_images test = {f->n_test, f->outputs, f->test_source, f->test_label, f->test_predicted,
-                          f->test_score, names};
-    scored_images val = {f->n_val, f->outputs, f->val_source, f->val_label, NULL, f->val_score, names};
+                          f->test_score, names, via};
+    scored_images val = {f->n_val, f->outputs, f->val_source, f->val_label, NULL, f->val_score, names, via};
     json_t *images = images_json(ds, &test, "test");
     json_t *val_images = images_json(ds, &val, "validation");
     json_array_extend(images, val_images);
@@ -569,7 +798,17 @@ static json_t *fold_json(const hs_dataset *ds, const hs_crossval_fold *f)
     return fj;
 }
 
-static void print_cv_json(const hs_crossval_result *r, const hs_dataset *ds, const char *data_sha)
+/* What --cv prints besides the result: the per-subtype figures of the
+ * pooled out-of-fold test scores (subtypes NULL when not asked for) and
+ * how each file was read (via, per file; NULL when not known). */
+typedef struct {
+    const hs_subtype_stat *subtypes;
+    int subtypes_matched;
+    const unsigned char *via;
+} cv_extra;
+
+static void print_cv_json(const hs_crossval_result *r, const hs_dataset *ds, const char *data_sha,
+                          const cv_extra *x)
 {
     json_t *out = json_object();
     json_object_set_new(out, "folds", json_integer(r->folds));
@@ -584,14 +823,18 @@ static void print_cv_json(const hs_crossval_result *r, const hs_dataset *ds, con
                                                      cli_json_number(stat[i]->sd)));
     json_t *folds = json_array();
     for (int i = 0; i < r->folds * r->repeats; i++)
-        json_array_append_new(folds, fold_json(ds, &r->fold[i]));
+        json_array_append_new(folds, fold_json(ds, &r->fold[i], x->via));
     json_object_set_new(out, "per_fold", folds);
+    if (x->subtypes != NULL) {
+        json_object_set_new(out, "subtype_sensitivity", subtypes_json(x->subtypes));
+        json_object_set_new(out, "subtype_labels_matched", json_integer(x->subtypes_matched));
+    }
     json_dumpf(out, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
     printf("\n");
     json_decref(out);
 }
 
-static void print_cv_text(const hs_crossval_result *r)
+static void print_cv_text(const hs_crossval_result *r, const hs_dataset *ds, const options *o, const cv_extra *x)
 {
     printf("%d-fold cross-validation, %d repeat%s, %d images (grouped, stratified)\n", r->folds, r->repeats,
            r->repeats > 1 ? "s" : "", r->n_images);
@@ -608,6 +851,43 @@ static void print_cv_text(const hs_crossval_result *r)
     else if (isfinite(r->pooled_auc.mean))
         printf("pooled AUC   %.4f (all out-of-fold scores together)\n", r->pooled_auc.mean);
     printf("training     %.1f s per fold\n", r->seconds.mean);
+    if (x->subtypes != NULL) {
+        printf("(subtypes: out-of-fold test images of every fold and repeat, each at its fold's threshold)\n");
+        print_subtypes(x->subtypes, x->subtypes_matched, ds->n, o->subtypes);
+    }
+}
+
+/* --subtypes over the pooled test images of every fold of r, each
+ * predicted at its own fold's threshold: 0 not asked, 1 done, -1 failed. */
+static int cv_subtypes(const options *o, const hs_dataset *ds, const hs_crossval_result *r,
+                       hs_subtype_stat out[HS_SUBTYPES], int *matched)
+{
+    if (o->subtypes == NULL)
+        return 0;
+    int n = 0;
+    for (int i = 0; i < r->folds * r->repeats; i++)
+        n += r->fold[i].n_test;
+    int *source = malloc((size_t)(n > 0 ? n : 1) * sizeof *source);
+    int *label = malloc((size_t)(n > 0 ? n : 1) * sizeof *label);
+    int *predicted = malloc((size_t)(n > 0 ? n : 1) * sizeof *predicted);
+    int done = -1;
+    if (source == NULL || label == NULL || predicted == NULL) {
+        fprintf(stderr, "hemoscan: out of memory\n");
+    } else {
+        int k = 0;
+        for (int i = 0; i < r->folds * r->repeats; i++) {
+            const hs_crossval_fold *f = &r->fold[i];
+            memcpy(source + k, f->test_source, (size_t)f->n_test * sizeof *source);
+            memcpy(label + k, f->test_label, (size_t)f->n_test * sizeof *label);
+            memcpy(predicted + k, f->test_predicted, (size_t)f->n_test * sizeof *predicted);
+            k += f->n_test;
+        }
+        done = subtype_figures(o, ds, source, label, predicted, n, out, matched);
+    }
+    free(source);
+    free(label);
+    free(predicted);
+    return done;
 }
 
 int cli_mode_cross_validate(const options *o)
@@ -615,14 +895,15 @@ int cli_mode_cross_validate(const options *o)
     hs_error err;
     hs_dataset ds;
     unsigned char *unused = NULL;
-    if (training_data(o, o->train_dir, &ds, &unused, &err) != HS_OK)
-        return fail(&err);
+    int usage;
+    if (training_sources(o, &ds, &unused, &usage, &err) != HS_OK)
+        return data_fail(&err, usage);
     hs_examples ex = {0};
     hs_crossval_result r = {0};
     int skipped, rc = EXIT_FAILED;
     char data_sha[65];
     if (hs_dataset_checksum(&ds, data_sha, &err) != HS_OK ||
-        hs_examples_load(&ds, &o->train_recipe, stderr, &ex, &skipped, &err) != HS_OK) {
+        load_examples(&ds, &o->train_recipe, &ex, &skipped, &err) != HS_OK) {
         fail(&err);
         goto done;
     }
@@ -644,10 +925,18 @@ int cli_mode_cross_validate(const options *o)
         fail(&err);
         goto done;
     }
-    if (o->json)
-        print_cv_json(&r, &ds, data_sha);
-    else
-        print_cv_text(&r);
+    hs_subtype_stat subtypes[HS_SUBTYPES];
+    cv_extra x = {NULL, 0, via_per_file(ds.n, &ex)};
+    int asked = cv_subtypes(o, &ds, &r, subtypes, &x.subtypes_matched);
+    if (asked > 0)
+        x.subtypes = subtypes;
+    if (asked >= 0 && o->json)
+        print_cv_json(&r, &ds, data_sha, &x);
+    else if (asked >= 0)
+        print_cv_text(&r, &ds, o, &x);
+    free((void *)x.via);
+    if (asked < 0)
+        goto done;
     rc = EXIT_OK;
 done:
     hs_crossval_free(&r);
