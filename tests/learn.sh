@@ -357,6 +357,14 @@ test_subtypes() {
     printf 'id,subdural\nhIM0001,yes\n' >"$tmp/bad.csv"
     run "$HEMOSCAN" --eval "$tmp/dcm" --model "$MODEL" --subtypes "$tmp/bad.csv"
     [ "$status" -eq 1 ] && grep -q 'bad\.csv:2: subdural' "$tmp/err" || { why "a bad value must fail by line"; return 1; }
+    # --cv: the pooled out-of-fold test images, each at its fold's threshold
+    run "$HEMOSCAN" --train "$tmp/dcm" --cv 2 --epochs 1 --members 1 --val-split 0.3 --json \
+        --subtypes "$tmp/labels.csv" || return 1
+    found=$(jq '[.per_fold[].images[] | select(.set == "test" and .label == "hemorrhage"
+        and .predicted == "hemorrhage") | select(.file | test("hIM000[123]\\.dcm$"))] | length' "$tmp/out")
+    [ "$(jq '.subtype_sensitivity.subdural.n' "$tmp/out")" -eq 3 ] &&
+        [ "$(jq '.subtype_sensitivity.subdural.found' "$tmp/out")" -eq "$found" ] ||
+        { why "--cv subdural figures do not match its test images ($found found)"; return 1; }
     run "$HEMOSCAN" --predict --subtypes "$tmp/labels.csv" x.png
     [ "$status" -eq 2 ] || { why "--subtypes without --eval or --cv must be a usage error"; return 1; }
 }
