@@ -24,9 +24,11 @@
 
 #define HS_SUBTYPES 5
 
-/* The subtype columns, in this order: "epidural", "intraparenchymal",
- * "intraventricular", "subarachnoid", "subdural". */
-extern const char *const hs_subtype_name[HS_SUBTYPES];
+/* The subtypes, in this order (the columns of a labels file here, the bits
+ * of a study label's subtype set in validation.h): "epidural",
+ * "intraparenchymal", "intraventricular", "subarachnoid", "subdural";
+ * NULL outside [0, HS_SUBTYPES). */
+const char *hs_subtype_name(int i);
 
 typedef struct {
     int n_files;            /* the data set's files */

@@ -23,14 +23,7 @@
 #include <stddef.h>
 
 #include "hemoscan/status.h"
-
-/* The hemorrhage subtypes a study label may name (bit i of a subtype set
- * is hs_subtype_name(i)). */
-#define HS_SUBTYPE_COUNT 5
-
-/* "epidural", "intraparenchymal", "intraventricular", "subarachnoid",
- * "subdural"; NULL outside [0, HS_SUBTYPE_COUNT). */
-const char *hs_subtype_name(int i);
+#include "hemoscan/subtypes.h"
 
 /* The subtype set as "name;name" in hs_subtype_name's order ("" for none),
  * cut to len - 1 bytes. */
@@ -92,9 +85,9 @@ typedef struct {
     double sensitivity_assessable; /* tp / (tp + fn) */
     double specificity_assessable; /* tn / (tn + fp) */
     double auc, auc_lo, auc_hi;    /* assessable studies */
-    int subtype_positives[HS_SUBTYPE_COUNT]; /* positives labelled with subtype i */
-    int subtype_found[HS_SUBTYPE_COUNT];     /* of those, flagged */
-    double subtype_sensitivity[HS_SUBTYPE_COUNT]; /* found / positives (NaN without) */
+    int subtype_positives[HS_SUBTYPES]; /* positives labelled with subtype i */
+    int subtype_found[HS_SUBTYPES];     /* of those, flagged */
+    double subtype_sensitivity[HS_SUBTYPES]; /* found / positives (NaN without) */
 } hs_validation_report;
 
 /* The report of n cases (n >= 0). HS_ERR_ARG for a label other than 0/1,

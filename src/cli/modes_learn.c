@@ -292,10 +292,10 @@ static void print_subtypes(const hs_subtype_stat *st, int matched, int n_files, 
         if (!st[s].column)
             continue;
         if (st[s].n > 0)
-            printf("  %-18s %4d of %4d found, sensitivity %.4f\n", hs_subtype_name[s], st[s].found, st[s].n,
+            printf("  %-18s %4d of %4d found, sensitivity %.4f\n", hs_subtype_name(s), st[s].found, st[s].n,
                    st[s].sensitivity);
         else
-            printf("  %-18s none among the positive images\n", hs_subtype_name[s]);
+            printf("  %-18s none among the positive images\n", hs_subtype_name(s));
     }
 }
 
@@ -305,7 +305,7 @@ static json_t *subtypes_json(const hs_subtype_stat *st)
     json_t *o = json_object();
     for (int s = 0; s < HS_SUBTYPES; s++)
         if (st[s].column)
-            json_object_set_new(o, hs_subtype_name[s],
+            json_object_set_new(o, hs_subtype_name(s),
                                 json_pack("{s:i,s:i,s:o}", "n", st[s].n, "found", st[s].found, "sensitivity",
                                           cli_json_number(st[s].sensitivity)));
     return o;

@@ -452,7 +452,7 @@ static void lists_json(const v_run *v, json_t *j)
 static void subtypes_json(const hs_validation_report *r, json_t *j)
 {
     json_t *st = json_object();
-    for (int s = 0; s < HS_SUBTYPE_COUNT; s++)
+    for (int s = 0; s < HS_SUBTYPES; s++)
         if (r->subtype_positives[s] > 0)
             json_object_set_new(st, hs_subtype_name(s),
                                 json_pack("{s:o, s:i, s:i}", "sensitivity", cli_json_number(r->subtype_sensitivity[s]),
@@ -463,7 +463,7 @@ static void subtypes_json(const hs_validation_report *r, json_t *j)
 static int any_subtypes(const hs_validation_report *r)
 {
     int n = 0;
-    for (int s = 0; s < HS_SUBTYPE_COUNT; s++)
+    for (int s = 0; s < HS_SUBTYPES; s++)
         n += r->subtype_positives[s];
     return n > 0;
 }
@@ -595,7 +595,7 @@ static void print_text(const v_run *v, const hs_validation_report *r, const hs_b
     printf("  normal          %9d  %11d  %14d\n", r->fp, r->tn, r->na_negatives);
     if (any_subtypes(r)) {
         printf("Sensitivity by subtype:\n");
-        for (int s = 0; s < HS_SUBTYPE_COUNT; s++) {
+        for (int s = 0; s < HS_SUBTYPES; s++) {
             if (r->subtype_positives[s] == 0)
                 continue;
             printf("  ");

@@ -17,8 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const hs_subtype_name[HS_SUBTYPES] = {"epidural", "intraparenchymal", "intraventricular",
-                                                  "subarachnoid", "subdural"};
+static const char *const subtype_names[HS_SUBTYPES] = {"epidural", "intraparenchymal", "intraventricular",
+                                                        "subarachnoid", "subdural"};
+
+const char *hs_subtype_name(int i)
+{
+    return i >= 0 && i < HS_SUBTYPES ? subtype_names[i] : NULL;
+}
 
 /* The fields of line split in place (quotes removed); returns how many,
  * at most max. */
@@ -110,7 +115,7 @@ static hs_status read_header(char *line, const char *csv_path, label_table *t, h
         else if (strcmp(field[i], "sop_instance_uid") == 0 || (strcmp(field[i], "id") == 0 && t->id_col < 0))
             t->id_col = i;
         for (int s = 0; s < HS_SUBTYPES; s++)
-            if (strcmp(field[i], hs_subtype_name[s]) == 0) {
+            if (strcmp(field[i], subtype_names[s]) == 0) {
                 t->col[s] = i;
                 any = 1;
             }
@@ -153,7 +158,7 @@ static hs_status read_row(char *line, const char *csv_path, int lineno, label_ta
             r->value[s] = -1;
         else
             return hs_fail(err, HS_ERR_FORMAT, "%s:%d: %s is '%s', expected 1, 0 or nothing", csv_path, lineno,
-                           hs_subtype_name[s], v);
+                           subtype_names[s], v);
     }
     if (t->file_col >= 0 && t->file_col < n && field[t->file_col][0] != '\0')
         r->file = strdup(field[t->file_col]);

@@ -29,15 +29,8 @@
 /* The most fields a row may have (study, label, subtypes). */
 #define MAX_FIELDS 3
 
-static const char *const subtype_names[HS_SUBTYPE_COUNT] = {
-    "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural"};
 /* the common abbreviations, same order */
-static const char *const subtype_short[HS_SUBTYPE_COUNT] = {"edh", "iph", "ivh", "sah", "sdh"};
-
-const char *hs_subtype_name(int i)
-{
-    return i >= 0 && i < HS_SUBTYPE_COUNT ? subtype_names[i] : NULL;
-}
+static const char *const subtype_short[HS_SUBTYPES] = {"edh", "iph", "ivh", "sah", "sdh"};
 
 void hs_subtypes_text(unsigned subtypes, char *buf, size_t len)
 {
@@ -45,10 +38,10 @@ void hs_subtypes_text(unsigned subtypes, char *buf, size_t len)
         return;
     buf[0] = '\0';
     size_t used = 0;
-    for (int i = 0; i < HS_SUBTYPE_COUNT; i++) {
+    for (int i = 0; i < HS_SUBTYPES; i++) {
         if (!(subtypes & (1u << i)))
             continue;
-        int w = snprintf(buf + used, len - used, "%s%s", used > 0 ? ";" : "", subtype_names[i]);
+        int w = snprintf(buf + used, len - used, "%s%s", used > 0 ? ";" : "", hs_subtype_name(i));
         if (w < 0 || (size_t)w >= len - used)
             return; /* cut */
         used += (size_t)w;
@@ -121,8 +114,8 @@ static long parse_subtypes(char *s, const char *name, int line, hs_error *err)
         if (tok[0] == '\0')
             continue;
         int found = -1;
-        for (int i = 0; i < HS_SUBTYPE_COUNT && found < 0; i++)
-            if (strcasecmp(tok, subtype_names[i]) == 0 || strcasecmp(tok, subtype_short[i]) == 0)
+        for (int i = 0; i < HS_SUBTYPES && found < 0; i++)
+            if (strcasecmp(tok, hs_subtype_name(i)) == 0 || strcasecmp(tok, subtype_short[i]) == 0)
                 found = i;
         if (found < 0) {
             hs_fail(err, HS_ERR_FORMAT, "%s:%d: unknown subtype \"%s\" (expected epidural, "
@@ -350,7 +343,7 @@ hs_status hs_validation_compute(const hs_validation_case *cases, int n, hs_valid
             r->fp += c->assessable && c->flagged;
             r->tn += c->assessable && !c->flagged;
         }
-        for (int s = 0; c->label && s < HS_SUBTYPE_COUNT; s++) {
+        for (int s = 0; c->label && s < HS_SUBTYPES; s++) {
             if (c->subtypes & (1u << s)) {
                 r->subtype_positives[s]++;
                 r->subtype_found[s] += c->flagged;
@@ -361,7 +354,7 @@ hs_status hs_validation_compute(const hs_validation_case *cases, int n, hs_valid
     r->specificity = ratio(r->tn, r->negatives);
     r->sensitivity_assessable = ratio(r->tp, r->tp + r->fn);
     r->specificity_assessable = ratio(r->tn, r->tn + r->fp);
-    for (int s = 0; s < HS_SUBTYPE_COUNT; s++)
+    for (int s = 0; s < HS_SUBTYPES; s++)
         r->subtype_sensitivity[s] = ratio(r->subtype_found[s], r->subtype_positives[s]);
     return study_auc(cases, n, r, err);
 }
