@@ -39,6 +39,15 @@ test_unknown_option() {
 test_init_model() {
     run "$HEMOSCAN" --init-model "$tmp/m.hsm" --seed 7 || return 1
     [ -s "$tmp/m.hsm" ] || { why "$tmp/m.hsm was not written"; return 1; }
+    run "$HEMOSCAN" --model-info "$tmp/m.hsm" || return 1
+    grep -q 'channel 0: brain window center 40 HU, width 80 HU' "$tmp/out" ||
+        { why "--init-model without --windows is not the CT recipe"; return 1; }
+    # with --windows: the gray recipe they name
+    run "$HEMOSCAN" --init-model "$tmp/gray.hsm" --windows 35/80,55/40 || return 1
+    run "$HEMOSCAN" --model-info "$tmp/gray.hsm" || return 1
+    grep -q 'channel 0: gray window center 35 HU, width 80 HU' "$tmp/out" &&
+        grep -q 'channel 1: gray-window window center 55 HU, width 40 HU' "$tmp/out" ||
+        { why "--init-model --windows did not give the gray recipe"; return 1; }
 }
 
 test_model_info() {

@@ -412,6 +412,7 @@ static int take_option(options *o, int c, const char *arg)
             fprintf(stderr, "hemoscan: --windows: %s\n", err.msg);
             return -1;
         }
+        o->windows_given = 1;
         break;
     }
     case OPT_OPTIMIZER:

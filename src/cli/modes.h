@@ -88,6 +88,7 @@ typedef struct {
     char command[1024];     /* the command line, for provenance */
     hs_train_config train;
     hs_input_recipe train_recipe; /* --windows: the input recipe --train gives its models */
+    int windows_given;         /* --windows was given (--init-model uses it too) */
 } options;
 
 /* ---- common.c ---------------------------------------------------------- */

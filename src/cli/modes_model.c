@@ -18,13 +18,19 @@
 #define PACKAGE_VERSION "unknown"
 #endif
 
-/* --init-model: the reference network with seeded He/Glorot weights. */
+/* --init-model: the reference network with seeded He/Glorot weights, for
+ * the CT windows of hs_input_recipe_default, or with --windows the gray
+ * recipe they name (such a model's --export renders slices as pictures
+ * in that window, the way training pictures are made). */
 int cli_mode_init_model(const options *o)
 {
     hs_model model;
     hs_error err;
     memset(&model, 0, sizeof model);
-    hs_input_recipe_default(&model.recipe);
+    if (o->windows_given)
+        model.recipe = o->train_recipe;
+    else
+        hs_input_recipe_default(&model.recipe);
     hs_layer_spec specs[16];
     int n = hs_net_reference_specs(specs, 16, 0.5f);
     hs_shape in = {model.recipe.height, model.recipe.width, model.recipe.channels};
