@@ -182,16 +182,18 @@ test_windows() {
 }
 
 # The bundled default model is what every mode uses without --model, and
-# it agrees with the input recipe: on the pictures it was trained on it must
-# do well (a sanity check of loading and preprocessing, not a measure of
-# accuracy; README has the cross-validated figures).
+# it agrees with the input recipe: a sanity check of loading and
+# preprocessing on the Kaggle head CT pictures, which it never trained on
+# (web pictures of unknown rendering, unlike its RSNA slices: ROC AUC
+# 0.736 when written, 2026-12-07; README has the measured figures).
 test_default_model() {
     run "$HEMOSCAN" --predict "$head_ct/images/000.png" || return 1
     grep -q 'default\.hsm' "$tmp/err" && { why "default model not found"; return 1; }
-    grep -Eq '000\.png: hemorrhage' "$tmp/out" || { why "000.png (a hemorrhage) not flagged"; return 1; }
+    grep -Eq '000\.png: (hemorrhage|normal) \(score 0\.[0-9]+, threshold 0\.[0-9]+\)' "$tmp/out" ||
+        { why "000.png was not scored"; return 1; }
     run "$HEMOSCAN" --eval "$tmp/conv" --json || return 1
     auc=$(tr -d ' \n' <"$tmp/out" | sed 's/.*"auc":\([0-9.]*\).*/\1/')
-    awk -v a="$auc" 'BEGIN { exit !(a >= 0.95) }' || { why "AUC $auc on its own training images"; return 1; }
+    awk -v a="$auc" 'BEGIN { exit !(a >= 0.70) }' || { why "AUC $auc on the Kaggle pictures, expected 0.70 or more"; return 1; }
     grep -q "$(sha256sum <"$srcdir/models/default.hsm" | cut -d ' ' -f 1)" "$tmp/out" ||
         { why "--eval did not use models/default.hsm"; return 1; }
 }

@@ -285,9 +285,9 @@ static void test_verdict_not_assessable(void)
 /* ---- PNG and DICOM give the same score --------------------------------------- */
 
 /* Writes gray (1 channel, values k/255) as a DICOM CT slice whose rescale
- * maps k onto the brain window: HU = k * 80/255, so window 40/80 gives
- * k/255 back. 0 on success. */
-static int wrap_as_dicom(const hs_image *gray, const char *path)
+ * maps k onto the model's first window (center c, width w): HU = c - w/2 +
+ * k * w/255, so that window gives k/255 back. 0 on success. */
+static int wrap_as_dicom(const hs_image *gray, const hs_channel_recipe *window, const char *path)
 {
     size_t n = (size_t)gray->width * (size_t)gray->height;
     unsigned short *px = malloc(n * sizeof *px);
@@ -297,8 +297,8 @@ static int wrap_as_dicom(const hs_image *gray, const char *path)
         px[i] = (unsigned short)lrintf(gray->px[i] * 255.0f);
     hs_test_dicom_slice s;
     hs_test_dicom_slice_default(&s, gray->height, gray->width, px);
-    s.slope = 80.0 / 255.0;
-    s.intercept = 0.0;
+    s.slope = window->width_hu / 255.0;
+    s.intercept = window->center_hu - 0.5 * window->width_hu;
     int rc = hs_test_dicom_write(path, &s);
     free(px);
     return rc;
@@ -318,7 +318,7 @@ static void compare_png_and_dicom(const char *png_in, const char *name)
     CU_ASSERT_EQUAL_FATAL(hs_image_to_gray(&src, &gray, &err), HS_OK);
     CU_ASSERT_EQUAL_FATAL(hs_png_write(png_path, &gray, &err), HS_OK);
     CU_ASSERT_EQUAL_FATAL(hs_png_read(png_path, &png, &err), HS_OK);
-    CU_ASSERT_EQUAL_FATAL(wrap_as_dicom(&png, dcm_path), 0);
+    CU_ASSERT_EQUAL_FATAL(wrap_as_dicom(&png, &model.recipe.channel[0], dcm_path), 0);
 
     hs_dicom_header h;
     hs_dicom_verdict verdict;
@@ -413,25 +413,28 @@ static int read_study(const char *dir, int all_series, hs_study_reading *r)
 }
 
 /* A synthetic 30 mm intraparenchymal bleed on slices 7-12 is found, with
- * the key slice on it; the same head without it scores lower. */
+ * the key slice on it; the same head without it is not flagged and scores
+ * clearly lower. 256 x 256: the default model learnt the generator's heads
+ * at that size (scripts/generated-training-set.sh); at 128 a bleed-free
+ * head already scores near its threshold. */
 static void test_study_bleed_found(void)
 {
     if (!need_model())
         return;
     char bleed[4200], clean[4200];
-    if (gen_study("bleed", "--seed 5 --bleed iph:25,-15,10,30", bleed, sizeof bleed) != 0 ||
-        gen_study("clean", "--seed 5", clean, sizeof clean) != 0)
+    if (gen_study("bleed", "--size 256 --seed 5 --bleed iph:25,-15,10,30", bleed, sizeof bleed) != 0 ||
+        gen_study("clean", "--size 256 --seed 5", clean, sizeof clean) != 0)
         return;
     hs_study_reading a, b;
     if (read_study(bleed, 0, &a) == 0 && read_study(clean, 0, &b) == 0) {
         CU_ASSERT_EQUAL(a.n_results, 1);
         CU_ASSERT_EQUAL(a.decisive, 0);
         CU_ASSERT_EQUAL(a.verdict.verdict, HS_VERDICT_HEMORRHAGE);
-        CU_ASSERT(a.verdict.probability > 0.9);
+        CU_ASSERT(a.verdict.probability >= model.threshold);
         CU_ASSERT(a.verdict.key_slice >= 6 && a.verdict.key_slice <= 11);
         CU_ASSERT_EQUAL(a.verdict.n_scored, 16);
-        CU_ASSERT(b.verdict.verdict != HS_VERDICT_NOT_ASSESSABLE);
-        CU_ASSERT(b.verdict.probability < a.verdict.probability - 0.3);
+        CU_ASSERT_EQUAL(b.verdict.verdict, HS_VERDICT_NO_HEMORRHAGE);
+        CU_ASSERT(b.verdict.probability < a.verdict.probability - 0.1);
         /* every slice has a probability and no error */
         int scored = 0;
         for (int i = 0; i < 16; i++)

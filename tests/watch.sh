@@ -33,12 +33,12 @@ fresh_db() {
     DB=$tmp/$1.db
     rm -f "$DB" "$DB-wal" "$DB-shm" "$DB.watch-lock"
 }
-# gen DIR SEED [OPTIONS...]: a small study (64 x 64, 14 slices of 5 mm).
+# gen DIR SEED [OPTIONS...]: a small study (256 x 256: the default model learnt the generator's heads at that size, 14 slices of 5 mm).
 gen() {
     out=$1
     seed=$2
     shift 2
-    "$GEN" --out "$out" --size 64 --slices 14 --seed "$seed" --jobs 1 -q "$@"
+    "$GEN" --out "$out" --size 256 --slices 14 --seed "$seed" --jobs 1 -q "$@"
 }
 # sums DIR...: the sorted SHA-256 of every file below the folders.
 sums() {
@@ -110,7 +110,7 @@ test_exactly_once() {
     [ "$(sql "SELECT count(*) FROM loose_files")" = 2 ] || { why "loose files recorded twice"; return 1; }
     # the study gains instances (a second series): read again, old verdict superseded, kept
     uid=$(sql "SELECT study_uid FROM current_verdicts WHERE study_dir LIKE '%normal'")
-    "$GEN" --out "$tmp/drop/late" --size 64 --slices 16 --seed 34 --study-uid "$uid" --series-number 4 --jobs 1 -q || return 1
+    "$GEN" --out "$tmp/drop/late" --size 256 --slices 16 --seed 34 --study-uid "$uid" --series-number 4 --jobs 1 -q || return 1
     watch "$tmp/drop" --stable-age 0 || return 1
     grep -q ": 1 studies read .*, 2 already read" "$tmp/out" || { why "the grown study was not read again"; return 1; }
     [ "$(sql "SELECT count(*) FROM verdicts v JOIN studies s USING (study_id) WHERE s.study_uid = '$uid'")" = 2 ] ||
@@ -164,7 +164,7 @@ test_done_moves() {
     # the study gains an instance after its files went to done: read whole
     uid=$(sql "SELECT study_uid FROM current_verdicts WHERE study_dir LIKE '%bleed study'")
     "$GEN" --out "$tmp/mdrop/late" --size 64 --slices 1 --seed 35 --study-uid "$uid" --localizer --jobs 1 -q || return 1
-    "$GEN" --out "$tmp/mdrop/late2" --size 64 --slices 16 --seed 36 --study-uid "$uid" --series-number 6 --jobs 1 -q || return 1
+    "$GEN" --out "$tmp/mdrop/late2" --size 256 --slices 16 --seed 36 --study-uid "$uid" --series-number 6 --jobs 1 -q || return 1
     watch "$tmp/mdrop" --stable-age 0 --done "$tmp/done" || return 1
     [ "$(summary 'studies read')" = 1 ] || { why "the grown study was not read"; return 1; }
     [ "$(sql "SELECT files FROM current_verdicts JOIN readings USING (reading_id) WHERE study_uid = '$uid'")" = 32 ] ||
