@@ -23,8 +23,9 @@
  *   be placed for studies: with a slice false-alarm rate f and n slices,
  *   a normal study is flagged with probability between 1 - (1 - f^2)^(n-1)
  *   (false alarms independent) and 1 - (1 - f)^(n/2) (false alarms in
- *   pairs), 1.3% to 28% for f = 0.02 and n = 33; the default model's
- *   threshold is placed for f = 0.02 (train.h, max_false_alarm).
+ *   pairs), 8% to 57% for f = 0.05 and n = 33 (1.3% to 28% for 0.02);
+ *   the default model's threshold is placed for f = 0.05 (train.h,
+ *   max_false_alarm).
  *   Confidence: how far the probability lies from the threshold on the side
  *   of the verdict, scaled to [0, 1]: (p - t) / (1 - t) for hemorrhage,
  *   (t - p) / t for no hemorrhage; named low (< 1/3), moderate (< 2/3) or

@@ -105,7 +105,7 @@ static void usage(FILE *out)
             "                         failed, to DIR with the reason beside them\n"
             "  --syslog               also send errors and the summary to syslog\n"
             "\n"
-            "Training options (defaults are the recipe of the default model):\n"
+            "Training options (the default model's: scripts/train-default-model.sh):\n"
             "  --val-split F          validation fraction when DIR has no validate/, with\n"
             "                         --members (0.2)\n"
             "  --groups CSV           id,group lines; a group never straddles a split\n"
