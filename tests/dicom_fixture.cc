@@ -95,10 +95,12 @@ extern "C" int hs_test_dicom_write(const char *path, const hs_test_dicom_slice *
             c = ds->putAndInsertString(DCM_PixelSpacing, "0.5\\0.5");
         if (c.good())
             c = ds->putAndInsertString(DCM_GantryDetectorTilt, hs_ds(s->gantry_tilt).c_str());
-        if (c.good())
-            c = ds->putAndInsertString(DCM_RescaleSlope, hs_ds(s->slope).c_str());
-        if (c.good())
-            c = ds->putAndInsertString(DCM_RescaleIntercept, hs_ds(s->intercept).c_str());
+        std::string slope = s->slope_text != nullptr ? s->slope_text : hs_ds(s->slope);
+        std::string intercept = s->intercept_text != nullptr ? s->intercept_text : hs_ds(s->intercept);
+        if (c.good() && !slope.empty())
+            c = ds->putAndInsertString(DCM_RescaleSlope, slope.c_str());
+        if (c.good() && !intercept.empty())
+            c = ds->putAndInsertString(DCM_RescaleIntercept, intercept.c_str());
         if (c.good())
             c = ds->putAndInsertUint16(DCM_SamplesPerPixel, 1);
         if (c.good())

@@ -29,6 +29,9 @@ typedef struct {
     double orientation[6];
     double gantry_tilt;
     double slope, intercept;
+    /* when non-NULL, written as this text instead of slope / intercept
+     * ("NaN", "1e30"); "" leaves the attribute out */
+    const char *slope_text, *intercept_text;
     int has_padding, padding_value; /* US if pixel_representation is 0, else SS */
     int frames;                     /* > 1 writes NumberOfFrames (pixels for frame 1 repeated) */
     int big_endian;                 /* Explicit VR Big Endian instead of Little Endian */

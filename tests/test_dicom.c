@@ -14,8 +14,9 @@
  * real files cannot show exactly: the 12-bit wrap-around, padding, garbage
  * above HighBit, MONOCHROME1, big endian, missing or invalid fields,
  * localizer / derived / non-axial / multi-frame classification and
- * truncation at every part of a file. Their HU are compared value for
- * value. Two threads decode at once to pin the thread-safety promise. */
+ * truncation at every part of a file, and the refusal of HU that would be
+ * meaningless (rescale values and the content check). Their HU are
+ * compared value for value. Two threads decode at once to pin the thread-safety promise. */
 #include <dirent.h>
 #include <math.h>
 #include <pthread.h>
@@ -29,6 +30,8 @@
 
 #include "dicom_fixture.h"
 #include "hemoscan/dicom.h"
+#include "hemoscan/model.h"
+#include "hemoscan/slice_input.h"
 #include "hemoscan/status.h"
 #include "test_util.h"
 
@@ -807,6 +810,191 @@ static void test_synthetic_padding(void)
     check_head_hu(hu, -1024, 40, 1200);
 }
 
+/* ---- Hounsfield unit checks (dicom.h, "Hounsfield units") ---------------- */
+
+/* Large enough for the content check (HS_DICOM_CONTENT_MIN_PIXELS). */
+#define BIG 64
+#define BIG_N (BIG * BIG)
+
+/* A head slice in stored units for slope and intercept: air_pct percent
+ * air (-1000 HU), bone_pct bone (1200 HU), the rest brain (40 HU). */
+static void fill_big_head(unsigned short *px, double slope, double intercept, int air_pct, int bone_pct)
+{
+    for (int i = 0; i < BIG_N; i++) {
+        int k = i % 100;
+        double hu = k < air_pct ? -1000.0 : (k < air_pct + bone_pct ? 1200.0 : 40.0);
+        long v = lround((hu - intercept) / slope);
+        px[i] = (unsigned short)((unsigned long)v & 0xFFFFu);
+    }
+}
+
+static void check_big_head(const float *hu, int air_pct, int bone_pct)
+{
+    int wrong = 0;
+    for (int i = 0; i < BIG_N; i++) {
+        int k = i % 100;
+        float want = k < air_pct ? -1000.0f : (k < air_pct + bone_pct ? 1200.0f : 40.0f);
+        wrong += hu[i] != want;
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+}
+
+/* s, written as name, keeps an OK verdict, but hs_dicom_read_hu and
+ * hs_slice_input_read refuse it with HS_ERR_FORMAT and a message naming
+ * the file, what (the value) and the consequence. */
+static void expect_hu_refused(const char *name, const hs_test_dicom_slice *s, const char *what)
+{
+    char path[4096];
+    hs_test_path(path, sizeof path, tmp_dir, name);
+    CU_ASSERT_EQUAL_FATAL(hs_test_dicom_write(path, s), 0);
+    hs_dicom_header h;
+    hs_dicom_verdict v = HS_DICOM_NOT_DICOM;
+    char reason[256];
+    hs_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_dicom_read_header(path, &h, &v, reason, &err), HS_OK);
+    CU_ASSERT_EQUAL(v, HS_DICOM_OK);
+    float *hu = malloc((size_t)h.rows * (size_t)h.columns * sizeof *hu);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hu);
+    hs_status st = hs_dicom_read_hu(path, &h, hu, &err);
+    free(hu);
+    if (st != HS_ERR_FORMAT || strstr(err.msg, what) == NULL)
+        fprintf(stderr, "test_dicom: %s: status %d, message '%s', expected '%s'\n", name, (int)st, err.msg, what);
+    CU_ASSERT_EQUAL(st, HS_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, name));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, what));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "Hounsfield units would be meaningless"));
+
+    /* --eval / --train on class folders read slices through here */
+    hs_input_recipe recipe;
+    hs_input_recipe_default(&recipe);
+    float *in = malloc((size_t)recipe.width * (size_t)recipe.height * (size_t)recipe.channels * sizeof *in);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+    hs_error in_err = {0};
+    CU_ASSERT_EQUAL(hs_slice_input_read(path, &recipe, in, &in_err), HS_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(in_err.msg, what));
+    free(in);
+}
+
+static void test_hu_rescale_checks(void)
+{
+    unsigned short px[BIG_N];
+    float hu[BIG_N];
+    hs_dicom_header h;
+    char reason[256];
+    hs_test_dicom_slice s;
+
+    /* signed 16-bit, stored = HU + 1024 */
+    fill_big_head(px, 1.0, -1024.0, 60, 10);
+    hs_test_dicom_slice_default(&s, BIG, BIG, px);
+    s.intercept = -1024.0;
+    CU_ASSERT_EQUAL(write_and_read("hu-normal.dcm", &s, &h, hu, reason), HS_DICOM_OK);
+    check_big_head(hu, 60, 10);
+
+    s.intercept_text = "NaN";
+    expect_hu_refused("hu-intercept-nan.dcm", &s, "RescaleIntercept is not a finite number");
+    s.intercept_text = NULL;
+    s.slope_text = "NaN";
+    expect_hu_refused("hu-slope-nan.dcm", &s, "RescaleSlope is not a finite number");
+    s.slope_text = NULL;
+    s.slope = 0.0;
+    expect_hu_refused("hu-slope-0.dcm", &s, "RescaleSlope 0:");
+    s.slope = -1.0;
+    expect_hu_refused("hu-slope-minus-1.dcm", &s, "RescaleSlope -1:");
+    s.slope = 1e30;
+    expect_hu_refused("hu-slope-1e30.dcm", &s, "RescaleSlope 1e+30:");
+    /* positive and below the maximum, but 16 bits then span 65 HU */
+    s.slope = 1e-3;
+    expect_hu_refused("hu-slope-1e-3.dcm", &s, "RescaleSlope 0.001 ");
+    s.slope = 1.0;
+    s.intercept = 1e30;
+    expect_hu_refused("hu-intercept-1e30.dcm", &s, "RescaleIntercept 1e+30 ");
+
+    /* unsigned 12-bit, stored = HU + 1024, RescaleIntercept left out:
+     * stored values as HU would have no air (bone under the 10% that
+     * would look like the wrap-around) */
+    fill_big_head(px, 1.0, -1024.0, 60, 5);
+    hs_test_dicom_slice_default(&s, BIG, BIG, px);
+    s.pixel_representation = 0;
+    s.bits_stored = 12;
+    s.high_bit = 11;
+    s.intercept_text = "";
+    expect_hu_refused("hu-unsigned-no-intercept.dcm", &s, "RescaleIntercept missing with unsigned 12-bit storage");
+
+    /* ... unless the 12-bit wrap-around shows the values are HU */
+    fill_big_head(px, 1.0, 0.0, 60, 10);
+    for (int i = 0; i < BIG_N; i++)
+        px[i] &= 0x0FFF;
+    CU_ASSERT_EQUAL(write_and_read("hu-unsigned-wrapped-no-intercept.dcm", &s, &h, hu, reason), HS_DICOM_OK);
+    CU_ASSERT_FALSE(h.has_rescale_intercept);
+    check_big_head(hu, 60, 10);
+
+    /* slope 0.5, intercept -1024, unsigned 16-bit */
+    fill_big_head(px, 0.5, -1024.0, 60, 10);
+    hs_test_dicom_slice_default(&s, BIG, BIG, px);
+    s.pixel_representation = 0;
+    s.slope = 0.5;
+    s.intercept = -1024.0;
+    CU_ASSERT_EQUAL(write_and_read("hu-slope-half.dcm", &s, &h, hu, reason), HS_DICOM_OK);
+    check_big_head(hu, 60, 10);
+
+    /* signed storage without any rescale: plain HU (old ACR-NEMA) */
+    fill_big_head(px, 1.0, 0.0, 60, 10);
+    hs_test_dicom_slice_default(&s, BIG, BIG, px);
+    s.slope_text = "";
+    s.intercept_text = "";
+    CU_ASSERT_EQUAL(write_and_read("hu-signed-no-rescale.dcm", &s, &h, hu, reason), HS_DICOM_OK);
+    CU_ASSERT_FALSE(h.has_rescale_intercept);
+    CU_ASSERT_DOUBLE_EQUAL(h.rescale_slope, 1.0, 0.0);
+    check_big_head(hu, 60, 10);
+}
+
+static void test_hu_content_check(void)
+{
+    unsigned short px[BIG_N];
+    float hu[BIG_N];
+    hs_dicom_header h;
+    char reason[256];
+    hs_test_dicom_slice s;
+
+    /* stored for intercept -1024, written -3000: air reads -2976 HU,
+     * brain -1960, bone -800 (only bone in the air range: 10%) */
+    fill_big_head(px, 1.0, -1024.0, 60, 10);
+    hs_test_dicom_slice_default(&s, BIG, BIG, px);
+    s.intercept = -3000.0;
+    expect_hu_refused("hu-intercept-3000.dcm", &s, "with RescaleIntercept -3000");
+
+    /* the same with the outside of the scan field as padding: padding is
+     * not counted, so it cannot pass as air */
+    fill_big_head(px, 1.0, -1024.0, 60, 10);
+    for (int i = 0; i < BIG_N; i++)
+        if (i % 100 < 50)
+            px[i] = (unsigned short)-2000;
+    s.has_padding = 1;
+    s.padding_value = -2000;
+    expect_hu_refused("hu-intercept-3000-padding.dcm", &s, "with RescaleIntercept -3000");
+
+    /* a small field of view: 2% air, 13% bone, 85% brain */
+    fill_big_head(px, 1.0, -1024.0, 2, 13);
+    hs_test_dicom_slice_default(&s, BIG, BIG, px);
+    s.intercept = -1024.0;
+    CU_ASSERT_EQUAL(write_and_read("hu-small-fov.dcm", &s, &h, hu, reason), HS_DICOM_OK);
+    check_big_head(hu, 2, 13);
+
+    /* above the vertex: nothing but air and a little bone */
+    fill_big_head(px, 1.0, -1024.0, 95, 5);
+    CU_ASSERT_EQUAL(write_and_read("hu-vertex.dcm", &s, &h, hu, reason), HS_DICOM_OK);
+    check_big_head(hu, 95, 5);
+
+    /* padding all around a small head: judged on the head alone */
+    fill_big_head(px, 1.0, -1024.0, 0, 10);
+    for (int i = 0; i < BIG_N; i++)
+        if (i % 100 < 80)
+            px[i] = (unsigned short)-2000;
+    s.has_padding = 1;
+    s.padding_value = -2000;
+    CU_ASSERT_EQUAL(write_and_read("hu-padding-small-head.dcm", &s, &h, hu, reason), HS_DICOM_OK);
+}
+
 static void test_synthetic_classification(void)
 {
     unsigned short px[SYN_N];
@@ -1141,6 +1329,8 @@ int hs_register_dicom_tests(void)
         {"synthetic: BitsStored masking and 12-bit wrap-around", test_synthetic_bits},
         {"synthetic: PixelPaddingValue", test_synthetic_padding},
         {"synthetic: classification", test_synthetic_classification},
+        {"Hounsfield units: rescale checks (NaN, slope, range, missing intercept)", test_hu_rescale_checks},
+        {"Hounsfield units: content check (intercept -3000, small FOV, vertex)", test_hu_content_check},
         {"synthetic: truncated at every part", test_synthetic_truncated},
         {"two threads decoding at once", test_two_threads},
         {"Enhanced CT, explicit little endian: frames = single-frame slices", test_enhanced_explicit},

@@ -23,7 +23,8 @@
  * recipe->height * recipe->width * recipe->channels floats into out.
  * Errors, each naming the file:
  *   HS_ERR_FORMAT  not DICOM, not an axial CT image (the verdict's reason),
- *                  more than one frame, or pixels that do not decode
+ *                  more than one frame, pixels that do not decode, or
+ *                  HU that would be meaningless (dicom.h, the value named)
  *   HS_ERR_IO      the file cannot be read
  *   HS_ERR_NOMEM   out of memory
  *   HS_ERR_ARG     NULL arguments, or a recipe render.h refuses */

@@ -3,8 +3,8 @@
  *   - CharLS 2 decodes JPEG-LS (the CharLS 1.0 inside DCMTK aborts the
  *     process on some bad streams);
  *   - OpenJPEG decodes JPEG 2000, which open-source DCMTK cannot;
- *   - the rest is hemoscan's own rules for which files are axial CT slices
- *     and how stored values become HU.
+ *   - the rest is hemoscan's own rules for which files are axial CT slices,
+ *     how stored values become HU and when those HU would be meaningless.
  *
  * Why it is built this way:
  * - This file and dicom_sc.cc (the review's Secondary Capture) are the
@@ -18,6 +18,11 @@
  *   DicomImage: the padding, the 12-bit wrap-around and the JPEG 2000
  *   signedness fixes must happen on the raw stored values, and DicomImage
  *   would hand back values already through its own modality transform.
+ * - A rescale or content that makes HU meaningless (a NaN intercept, a
+ *   negative slope, an intercept 2000 HU off) fails the decode rather than
+ *   changing the verdict: the slice stays in its series and is recorded as
+ *   not scored, so the study becomes not assessable instead of having its
+ *   bad slices quietly dropped and the rest read as "no hemorrhage".
  * - Codecs are registered once (std::call_once) and never deregistered,
  *   because DCMTK's registration must not race with decoding in another
  *   thread. DCMTK's own logging is silenced: every failure reaches the
@@ -172,6 +177,21 @@ int get_double(DcmItem *ds, const DcmTagKey &tag, unsigned long pos, double *out
         return 0;
     *out = v;
     return 1;
+}
+
+/* A rescale attribute (RescaleSlope, RescaleIntercept) as written, so that
+ * the checks of rescale_problem can tell a missing value from a bad one:
+ * 1 with *out set when present and finite, 0 when absent or empty, -1 with
+ * *out = NaN when present but not a finite number ("NaN", "1e999", text). */
+int get_rescale(DcmItem *ds, const DcmTagKey &tag, double *out)
+{
+    if (get_double(ds, tag, 0, out))
+        return 1;
+    std::string txt = get_string(ds, tag);
+    if (txt.find_first_not_of(" \\") == std::string::npos)
+        return 0;
+    *out = NAN;
+    return -1;
 }
 
 /* The first n values of a decimal attribute into out; 1 if all are there
@@ -454,11 +474,12 @@ void fill_header(DcmItem *ds, DcmItem *meta, E_TransferSyntax xfer, hs_dicom_hea
         h->slice_thickness = 0.0;
     if (!get_double(ds, DCM_GantryDetectorTilt, 0, &h->gantry_tilt))
         h->gantry_tilt = 0.0;
-    /* A slope of 0 would flatten the image to the intercept; no scanner
-     * means that, so it is read as the default 1. */
-    if (!get_double(ds, DCM_RescaleSlope, 0, &h->rescale_slope) || h->rescale_slope == 0.0)
+    /* Kept as written (a slope of 0, a NaN): rescale_problem refuses to
+     * decode what would give meaningless HU, and says which value it was. */
+    if (get_rescale(ds, DCM_RescaleSlope, &h->rescale_slope) == 0)
         h->rescale_slope = 1.0;
-    if (!get_double(ds, DCM_RescaleIntercept, 0, &h->rescale_intercept))
+    h->has_rescale_intercept = get_rescale(ds, DCM_RescaleIntercept, &h->rescale_intercept) != 0;
+    if (!h->has_rescale_intercept)
         h->rescale_intercept = 0.0;
     if (!get_double(ds, DCM_WindowCenter, 0, &h->window_center_hu))
         h->window_center_hu = NAN;
@@ -514,10 +535,12 @@ void apply_group(DcmItem *g, hs_dicom_header *h, bool frame_type)
     }
     it = nullptr;
     if (g->findAndGetSequenceItem(DCM_PixelValueTransformationSequence, it, 0).good() && it != nullptr) {
-        if (get_double(it, DCM_RescaleSlope, 0, &d[0]))
-            h->rescale_slope = d[0] != 0.0 ? d[0] : 1.0;
-        if (get_double(it, DCM_RescaleIntercept, 0, &d[0]))
+        if (get_rescale(it, DCM_RescaleSlope, &d[0]) != 0)
+            h->rescale_slope = d[0];
+        if (get_rescale(it, DCM_RescaleIntercept, &d[0]) != 0) {
             h->rescale_intercept = d[0];
+            h->has_rescale_intercept = 1;
+        }
     }
     it = nullptr;
     if (g->findAndGetSequenceItem(DCM_FrameVOILUTSequence, it, 0).good() && it != nullptr) {
@@ -1580,9 +1603,96 @@ hs_status decode_frame(const char *path, DcmDataset *ds, E_TransferSyntax xfer, 
     return HS_OK;
 }
 
-/* Stored values to HU: padding, the 12-bit wrap-around, the rescale (see
- * dicom.h for the rules and why). */
-void stored_to_hu(const hs_dicom_header *h, const std::vector<int32_t> &stored, float *hu)
+/* The HU ranges of the content check (dicom.h, "Hounsfield units"): air
+ * inside the scan field and soft tissue (fat, CSF, brain, blood, muscle). */
+const float air_lo_hu = -1200.0f, air_hi_hu = -800.0f;
+const float soft_lo_hu = -150.0f, soft_hi_hu = 150.0f;
+
+/* "signed 16-bit" and the like, for messages. */
+std::string storage_name(const hs_dicom_header *h)
+{
+    return std::string(h->pixel_representation == 1 ? "signed " : "unsigned ") + std::to_string(h->bits_stored) +
+           "-bit";
+}
+
+/* The rescale checks of dicom.h ("Hounsfield units"): true with why when
+ * the slope and intercept of h cannot give meaningful HU. wrap: the 12-bit
+ * wrap-around applies to this slice. BitsStored is 1..16 here (the
+ * verdict decodes). */
+bool rescale_problem(const hs_dicom_header *h, bool wrap, char *why, size_t cap)
+{
+    const char *meaningless = "Hounsfield units would be meaningless";
+    const double slope = h->rescale_slope, intercept = h->rescale_intercept;
+    if (!std::isfinite(slope)) {
+        std::snprintf(why, cap, "RescaleSlope is not a finite number: %s", meaningless);
+        return true;
+    }
+    if (!std::isfinite(intercept)) {
+        std::snprintf(why, cap, "RescaleIntercept is not a finite number: %s", meaningless);
+        return true;
+    }
+    if (slope <= 0.0) {
+        std::snprintf(why, cap, "RescaleSlope %g: %s (a CT slope is positive)", slope, meaningless);
+        return true;
+    }
+    if (slope > HS_DICOM_MAX_SLOPE) {
+        std::snprintf(why, cap, "RescaleSlope %g: %s (more than %g HU per stored step)", slope, meaningless,
+                      HS_DICOM_MAX_SLOPE);
+        return true;
+    }
+    const int bits = h->bits_stored;
+    if (!h->has_rescale_intercept && h->pixel_representation == 0 && !wrap) {
+        std::snprintf(why, cap,
+                      "RescaleIntercept missing with %s storage: stored values 0..%ld would be %g..%g HU, "
+                      "with no air; %s",
+                      storage_name(h).c_str(), (1L << bits) - 1, 0.0, (double)((1L << bits) - 1) * slope,
+                      meaningless);
+        return true;
+    }
+    /* The stored range, as signed when the 12-bit wrap-around may apply
+     * (decided per slice, and a slice without air may not show it). */
+    bool as_signed = h->pixel_representation == 1 ||
+                     (h->pixel_representation == 0 && bits == 12 && intercept > -100.0);
+    double lo = as_signed ? -(double)(1L << (bits - 1)) : 0.0;
+    double hi = as_signed ? (double)((1L << (bits - 1)) - 1) : (double)((1L << bits) - 1);
+    double lo_hu = lo * slope + intercept, hi_hu = hi * slope + intercept;
+    if (lo_hu > -1000.0 || hi_hu < 1000.0) {
+        /* name first the value that is outside what scanners write */
+        bool slope_odd = slope < 0.5 || slope > 2.0;
+        std::snprintf(why, cap,
+                      "%s %g (%s %g): %s stored values would be %g..%g HU, not air (-1000) to bone (+1000); %s",
+                      slope_odd ? "RescaleSlope" : "RescaleIntercept", slope_odd ? slope : intercept,
+                      slope_odd ? "RescaleIntercept" : "RescaleSlope", slope_odd ? intercept : slope,
+                      storage_name(h).c_str(), lo_hu, hi_hu, meaningless);
+        return true;
+    }
+    return false;
+}
+
+/* The content check of dicom.h: true with why when fewer than
+ * HS_DICOM_MIN_PLAUSIBLE_FRACTION of the counted (non-padding) pixels are
+ * air and fewer are soft tissue. */
+bool content_problem(const hs_dicom_header *h, size_t counted, size_t air, size_t soft, char *why, size_t cap)
+{
+    if (counted == 0)
+        return false;
+    double air_f = (double)air / (double)counted, soft_f = (double)soft / (double)counted;
+    if (air_f >= HS_DICOM_MIN_PLAUSIBLE_FRACTION || soft_f >= HS_DICOM_MIN_PLAUSIBLE_FRACTION)
+        return false;
+    std::snprintf(why, cap,
+                  "%.1f%% of the pixels are air (%g..%g HU) and %.1f%% soft tissue (%g..%g HU), a head slice has at least "
+                  "%g%% of one or the other: with RescaleIntercept %g and RescaleSlope %g, Hounsfield units "
+                  "would be meaningless",
+                  100.0 * air_f, (double)air_lo_hu, (double)air_hi_hu, 100.0 * soft_f, (double)soft_lo_hu,
+                  (double)soft_hi_hu, 100.0 * HS_DICOM_MIN_PLAUSIBLE_FRACTION, h->rescale_intercept,
+                  h->rescale_slope);
+    return true;
+}
+
+/* Stored values to HU: padding, the 12-bit wrap-around, the rescale, then
+ * the checks that refuse meaningless HU (see dicom.h for the rules and
+ * why). False with why (cap bytes) when refused; hu is then undefined. */
+bool stored_to_hu(const hs_dicom_header *h, const std::vector<int32_t> &stored, float *hu, char *why, size_t cap)
 {
     size_t n = stored.size();
     bool pad = h->has_padding != 0;
@@ -1614,24 +1724,42 @@ void stored_to_hu(const hs_dicom_header *h, const std::vector<int32_t> &stored, 
         }
         wrap = counted > 0 && high * 10 >= counted;
     }
+    if (rescale_problem(h, wrap, why, cap))
+        return false;
     const double slope = h->rescale_slope, intercept = h->rescale_intercept;
     const int32_t *src = stored.data();
+    const bool check = (double)h->rows * (double)h->columns >= HS_DICOM_CONTENT_MIN_PIXELS;
+    size_t counted = 0, air = 0, soft = 0;
     if (!pad && !wrap) {
         /* the common case, kept branch-free so that it vectorises */
         for (size_t i = 0; i < n; i++)
             hu[i] = (float)((double)src[i] * slope + intercept);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        long v = src[i];
-        if (pad && v >= pad_lo && v <= pad_hi) {
-            hu[i] = padding_hu;
-            continue;
+        if (check) {
+            for (size_t i = 0; i < n; i++) {
+                air += hu[i] >= air_lo_hu && hu[i] <= air_hi_hu;
+                soft += hu[i] >= soft_lo_hu && hu[i] <= soft_hi_hu;
+            }
+            counted = n;
         }
-        if (wrap && v >= 2048)
-            v -= 4096;
-        hu[i] = (float)((double)v * slope + intercept);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            long v = src[i];
+            if (pad && v >= pad_lo && v <= pad_hi) {
+                hu[i] = padding_hu;
+                continue;
+            }
+            if (wrap && v >= 2048)
+                v -= 4096;
+            float x = (float)((double)v * slope + intercept);
+            hu[i] = x;
+            counted++;
+            air += x >= air_lo_hu && x <= air_hi_hu;
+            soft += x >= soft_lo_hu && x <= soft_hi_hu;
+        }
+        if (!check)
+            counted = 0;
     }
+    return !content_problem(h, counted, air, soft, why, cap);
 }
 
 bool dicom_decodable(hs_dicom_verdict v)
@@ -1735,7 +1863,9 @@ hs_status reader_hu(hs_dicom_reader *r, const char *path, const hs_dicom_header 
         st = decode_frame(path, ds, r->parsed->xfer, now, &r->cache, &r->buf, &r->stored, err);
     if (st != HS_OK)
         return st;
-    stored_to_hu(now, r->stored, hu);
+    char why[320];
+    if (!stored_to_hu(now, r->stored, hu, why, sizeof why))
+        return hs_fail(err, HS_ERR_FORMAT, "%s: frame %d: %s", path, h->frame + 1, why);
     return HS_OK;
 }
 
@@ -1765,7 +1895,9 @@ hs_status single_hu(const char *path, const hs_dicom_header *h, float *hu, hs_er
         st = decode_native(path, ds, p.xfer, &now, &stored, err);
     if (st != HS_OK)
         return st;
-    stored_to_hu(&now, stored, hu);
+    char why[320];
+    if (!stored_to_hu(&now, stored, hu, why, sizeof why))
+        return hs_fail(err, HS_ERR_FORMAT, "%s: %s", path, why);
     return HS_OK;
 }
 
