@@ -216,6 +216,39 @@ test_edge_folders() {
         "$tmp/out" >/dev/null || { why "edge: files found/skipped/used do not add up to $total"; return 1; }
 }
 
+# A 30 mm bleed whose rescale makes HU meaningless (hemoscan issue 20, case
+# 5): every slice is refused with the value named, the study is not
+# assessable (exit 4), never "no hemorrhage found".
+test_meaningless_hu() {
+    "$GEN" --out "$tmp/hu/signed" --size 256 --slices 16 --thickness 5 --seed 8 --jobs 1 -q \
+        --bleed iph:25,-15,10,30 || return 1
+    "$GEN" --out "$tmp/hu/unsigned" --size 256 --slices 16 --thickness 5 --seed 8 --jobs 1 -q \
+        --bleed iph:25,-15,10,30 --storage unsigned || return 1
+    study "$tmp/hu/signed" || { why "the unedited study: exit $status"; return 1; }
+    grep -q "HEMORRHAGE SUSPECTED" "$tmp/out" || { why "the unedited study is not read as a bleed"; return 1; }
+    for edit in "signed|-m (0028,1052)=NaN|RescaleIntercept is not a finite number" \
+        "signed|-m (0028,1053)=-1|RescaleSlope -1: Hounsfield units would be meaningless" \
+        "signed|-m (0028,1053)=1e30|RescaleSlope 1e+30: Hounsfield units would be meaningless" \
+        "signed|-m (0028,1053)=1e-3|RescaleSlope 0.001 (RescaleIntercept 0): signed 16-bit" \
+        "signed|-m (0028,1052)=-3000|with RescaleIntercept -3000 and RescaleSlope 1, Hounsfield units" \
+        "unsigned|-e (0028,1052)|RescaleIntercept missing with unsigned 12-bit storage"; do
+        src=${edit%%|*}
+        rest=${edit#*|}
+        change=${rest%%|*}
+        reason=${rest#*|}
+        rm -rf "$tmp/hu/edited"
+        cp -r "$tmp/hu/$src" "$tmp/hu/edited" || return 1
+        # $change is an option and its argument: split on purpose
+        dcmodify -nb -q $change "$tmp"/hu/edited/*.dcm || { why "dcmodify $change failed"; return 1; }
+        study "$tmp/hu/edited"
+        [ "$status" -eq 4 ] || { why "$change: exit $status, expected 4 (not assessable)"; return 1; }
+        grep -q "verdict: *NOT ASSESSABLE" "$tmp/out" || { why "$change: not 'not assessable'"; return 1; }
+        ! grep -qi "no hemorrhage" "$tmp/out" || { why "$change: says no hemorrhage"; return 1; }
+        [ "$(grep "not scored: IM[0-9]*\.dcm: " "$tmp/out" | grep -cF "$reason")" -eq 16 ] ||
+            { why "$change: the 16 slices are not all refused with '$reason'"; return 1; }
+    done
+}
+
 test_review() {
     study --json --no-tta --review "$tmp/review" "$tmp/bleed" || { why "expected exit 0"; return 1; }
     f=$(jq -r .review_file "$tmp/out")
@@ -318,6 +351,11 @@ check "--study: default database path, private" test_default_database
 check "--export: PNGs score like the study's slices" test_export_matches_study
 check "--export needs --out" test_export_needs_out
 check "--study and --export: Enhanced CT reads as its single-frame series" test_enhanced
+if command -v dcmodify >/dev/null 2>&1; then
+    check "--study: NaN, negative, huge or tiny rescale, intercept -3000 or missing: not assessable" test_meaningless_hu
+else
+    skip "meaningless rescale" "DCMTK's dcmodify is missing (apt-get install dcmtk)"
+fi
 if [ -d "$DATA/headct/ge_hispeed_dual_head_tilt" ] && [ -d "$DATA/edge" ]; then
     check "real GE head series read whole" test_real_ge_series
     check "edge-case folders: expected outcome each" test_edge_folders
