@@ -38,12 +38,15 @@ extern "C" void hs_test_dicom_slice_default(hs_test_dicom_slice *s, int rows, in
     s->sop_class_uid = "1.2.840.10008.5.1.4.1.1.2";
     s->image_type = "ORIGINAL\\PRIMARY\\AXIAL";
     s->sop_uid = "1.2.826.0.1.3680043.2.1143.99.1";
+    s->study_uid = "1.2.826.0.1.3680043.2.1143.99.2";
+    s->series_uid = "1.2.826.0.1.3680043.2.1143.99.3";
     s->has_instance_number = 1;
     s->instance_number = 1;
     s->has_orientation = 1;
     const double axial[6] = {1, 0, 0, 0, 1, 0};
     for (int i = 0; i < 6; i++)
         s->orientation[i] = axial[i];
+    s->z = 40.0;
     s->slope = 1.0;
     s->intercept = 0.0;
     s->frames = 1;
@@ -51,6 +54,13 @@ extern "C" void hs_test_dicom_slice_default(hs_test_dicom_slice *s, int rows, in
 }
 
 namespace {
+
+/* Puts a UID of len bytes (0: up to the first NUL) as they are: DCMTK's
+ * putAndInsertString would stop at an embedded NUL. */
+OFCondition put_uid(DcmDataset *ds, const DcmTagKey &tag, const char *v, size_t len)
+{
+    return ds->putAndInsertString(tag, v, (Uint32)(len > 0 ? len : std::strlen(v)));
+}
 
 std::string hs_ds(double v)
 {
@@ -70,11 +80,11 @@ extern "C" int hs_test_dicom_write(const char *path, const hs_test_dicom_slice *
         if (s->sop_class_uid != nullptr)
             c = ds->putAndInsertString(DCM_SOPClassUID, s->sop_class_uid);
         if (c.good())
-            c = ds->putAndInsertString(DCM_SOPInstanceUID, s->sop_uid);
+            c = put_uid(ds, DCM_SOPInstanceUID, s->sop_uid, s->sop_uid_len);
         if (c.good())
-            c = ds->putAndInsertString(DCM_StudyInstanceUID, "1.2.826.0.1.3680043.2.1143.99.2");
+            c = put_uid(ds, DCM_StudyInstanceUID, s->study_uid, s->study_uid_len);
         if (c.good())
-            c = ds->putAndInsertString(DCM_SeriesInstanceUID, "1.2.826.0.1.3680043.2.1143.99.3");
+            c = put_uid(ds, DCM_SeriesInstanceUID, s->series_uid, s->series_uid_len);
         if (c.good() && s->modality != nullptr)
             c = ds->putAndInsertString(DCM_Modality, s->modality);
         if (c.good())
@@ -90,7 +100,7 @@ extern "C" int hs_test_dicom_write(const char *path, const hs_test_dicom_slice *
             c = ds->putAndInsertString(DCM_ImageOrientationPatient, o.c_str());
         }
         if (c.good())
-            c = ds->putAndInsertString(DCM_ImagePositionPatient, "-125\\-125\\40");
+            c = ds->putAndInsertString(DCM_ImagePositionPatient, ("-125\\-125\\" + hs_ds(s->z)).c_str());
         if (c.good())
             c = ds->putAndInsertString(DCM_PixelSpacing, "0.5\\0.5");
         if (c.good())

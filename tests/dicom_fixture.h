@@ -24,10 +24,15 @@ typedef struct {
     const char *sop_class_uid; /* CT Image Storage by default; NULL leaves it out */
     const char *image_type;    /* "ORIGINAL\PRIMARY\AXIAL" by default */
     const char *sop_uid;       /* written as given, valid or not */
+    const char *study_uid, *series_uid; /* the same; defaults are valid UIDs */
+    /* When above 0, the bytes of sop_uid, study_uid, series_uid to write
+     * (embedded NULs included); 0: up to the first NUL. */
+    size_t sop_uid_len, study_uid_len, series_uid_len;
     int has_instance_number, instance_number;
     int has_orientation;
     double orientation[6];
     double gantry_tilt;
+    double z;                  /* ImagePositionPatient is (-125, -125, z); 40 by default */
     double slope, intercept;
     /* when non-NULL, written as this text instead of slope / intercept
      * ("NaN", "1e30"); "" leaves the attribute out */

@@ -367,7 +367,7 @@ static void test_ge_tilted_series(void)
 {
     if (dicom_dir() == NULL)
         return;
-    char first_series[65] = "";
+    char first_series[HS_UID_KEY_MAX] = "";
     double first_z = 0.0, last_z = 0.0;
     for (int i = 1; i <= 28; i++) {
         char rel[256], path[4096];
@@ -1313,6 +1313,123 @@ static void test_two_threads(void)
     }
 }
 
+/* ---- UIDs kept whole ----------------------------------------------------------- */
+
+/* 1 if key is printable ASCII only (no control byte, nothing above '~'). */
+static int printable_key(const char *key)
+{
+    for (const char *c = key; *c != '\0'; c++)
+        if (*c < '!' || *c > '~')
+            return 0;
+    return 1;
+}
+
+/* Overwrites the first n bytes equal to from in the file at path with
+ * to (n bytes too); 0 if done. */
+static int replace_bytes(const char *path, const char *from, const char *to, size_t n)
+{
+    FILE *f = fopen(path, "r+b");
+    if (f == NULL)
+        return -1;
+    char buf[8192];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    int rc = -1;
+    for (size_t i = 0; i + n <= len && rc != 0; i++) {
+        if (memcmp(buf + i, from, n) == 0)
+            rc = fseek(f, (long)i, SEEK_SET) == 0 && fwrite(to, 1, n, f) == n ? 0 : -1;
+    }
+    return fclose(f) == 0 ? rc : -1;
+}
+
+/* Reads the synthetic slice s as name; its header into h. */
+static void read_uid_slice(const char *name, const hs_test_dicom_slice *s, hs_dicom_header *h)
+{
+    char reason[256];
+    CU_ASSERT_EQUAL(write_and_read(name, s, h, NULL, reason), HS_DICOM_OK);
+    CU_ASSERT(strlen(h->study_uid) < HS_UID_KEY_MAX);
+    CU_ASSERT(printable_key(h->study_uid));
+    CU_ASSERT(printable_key(h->series_uid));
+    CU_ASSERT(printable_key(h->sop_uid));
+}
+
+/* Issue 20: UIDs were cut at 64 bytes and at a NUL, so two studies whose
+ * StudyInstanceUIDs differ only after that became one. */
+static void test_uid_keys(void)
+{
+    unsigned short px[SYN_N] = {0};
+    hs_test_dicom_slice s;
+    hs_dicom_header a, b;
+    char uid_a[128], uid_b[128];
+    /* 80 bytes of digits and dots, the same first 64; they differ at byte 70. */
+    const char *base = "1.2.826.0.1.3680043.2.1143.20.1234567890.1234567890.1234567890.1234567890.123456";
+    CU_ASSERT_EQUAL_FATAL(strlen(base), 80);
+    snprintf(uid_a, sizeof uid_a, "%s", base);
+    snprintf(uid_b, sizeof uid_b, "%s", base);
+    uid_b[69] = uid_b[69] == '1' ? '2' : '1';
+    hs_test_dicom_slice_default(&s, SYN, SYN, px);
+    s.study_uid = uid_a;
+    read_uid_slice("uid_long_a.dcm", &s, &a);
+    s.study_uid = uid_b;
+    read_uid_slice("uid_long_b.dcm", &s, &b);
+    CU_ASSERT_STRING_NOT_EQUAL(a.study_uid, b.study_uid);
+    CU_ASSERT_PTR_NOT_NULL(strstr(a.study_uid, "#sha256:"));
+    CU_ASSERT_EQUAL(strncmp(a.study_uid, base, 64), 0); /* the prefix shows the value */
+    CU_ASSERT_STRING_EQUAL(a.study_uid_note, "StudyInstanceUID is 80 bytes (DICOM allows 64)");
+    CU_ASSERT_STRING_EQUAL(a.series_uid_note, "");
+    CU_ASSERT_STRING_EQUAL(a.series_uid, "1.2.826.0.1.3680043.2.1143.99.3"); /* conformant: as is */
+
+    /* A NUL at byte 20, then different tails. */
+    memcpy(uid_a, "1.2.826.0.1.3680043", 19);
+    memcpy(uid_b, uid_a, 19);
+    uid_a[19] = uid_b[19] = '\0';
+    memcpy(uid_a + 20, "1.2.3", 5);
+    memcpy(uid_b + 20, "1.2.4", 5);
+    s.study_uid = uid_a;
+    s.study_uid_len = 25;
+    read_uid_slice("uid_nul_a.dcm", &s, &a);
+    s.study_uid = uid_b;
+    read_uid_slice("uid_nul_b.dcm", &s, &b);
+    CU_ASSERT_STRING_NOT_EQUAL(a.study_uid, b.study_uid);
+    CU_ASSERT_EQUAL(strncmp(a.study_uid, "1.2.826.0.1.3680043\\x001.2.3#sha256:", 36), 0);
+    CU_ASSERT_STRING_EQUAL(a.study_uid_note, "StudyInstanceUID holds a NUL at byte 20");
+
+    /* Trailing NUL padding is DICOM's, not the value's: a conformant UID. */
+    s.study_uid = "1.2.3\0";
+    s.study_uid_len = 6;
+    read_uid_slice("uid_padded.dcm", &s, &a);
+    CU_ASSERT_STRING_EQUAL(a.study_uid, "1.2.3");
+    CU_ASSERT_STRING_EQUAL(a.study_uid_note, "");
+
+    /* An anonymizer's identifier stays as written (label files name it so),
+     * with a note; a control byte or a '#' makes a hashed key. */
+    s.study_uid_len = 0;
+    s.study_uid = "1.2.3";
+    s.sop_uid = "ID_0a1b2c3d4";
+    s.series_uid = "1.2.3\0014";
+    read_uid_slice("uid_odd.dcm", &s, &a);
+    CU_ASSERT_STRING_EQUAL(a.sop_uid, "ID_0a1b2c3d4");
+    CU_ASSERT_STRING_EQUAL(a.sop_uid_note, "SOPInstanceUID holds 'I' at byte 1 (a UID has digits and dots only)");
+    CU_ASSERT_EQUAL(strncmp(a.series_uid, "1.2.3\\x014#sha256:", 18), 0);
+    CU_ASSERT_EQUAL(strlen(a.series_uid), 10 + 8 + 64);
+    CU_ASSERT_STRING_EQUAL(a.series_uid_note, "SeriesInstanceUID holds control byte 0x01 at byte 6");
+    /* DCMTK deletes white space inside a UI value when it hands out the
+     * text (and when it writes one), which would make "1.2.3 4" the same
+     * series as "1.2.34": the file is edited after writing. */
+    char path[4096];
+    hs_test_path(path, sizeof path, tmp_dir, "uid_odd.dcm");
+    CU_ASSERT_EQUAL_FATAL(replace_bytes(path, "1.2.3\0014", "1.2.3 4", 7), 0);
+    hs_error err = {0};
+    hs_dicom_verdict v;
+    char reason[256];
+    CU_ASSERT_EQUAL_FATAL(hs_dicom_read_header(path, &b, &v, reason, &err), HS_OK);
+    CU_ASSERT_EQUAL(strncmp(b.series_uid, "1.2.3\\x204#sha256:", 18), 0);
+    CU_ASSERT_STRING_NOT_EQUAL(b.series_uid, a.series_uid);
+    CU_ASSERT_STRING_EQUAL(b.series_uid_note, "SeriesInstanceUID holds a space at byte 6");
+    s.series_uid = "1.2#3";
+    read_uid_slice("uid_hash.dcm", &s, &b);
+    CU_ASSERT_EQUAL(strncmp(b.series_uid, "1.2\\x233#sha256:", 16), 0);
+}
+
 int hs_register_dicom_tests(void)
 {
     static const hs_test_case tests[] = {
@@ -1336,6 +1453,7 @@ int hs_register_dicom_tests(void)
         {"Enhanced CT, explicit little endian: frames = single-frame slices", test_enhanced_explicit},
         {"Enhanced CT, JPEG lossless: frames = single-frame slices", test_enhanced_jpeg_lossless},
         {"Enhanced CT, big endian, implicit, RLE, JPEG-LS, deflate", test_enhanced_other_syntaxes},
+        {"UIDs kept whole: past 64 bytes, past a NUL, with a note", test_uid_keys},
     };
     return hs_test_add_suite("dicom stage", suite_init, suite_clean, tests, sizeof tests / sizeof tests[0]);
 }

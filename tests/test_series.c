@@ -28,6 +28,7 @@
 #include "hemoscan/dicom.h"
 #include "hemoscan/series.h"
 #include "hemoscan/status.h"
+#include "dicom_fixture.h"
 #include "test_util.h"
 
 int hs_register_series_tests(void);
@@ -567,6 +568,106 @@ static void test_errors(void)
     hs_study_free(&s);
 }
 
+/* ---- UIDs kept whole (issue 20) ---------------------------------------------- */
+
+/* Writes a 16 x 16 synthetic slice name into dir with the given UIDs (of
+ * study_len bytes for the study, NULs included; 0: a C string) at z. */
+static int write_uid_slice(const char *dir, const char *name, const char *study, size_t study_len,
+                           const char *series, const char *sop, double z)
+{
+    static const unsigned short px[16 * 16] = {0};
+    hs_test_dicom_slice sl;
+    hs_test_dicom_slice_default(&sl, 16, 16, px);
+    sl.study_uid = study;
+    sl.study_uid_len = study_len;
+    sl.series_uid = series;
+    sl.sop_uid = sop;
+    sl.z = z;
+    char path[4096];
+    hs_test_path(path, sizeof path, dir, name);
+    return hs_test_dicom_write(path, &sl);
+}
+
+/* 80 (or len) bytes of digits and dots; tail (0-9) at byte 70. */
+static void long_uid(char *out, size_t len, int tail)
+{
+    for (size_t i = 0; i < len; i++)
+        out[i] = i % 11 == 3 ? '.' : (char)('1' + i % 9);
+    out[69] = (char)('0' + tail);
+    out[len] = '\0';
+}
+
+/* Two files whose StudyInstanceUIDs differ only after byte 64, or only
+ * after a NUL, are two studies: one is kept, the other skipped as
+ * "other_study"; they used to be read as one study, one patient's slices
+ * under the other's identity. */
+static void test_uid_studies(void)
+{
+    char dir[4096], a[96], b[96];
+    const char *series = "1.2.826.0.1.3680043.2.1143.20.3";
+    CU_ASSERT_EQUAL_FATAL(new_dir(dir, sizeof dir, "uid_long"), 0);
+    long_uid(a, 80, 1);
+    long_uid(b, 80, 2);
+    CU_ASSERT_EQUAL_FATAL(write_uid_slice(dir, "a.dcm", a, 0, series, "1.2.826.0.1.3680043.2.1143.20.11", 40), 0);
+    CU_ASSERT_EQUAL_FATAL(write_uid_slice(dir, "b.dcm", b, 0, series, "1.2.826.0.1.3680043.2.1143.20.12", 45), 0);
+    hs_study s;
+    if (scan(dir, &s) == 0) {
+        CU_ASSERT_EQUAL(s.n_series, 1);
+        CU_ASSERT_EQUAL(s.n_series == 1 ? s.series[0].n_slices : -1, 1);
+        CU_ASSERT_EQUAL(count_verdict(&s, "other_study"), 1);
+        CU_ASSERT_EQUAL(count_verdict(&s, "duplicate"), 0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(s.study_uid, "#sha256:"));
+        CU_ASSERT_STRING_EQUAL(s.why, "StudyInstanceUID is 80 bytes (DICOM allows 64)");
+        /* the skipped file names the other study by its whole key */
+        const hs_skipped_file *k = count_verdict(&s, "other_study") == 1 ? &s.skipped[0] : NULL;
+        CU_ASSERT(k != NULL && strstr(k->reason, "#sha256:") != NULL && strchr(k->reason, ')') != NULL);
+    }
+    hs_study_free(&s);
+
+    /* A NUL at byte 20, different tails. */
+    CU_ASSERT_EQUAL_FATAL(new_dir(dir, sizeof dir, "uid_nul"), 0);
+    memcpy(a, "1.2.826.0.1.3680043\0" "1.2.3", 25);
+    memcpy(b, "1.2.826.0.1.3680043\0" "1.2.4", 25);
+    CU_ASSERT_EQUAL_FATAL(write_uid_slice(dir, "a.dcm", a, 25, series, "1.2.826.0.1.3680043.2.1143.20.11", 40), 0);
+    CU_ASSERT_EQUAL_FATAL(write_uid_slice(dir, "b.dcm", b, 25, series, "1.2.826.0.1.3680043.2.1143.20.12", 45), 0);
+    if (scan(dir, &s) == 0) {
+        CU_ASSERT_EQUAL(s.n_series, 1);
+        CU_ASSERT_EQUAL(count_verdict(&s, "other_study"), 1);
+        CU_ASSERT_STRING_EQUAL(s.why, "StudyInstanceUID holds a NUL at byte 20");
+    }
+    hs_study_free(&s);
+}
+
+/* SOPInstanceUIDs that differ only after byte 64 are two instances, not
+ * duplicates; the reading note counts them, the series' why names its
+ * own long SeriesInstanceUID. */
+static void test_uid_instances(void)
+{
+    char dir[4096], a[96], b[96], series[96];
+    CU_ASSERT_EQUAL_FATAL(new_dir(dir, sizeof dir, "uid_sop"), 0);
+    long_uid(a, 70, 1);
+    long_uid(b, 70, 2);
+    long_uid(series, 72, 3);
+    const char *study = "1.2.826.0.1.3680043.2.1143.20.2";
+    CU_ASSERT_EQUAL_FATAL(write_uid_slice(dir, "a.dcm", study, 0, series, a, 40), 0);
+    CU_ASSERT_EQUAL_FATAL(write_uid_slice(dir, "b.dcm", study, 0, series, b, 45), 0);
+    hs_study s;
+    if (scan(dir, &s) == 0) {
+        CU_ASSERT_EQUAL(s.n_skipped, 0);
+        CU_ASSERT_EQUAL_FATAL(s.n_series, 1);
+        CU_ASSERT_EQUAL(s.series[0].n_slices, 2);
+        CU_ASSERT_STRING_EQUAL(s.study_uid, study);
+        CU_ASSERT_STRING_EQUAL(s.why, "2 slice(s) with a non-conformant SOPInstanceUID, first: "
+                                      "SOPInstanceUID is 70 bytes (DICOM allows 64)");
+        CU_ASSERT_EQUAL(hs_study_choose(&s, 0, 0, 0), 0);
+        const char *why = s.series[0].why;
+        size_t n = strlen(why);
+        const char *note = "; SeriesInstanceUID is 72 bytes (DICOM allows 64)";
+        CU_ASSERT(n > strlen(note) && strcmp(why + n - strlen(note), note) == 0);
+    }
+    hs_study_free(&s);
+}
+
 int hs_register_series_tests(void)
 {
     static const hs_test_case tests[] = {
@@ -583,6 +684,8 @@ int hs_register_series_tests(void)
         {"a given list of files: only those, junk and missing skipped", test_scan_files},
         {"messy folder: localizer, MR, junk, nesting, spaces, copy, loop", test_messy_folder},
         {"missing and empty folders", test_errors},
+        {"StudyInstanceUIDs differing after byte 64 or a NUL: two studies", test_uid_studies},
+        {"SOPInstanceUIDs differing after byte 64: no duplicates; notes", test_uid_instances},
     };
     return hs_test_add_suite("series stage", suite_init, suite_clean, tests, sizeof tests / sizeof tests[0]);
 }

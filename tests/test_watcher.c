@@ -74,7 +74,7 @@ static int suite_clean(void)
 
 typedef struct {
     int readings;
-    char uid[MAX_READINGS][65];
+    char uid[MAX_READINGS][HS_UID_KEY_MAX];
     long long verdict_id[MAX_READINGS];
     int files[MAX_READINGS];    /* hs_study.n_files of each reading */
     int errors, notes, phases;
@@ -220,7 +220,7 @@ static int add_study(const fixture *f, const char *name, int seed, const char *o
     hs_error err = {0};
     rc = hs_watch_list(dir, NULL, 0, NULL, NULL, NULL, &l, &err) == HS_OK && l.n_studies == 1 ? 0 : -1;
     if (rc == 0)
-        snprintf(uid, 65, "%s", l.studies[0].study_uid);
+        snprintf(uid, HS_UID_KEY_MAX, "%s", l.studies[0].study_uid);
     hs_watch_listing_free(&l);
     return rc;
 }
@@ -273,7 +273,7 @@ static int exists(const char *path)
 static void test_reads_once(void)
 {
     fixture f;
-    char a[65], b[65];
+    char a[HS_UID_KEY_MAX], b[HS_UID_KEY_MAX];
     if (!need_model())
         return;
     CU_ASSERT_EQUAL_FATAL(fixture_make(&f, "once"), 0);
@@ -355,7 +355,7 @@ static void test_reads_once(void)
 static void test_done_and_delete(void)
 {
     fixture f;
-    char a[65], p[PATH_CAP];
+    char a[HS_UID_KEY_MAX], p[PATH_CAP];
     if (!need_model())
         return;
     CU_ASSERT_EQUAL_FATAL(fixture_make(&f, "done"), 0);
@@ -531,7 +531,7 @@ static void test_loose_file(void)
 static void test_finish_pending(void)
 {
     fixture f;
-    char a[65];
+    char a[HS_UID_KEY_MAX];
     if (!need_model())
         return;
     CU_ASSERT_EQUAL_FATAL(fixture_make(&f, "pending"), 0);
@@ -594,7 +594,7 @@ static void test_finish_pending(void)
 static void test_blocked_moves(void)
 {
     fixture f;
-    char a[65], bad[PATH_CAP];
+    char a[HS_UID_KEY_MAX], bad[PATH_CAP];
     if (!need_model())
         return;
     CU_ASSERT_EQUAL_FATAL(fixture_make(&f, "blocked"), 0);
@@ -686,7 +686,7 @@ static int die_watching(const fixture *f, const char *crash_study, const char *c
 static void test_crashed_study(void)
 {
     fixture f;
-    char a[65], b[65];
+    char a[HS_UID_KEY_MAX], b[HS_UID_KEY_MAX];
     if (!need_model())
         return;
     CU_ASSERT_EQUAL_FATAL(fixture_make(&f, "crash"), 0);
@@ -707,13 +707,13 @@ static void test_crashed_study(void)
     hs_error err = {0};
     CU_ASSERT_EQUAL_FATAL(hs_watcher_create(&cfg, &w, &err), HS_OK);
     /* the note, taken at creation: recorded, reported, counted, emptied */
-    char want[PATH_CAP + 200];
+    char want[PATH_CAP + HS_UID_KEY_MAX + 200];
     snprintf(want, sizeof want, "E: %s (%.4000s/a): hemoscan (run %lld) died of SIGABRT while reading "
              "this study\n", a, f.drop, dead_run);
     CU_ASSERT_PTR_NOT_NULL(strstr(f.seen.log, want));
     CU_ASSERT_EQUAL(hs_watcher_counts(w)->failed, 1);
     CU_ASSERT_EQUAL(hs_watcher_failed(w), 1);
-    char query[200];
+    char query[HS_UID_KEY_MAX + 200];
     snprintf(query, sizeof query, "SELECT count(*) FROM watch_crashes WHERE study_uid = '%s' "
              "AND phase = 'reading' AND file_count = %d", a, SLICES);
     CU_ASSERT_EQUAL(sql_count(&f, query), 1);
@@ -802,7 +802,7 @@ static void test_crashed_file(void)
 static void test_stop(void)
 {
     fixture f;
-    char a[65], b[65];
+    char a[HS_UID_KEY_MAX], b[HS_UID_KEY_MAX];
     if (!need_model())
         return;
     CU_ASSERT_EQUAL_FATAL(fixture_make(&f, "stop"), 0);

@@ -27,6 +27,7 @@
 #ifndef HEMOSCAN_CRASH_NOTE_H
 #define HEMOSCAN_CRASH_NOTE_H
 
+#include "hemoscan/dicom.h"
 #include "hemoscan/path.h"
 #include "hemoscan/status.h"
 
@@ -34,7 +35,7 @@
 typedef struct {
     long long run_id;   /* the run that died */
     int is_file;        /* 0: a study in hand; 1: a file whose header was being read */
-    char study_uid[65]; /* a study's UID; "" for a file */
+    char study_uid[HS_UID_KEY_MAX]; /* a study's UID key (dicom.h); "" for a file */
     int n_files;        /* the study's files in the drop folder; 1 for a file */
     long long bytes;    /* a file's size; 0 for a study */
     double newest;      /* the newest change time (Unix seconds): hs_watch_study.newest,

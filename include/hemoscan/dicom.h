@@ -212,14 +212,52 @@ typedef enum {
  * are stored in databases, so they never change. */
 const char *hs_dicom_verdict_name(hs_dicom_verdict v);
 
+/* UID keys. StudyInstanceUID, SeriesInstanceUID and SOPInstanceUID are
+ * identities: files are grouped into studies and series, and duplicates
+ * found, by comparing them. So they are never cut: each is read whole (the
+ * element's raw bytes, embedded NULs included, DICOM's trailing padding of
+ * spaces and NULs removed) and becomes a key, a printable C string that
+ * stands for exactly that value:
+ *   - a value of at most 64 bytes, each a printable ASCII character other
+ *     than space and '#', is its own key. Every conformant UID (digits and
+ *     dots) is one; so are the "ID_..." identifiers some anonymizers write,
+ *     which label files name as they are.
+ *   - any other value (longer than 64 bytes, or holding a NUL, a control
+ *     byte, a space, '#' or a byte above 0x7e) has the key
+ *     PREFIX#sha256:HEX, where HEX is the SHA-256 of all its bytes (64
+ *     lowercase hex digits) and PREFIX its first bytes, those outside
+ *     '!'..'~' and '#' and '\' written as \xNN, for at most
+ *     HS_UID_KEY_PREFIX characters (for a human; the hash alone tells
+ *     values apart).
+ * A key of the first kind has no '#', one of the second always has one, so
+ * two different values never share a key (short of a SHA-256 collision),
+ * and keys compare with strcmp. A key holds no control byte: it is safe on
+ * a terminal, in JSON and in a file name made by hs_safe_file_name. An
+ * absent or empty value has the key "". */
+#define HS_UID_KEY_PREFIX 64
+/* Bytes of a key buffer: prefix, "#sha256:", 64 hex digits and the NUL. */
+#define HS_UID_KEY_MAX (HS_UID_KEY_PREFIX + 8 + 64 + 1)
+/* Bytes of a note on a non-conformant UID (see hs_dicom_header). */
+#define HS_UID_NOTE_MAX 96
+
 /* The header fields hemoscan uses. Strings are NUL-terminated, cut to fit,
  * with DICOM's trailing padding removed; empty when the attribute is
- * absent. Multi-valued strings (ImageType) keep DICOM's backslashes. UIDs
- * are copied as found, valid or not: grouping needs them even when a
- * scanner wrote something that is not a valid UID. */
+ * absent. Multi-valued strings (ImageType) keep DICOM's backslashes.
+ * study_uid, series_uid and sop_uid are keys (above), never cut; each has
+ * a note, empty when the value is a conformant UID (at most 64 bytes of
+ * digits and dots) or absent, else one phrase naming its length when it
+ * is too long and its first byte outside the UI set, e.g.
+ * "StudyInstanceUID is 80 bytes (DICOM allows 64)", "SOPInstanceUID holds
+ * a NUL at byte 30" (bytes counted from 1). A
+ * non-conformant UID is recorded with its note, never refused: grouping
+ * needs it even when a scanner wrote something that is not a valid UID.
+ * sop_class_uid is copied as found, cut to 64 bytes: it is compared only
+ * with the CT and secondary capture classes. */
 typedef struct {
     char path[HS_PATH_MAX];
-    char study_uid[65], series_uid[65], sop_uid[65], sop_class_uid[65];
+    char study_uid[HS_UID_KEY_MAX], series_uid[HS_UID_KEY_MAX], sop_uid[HS_UID_KEY_MAX];
+    char study_uid_note[HS_UID_NOTE_MAX], series_uid_note[HS_UID_NOTE_MAX], sop_uid_note[HS_UID_NOTE_MAX];
+    char sop_class_uid[65];
     char modality[17], image_type[128], body_part[65], series_description[65],
         study_description[65];
     char accession[17], patient_id[65], study_date[9], study_time[17], transfer_syntax[65];

@@ -46,7 +46,7 @@ typedef struct {
 } hs_slice;
 
 typedef struct {
-    char series_uid[65];  /* as written in the files, valid UID or not */
+    char series_uid[HS_UID_KEY_MAX]; /* the files' SeriesInstanceUID key (dicom.h) */
     char description[65]; /* SeriesDescription of the first slice */
     int contrast;         /* any slice names a contrast agent */
     int n_slices;
@@ -60,7 +60,10 @@ typedef struct {
     int missing_slices;        /* slices missing in gaps (see hs_study_scan) */
     int inconsistent_spacing;  /* spacings (gaps left out) differ by more than 20% of the median */
     int chosen;                /* set by hs_study_choose */
-    char why[256];             /* one sentence: chosen or not, and why */
+    char why[256];             /* one sentence: chosen or not, and why; ends with
+                                  uid_note when there is one */
+    char uid_note[HS_UID_NOTE_MAX]; /* the first slice's series_uid_note: why its
+                                       SeriesInstanceUID is not conformant, or "" */
 } hs_series;
 
 typedef struct {
@@ -72,13 +75,17 @@ typedef struct {
 } hs_skipped_file;
 
 typedef struct {
-    char study_uid[65], accession[17], patient_id[65], study_date[9];
+    char study_uid[HS_UID_KEY_MAX]; /* the StudyInstanceUID key (dicom.h) */
+    char accession[17], patient_id[65], study_date[9];
     int n_series;
     hs_series *series;  /* ordered by SeriesInstanceUID string */
     int n_skipped;
     hs_skipped_file *skipped; /* every file not used, ordered by path */
     int n_files;        /* regular files found (dot files are not looked at) */
-    char why[256];      /* study-level note, e.g. why no series is readable */
+    char why[256];      /* study-level note, e.g. why no series is readable, or
+                           that the StudyInstanceUID (its study_uid_note) or some
+                           SOPInstanceUIDs (how many, and the first note by path)
+                           are not conformant */
 } hs_study;
 
 /* Multi-frame files. An accepted multi-frame file (Enhanced CT, Legacy
@@ -97,12 +104,14 @@ typedef struct {
  * names starting with '.', and follows symbolic links, but visits no
  * folder or file twice, so link loops end.
  *
- * HS_DICOM_OK slices are grouped by SeriesInstanceUID as written. Every
- * other file goes to skipped with its verdict name and reason. When the
- * folder holds several StudyInstanceUIDs, the study with the most accepted
- * slices is kept (ties: the smaller UID string) and the accepted slices of
- * the others are skipped as "other_study", "belongs to another study (UID)".
- * Within a series, a second file with the same SOPInstanceUID or the same
+ * HS_DICOM_OK slices are grouped by SeriesInstanceUID as written, whole:
+ * UIDs are compared as the keys of dicom.h, so two UIDs that differ only
+ * after byte 64 or after a NUL are two studies, two series or two
+ * instances. Every other file goes to skipped with its verdict name and
+ * reason. When the folder holds several StudyInstanceUIDs, the study with
+ * the most accepted slices is kept (ties: the smaller key) and the accepted
+ * slices of the others are skipped as "other_study", "belongs to another
+ * study (KEY)". Within a series, a second file with the same SOPInstanceUID or the same
  * position along the normal (within 0.01 mm) is skipped as "duplicate"; the
  * one kept is the first by InstanceNumber, then path.
  *

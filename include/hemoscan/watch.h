@@ -8,7 +8,8 @@
  * down; names starting with '.' and temporary names, see
  * hs_watch_is_temp_name, are not looked at; symbolic links are not
  * followed) has its header read once (hs_dicom_read_header, no pixels). Files whose header names a
- * StudyInstanceUID are grouped by it across the whole tree, whatever
+ * StudyInstanceUID are grouped by its whole key (dicom.h: UIDs that differ
+ * only after byte 64 or after a NUL are two studies) across the whole tree, whatever
  * folder they are in and whatever their verdict (an MR or corrupt file of
  * a study belongs to the study: the study reader skips it with its
  * reason). Everything else is a loose file with a verdict name and a
@@ -30,6 +31,7 @@
 
 #include <stddef.h>
 
+#include "hemoscan/dicom.h"
 #include "hemoscan/status.h"
 
 typedef enum {
@@ -46,13 +48,13 @@ typedef struct {
     double newest;       /* newest of mtime, ctime and the mtime and ctime of every
                             folder between the drop folder and the file */
     hs_watch_kind kind;
-    char study_uid[65];
+    char study_uid[HS_UID_KEY_MAX]; /* the StudyInstanceUID key (dicom.h): never cut */
     char verdict[32];  /* loose: hs_dicom_verdict_name, or "no_study_uid", "not_regular" */
     char reason[256];  /* loose: one sentence; error: the message */
 } hs_watch_file;
 
 typedef struct {
-    char study_uid[65];
+    char study_uid[HS_UID_KEY_MAX];
     int n;         /* files of the study */
     int *file;     /* indexes into hs_watch_listing.files, in path order */
     double newest; /* newest hs_watch_file.newest of its files */

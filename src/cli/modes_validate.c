@@ -38,7 +38,7 @@
 /* What the report keeps of one study. */
 typedef struct {
     char *name;             /* folder under DIR, or the UID in the flat form */
-    char uid[65];
+    char uid[HS_UID_KEY_MAX];
     int row;                /* its label row, -1 when it has none */
     int read;               /* 0: it could not be read (an error) */
     hs_verdict verdict;

@@ -23,6 +23,11 @@
  *   changing the verdict: the slice stays in its series and is recorded as
  *   not scored, so the study becomes not assessable instead of having its
  *   bad slices quietly dropped and the rest read as "no hemorrhage".
+ * - The study, series and SOP instance UIDs are read as raw bytes
+ *   (getPartialValue), not through DCMTK's string getters, which stop at a
+ *   NUL and delete white space inside a UI value: files are grouped by
+ *   these UIDs, so two values must never read the same (dicom.h, "UID
+ *   keys").
  * - Codecs are registered once (std::call_once) and never deregistered,
  *   because DCMTK's registration must not race with decoding in another
  *   thread. DCMTK's own logging is silenced: every failure reaches the
@@ -64,6 +69,10 @@
 
 #include "hemoscan/dicom.h"
 #include "hemoscan/ljpeg.h"
+/* checksum.h has no C++ guards of its own (see dicom.h). */
+extern "C" {
+#include "hemoscan/checksum.h"
+}
 
 namespace {
 
@@ -163,6 +172,106 @@ std::string get_string(DcmItem *ds, const DcmTagKey &tag)
 void get_field(DcmItem *ds, const DcmTagKey &tag, char *dst, size_t cap)
 {
     copy_field(dst, cap, get_string(ds, tag));
+}
+
+/* Every byte of a UID attribute's value, embedded NULs included, with
+ * DICOM's trailing padding (spaces, or a NUL for UI) removed; "" if
+ * absent. Not getOFStringArray: its C string stops at the first NUL, and
+ * two UIDs that differ only after one would become the same study. Not
+ * getString first either: on a UI element, DCMTK's input correction
+ * deletes every white-space byte, wherever it is, so "1.2 3" would be
+ * read as "1.23"; getPartialValue copies the bytes as they are. */
+std::string get_raw_uid(DcmItem *ds, const DcmTagKey &tag)
+{
+    DcmElement *el = dicom_attribute(ds, tag);
+    std::string v;
+    char *text = nullptr;
+    Uint32 len = 0;
+    if (el == nullptr)
+        return v;
+    Uint32 field = el->getLengthField();
+    v.resize(field);
+    if (field > 0 && el->getPartialValue(&v[0], 0, field).bad()) {
+        v.clear();
+        if (el->getString(text, len).good() && text != nullptr)
+            v.assign(text, len);
+    }
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\0'))
+        v.pop_back();
+    return v;
+}
+
+/* A byte that may stand for itself in a key (see dicom.h). */
+bool uid_key_byte(unsigned char c)
+{
+    return c >= '!' && c <= '~' && c != '#';
+}
+
+/* The key of raw into key (HS_UID_KEY_MAX bytes), and the note on it
+ * into note (HS_UID_NOTE_MAX bytes) naming it as name: see dicom.h. */
+void uid_key(const std::string &raw, const char *name, char *key, char *note)
+{
+    key[0] = '\0';
+    note[0] = '\0';
+    size_t n = raw.size();
+    bool plain = n <= 64;
+    size_t bad = n; /* first byte outside the UI set (digits and dots) */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if (!uid_key_byte(c))
+            plain = false;
+        if (bad == n && !((c >= '0' && c <= '9') || c == '.'))
+            bad = i;
+    }
+    if (plain) {
+        std::memcpy(key, raw.data(), n);
+        key[n] = '\0';
+    } else {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)raw[i];
+            bool as_is = uid_key_byte(c) && c != '\\';
+            if (k + (as_is ? 1 : 4) > HS_UID_KEY_PREFIX)
+                break;
+            if (as_is)
+                key[k++] = (char)c;
+            else
+                k += (size_t)std::snprintf(key + k, 5, "\\x%02x", c);
+        }
+        unsigned char digest[HS_SHA256_LEN];
+        char hex[65];
+        hs_sha256(raw.data(), n, digest);
+        hs_sha256_hex(digest, hex);
+        std::snprintf(key + k, HS_UID_KEY_MAX - k, "#sha256:%s", hex);
+    }
+
+    std::string what;
+    if (n > 64)
+        what = " is " + std::to_string(n) + " bytes (DICOM allows 64)";
+    if (bad < n) {
+        unsigned char c = (unsigned char)raw[bad];
+        char b[64];
+        if (c == '\0')
+            std::snprintf(b, sizeof b, "a NUL");
+        else if (c == ' ')
+            std::snprintf(b, sizeof b, "a space");
+        else if (c < 0x20 || c == 0x7f)
+            std::snprintf(b, sizeof b, "control byte 0x%02x", c);
+        else if (c > 0x7e)
+            std::snprintf(b, sizeof b, "byte 0x%02x", c);
+        else
+            std::snprintf(b, sizeof b, "'%c'", c);
+        what += std::string(n > 64 ? " and" : "") + " holds " + b + " at byte " + std::to_string(bad + 1);
+        if (c > ' ' && c < 0x7f)
+            what += " (a UID has digits and dots only)";
+    }
+    if (!what.empty())
+        std::snprintf(note, HS_UID_NOTE_MAX, "%s%s", name, what.c_str());
+}
+
+void get_uid(DcmItem *ds, const DcmTagKey &tag, const char *name, char *key, char *note)
+{
+    uid_key(get_raw_uid(ds, tag), name, key, note);
 }
 
 /* Value pos of a decimal (DS, or anything DCMTK can read as a number);
@@ -415,16 +524,16 @@ sniff sniff_file(const char *path, std::string *why)
 /* Fill h from a parsed data set. meta may be NULL (ACR-NEMA). */
 void fill_header(DcmItem *ds, DcmItem *meta, E_TransferSyntax xfer, hs_dicom_header *h)
 {
-    get_field(ds, DCM_StudyInstanceUID, h->study_uid, sizeof h->study_uid);
-    get_field(ds, DCM_SeriesInstanceUID, h->series_uid, sizeof h->series_uid);
-    get_field(ds, DCM_SOPInstanceUID, h->sop_uid, sizeof h->sop_uid);
+    get_uid(ds, DCM_StudyInstanceUID, "StudyInstanceUID", h->study_uid, h->study_uid_note);
+    get_uid(ds, DCM_SeriesInstanceUID, "SeriesInstanceUID", h->series_uid, h->series_uid_note);
+    get_uid(ds, DCM_SOPInstanceUID, "SOPInstanceUID", h->sop_uid, h->sop_uid_note);
     get_field(ds, DCM_SOPClassUID, h->sop_class_uid, sizeof h->sop_class_uid);
     /* Some writers leave the SOP UIDs out of the data set; the meta header
      * carries copies of them. */
     if (meta != nullptr && h->sop_class_uid[0] == '\0')
         get_field(meta, DCM_MediaStorageSOPClassUID, h->sop_class_uid, sizeof h->sop_class_uid);
     if (meta != nullptr && h->sop_uid[0] == '\0')
-        get_field(meta, DCM_MediaStorageSOPInstanceUID, h->sop_uid, sizeof h->sop_uid);
+        get_uid(meta, DCM_MediaStorageSOPInstanceUID, "MediaStorageSOPInstanceUID", h->sop_uid, h->sop_uid_note);
     get_field(ds, DCM_Modality, h->modality, sizeof h->modality);
     get_field(ds, DCM_ImageType, h->image_type, sizeof h->image_type);
     get_field(ds, DCM_BodyPartExamined, h->body_part, sizeof h->body_part);

@@ -285,6 +285,7 @@ static hs_status build_series(hs_study *s, int *skip_cap, hs_dicom_header **hs, 
                               hs_series *se, hs_error *err)
 {
     series_copy(se->series_uid, sizeof se->series_uid, hs[0]->series_uid);
+    series_copy(se->uid_note, sizeof se->uid_note, hs[0]->series_uid_note);
     series_copy(se->description, sizeof se->description, hs[0]->series_description);
     se->normal[2] = 1.0;
 
@@ -473,6 +474,30 @@ done:
     return st;
 }
 
+/* The reading note on the kept study's non-conformant UIDs (dicom.h): its
+ * StudyInstanceUID's note, then how many of its n slices have a
+ * non-conformant SOPInstanceUID and the note of the first by path. Kept in
+ * study->why, which the audit database records as the reading's note. */
+static void uid_notes(hs_study *study, hs_dicom_header *const *mine, int n)
+{
+    const hs_dicom_header *first = NULL;
+    int n_sop = 0;
+    for (int i = 0; i < n; i++) {
+        if (mine[i]->sop_uid_note[0] == '\0')
+            continue;
+        n_sop++;
+        if (first == NULL || strcmp(mine[i]->path, first->path) < 0)
+            first = mine[i];
+    }
+    char sop[HS_UID_NOTE_MAX + 64] = "";
+    if (first != NULL)
+        series_sentence(sop, sizeof sop, "%d slice(s) with a non-conformant SOPInstanceUID, first: %s", n_sop,
+                        first->sop_uid_note);
+    const char *study_note = mine[0]->study_uid_note;
+    series_sentence(study->why, sizeof study->why, "%s%s%s", study_note,
+                    study_note[0] != '\0' && sop[0] != '\0' ? "; " : "", sop);
+}
+
 /* Pass 3a: the study with the most accepted slices, reproducibly, among
  * the n_ok headers of ok. Its headers move to the front of ok (*n_mine
  * of them) and give study its identity. Every other header is listed as
@@ -521,6 +546,7 @@ static hs_status keep_one_study(hs_study *study, int *skip_cap, hs_dicom_header 
         ok[i] = NULL;
     }
     if (st == HS_OK && mine_count > 0) {
+        uid_notes(study, ok, mine_count);
         series_copy(study->study_uid, sizeof study->study_uid, ok[0]->study_uid);
         series_copy(study->accession, sizeof study->accession, ok[0]->accession);
         series_copy(study->patient_id, sizeof study->patient_id, ok[0]->patient_id);
@@ -712,6 +738,19 @@ static void describe_thickness(char *out, size_t cap, const hs_series *se, doubl
                  lo, hi);
 }
 
+/* Ends the sentence in why (cap bytes) with "; " and note, cutting the
+ * sentence rather than the note when both do not fit. */
+static void append_note(char *why, size_t cap, const char *note)
+{
+    size_t n = strlen(note);
+    if (n == 0 || n + 3 > cap)
+        return;
+    size_t keep = strlen(why);
+    if (keep + n + 3 > cap)
+        keep = cap - n - 3;
+    snprintf(why + keep, cap - keep, "; %s", note);
+}
+
 int hs_study_choose(hs_study *study, double min_thickness_mm, double max_thickness_mm,
                     int all_eligible)
 {
@@ -735,6 +774,13 @@ int hs_study_choose(hs_study *study, double min_thickness_mm, double max_thickne
         char thick[96];
         describe_thickness(thick, sizeof thick, se, lo, hi);
         const char *note = se->sort_note[0] != '\0' ? "; " : "";
+        /* A key of a non-conformant UID is up to 136 characters: name the
+         * preferred series by its place instead, so the sentence stays whole. */
+        char preferred[HS_UID_KEY_MAX + 32];
+        if (strchr(b->series_uid, '#') != NULL)
+            snprintf(preferred, sizeof preferred, "number %d (in UID order)", best + 1);
+        else
+            snprintf(preferred, sizeof preferred, "%s", b->series_uid);
         se->chosen = i == best || all_eligible;
         if (i == best) {
             series_sentence(se->why, sizeof se->why, "chosen: %s, %s, %d slice(s)%s%s",
@@ -752,8 +798,9 @@ int hs_study_choose(hs_study *study, double min_thickness_mm, double max_thickne
             const char *status =
                 all_eligible ? "also chosen (all eligible), though not the best" : "not chosen";
             series_sentence(se->why, sizeof se->why, "%s: %s; %s, %d slice(s); series %s preferred%s%s",
-                            status, because, thick, se->n_slices, b->series_uid, note, se->sort_note);
+                            status, because, thick, se->n_slices, preferred, note, se->sort_note);
         }
+        append_note(se->why, sizeof se->why, se->uid_note);
     }
     return best;
 }

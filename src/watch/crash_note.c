@@ -207,8 +207,8 @@ static void crash_note_prepare(const char *kind, const char *study_uid, int n_fi
     if (note_fd < 0)
         return;
     int len = snprintf(note_prepared, sizeof note_prepared,
-                       "%s%c%lld%c%s%c%.64s%c%d%c%lld%c%.17g%c%.4000s%c", HS_NOTE_MAGIC, 0,
-                       note_run_id, 0, kind, 0, study_uid, 0, n_files, 0, bytes, 0, newest, 0,
+                       "%s%c%lld%c%s%c%.*s%c%d%c%lld%c%.17g%c%.4000s%c", HS_NOTE_MAGIC, 0,
+                       note_run_id, 0, kind, 0, HS_UID_KEY_MAX - 1, study_uid, 0, n_files, 0, bytes, 0, newest, 0,
                        label, 0);
     if (len <= 0 || (size_t)len >= sizeof note_prepared)
         return; /* cannot happen with the caps above; then no note */

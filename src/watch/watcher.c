@@ -616,7 +616,7 @@ static void take_crash_note(hs_watcher *w)
                               cn.n_files,
                               cn.bytes,
                               cn.newest};
-    char who[HS_PATH_MAX + 128]; /* a study UID and its folder, or a file */
+    char who[HS_UID_KEY_MAX + HS_PATH_MAX + 8]; /* a study UID key and its folder, or a file */
     if (cn.is_file)
         snprintf(who, sizeof who, "%s", cn.label);
     else
