@@ -590,6 +590,35 @@ test_syslog() {
         { why "syslog got: $(cat "$tmp/syslog.txt")"; return 1; }
 }
 
+# Issue 20: two studies whose StudyInstanceUIDs differ only after byte 64
+# were one study: the bleed recorded under the other patient, that patient
+# without a verdict. Each must get its own verdict, study row and patient.
+test_long_study_uids() {
+    fresh_db longuid
+    d=$tmp/longuid
+    rm -rf "$d"
+    gen "$d/bleed" 41 --bleed iph:25,-15,10,30 || return 1
+    gen "$d/normal" 42 || return 1
+    u=1.2.826.0.1.3680043.2.1143.20.1234567890.1234567890.1234567890.1234567890.123456
+    dcmodify -nb -q -m "(0020,000d)=${u}1" "$d"/bleed/* || { why "dcmodify failed"; return 1; }
+    dcmodify -nb -q -m "(0020,000d)=${u}2" "$d"/normal/* || { why "dcmodify failed"; return 1; }
+    pid_bleed=$(dcmdump -q +P 0010,0020 "$(find "$d/bleed" -type f | head -1)" | sed 's/.*\[\(.*\)\].*/\1/')
+    pid_normal=$(dcmdump -q +P 0010,0020 "$(find "$d/normal" -type f | head -1)" | sed 's/.*\[\(.*\)\].*/\1/')
+    [ -n "$pid_bleed" ] && [ "$pid_bleed" != "$pid_normal" ] || { why "patient IDs '$pid_bleed' '$pid_normal'"; return 1; }
+    watch "$d" --stable-age 0 || { why "expected exit 0"; return 1; }
+    grep -q ": 2 studies read (1 hemorrhage, 1 no hemorrhage, 0 not assessable)" "$tmp/out" ||
+        { why "expected two studies read"; return 1; }
+    [ "$(sql "SELECT count(*) FROM studies")" = 2 ] || { why "expected two study rows"; return 1; }
+    [ "$(sql "SELECT count(DISTINCT study_uid) FROM current_verdicts WHERE study_uid LIKE '$(printf %.64s "$u")#sha256:%'")" = 2 ] ||
+        { why "study keys: $(sql 'SELECT study_uid FROM studies')"; return 1; }
+    [ "$(sql "SELECT patient_id FROM current_verdicts WHERE verdict = 'hemorrhage'")" = "$pid_bleed" ] ||
+        { why "the bleed is not under its own patient"; return 1; }
+    [ "$(sql "SELECT patient_id FROM current_verdicts WHERE verdict = 'no_hemorrhage'")" = "$pid_normal" ] ||
+        { why "the other patient has no verdict of its own"; return 1; }
+    [ "$(sql "SELECT count(*) FROM readings WHERE note = 'StudyInstanceUID is 81 bytes (DICOM allows 64)'")" = 2 ] ||
+        { why "reading notes: $(sql 'SELECT note FROM readings')"; return 1; }
+}
+
 check "--watch (cron form): counts, database, files left in place" test_cron_form
 check "--watch: exactly once; a study that gains instances supersedes" test_exactly_once
 check "--watch: --stable-age waits for files still arriving or just moved in" test_stable_age
@@ -598,6 +627,11 @@ check "--watch --done across file systems (copy, fsync, rename, unlink)" test_do
 check "--watch --delete --quarantine" test_delete_and_quarantine
 check "--watch: a study the watcher died reading is not read again unchanged" test_crash
 check "--watch: usage errors" test_usage
+if command -v dcmodify >/dev/null 2>&1 && command -v dcmdump >/dev/null 2>&1; then
+    check "--watch: StudyInstanceUIDs differing after byte 64 are two studies" test_long_study_uids
+else
+    skip "long StudyInstanceUIDs" "DCMTK's dcmodify and dcmdump are missing (apt-get install dcmtk)"
+fi
 check "--watch --review: pictures per study, linked to verdicts; unwritable folder" test_watch_review
 check "--watch --follow: inotify, lock (exit 5), SIGTERM" test_follow_and_lock
 check "--watch --follow: a study copied in slowly is read once, whole" test_slow_copy
