@@ -233,7 +233,7 @@ int cli_mode_export(const options *o)
             status = worse(status, EXIT_NO_SERIES);
         }
         for (int s = 0; s < study.n_series; s++) {
-            char name[80], dir[HS_PATH_MAX];
+            char name[HS_UID_KEY_MAX], dir[HS_PATH_MAX]; /* a whole series UID key */
             hs_safe_file_name(study.series[s].series_uid, "series", name, sizeof name);
             if (hs_path_join(dir, sizeof dir, o->out_dir, name, &err) != HS_OK) {
                 fprintf(stderr, "hemoscan: %s\n", err.msg);

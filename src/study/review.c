@@ -1070,7 +1070,7 @@ hs_status hs_review_write(const hs_study_reading *r, const hs_model *model, cons
     }
 
     /* The final name, from the study UID and the reading's start time. */
-    char base[128], stamp[32];
+    char base[HS_UID_KEY_MAX], stamp[32]; /* a whole study UID key (dicom.h) */
     hs_safe_file_name(r->study.study_uid, "study", base, sizeof base);
     time_t started = (time_t)r->started;
     struct tm tm;
