@@ -336,7 +336,105 @@ test_review_dicom() {
     [ "$status" -eq 2 ] || { why "--review-dicom without --review: expected exit 2"; return 1; }
 }
 
+# -q: a positive still makes exactly one line (issue 20, case 8), naming
+# the study, its score and its verdict id; the command's own output does
+# not reach stdout.
+test_quiet_positive() {
+    study -q "$tmp/bleed" || { why "expected exit 0"; return 1; }
+    [ "$(wc -l <"$tmp/out")" -eq 1 ] || { why "expected exactly one line on stdout"; return 1; }
+    id=$(sql "SELECT max(verdict_id) FROM verdicts")
+    uid=$(sql "SELECT study_uid FROM current_verdicts WHERE verdict_id = $id")
+    acc=$(sql "SELECT accession FROM current_verdicts WHERE verdict_id = $id")
+    grep -Eq "^HEMORRHAGE SUSPECTED: accession $acc, study $uid, folder $tmp/bleed: study score 0\.[0-9]{3} \(threshold 0\.[0-9]{3}\), verdict id $id\$" "$tmp/out" ||
+        { why "the line does not name accession $acc, study $uid, the folder, score, verdict id $id"; return 1; }
+    # a study without a verdict either way stays silent with -q
+    study -q "$tmp/short"
+    [ "$status" -eq 4 ] && [ ! -s "$tmp/out" ] || { why "-q printed a not-assessable study"; return 1; }
+}
+
+# --on-positive: the command gets the study in its environment, after the
+# verdict is recorded, stdin /dev/null, its output on stderr; each run
+# recorded in notifications.
+test_on_positive_env() {
+    rm -rf "$tmp/rev-np"
+    study -q --review "$tmp/rev-np" --on-positive \
+        "env >'$tmp/env.txt'; readlink /proc/\$\$/fd/0 >'$tmp/stdin.txt'; echo from-the-command; sqlite3 -readonly \"\$HEMOSCAN_DB\" \"SELECT verdict FROM verdicts WHERE verdict_id = \$HEMOSCAN_VERDICT_ID\" >'$tmp/seen.txt'" \
+        "$tmp/bleed" || { why "expected exit 0"; return 1; }
+    [ "$(wc -l <"$tmp/out")" -eq 1 ] || { why "the command's output reached stdout"; return 1; }
+    grep -q from-the-command "$tmp/err" || { why "the command's output is not on stderr"; return 1; }
+    [ "$(cat "$tmp/stdin.txt")" = /dev/null ] || { why "stdin was $(cat "$tmp/stdin.txt")"; return 1; }
+    [ "$(cat "$tmp/seen.txt")" = hemorrhage ] || { why "the verdict was not recorded before the command ran"; return 1; }
+    id=$(sql "SELECT max(verdict_id) FROM verdicts")
+    row=$(sql "SELECT study_uid || '|' || ifnull(accession, '') || '|' || ifnull(patient_id, '') || '|' || key_slice_instance || '|' || key_slice_sop_instance_uid FROM current_verdicts WHERE verdict_id = $id")
+    review=$(sql "SELECT path FROM review_files WHERE verdict_id = $id")
+    for want in "HEMOSCAN_VERDICT=hemorrhage" "HEMOSCAN_VERDICT_ID=$id" "HEMOSCAN_DB=$DB" \
+        "HEMOSCAN_STUDY_DIR=$tmp/bleed" "HEMOSCAN_STUDY_UID=$(echo "$row" | cut -d'|' -f1)" \
+        "HEMOSCAN_ACCESSION=$(echo "$row" | cut -d'|' -f2)" "HEMOSCAN_PATIENT_ID=$(echo "$row" | cut -d'|' -f3)" \
+        "HEMOSCAN_KEY_INSTANCE=$(echo "$row" | cut -d'|' -f4)" "HEMOSCAN_KEY_SOP_UID=$(echo "$row" | cut -d'|' -f5)" \
+        "HEMOSCAN_REVIEW_FILE=$review"; do
+        grep -qxF "$want" "$tmp/env.txt" || { why "the environment lacks $want"; return 1; }
+    done
+    p=$(sed -n 's/^HEMOSCAN_STUDY_PROBABILITY=//p' "$tmp/env.txt")
+    t=$(sed -n 's/^HEMOSCAN_THRESHOLD=//p' "$tmp/env.txt")
+    [ "$(sql "SELECT abs(probability - $p) < 1e-5 AND abs(threshold - $t) < 1e-5 FROM verdicts WHERE verdict_id = $id")" = 1 ] ||
+        { why "probability $p or threshold $t is not the verdict's"; return 1; }
+    [ "$(sql "SELECT outcome, exit_status, message IS NULL, finished_at >= started_at FROM notifications WHERE verdict_id = $id")" = "ok|0|1|1" ] ||
+        { why "notification not recorded as ok: $(sql "SELECT * FROM notifications")"; return 1; }
+    # a negative study runs nothing
+    : >"$tmp/ran.txt"
+    study -q --on-positive "echo ran >>'$tmp/ran.txt'" "$tmp/short"
+    [ ! -s "$tmp/ran.txt" ] || { why "the command ran for a study that is not positive"; return 1; }
+}
+
+# A hostile AccessionNumber (a command substitution and a newline) stays a
+# string: in the environment with the newline made '?', never run.
+test_on_positive_hostile() {
+    rm -rf "$tmp/hostile" "$tmp/cwd"
+    cp -r "$tmp/bleed" "$tmp/hostile" && mkdir "$tmp/cwd" || return 1
+    dcmodify -nb -m "(0008,0050)=;\$(touch x)
+y" "$tmp/hostile"/* >/dev/null 2>&1 || { why "dcmodify failed"; return 1; }
+    hs=$(cd "$(dirname "$HEMOSCAN")" && pwd)/$(basename "$HEMOSCAN")
+    model=$(cd "$(dirname "$MODEL")" && pwd)/$(basename "$MODEL")
+    (cd "$tmp/cwd" && "$hs" --model "$model" --db "$DB" --study -q \
+        --on-positive "env >'$tmp/env-h.txt'; echo \"\$HEMOSCAN_ACCESSION\" >'$tmp/acc.txt'" \
+        "$tmp/hostile" </dev/null >"$tmp/out" 2>"$tmp/err")
+    status=$?
+    [ "$status" -eq 0 ] || { why "expected exit 0"; return 1; }
+    [ ! -e "$tmp/cwd/x" ] || { why "the accession number was run as a command"; return 1; }
+    grep -qxF 'HEMOSCAN_ACCESSION=;$(touch x)?y' "$tmp/env-h.txt" || { why "accession not passed, cleaned: $(grep ACCESSION "$tmp/env-h.txt")"; return 1; }
+    [ "$(wc -l <"$tmp/out")" -eq 1 ] && grep -qF 'accession ;$(touch x)?y,' "$tmp/out" ||
+        { why "the -q line is not one cleaned line"; return 1; }
+}
+
+# A failing command (exit 3, a timeout, a missing program) is recorded
+# and reported; the verdict stands, the exit status says the run failed.
+test_on_positive_failures() {
+    for c in "exit 3|exit_status|3" "sleep 30|timeout|" "/nonexistent/notify-me|exit_status|127"; do
+        cmd=${c%%|*}
+        rest=${c#*|}
+        HEMOSCAN_ON_POSITIVE_TIMEOUT_S=1 study -q --on-positive "$cmd" "$tmp/bleed"
+        [ "$status" -eq 1 ] || { why "$cmd: expected exit 1, got $status"; return 1; }
+        [ "$(wc -l <"$tmp/out")" -eq 1 ] && grep -q "^HEMORRHAGE SUSPECTED" "$tmp/out" ||
+            { why "$cmd: the positive line is missing"; return 1; }
+        id=$(sql "SELECT max(verdict_id) FROM verdicts")
+        [ "$(sql "SELECT verdict FROM current_verdicts WHERE verdict_id = $id")" = hemorrhage ] ||
+            { why "$cmd: the verdict does not stand"; return 1; }
+        [ "$(sql "SELECT outcome || '|' || ifnull(exit_status, '') FROM notifications WHERE verdict_id = $id AND command = '$cmd'")" = "$rest" ] ||
+            { why "$cmd: recorded as $(sql "SELECT * FROM notifications WHERE verdict_id = $id")"; return 1; }
+        grep -q "hemoscan: --on-positive for study .*verdict id $id, which stands" "$tmp/err" ||
+            { why "$cmd: no message on stderr"; return 1; }
+    done
+    [ "$(sql "SELECT exit_status FROM runs ORDER BY run_id DESC LIMIT 1")" = 1 ] ||
+        { why "the run is not marked failed"; return 1; }
+    run "$HEMOSCAN" --on-positive true --predict x.png
+    [ "$status" -eq 2 ] || { why "--on-positive without --study or --watch: expected exit 2"; return 1; }
+}
+
 check "--study --json: verdict, keys, key slice, model checksum" test_json_verdict
+check "--study -q: a positive prints one line naming it" test_quiet_positive
+check "--study --on-positive: the study in the environment, recorded" test_on_positive_env
+check "--study --on-positive: a hostile accession number stays a string" test_on_positive_hostile
+check "--study --on-positive: exit 3, timeout, missing program recorded; verdict stands" test_on_positive_failures
 check "--study --review: TIFF named in JSON, recorded with its checksum; unwritable folder" test_review
 if command -v dcmdump >/dev/null 2>&1 && command -v storescp >/dev/null 2>&1 && command -v storescu >/dev/null 2>&1; then
     check "--study --review-dicom: a Secondary Capture PACS accepts, in the same study, pointing at the key slice" test_review_dicom

@@ -96,6 +96,10 @@ typedef struct {
  * one multi-frame file. */
 static int fake_multiframe;
 
+/* Set while a test wants negatives labelled as hemoscan did before schema
+ * version 8 (by their margin: "high" far below the threshold). */
+static int fake_old_labels;
+
 static void fake_verdict(hs_study_verdict *v, const fake_spec *f)
 {
     memset(v, 0, sizeof *v);
@@ -112,8 +116,11 @@ static void fake_verdict(hs_study_verdict *v, const fake_spec *f)
     v->probability = f->probability;
     v->confidence = f->verdict == HS_VERDICT_HEMORRHAGE ? (v->probability - 0.5) / 0.5
                                                         : (0.5 - v->probability) / 0.5;
+    /* verdict.c's rule: a negative is "low" (before schema 8, and with
+     * fake_old_labels, the margin's label on both sides) */
+    int margin_label = f->verdict == HS_VERDICT_HEMORRHAGE || fake_old_labels;
     snprintf(v->confidence_label, sizeof v->confidence_label, "%s",
-             v->confidence < 1.0 / 3 ? "low" : v->confidence < 2.0 / 3 ? "moderate" : "high");
+             !margin_label || v->confidence < 1.0 / 3 ? "low" : v->confidence < 2.0 / 3 ? "moderate" : "high");
     v->key_slice = f->slices / 2;
 }
 
@@ -457,7 +464,7 @@ static void test_settings(void)
     CU_ASSERT_EQUAL(count(db, "PRAGMA application_id"), HS_AUDIT_APPLICATION_ID);
     CHECK_ROW(db, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE "
                   "type IN ('table', 'view') ORDER BY name)",
-              "current_verdicts failures loose_files model_classes models readings review_files runs "
+              "current_verdicts failures loose_files model_classes models notifications readings review_files runs "
               "series skipped_files slices studies validation_labels validation_results verdicts "
               "watch_crashes watch_files watch_runs");
     sqlite3_close(db);
@@ -800,6 +807,91 @@ static void test_validation_runs(void)
     CU_ASSERT_NOT_EQUAL(exec(db, "UPDATE runs SET purpose = 'production' WHERE purpose = 'validation'"),
                         SQLITE_OK);
     CU_ASSERT_NOT_EQUAL(exec(db, "UPDATE validation_labels SET label = 0"), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Schema 8 (issue 20): an upgrade from 7 keeps old negatives' labels; a
+ * new negative is 'low' only; each --on-positive run is recorded beside a
+ * hemorrhage verdict and never changed. */
+static void test_notifications(void)
+{
+    char path[PATH_CAP];
+    tmp_path(path, "v7-notifications.db");
+    unlink(path);
+    hs_audit *a = NULL;
+    hs_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(hs_audit_open_schema(path, hs_audit_schema, 7, &a, &err), HS_OK);
+    long long run = begin_run(a, model_a, "a");
+    fake_spec f = positive("1.2.80");
+    long long pos7 = record_ok(a, run, &f, model_a);
+    fake_spec g = f;
+    g.uid = "1.2.81";
+    g.verdict = HS_VERDICT_NO_HEMORRHAGE;
+    g.probability = 0.125f; /* margin 0.75: "high" before version 8 */
+    fake_old_labels = 1;
+    long long neg7 = record_ok(a, run, &g, model_a);
+    hs_audit_notification n = {pos7, "notify-pager", 1767225600.0, 1767225601.5, HS_NOTIFY_OK, 0, 0, 30.0, NULL};
+    CU_ASSERT_EQUAL(hs_audit_record_notification(a, &n, &err), HS_ERR_FORMAT); /* no table yet */
+    hs_audit_close(a);
+
+    CU_ASSERT_EQUAL_FATAL(hs_audit_open(path, &a, &err), HS_OK);
+    CU_ASSERT_EQUAL(hs_audit_schema_version(a), HS_AUDIT_SCHEMA_VERSION);
+    /* the old labelling is refused from now on, for the study and its series */
+    g.variant = 'b';
+    long long vid = 0;
+    CU_ASSERT_EQUAL(record(a, run, &g, model_a, &vid, &err), HS_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "confidence_label 'low'"));
+    fake_old_labels = 0;
+    long long neg8 = record_ok(a, run, &g, model_a);
+    CU_ASSERT(neg8 > neg7);
+    CU_ASSERT_EQUAL(hs_audit_record_notification(a, &n, &err), HS_OK);
+    hs_audit_notification bad = {pos7, "notify-pager", 1767225700.0, 1767225730.0, HS_NOTIFY_TIMEOUT, 0, 0, 30.0,
+                                 "still running after 30 s: killed"};
+    CU_ASSERT_EQUAL(hs_audit_record_notification(a, &bad, &err), HS_OK);
+    bad.outcome = HS_NOTIFY_EXIT_STATUS;
+    bad.exit_status = 3;
+    bad.message = "exited with status 3";
+    CU_ASSERT_EQUAL(hs_audit_record_notification(a, &bad, &err), HS_OK);
+    bad.outcome = HS_NOTIFY_SIGNAL;
+    bad.signal = 9;
+    CU_ASSERT_EQUAL(hs_audit_record_notification(a, &bad, &err), HS_OK);
+    bad.outcome = HS_NOTIFY_NOT_STARTED;
+    CU_ASSERT_EQUAL(hs_audit_record_notification(a, &bad, &err), HS_OK);
+    /* refused: a negative verdict, a failure without a message, an end before the start */
+    hs_audit_notification wrong = n;
+    wrong.verdict_id = neg8;
+    CU_ASSERT_EQUAL(hs_audit_record_notification(a, &wrong, &err), HS_ERR_ARG);
+    wrong = bad;
+    wrong.message = NULL;
+    CU_ASSERT_EQUAL(hs_audit_record_notification(a, &wrong, &err), HS_ERR_ARG);
+    wrong = n;
+    wrong.finished = n.started - 1;
+    CU_ASSERT_EQUAL(hs_audit_record_notification(a, &wrong, &err), HS_ERR_ARG);
+    CU_ASSERT_EQUAL(hs_audit_record_notification(a, NULL, &err), HS_ERR_ARG);
+
+    sqlite3 *db = inspect(a, path, 0); /* closes a */
+    char sql[256], want[128];
+    snprintf(sql, sizeof sql, "SELECT verdict, confidence_label FROM verdicts WHERE verdict_id = %lld", neg7);
+    CHECK_ROW(db, sql, "no_hemorrhage|high"); /* an old row stays as it was */
+    snprintf(sql, sizeof sql, "SELECT verdict, confidence_label, confidence FROM verdicts WHERE verdict_id = %lld",
+             neg8);
+    CHECK_ROW(db, sql, "no_hemorrhage|low|0.75"); /* the margin is kept */
+    CHECK_ROW(db, "SELECT group_concat(confidence_label, ' ') FROM series WHERE verdict = 'no_hemorrhage'",
+              "high low");
+    snprintf(want, sizeof want, "%lld|notify-pager|2026-01-01T00:00:00.000Z|2026-01-01T00:00:01.500Z|ok|0|NULL|NULL|30.0", pos7);
+    CHECK_ROW(db, "SELECT verdict_id, command, started_at, finished_at, outcome, exit_status, signal, message, "
+                  "timeout_s FROM notifications ORDER BY notification_id LIMIT 1", want);
+    CHECK_ROW(db, "SELECT group_concat(outcome || ':' || ifnull(exit_status, '-') || ':' || ifnull(signal, '-'), ' ') "
+                  "FROM (SELECT * FROM notifications ORDER BY notification_id)",
+              "ok:0:- timeout:-:- exit_status:3:- signal:-:9 not_started:-:-");
+    CHECK_ROW(db, "PRAGMA integrity_check", "ok");
+    CHECK_ROW(db, "SELECT count(*) FROM pragma_foreign_key_check", "0");
+    sqlite3_close(db);
+    db = raw_open(path, 1);
+    CU_ASSERT_NOT_EQUAL(exec(db, "UPDATE notifications SET outcome = 'ok'"), SQLITE_OK);
+    CU_ASSERT_NOT_EQUAL(exec(db, "DELETE FROM notifications"), SQLITE_OK);
+    CU_ASSERT_NOT_EQUAL(exec(db, "UPDATE verdicts SET confidence_label = 'low' WHERE confidence_label = 'high'"),
+                        SQLITE_OK);
     sqlite3_close(db);
 }
 
@@ -1867,6 +1959,7 @@ int hs_register_audit_tests(void)
         {"upgrade from version 1: slices.frame_number", test_upgrade_from_v1},
         {"a version-2 database is upgraded for the watcher", test_upgrade_for_watcher},
         {"validation runs: upgrade from 6, never superseding, labels", test_validation_runs},
+        {"schema 8: upgrade from 7, negatives 'low', notifications recorded", test_notifications},
         {"watcher tables: runs, loose files, the move journal, crashes", test_watch_tables},
         {"every sql/schema file compiled in, byte for byte", test_schema_files_compiled},
         {"runs: begin, end, fields", test_runs},

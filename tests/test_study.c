@@ -210,7 +210,7 @@ static void test_verdict_neighbour_rule(void)
     CU_ASSERT_DOUBLE_EQUAL(v.probability, 0.2, 1e-6);
     CU_ASSERT_EQUAL(v.key_slice, 5); /* 0.3, confirmed by 0.2 */
     CU_ASSERT_DOUBLE_EQUAL(v.confidence, (0.5 - 0.2) / 0.5, 1e-6);
-    CU_ASSERT_STRING_EQUAL(v.confidence_label, "moderate");
+    CU_ASSERT_STRING_EQUAL(v.confidence_label, "low"); /* a negative is never more */
     CU_ASSERT_EQUAL(v.n_scored, 8);
     CU_ASSERT_STRING_EQUAL(v.reason, "");
 
@@ -240,6 +240,51 @@ static void test_verdict_neighbour_rule(void)
     CU_ASSERT_STRING_EQUAL(hs_verdict_name(HS_VERDICT_HEMORRHAGE), "hemorrhage");
     CU_ASSERT_STRING_EQUAL(hs_verdict_name(HS_VERDICT_NO_HEMORRHAGE), "no_hemorrhage");
     CU_ASSERT_STRING_EQUAL(hs_verdict_name(HS_VERDICT_NOT_ASSESSABLE), "not_assessable");
+}
+
+/* The verdict in words (issue 20, case 7): a negative says what was
+ * measured and that it does not rule out a bleed, never "confidence", and
+ * its label is "low" however far below the threshold it lies. */
+static void test_verdict_words(void)
+{
+    char text[512];
+    const float far_below[8] = {0.01f, 0.01f, 0.01f, 0.01f, 0.01f, 0.01f, 0.01f, 0.01f};
+    hs_study_verdict v = verdict_of(far_below, 8, 0.0, 0, 0.4);
+    CU_ASSERT_EQUAL(v.verdict, HS_VERDICT_NO_HEMORRHAGE);
+    CU_ASSERT(v.confidence > 0.9); /* the margin is still a margin */
+    CU_ASSERT_STRING_EQUAL(v.confidence_label, "low");
+    hs_verdict_describe(&v, text, sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, "no hemorrhage found: study score 0.010, 0.390 below the threshold 0.400; "
+                                 "a negative result does not rule out a bleed");
+    CU_ASSERT_PTR_NULL(strstr(text, "confidence"));
+    CU_ASSERT_PTR_NULL(strstr(text, "high"));
+    CU_ASSERT_PTR_NULL(strstr(text, "moderate"));
+
+    /* issue 20's subdural: 0.13 against 0.40 used to read "confidence moderate" */
+    const float subdural[8] = {0.05f, 0.1f, 0.13f, 0.13f, 0.1f, 0.05f, 0.05f, 0.05f};
+    v = verdict_of(subdural, 8, 0.0, 0, 0.4);
+    CU_ASSERT_STRING_EQUAL(v.confidence_label, "low");
+    hs_verdict_describe(&v, text, sizeof text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "study score 0.130, 0.270 below the threshold 0.400"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, HS_VERDICT_NEGATIVE_CAVEAT));
+
+    const float bleed[8] = {0.1f, 0.1f, 0.9f, 0.95f, 0.1f, 0.1f, 0.1f, 0.1f};
+    v = verdict_of(bleed, 8, 0.0, 0, 0.4);
+    CU_ASSERT_EQUAL(v.verdict, HS_VERDICT_HEMORRHAGE);
+    CU_ASSERT_STRING_EQUAL(v.confidence_label, "high"); /* a positive's margin keeps its label */
+    hs_verdict_describe(&v, text, sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, "HEMORRHAGE SUSPECTED: study score 0.900, 0.500 above the threshold 0.400");
+
+    const float few[3] = {0.1f, 0.1f, 0.1f};
+    v = verdict_of(few, 3, 0.0, 0, 0.4);
+    hs_verdict_describe(&v, text, sizeof text);
+    CU_ASSERT_EQUAL(strncmp(text, "NOT ASSESSABLE: only 3 slices", 29), 0);
+
+    /* cut to the buffer, always terminated, the needed length returned */
+    char small[8];
+    v = verdict_of(far_below, 8, 0.0, 0, 0.4);
+    CU_ASSERT(hs_verdict_describe(&v, small, sizeof small) > (int)sizeof small);
+    CU_ASSERT_STRING_EQUAL(small, "no hemo");
 }
 
 static void expect_not_assessable(const float *p, int n, double extent, int missing, const char *why)
@@ -640,6 +685,7 @@ int hs_register_study_tests(void)
         {"render: channels kept to the network input", test_render_input_channels},
         {"render: narrower windows cut from one gray rendering", test_render_gray_windows},
         {"verdict: neighbour-confirmed maximum, key slice, confidence", test_verdict_neighbour_rule},
+        {"verdict in words: a negative never reassures", test_verdict_words},
         {"verdict: each not-assessable rule", test_verdict_not_assessable},
         {"a PNG and the same pixels as DICOM score the same", test_png_equals_dicom},
         {"study: synthetic bleed found on its slices", test_study_bleed_found},

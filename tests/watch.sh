@@ -557,14 +557,10 @@ test_permissions() {
         { why "the refused moves are not kept pending"; return 1; }
 }
 
-# --syslog: the summary line reaches syslog (facility daemon, priority info
-# for a run without failures, ident hemoscan). CI machines run no syslog
-# daemon, so tests/syslog_sink stands in for it at /dev/log.
-test_syslog() {
-    fresh_db syslog
-    make_drop "$tmp/sdrop" || return 1
-    : >"$tmp/syslog.txt"
-    "${HEMOSCAN_BUILDDIR:-.}/tests/syslog_sink" /dev/log "$tmp/syslog.txt" 120 &
+# start_sink OUT SECONDS: tests/syslog_sink at /dev/log in the background
+# (pid in spid), writing to OUT; waits until the socket is there.
+start_sink() {
+    "${HEMOSCAN_BUILDDIR:-.}/tests/syslog_sink" /dev/log "$1" "$2" &
     spid=$!
     i=0
     while [ ! -S /dev/log ] && [ $i -lt 200 ]; do
@@ -572,6 +568,16 @@ test_syslog() {
         i=$((i + 1))
     done
     [ -S /dev/log ] || { kill $spid 2>/dev/null; why "the syslog stand-in did not start"; return 1; }
+}
+
+# --syslog: the summary line reaches syslog (facility daemon, priority info
+# for a run without failures, ident hemoscan). CI machines run no syslog
+# daemon, so tests/syslog_sink stands in for it at /dev/log.
+test_syslog() {
+    fresh_db syslog
+    make_drop "$tmp/sdrop" || return 1
+    : >"$tmp/syslog.txt"
+    start_sink "$tmp/syslog.txt" 120 || return 1
     watch "$tmp/sdrop" --stable-age 0 --syslog
     rc=$status
     # the sink ends by itself on the summary line; give it 3 s, no more
@@ -588,6 +594,73 @@ test_syslog() {
     [ $sink -eq 0 ] || { why "the summary line never reached syslog: $(cat "$tmp/syslog.txt")"; return 1; }
     grep -q "^<30>.*hemoscan\[[0-9]*\]: hemoscan watch $tmp/sdrop: 3 studies read" "$tmp/syslog.txt" ||
         { why "syslog got: $(cat "$tmp/syslog.txt")"; return 1; }
+    # a positive goes above the summary and errors: LOG_CRIT (daemon: <26>)
+    grep -q "^<26>.*hemoscan\[[0-9]*\]: HEMORRHAGE SUSPECTED: accession .*, folder $tmp/sdrop/bleed study: study score" "$tmp/syslog.txt" ||
+        { why "no positive at LOG_CRIT: $(cat "$tmp/syslog.txt")"; return 1; }
+    [ "$(grep -c '^<26>' "$tmp/syslog.txt")" -eq 1 ] || { why "expected one LOG_CRIT line"; return 1; }
+}
+
+# --study --syslog (the storescp hand-off's form): the positive at
+# LOG_CRIT, a failed --on-positive at LOG_ERR.
+test_study_syslog() {
+    fresh_db ssyslog
+    [ -d "$tmp/sdrop/bleed study" ] || make_drop "$tmp/sdrop" || return 1
+    : >"$tmp/syslog2.txt"
+    start_sink "$tmp/syslog2.txt" 60 || return 1
+    run "$HEMOSCAN" --model "$MODEL" --db "$DB" --threads 1 --study -q --syslog --on-positive "exit 3" \
+        "$tmp/sdrop/bleed study"
+    rc=$status
+    i=0
+    while [ "$(grep -c '^<2[67]>' "$tmp/syslog2.txt")" -lt 2 ] && [ $i -lt 60 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    { kill $spid && wait $spid; } 2>/dev/null
+    rm -f /dev/log
+    [ $rc -eq 1 ] || { why "expected exit 1 (the command failed), got $rc"; return 1; }
+    grep -q "^<26>.*: HEMORRHAGE SUSPECTED: .*verdict id 1\$" "$tmp/syslog2.txt" ||
+        { why "no positive at LOG_CRIT: $(cat "$tmp/syslog2.txt")"; return 1; }
+    grep -q "^<27>.*: --on-positive for study .*exited with status 3" "$tmp/syslog2.txt" ||
+        { why "the failed command is not at LOG_ERR: $(cat "$tmp/syslog2.txt")"; return 1; }
+}
+
+# --watch -q: the positive's one line and nothing else; --on-positive runs
+# once, for the bleed study, while its files are still in the drop folder.
+test_watch_quiet_positive() {
+    fresh_db wquiet
+    make_drop "$tmp/qdrop" || return 1
+    watch "$tmp/qdrop" --stable-age 0 -q --on-positive \
+        "ls \"\$HEMOSCAN_STUDY_DIR\" | wc -l >>'$tmp/wfiles.txt'; echo \"\$HEMOSCAN_VERDICT_ID\" >>'$tmp/wids.txt'" \
+        --done "$tmp/qdone" || { why "expected exit 0"; return 1; }
+    [ "$(wc -l <"$tmp/out")" -eq 1 ] || { why "expected exactly one line on stdout"; return 1; }
+    id=$(sql "SELECT verdict_id FROM current_verdicts WHERE verdict = 'hemorrhage'")
+    grep -q "^HEMORRHAGE SUSPECTED: accession .*, study .*, folder $tmp/qdrop/bleed study: study score 0\.[0-9]*.*, verdict id $id\$" "$tmp/out" ||
+        { why "the line does not name the bleed study and verdict $id"; return 1; }
+    [ "$(cat "$tmp/wids.txt")" = "$id" ] || { why "the command ran for $(cat "$tmp/wids.txt"), expected $id"; return 1; }
+    [ "$(cat "$tmp/wfiles.txt")" -eq 14 ] || { why "the study's files were gone when the command ran"; return 1; }
+    [ "$(sql "SELECT outcome FROM notifications WHERE verdict_id = $id")" = ok ] || { why "not recorded"; return 1; }
+}
+
+# A negative says what was measured and that it does not rule out a bleed;
+# never "confidence" (issue 20, case 7). Its stored label is 'low'.
+test_negative_words() {
+    fresh_db words
+    watch "$tmp/drop" --stable-age 0 || return 1
+    line=$(grep "no hemorrhage found" "$tmp/out")
+    echo "$line" | grep -Eq ": no hemorrhage found: study score 0\.[0-9]{3}, 0\.[0-9]{3} below the threshold 0\.[0-9]{3}; a negative result does not rule out a bleed \(" ||
+        { why "the negative line says: $line"; return 1; }
+    ! grep -qi "confidence" "$tmp/out" || { why "the word confidence is printed"; return 1; }
+    fresh_db words2
+    watch "$tmp/drop" --stable-age 0 -v || return 1
+    grep -q "^  verdict:    no hemorrhage found: .*; a negative result does not rule out a bleed\$" "$tmp/out" ||
+        { why "the -v block does not say it"; return 1; }
+    ! grep -qi "confidence" "$tmp/out" || { why "the word confidence is printed"; return 1; }
+    fresh_db words3
+    watch "$tmp/drop" --stable-age 0 --json || return 1
+    jq -s -e '[.[] | select(.verdict == "no_hemorrhage")] | length == 1 and (.[0] | .confidence_label == "low" and .caveat == "a negative result does not rule out a bleed" and (.summary | test("below the threshold")) and .margin < 0)' "$tmp/out" >/dev/null ||
+        { why "JSON of the negative: $(grep no_hemorrhage "$tmp/out" | jq -c '{confidence_label, caveat, summary, margin}')"; return 1; }
+    [ "$(sql "SELECT confidence_label FROM verdicts WHERE verdict = 'no_hemorrhage'")" = low ] ||
+        { why "stored label $(sql "SELECT confidence_label FROM verdicts WHERE verdict = 'no_hemorrhage'")"; return 1; }
 }
 
 # Issue 20: two studies whose StudyInstanceUIDs differ only after byte 64
@@ -621,6 +694,8 @@ test_long_study_uids() {
 
 check "--watch (cron form): counts, database, files left in place" test_cron_form
 check "--watch: exactly once; a study that gains instances supersedes" test_exactly_once
+check "--watch: a negative's words never reassure" test_negative_words
+check "--watch -q --on-positive: one line, the command once, files still there" test_watch_quiet_positive
 check "--watch: --stable-age waits for files still arriving or just moved in" test_stable_age
 check "--watch --done: moves keep every file; late instances read with done files" test_done_moves
 check "--watch --done across file systems (copy, fsync, rename, unlink)" test_done_across_fs
@@ -657,7 +732,8 @@ else
     skip "permissions" "needs root, setpriv and user nobody (root itself ignores permissions)"
 fi
 if [ "$(id -u)" -eq 0 ] && [ ! -e /dev/log ] && [ -x "${HEMOSCAN_BUILDDIR:-.}/tests/syslog_sink" ]; then
-    check "--watch --syslog: the summary line reaches syslog" test_syslog
+    check "--watch --syslog: the summary line reaches syslog, the positive above it" test_syslog
+    check "--study --syslog: the positive at LOG_CRIT, a failed command at LOG_ERR" test_study_syslog
 else
     skip "--syslog" "needs root and no /dev/log (a syslog daemon owns it) to stand in for the daemon"
 fi

@@ -24,9 +24,12 @@
 
 /* The schema version this build writes (the highest sql/schema file; the
  * build stops when the two disagree). */
-#define HS_AUDIT_SCHEMA_VERSION 7
+#define HS_AUDIT_SCHEMA_VERSION 8
 /* The first version with validation runs (runs.purpose, validation_labels). */
 #define HS_AUDIT_VERSION_VALIDATION 7
+/* The first version with notifications (--on-positive) and negative
+ * verdicts always labelled 'low'. */
+#define HS_AUDIT_VERSION_NOTIFICATIONS 8
 /* PRAGMA application_id of every hemoscan audit database, "HSAU": tells
  * hemoscan's databases from other programs' SQLite files. */
 #define HS_AUDIT_APPLICATION_ID 0x48534155
@@ -250,6 +253,38 @@ typedef struct {
 hs_status hs_audit_record_validation_labels(hs_audit *a, long long run_id,
                                             const hs_audit_validation_label *labels, int n,
                                             hs_error *err);
+
+/* ---- notifications (schema step 008-notifications, hemoscan --on-positive) ---- */
+
+/* How one run of the --on-positive command ended (notifications.outcome). */
+typedef enum {
+    HS_NOTIFY_OK = 0,          /* exit status 0 */
+    HS_NOTIFY_EXIT_STATUS = 1, /* another exit status */
+    HS_NOTIFY_SIGNAL = 2,      /* killed by a signal hemoscan did not send */
+    HS_NOTIFY_TIMEOUT = 3,     /* still running at the time limit: killed */
+    HS_NOTIFY_NOT_STARTED = 4  /* the shell could not be started */
+} hs_notify_outcome;
+
+/* "ok", "exit_status", "signal", "timeout", "not_started" (stored). */
+const char *hs_notify_outcome_name(hs_notify_outcome o);
+
+typedef struct {
+    long long verdict_id;      /* the hemorrhage verdict it was run for */
+    const char *command;       /* as given */
+    double started, finished;  /* Unix times, seconds */
+    hs_notify_outcome outcome;
+    int exit_status;           /* HS_NOTIFY_OK and HS_NOTIFY_EXIT_STATUS */
+    int signal;                /* HS_NOTIFY_SIGNAL */
+    double timeout_s;          /* the time limit it ran under */
+    const char *message;       /* one line, NULL for HS_NOTIFY_OK */
+} hs_audit_notification;
+
+/* Records one run of the command, in its own statement (autocommit), after
+ * the command has ended. HS_ERR_ARG for a value the schema refuses (a
+ * verdict that is not a hemorrhage verdict, an outcome without its exit
+ * status or signal); HS_ERR_FORMAT on a database opened at a schema older
+ * than HS_AUDIT_VERSION_NOTIFICATIONS. */
+hs_status hs_audit_record_notification(hs_audit *a, const hs_audit_notification *n, hs_error *err);
 
 /* ---- the schema steps (src/store/audit_schema.c, generated from sql/schema) ---- */
 

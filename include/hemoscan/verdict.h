@@ -28,8 +28,14 @@
  *   max_false_alarm).
  *   Confidence: how far the probability lies from the threshold on the side
  *   of the verdict, scaled to [0, 1]: (p - t) / (1 - t) for hemorrhage,
- *   (t - p) / t for no hemorrhage; named low (< 1/3), moderate (< 2/3) or
- *   high. It is a margin, not a calibrated probability of being right.
+ *   (t - p) / t for no hemorrhage. It is a margin, not a calibrated
+ *   probability of being right. Its label is low (< 1/3), moderate (< 2/3)
+ *   or high for hemorrhage, and always low for no hemorrhage: a score far
+ *   below the threshold does not make a negative safe (issue 20: a 20 mm
+ *   subdural scored 0.13 against 0.40, a margin of 0.68, and read
+ *   "confidence moderate"). What people read says the numbers instead
+ *   (hs_verdict_describe): the study score, the threshold, the difference,
+ *   and for a negative that it does not rule out a bleed.
  *
  * Not assessable, in this order (the first rule that matches gives the
  * reason):
@@ -42,6 +48,8 @@
  *     missing in gaps. */
 #ifndef HEMOSCAN_VERDICT_H
 #define HEMOSCAN_VERDICT_H
+
+#include <stddef.h>
 
 #include "hemoscan/status.h"
 
@@ -73,7 +81,8 @@ typedef struct {
     double probability; /* study probability; NaN when not assessable */
     double threshold;   /* the model's threshold it was compared with */
     double confidence;  /* margin in [0, 1]; NaN when not assessable */
-    char confidence_label[12]; /* "low", "moderate", "high"; "" when not assessable */
+    char confidence_label[12]; /* "low", "moderate", "high" (hemorrhage); "low"
+                                  (no hemorrhage); "" when not assessable */
     int key_slice;      /* index into prob, -1 when not assessable */
     int n_scored;       /* slices with a probability */
     char reason[256];   /* why not assessable; "" otherwise */
@@ -84,5 +93,19 @@ typedef struct {
  * the verdict. */
 hs_status hs_verdict_from_slices(const hs_verdict_input *in, double threshold,
                                  hs_study_verdict *out, hs_error *err);
+
+/* The words every negative verdict carries wherever people read it (text,
+ * JSON, syslog, review pictures). */
+#define HS_VERDICT_NEGATIVE_CAVEAT "a negative result does not rule out a bleed"
+
+/* The verdict in one line for people, saying what was measured and no
+ * more; never the word "confidence":
+ *   HEMORRHAGE SUSPECTED: study score 0.912, 0.512 above the threshold 0.400
+ *   no hemorrhage found: study score 0.130, 0.270 below the threshold 0.400;
+ *   a negative result does not rule out a bleed
+ *   NOT ASSESSABLE: <reason>
+ * (the negative on one line). Always NUL-terminated when cap > 0; returns
+ * what snprintf returns (the length it needed). */
+int hs_verdict_describe(const hs_study_verdict *v, char *buf, size_t cap);
 
 #endif

@@ -1,6 +1,7 @@
 /* common.c - what the modes share: finding and loading the model, the
  * audit database's default place, printing a study reading (text or
- * JSON), and the study options the command line asks for.
+ * JSON, and the one line a positive makes even with -q), and the study
+ * options the command line asks for.
  *
  * Built this way on purpose:
  *   - main.c only parses and dispatches, and no mode calls another: what
@@ -23,6 +24,7 @@
 #include "hemoscan/fileio.h"
 #include "hemoscan/path.h"
 #include "hemoscan/review.h"
+#include "hemoscan/verdict.h"
 #include "modes.h"
 
 /* ---- the model ---------------------------------------------------------- */
@@ -148,6 +150,14 @@ json_t *cli_reading_json(const hs_study_reading *r, const hs_model *model, long 
     json_object_set_new(j, "verdict", json_string(hs_verdict_name(r->verdict.verdict)));
     json_object_set_new(j, "probability", cli_json_number(r->verdict.probability));
     json_object_set_new(j, "threshold", json_real(model->threshold));
+    /* what was measured, in numbers and words; confidence and its label
+     * stay for old readers (a margin; a negative's label is always "low") */
+    json_object_set_new(j, "margin", cli_json_number(r->verdict.probability - model->threshold));
+    char summary[512];
+    hs_verdict_describe(&r->verdict, summary, sizeof summary);
+    json_object_set_new(j, "summary", json_string(summary));
+    json_object_set_new(j, "caveat", r->verdict.verdict == HS_VERDICT_NO_HEMORRHAGE
+                                         ? json_string(HS_VERDICT_NEGATIVE_CAVEAT) : json_null());
     json_object_set_new(j, "confidence", cli_json_number(r->verdict.confidence));
     json_object_set_new(j, "confidence_label", json_text(r->verdict.confidence_label));
     const hs_series *ks = NULL;
@@ -242,12 +252,10 @@ void cli_print_reading(const hs_study_reading *r, const hs_model *model, const c
         }
     }
     const hs_study_verdict *v = &r->verdict;
-    if (v->verdict == HS_VERDICT_NOT_ASSESSABLE) {
-        printf("  verdict:    NOT ASSESSABLE: %s\n", v->reason);
-    } else {
-        printf("  verdict:    %s  probability %.3f (threshold %.3f), confidence %s\n",
-               v->verdict == HS_VERDICT_HEMORRHAGE ? "HEMORRHAGE SUSPECTED" : "no hemorrhage found",
-               v->probability, model->threshold, v->confidence_label);
+    char words[512];
+    hs_verdict_describe(v, words, sizeof words);
+    printf("  verdict:    %s\n", words);
+    if (v->verdict != HS_VERDICT_NOT_ASSESSABLE) {
         const hs_series *ks = NULL;
         const hs_slice *k = key_slice(r, &ks);
         if (k != NULL) {
@@ -286,19 +294,36 @@ void cli_print_reading(const hs_study_reading *r, const hs_model *model, const c
 }
 
 /* The one line --watch prints per study at normal verbosity. */
-static void print_reading_line(const hs_study_reading *r, const hs_model *model, long long verdict_id,
-                               const hs_review_file *review)
+static void print_reading_line(const hs_study_reading *r, long long verdict_id, const hs_review_file *review)
 {
-    const hs_study_verdict *v = &r->verdict;
-    const char *uid = r->study.study_uid;
+    char words[512];
+    hs_verdict_describe(&r->verdict, words, sizeof words);
     const char *sep = review->path[0] != '\0' ? ", review " : "";
-    if (v->verdict == HS_VERDICT_NOT_ASSESSABLE)
-        printf("study %s: NOT ASSESSABLE: %s (%s, verdict id %lld%s%s)\n", uid, v->reason, r->dir, verdict_id,
-               sep, review->path);
-    else
-        printf("study %s: %s, probability %.3f (threshold %.3f) (%s, verdict id %lld%s%s)\n", uid,
-               v->verdict == HS_VERDICT_HEMORRHAGE ? "HEMORRHAGE SUSPECTED" : "no hemorrhage found",
-               v->probability, model->threshold, r->dir, verdict_id, sep, review->path);
+    printf("study %s: %s (%s, verdict id %lld%s%s)\n", r->study.study_uid, words, r->dir, verdict_id, sep,
+           review->path);
+}
+
+void cli_clean_text(const char *in, char *out, size_t cap)
+{
+    if (cap == 0)
+        return;
+    size_t n = 0;
+    for (; in != NULL && in[n] != '\0' && n + 1 < cap; n++) {
+        unsigned char c = (unsigned char)in[n];
+        out[n] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    out[n] = '\0';
+}
+
+void cli_positive_line(const hs_study_reading *r, long long verdict_id, char *buf, size_t cap)
+{
+    char acc[sizeof r->study.accession], uid[sizeof r->study.study_uid], dir[HS_PATH_MAX];
+    cli_clean_text(r->study.accession, acc, sizeof acc);
+    cli_clean_text(r->study.study_uid, uid, sizeof uid);
+    cli_clean_text(r->dir, dir, sizeof dir);
+    snprintf(buf, cap, "HEMORRHAGE SUSPECTED: accession %s, study %s, folder %s: study score %.3f "
+             "(threshold %.3f), verdict id %lld", acc[0] ? acc : "-", uid[0] ? uid : "-", dir,
+             r->verdict.probability, r->verdict.threshold, verdict_id);
 }
 
 void cli_emit_reading(const options *o, int brief, const hs_study_reading *r, const hs_model *model,
@@ -310,9 +335,16 @@ void cli_emit_reading(const options *o, int brief, const hs_study_reading *r, co
         json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
         fputc('\n', stdout);
         json_decref(j);
+    } else if (o->verbose < 0) {
+        /* -q: a positive still makes one line (issue 20, case 8) */
+        if (r->verdict.verdict == HS_VERDICT_HEMORRHAGE) {
+            char line[2 * HS_PATH_MAX];
+            cli_positive_line(r, verdict_id, line, sizeof line);
+            printf("%s\n", line);
+        }
     } else if (brief && o->verbose == 0) {
-        print_reading_line(r, model, verdict_id, review);
-    } else if (o->verbose >= 0) {
+        print_reading_line(r, verdict_id, review);
+    } else {
         cli_print_reading(r, model, model_path, db_path, verdict_id, review, o->verbose);
     }
     fflush(stdout);

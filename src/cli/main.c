@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #ifdef HAVE_CONFIG_H
@@ -73,7 +74,8 @@ static void usage(FILE *out)
             "  --threads N            worker threads (default: 1 for training, every\n"
             "                         core for --study)\n"
             "  --seed N               seed for every random choice (default 1)\n"
-            "  -q, --quiet            print errors only\n"
+            "  -q, --quiet            print errors only, and with --study or --watch one\n"
+            "                         line per positive study\n"
             "  -v, --verbose          print more detail\n"
             "  -h, --help             print this help and exit\n"
             "      --version          print the version and exit\n"
@@ -91,6 +93,12 @@ static void usage(FILE *out)
             "                         DIAGNOSTIC USE) to send back to PACS with storescu\n"
             "  --slice-labels FILE    with --validate: sop_instance_uid,label lines; adds\n"
             "                         the slice-level AUC\n"
+            "  --on-positive CMD      with --study or --watch: run CMD (/bin/sh -c) for\n"
+            "                         each positive study once its verdict is recorded;\n"
+            "                         the study in HEMOSCAN_* variables, killed after\n"
+            "                         30 s, its failure recorded (see hemoscan(1))\n"
+            "  --syslog               with --study or --watch: positives to syslog\n"
+            "                         (LOG_CRIT), errors (LOG_ERR), the --watch summary\n"
             "  --min-thickness MM     preferred slice thickness range (2)\n"
             "  --max-thickness MM     (10)\n"
             "\n"
@@ -103,7 +111,6 @@ static void usage(FILE *out)
             "  --delete               delete the files of each study read\n"
             "  --quarantine DIR       move files that belong to no study, and studies that\n"
             "                         failed, to DIR with the reason beside them\n"
-            "  --syslog               also send errors and the summary to syslog\n"
             "\n"
             "Training options (the default model's: scripts/train-default-model.sh):\n"
             "  --val-split F          validation fraction when DIR has no validate/, with\n"
@@ -182,7 +189,8 @@ enum {
     OPT_SCHEDULE, OPT_PATIENCE, OPT_MEMBERS, OPT_FOLD_ENSEMBLE, OPT_NO_AUGMENT, OPT_KEEP_LAST, OPT_NO_TTA, OPT_MIN_SENS, OPT_MAX_FALSE_ALARM, OPT_BALANCE, OPT_AUG_STRENGTH,
     OPT_STUDY, OPT_EXPORT, OPT_OUT, OPT_DB, OPT_ALL_SERIES, OPT_MIN_THICKNESS, OPT_MAX_THICKNESS,
     OPT_WATCH, OPT_FOLLOW, OPT_STABLE_AGE, OPT_DONE, OPT_DELETE, OPT_QUARANTINE, OPT_SYSLOG,
-    OPT_REVIEW, OPT_REVIEW_DICOM, OPT_VALIDATE, OPT_LABELS, OPT_SLICE_LABELS, OPT_SUBTYPES
+    OPT_REVIEW, OPT_REVIEW_DICOM, OPT_VALIDATE, OPT_LABELS, OPT_SLICE_LABELS, OPT_SUBTYPES,
+    OPT_ON_POSITIVE
 };
 
 static const struct option longopts[] = {
@@ -242,6 +250,7 @@ static const struct option longopts[] = {
     {"delete", no_argument, NULL, OPT_DELETE},
     {"quarantine", required_argument, NULL, OPT_QUARANTINE},
     {"syslog", no_argument, NULL, OPT_SYSLOG},
+    {"on-positive", required_argument, NULL, OPT_ON_POSITIVE},
     {"validate", required_argument, NULL, OPT_VALIDATE},
     {"labels", required_argument, NULL, OPT_LABELS},
     {"slice-labels", required_argument, NULL, OPT_SLICE_LABELS},
@@ -393,6 +402,13 @@ static int take_option(options *o, int c, const char *arg)
     case OPT_DELETE: o->delete_done = 1; break;
     case OPT_QUARANTINE: o->quarantine_dir = arg; break;
     case OPT_SYSLOG: o->use_syslog = 1; break;
+    case OPT_ON_POSITIVE:
+        if (arg[0] == '\0') {
+            fprintf(stderr, "hemoscan: --on-positive: the command is empty\n");
+            return -1;
+        }
+        o->on_positive = arg;
+        break;
     case OPT_VALIDATE: o->validate_dir = arg; break;
     case OPT_LABELS: o->labels = arg; break;
     case OPT_SLICE_LABELS: o->slice_labels = arg; break;
@@ -518,19 +534,21 @@ static int check_dependencies(const options *o)
 {
     int study_or_watch = o->study || o->watch_dir != NULL;
     int validate = o->validate_dir != NULL;
-    int watch_opts = o->follow || o->done_dir != NULL || o->delete_done ||
-                     o->quarantine_dir != NULL || o->use_syslog;
+    int watch_opts = o->follow || o->done_dir != NULL || o->delete_done || o->quarantine_dir != NULL;
     if (requires(o->export_slices, o->out_dir != NULL, "--export", "needs", "--out PNGDIR") != 0 ||
         requires(o->out_dir != NULL, o->export_slices, "--out", "works with", "--export") != 0 ||
         requires(o->review_dicom, o->review_dir != NULL, "--review-dicom", "needs", "--review DIR") != 0 ||
-        requires(o->review_dir != NULL, study_or_watch, "--review", "works with", "--study and --watch") != 0)
+        requires(o->review_dir != NULL, study_or_watch, "--review", "works with", "--study and --watch") != 0 ||
+        requires(o->on_positive != NULL, study_or_watch, "--on-positive", "works with",
+                 "--study and --watch") != 0 ||
+        requires(o->use_syslog, study_or_watch, "--syslog", "works with", "--study and --watch") != 0)
         return -1;
     if (o->min_thickness > 0 && o->max_thickness > 0 && o->min_thickness > o->max_thickness) {
         fprintf(stderr, "hemoscan: --min-thickness %g is above --max-thickness %g\n", o->min_thickness,
                 o->max_thickness);
         return -1;
     }
-    if (requires(watch_opts, o->watch_dir != NULL, "--follow, --done, --delete, --quarantine and --syslog",
+    if (requires(watch_opts, o->watch_dir != NULL, "--follow, --done, --delete and --quarantine",
                  "work with", "--watch DIR") != 0 ||
         conflicts(o->done_dir != NULL, o->delete_done, "--done DIR", "--delete") != 0 ||
         requires(o->cv_folds > 0, o->train_dir != NULL, "--cv", "works with", "--train DIR") != 0 ||
@@ -599,12 +617,17 @@ int main(int argc, char **argv)
         return cli_mode_eval(&o);
     if (o.predict)
         return cli_mode_predict(&o);
-    if (o.study)
-        return cli_mode_study(&o);
+    if (o.study || o.watch_dir != NULL) {
+        /* positives, errors and the --watch summary (notify.c, modes_watch.c) */
+        if (o.use_syslog)
+            openlog("hemoscan", LOG_PID, LOG_DAEMON);
+        int rc = o.study ? cli_mode_study(&o) : cli_mode_watch(&o);
+        if (o.use_syslog)
+            closelog();
+        return rc;
+    }
     if (o.export_slices)
         return cli_mode_export(&o);
-    if (o.watch_dir != NULL)
-        return cli_mode_watch(&o);
     if (o.validate_dir != NULL)
         return cli_mode_validate(&o);
     if (o.init_model != NULL) {

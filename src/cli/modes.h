@@ -84,7 +84,8 @@ typedef struct {
     const char *done_dir;   /* --done DIR */
     int delete_done;        /* --delete */
     const char *quarantine_dir; /* --quarantine DIR */
-    int use_syslog;         /* --syslog */
+    int use_syslog;         /* --syslog (main.c opens and closes the log) */
+    const char *on_positive; /* --on-positive CMD */
     char command[1024];     /* the command line, for provenance */
     hs_train_config train;
     hs_input_recipe train_recipe; /* --windows: the input recipe --train gives its models */
@@ -118,12 +119,22 @@ json_t *cli_reading_json(const hs_study_reading *r, const hs_model *model, long 
 /* A reading on stdout as the options ask, then flushed, the first that
  * applies:
  *   - --json: one compact JSON line;
- *   - -q: nothing;
+ *   - -q: nothing, except cli_positive_line for a positive;
  *   - brief (--watch) and not -v: one line;
  *   - else cli_print_reading's block. */
 void cli_emit_reading(const options *o, int brief, const hs_study_reading *r, const hs_model *model,
                       const char *model_path, const char *db_path, long long verdict_id,
                       const hs_review_file *review);
+
+/* in with every control byte (below 0x20, and DEL) made '?', cut to fit
+ * out (cap bytes, terminated): DICOM header values and file names as they
+ * may go into a line of output, a log or a command's environment. */
+void cli_clean_text(const char *in, char *out, size_t cap);
+
+/* The one line a positive study makes everywhere (-q stdout, syslog):
+ * HEMORRHAGE SUSPECTED: accession A, study UID, folder DIR: study score
+ * 0.912 (threshold 0.400), verdict id N; header values cleaned. */
+void cli_positive_line(const hs_study_reading *r, long long verdict_id, char *buf, size_t cap);
 
 /* The study options the command line asks for (--threads, --no-tta,
  * --all-series, the thickness range; with --review the thumbnails the
@@ -134,6 +145,23 @@ void cli_study_options(const options *o, hs_study_options *sopt);
 
 /* The review options of --review-dicom and --threads. */
 void cli_review_options(const options *o, hs_review_options *ropt);
+
+/* ---- notify.c: what a positive study sets off --------------------------- */
+
+/* How long the --on-positive command may run before it is killed, seconds
+ * ($HEMOSCAN_ON_POSITIVE_TIMEOUT_S overrides it). */
+#define CLI_ON_POSITIVE_TIMEOUT_S 30.0
+
+/* After a positive study's verdict is recorded (and its review written):
+ * with --syslog its cli_positive_line at LOG_CRIT; with --on-positive the
+ * command run (/bin/sh -c, stdin /dev/null, its output on stderr, the
+ * study in HEMOSCAN_* variables, killed at the time limit), then recorded
+ * in the notifications table. Does nothing for other verdicts. Returns
+ * EXIT_OK, or EXIT_FAILED when the command failed or could not be
+ * recorded (said on stderr and, with --syslog, at LOG_ERR); the verdict
+ * stands either way. */
+int cli_on_positive(const options *o, hs_audit *audit, const char *db_path, const hs_study_reading *r,
+                    long long verdict_id, const hs_review_file *review);
 
 /* ---- the modes ----------------------------------------------------------- */
 

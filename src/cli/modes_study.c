@@ -113,6 +113,7 @@ int cli_mode_study(const options *o)
         if (i > 0 && !o->json && o->verbose >= 0)
             printf("\n");
         cli_emit_reading(o, 0, &r, &model, model_path, db_path, verdict_id, &review);
+        status = worse(status, cli_on_positive(o, audit, db_path, &r, verdict_id, &review));
         status = worse(status, study_exit_status(&r));
         hs_study_reading_free(&r);
     }

@@ -23,11 +23,14 @@
  *   7. the journal's pending moves finished, then a pass; with --follow,
  *      a wait for inotify events, the next study to become stable, a
  *      periodic rescan or a signal, and another pass;
- *   8. the summary line (stdout, text or JSON, and syslog with --syslog),
- *      the run's counts in watch_runs, the exit status.
+ *   8. the summary line (stdout, text or JSON, and syslog with --syslog,
+ *      which main.c opens), the run's counts in watch_runs, the exit
+ *      status.
  *
  * The engine prints nothing: each reading reaches on_reading, which
- * prints it as --study does (cli_emit_reading), and each error or -v note
+ * prints it as --study does (cli_emit_reading) and lets a positive make
+ * its noise (cli_on_positive: syslog at LOG_CRIT, --on-positive; a
+ * failure there fails the run, never the verdict), and each error or -v note
  * reaches on_message, which prints "hemoscan: LINE" on stderr and sends
  * errors to syslog with --syslog. The -v "phase" lines say what is in
  * hand (reading, recording, moving): the reliability test uses them to
@@ -118,16 +121,20 @@ static void report(watch_run *m, const char *fmt, ...)
 }
 
 /* A recorded reading: the one line (or with -v the block, then a blank
- * line) on stdout, or a JSON line. */
+ * line; with -q a positive's line only) on stdout, or a JSON line; then a
+ * positive's syslog line and --on-positive command (notify.c), before the
+ * engine moves the study's files. A failed command fails the run. */
 static void on_reading(void *ctx, const hs_study_reading *r, long long verdict_id,
                        const hs_review_file *review)
 {
-    const watch_run *m = ctx;
+    watch_run *m = ctx;
     cli_emit_reading(m->o, 1, r, &m->model, m->model_path, m->db_path, verdict_id, review);
     if (!m->o->json && m->o->verbose > 0) {
         printf("\n");
         fflush(stdout);
     }
+    if (cli_on_positive(m->o, m->audit, m->db_path, r, verdict_id, review) != EXIT_OK)
+        m->failed_any = 1;
 }
 
 /* ---- --follow ------------------------------------------------------------------------ */
@@ -474,8 +481,6 @@ int cli_mode_watch(const options *o)
         prepare_target(&m, o->quarantine_dir, "--quarantine", 0750) != 0 ||
         prepare_target(&m, o->review_dir, "--review", 0700) != 0)
         return EXIT_FAILED;
-    if (o->use_syslog)
-        openlog("hemoscan", LOG_PID, LOG_DAEMON);
     int status = begin_run(&m);
     if (status == EXIT_OK)
         status = start_engine(&m);
@@ -487,7 +492,5 @@ int cli_mode_watch(const options *o)
     hs_model_free(&m.model);
     if (m.locked)
         hs_watch_lock_release(&m.lock);
-    if (o->use_syslog)
-        closelog();
     return status;
 }

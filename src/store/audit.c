@@ -147,13 +147,14 @@ static const struct {
 };
 
 /* The statements of later schema steps (the watcher's, 003-watch; the
- * review files', 004-review; the watcher's crashes, 006-watch-crashes): prepared when first used, so that a
+ * review files', 004-review; the watcher's crashes, 006-watch-crashes;
+ * --on-positive's runs, 008-notifications): prepared when first used, so that a
  * database opened with a shorter schema list (the upgrade tests) still
  * opens. They run through exec like the others, numbered after Q_COUNT. */
 enum {
     W_RUN = Q_COUNT, W_RUN_COUNTS, W_LOOSE, W_PLAN, W_PENDING, W_FINISH, W_DONE_FILES,
     W_REVIEW, W_CRASH, W_CRASHED, W_FILE_CRASHED, V_RUN_BEGIN, V_SUPERSEDE, V_VERDICT,
-    V_ALREADY_READ, V_LABEL, W_END
+    V_ALREADY_READ, V_LABEL, N_NOTIFICATION, W_END
 };
 
 /* From schema 007 on, a verdict carries its run's purpose, and only
@@ -241,6 +242,10 @@ static const struct {
                            "INSERT INTO validation_labels (run_id, labels_file, line, study_key,"
                            " sop_instance_uid, label, subtypes, verdict_id, recorded_at)"
                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, " HS_SQL_TIME ")"},
+    [N_NOTIFICATION - Q_COUNT] = {"recording the --on-positive command",
+                                  "INSERT INTO notifications (verdict_id, command, started_at,"
+                                  " finished_at, outcome, exit_status, signal, timeout_s, message)"
+                                  " VALUES (?, ?, " HS_SQL_TIME ", " HS_SQL_TIME ", ?, ?, ?, ?, ?)"},
 };
 
 struct hs_audit {
@@ -1186,4 +1191,34 @@ hs_status hs_audit_record_validation_labels(hs_audit *a, long long run_id,
     else
         audit_rollback(a->db);
     return st;
+}
+
+/* ---- notifications ------------------------------------------------------------ */
+
+const char *hs_notify_outcome_name(hs_notify_outcome o)
+{
+    switch (o) {
+    case HS_NOTIFY_OK: return "ok";
+    case HS_NOTIFY_EXIT_STATUS: return "exit_status";
+    case HS_NOTIFY_SIGNAL: return "signal";
+    case HS_NOTIFY_TIMEOUT: return "timeout";
+    case HS_NOTIFY_NOT_STARTED: return "not_started";
+    }
+    return "unknown";
+}
+
+hs_status hs_audit_record_notification(hs_audit *a, const hs_audit_notification *n, hs_error *err)
+{
+    if (a == NULL || n == NULL || n->command == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_record_notification: NULL argument");
+    if (a->version < HS_AUDIT_VERSION_NOTIFICATIONS)
+        return hs_fail(err, HS_ERR_FORMAT, "audit database %s: schema version %d has no "
+                       "notifications (version %d does)", a->path, a->version,
+                       HS_AUDIT_VERSION_NOTIFICATIONS);
+    int has_status = n->outcome == HS_NOTIFY_OK || n->outcome == HS_NOTIFY_EXIT_STATUS;
+    int has_signal = n->outcome == HS_NOTIFY_SIGNAL;
+    return exec(a, err, N_NOTIFICATION, NULL, "lsddsjjds", n->verdict_id, n->command, n->started,
+                n->finished, hs_notify_outcome_name(n->outcome), has_status ? &n->exit_status : NULL,
+                has_signal ? &n->signal : NULL, n->timeout_s,
+                n->outcome == HS_NOTIFY_OK ? NULL : n->message);
 }

@@ -51,6 +51,7 @@
 #include "hemoscan/path.h"
 #include "hemoscan/render.h"
 #include "hemoscan/tiffout.h"
+#include "hemoscan/verdict.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"
@@ -727,6 +728,13 @@ static void describe_page(const page_job *job, const hs_model *model, int p, cha
              mw, (double)HS_REVIEW_CENTER_HU, (double)HS_REVIEW_WIDTH_HU, model->sha256);
 }
 
+/* What follows a negative verdict's name wherever a picture names it
+ * (verdict.h); "" for the others. */
+static const char *negative_caveat(const hs_study_reading *r)
+{
+    return r->verdict.verdict == HS_VERDICT_NO_HEMORRHAGE ? " (" HS_VERDICT_NEGATIVE_CAVEAT ")" : "";
+}
+
 /* The ImageDescription of the contact sheet. */
 static void describe_sheet(const page_job *job, const hs_study_reading *r, const hs_model *model, char *desc,
                            size_t len)
@@ -734,11 +742,11 @@ static void describe_sheet(const page_job *job, const hs_study_reading *r, const
     char vp[16];
     format_prob((float)r->verdict.probability, vp, sizeof vp);
     snprintf(desc, len,
-             "hemoscan review, contact sheet: %d slices of series %s; verdict %s, probability %s, "
+             "hemoscan review, contact sheet: %d slices of series %s; verdict %s%s, probability %s, "
              "threshold %.4f; key slice %d (yellow frame); orange: at or above the threshold; "
              "model sha256 %.16s; decision support, not a diagnosis",
-             job->se->n_slices, job->se->series_uid, hs_verdict_name(r->verdict.verdict), vp, job->threshold,
-             job->key + 1, model->sha256);
+             job->se->n_slices, job->se->series_uid, hs_verdict_name(r->verdict.verdict), negative_caveat(r), vp,
+             job->threshold, job->key + 1, model->sha256);
 }
 
 /* Runs both rounds of job on pool's threads workers (pool NULL: here),
@@ -920,8 +928,9 @@ static hs_status write_capture(const hs_study_reading *r, const hs_model *model,
              PACKAGE_VERSION, (double)HS_REVIEW_CENTER_HU, (double)HS_REVIEW_WIDTH_HU, model->sha256);
     snprintf(comments, sizeof comments,
              "NOT FOR DIAGNOSTIC USE. hemoscan review, key slice %d of %d, probability %s, threshold %.4f, "
-             "verdict %s. Decision support, not a diagnosis: a radiologist reads the original images.",
-             key + 1, se->n_slices, prob, model->threshold, hs_verdict_name(r->verdict.verdict));
+             "verdict %s%s. Decision support, not a diagnosis: a radiologist reads the original images.",
+             key + 1, se->n_slices, prob, model->threshold, hs_verdict_name(r->verdict.verdict),
+             negative_caveat(r));
     hs_sc_request req = {rgb,
                          h->columns,
                          h->rows,

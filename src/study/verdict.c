@@ -1,5 +1,7 @@
 /* verdict.c - slice scores to a study verdict (rules and their reasons in
- * verdict.h, where the man page's paragraph comes from).
+ * verdict.h, where the man page's paragraph comes from), and the verdict
+ * in words (hs_verdict_describe), so that every place that shows it to
+ * people says the same, honest thing.
  *
  * A pure function over numbers: no I/O, no model, so the rules are tested
  * one by one on hand-made score sequences. */
@@ -111,7 +113,28 @@ hs_status hs_verdict_from_slices(const hs_verdict_input *in, double threshold,
         out->verdict = HS_VERDICT_NO_HEMORRHAGE;
         out->confidence = (threshold - best) / threshold;
     }
+    /* a negative is never more than "low": see verdict.h, Confidence */
     snprintf(out->confidence_label, sizeof out->confidence_label, "%s",
-             out->confidence < 1.0 / 3.0 ? "low" : out->confidence < 2.0 / 3.0 ? "moderate" : "high");
+             out->verdict == HS_VERDICT_NO_HEMORRHAGE || out->confidence < 1.0 / 3.0 ? "low"
+             : out->confidence < 2.0 / 3.0                                            ? "moderate"
+                                                                                      : "high");
     return HS_OK;
+}
+
+int hs_verdict_describe(const hs_study_verdict *v, char *buf, size_t cap)
+{
+    if (v == NULL)
+        return snprintf(buf, cap, "no verdict");
+    switch (v->verdict) {
+    case HS_VERDICT_HEMORRHAGE:
+        return snprintf(buf, cap, "HEMORRHAGE SUSPECTED: study score %.3f, %.3f above the threshold %.3f",
+                        v->probability, v->probability - v->threshold, v->threshold);
+    case HS_VERDICT_NO_HEMORRHAGE:
+        return snprintf(buf, cap, "no hemorrhage found: study score %.3f, %.3f below the threshold %.3f; "
+                        HS_VERDICT_NEGATIVE_CAVEAT, v->probability, v->threshold - v->probability,
+                        v->threshold);
+    case HS_VERDICT_NOT_ASSESSABLE:
+        break;
+    }
+    return snprintf(buf, cap, "NOT ASSESSABLE: %s", v->reason);
 }
