@@ -404,8 +404,10 @@ static int start_engine(watch_run *m)
 static void catch_signals(void)
 {
     if (pipe(signal_pipe) == 0) {
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < 2; i++) {
             fcntl(signal_pipe[i], F_SETFL, fcntl(signal_pipe[i], F_GETFL) | O_NONBLOCK);
+            fcntl(signal_pipe[i], F_SETFD, FD_CLOEXEC); /* not the --on-positive command's */
+        }
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
