@@ -143,8 +143,19 @@ test_export_matches_study() {
 }
 
 test_enhanced() {
-    study --json "$tmp/bleed" || return 1
+    # Databases of their own: the two are copies of one study, and a study
+    # is read with every file of it known from before.
+    run "$HEMOSCAN" --model "$MODEL" --db "$tmp/single.db" --study --json "$tmp/bleed" || return 1
     cp "$tmp/out" "$tmp/single.json"
+    saved_db=$DB
+    DB=$tmp/enhanced.db
+    test_enhanced_in_own_db
+    rc=$?
+    DB=$saved_db
+    return $rc
+}
+
+test_enhanced_in_own_db() {
     study --json "$tmp/enhanced" || { why "Enhanced CT: expected exit 0"; return 1; }
     cp "$tmp/out" "$tmp/enhanced.json"
     # same verdict, key slice and slice scores as the single-frame files
@@ -212,7 +223,10 @@ test_edge_folders() {
     study --json "$DATA/edge"
     [ "$status" -eq 4 ] || { why "edge: exit $status, expected 4"; return 1; }
     total=$(find "$DATA/edge" -type f ! -name '.*' | wc -l)
-    jq -e ".files_found == $total and (.files_skipped + ([.series[].slices] | add)) == $total" \
+    # several studies, each read on its own, every file in exactly one of them
+    grep -q "holds [0-9]* studies; each is read" "$tmp/err" || { why "edge: several studies not said"; return 1; }
+    jq -se "length > 1 and (map(.files_found) | add) == $total and
+            (map(.files_skipped + ([.series[].slices] | add // 0)) | add) == $total" \
         "$tmp/out" >/dev/null || { why "edge: files found/skipped/used do not add up to $total"; return 1; }
 }
 
@@ -328,7 +342,9 @@ test_review_dicom() {
     # back in the study folder: skipped, the verdict unchanged
     rm -rf "$tmp/bleed-sc"
     cp -r "$tmp/bleed" "$tmp/bleed-sc" && cp "$d" "$tmp/bleed-sc/" || return 1
-    study --json --no-tta "$tmp/bleed-sc" || { why "the study with its capture: exit $status"; return 1; }
+    # (a database of its own: this database knows the files in $tmp/bleed)
+    run "$HEMOSCAN" --model "$MODEL" --db "$tmp/sc.db" --study --json --no-tta "$tmp/bleed-sc" ||
+        { why "the study with its capture: exit $status"; return 1; }
     [ "$(jq -r .verdict "$tmp/out")" = "$verdict" ] && [ "$(jq -r .files_skipped "$tmp/out")" = 1 ] ||
         { why "the capture changed the reading: $(jq -c '{verdict, files_skipped}' "$tmp/out")"; return 1; }
     # --review-dicom needs --review

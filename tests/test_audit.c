@@ -464,9 +464,9 @@ static void test_settings(void)
     CU_ASSERT_EQUAL(count(db, "PRAGMA application_id"), HS_AUDIT_APPLICATION_ID);
     CHECK_ROW(db, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE "
                   "type IN ('table', 'view') ORDER BY name)",
-              "current_verdicts failures loose_files model_classes models notifications readings review_files runs "
+              "current_verdicts failures loose_files model_classes models notifications reading_instances readings review_files runs "
               "series skipped_files slices studies validation_labels validation_results verdicts "
-              "watch_crashes watch_files watch_runs");
+              "watch_crashes watch_files watch_future_files watch_runs");
     sqlite3_close(db);
 
     /* Foreign keys are enforced on hemoscan's connection: a reading of a

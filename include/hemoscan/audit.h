@@ -24,12 +24,15 @@
 
 /* The schema version this build writes (the highest sql/schema file; the
  * build stops when the two disagree). */
-#define HS_AUDIT_SCHEMA_VERSION 8
+#define HS_AUDIT_SCHEMA_VERSION 9
 /* The first version with validation runs (runs.purpose, validation_labels). */
 #define HS_AUDIT_VERSION_VALIDATION 7
 /* The first version with notifications (--on-positive) and negative
  * verdicts always labelled 'low'. */
 #define HS_AUDIT_VERSION_NOTIFICATIONS 8
+/* The first version that lists what each reading saw (reading_instances) and
+ * lets a fuller verdict outrank a newer one that saw less. */
+#define HS_AUDIT_VERSION_IDENTITY 9
 /* PRAGMA application_id of every hemoscan audit database, "HSAU": tells
  * hemoscan's databases from other programs' SQLite files. */
 #define HS_AUDIT_APPLICATION_ID 0x48534155
@@ -76,9 +79,20 @@ hs_status hs_audit_run_end(hs_audit *a, long long run_id, int exit_status, hs_er
  * probability or why not scored), every skipped file with its reason, and
  * the verdict (probability, threshold, verdict, confidence, key slice,
  * model checksum, reason), and the model (checksum, threshold,
- * provenance, class names) when it is new to the database. An earlier
- * current verdict of the same study UID is marked superseded by this one,
- * never deleted; a study without a UID never supersedes anything.
+ * provenance, class names) when it is new to the database, and every
+ * accepted instance the scan found (reading_instances: UID, frame, file,
+ * size, SHA-256, lossy).
+ *
+ * What supersedes what. The study's current production verdict is marked
+ * superseded by the new one, never deleted, when the new reading read
+ * (scored, in the series it chose) every instance the current one read,
+ * each in a copy no worse (a lossless copy where it read a lossless one).
+ * When it read less, the new verdict is recorded outranked instead
+ * (outranked_by, outranked_reason): the fuller verdict stands. A hemorrhage verdict always
+ * supersedes a current verdict that is not one, whatever it saw: a positive
+ * is never held back. A current verdict recorded before schema 8 is
+ * superseded as before; a study without a UID never supersedes anything;
+ * a validation verdict neither supersedes nor is outranked.
  * *verdict_id (may be NULL) receives the new verdict's id.
  *
  * The schema checks every value (verdict names, probabilities in [0, 1],
@@ -89,6 +103,27 @@ hs_status hs_audit_run_end(hs_audit *a, long long run_id, int exit_status, hs_er
  * held beyond HS_AUDIT_BUSY_TIMEOUT_MS. */
 hs_status hs_audit_record_study(hs_audit *a, long long run_id, const hs_study_reading *r,
                                 const hs_model *model, long long *verdict_id, hs_error *err);
+
+/* Where a verdict stands (hs_audit_record_study): current, or superseded
+ * by a later verdict, or outranked by the fuller verdict that stands. */
+typedef struct {
+    int current;              /* 1: it is the study's current verdict */
+    long long superseded_by;  /* 0 when not superseded */
+    long long outranked_by;   /* 0 when not outranked */
+    char outranked_verdict[16]; /* hs_verdict_name of the verdict that stands; "" */
+    char reason[300];         /* why it is outranked; "" */
+} hs_audit_standing;
+
+hs_status hs_audit_verdict_standing(hs_audit *a, long long verdict_id, hs_audit_standing *out,
+                                    hs_error *err);
+
+/* Every file a production reading of study_uid read an instance from, and
+ * every file of it the watcher moved to its done folder, each path once,
+ * sorted: where the rest of a study is when more of it arrives. The files
+ * may since have gone or changed; the caller looks. Free each path and the
+ * array. Before schema 8, the done files only. */
+hs_status hs_audit_study_known_files(hs_audit *a, const char *study_uid, char ***paths, int *n,
+                                     hs_error *err);
 
 /* Record that a study folder could not be read at all (stage: "scan",
  * "model", ...; message: the error line). study_uid may be NULL. */
@@ -198,6 +233,16 @@ hs_status hs_audit_watch_crashed(hs_audit *a, const char *study_uid, int n_files
  * larger of its own mtime and ctime. */
 hs_status hs_audit_watch_file_crashed(hs_audit *a, const char *path, long long bytes, double newest,
                                       long long *crashed_run, int *signal, hs_error *err);
+
+/* A drop-folder file whose change time (changed, Unix seconds) lies in
+ * the future at time now: *first_seen receives when a watcher first saw
+ * this path with this size and change time (now, the first time; it is
+ * then recorded for run_id in watch_future_files), and *is_new (may be
+ * NULL) whether that was now. Before schema 8 nothing is kept and
+ * *first_seen is now. */
+hs_status hs_audit_watch_future_file(hs_audit *a, long long run_id, const char *path, long long bytes,
+                                     double changed, double now, double *first_seen, int *is_new,
+                                     hs_error *err);
 
 /* ---- review pictures (schema step 004-review, hemoscan --review) ---- */
 

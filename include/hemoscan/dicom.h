@@ -283,6 +283,15 @@ typedef struct {
     double padding_limit;
     double window_center_hu, window_width_hu; /* first values if multi-valued; NaN if absent */
     int contrast; /* ContrastBolusAgent present, non-empty and not "NONE"/"NO" */
+    int lossy;    /* LossyImageCompression is "01", or the transfer syntax is a lossy
+                     one (JPEG baseline or extended, JPEG-LS near-lossless, lossy
+                     JPEG 2000): a copy that lost detail */
+    /* The file as the study scan found it (series.h); hs_dicom_read_header leaves
+     * them zero. Identity of what was read includes the content, so a corrected
+     * copy sent again with the same SOPInstanceUID is a different instance. */
+    long long file_size;   /* bytes */
+    double file_mtime;     /* modification time, Unix seconds */
+    char file_sha256[65];  /* SHA-256 of the whole file, lower-case hex */
 } hs_dicom_header;
 
 /* Read the header of path without loading the pixels (large values stay

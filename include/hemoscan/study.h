@@ -52,10 +52,8 @@ typedef struct {
 typedef struct {
     char dir[HS_PATH_MAX];
     hs_study study;             /* the scan: UIDs, series (chosen and why), skipped files */
-    char instances_sha256[65];  /* SHA-256 over the sorted SOPInstanceUIDs of every
-                                   accepted slice: "the same set of instances";
-                                   a frame of a multi-frame file counts as
-                                   "UID#N" (N = 1-based frame number) */
+    char instances_sha256[65];  /* hs_study_instances_sha256: "the same instances, with the
+                                   same content" */
     int n_results;
     hs_series_result *result;   /* the series read, the best first */
     int decisive;               /* index into result the study verdict comes from; -1 if none */
@@ -71,7 +69,11 @@ typedef struct {
  *      assessable one decides);
  *   3. not assessable, with the reason of the best series, or the scan's
  *      reason when no series could be read at all (then decisive is -1
- *      and n_results 0).
+ *      and n_results 0);
+ * and a "no hemorrhage" becomes not assessable when a file of the study
+ * could not be read at all (skipped as "unreadable": no permission, a
+ * folder that cannot be opened, a path too long): no negative verdict
+ * from part of a study. The decisive series stays the one that was read.
  *
  * Returns HS_OK whenever a reading was made, whatever the verdict; errors
  * are for what prevents a reading: dir cannot be opened (HS_ERR_IO), the
@@ -94,10 +96,13 @@ hs_status hs_study_read_files(const char *label, char *const *paths, int n, cons
 hs_status hs_study_read_scanned(const char *label, hs_study *study, const hs_model *model,
                                 const hs_study_options *opt, hs_study_reading *out, hs_error *err);
 
-/* SHA-256 (lower-case hex) over the sorted SOPInstanceUIDs of every
- * accepted slice of a scanned study (a slice without one counts by its
- * path), each followed by a newline: hs_study_reading.instances_sha256,
- * "the same set of instances". */
+/* SHA-256 (lower-case hex) over the sorted lines "ID[#N] FILE_SHA256" of
+ * every accepted slice of a scanned study, each followed by a newline: ID
+ * the SOPInstanceUID (the path without one), N the 1-based frame of a
+ * multi-frame file, FILE_SHA256 the file's content (hs_dicom_header,
+ * filled by the scan). hs_study_reading.instances_sha256: "the same
+ * instances, with the same content"; a corrected copy sent again with the
+ * same UIDs is another set, read again. */
 hs_status hs_study_instances_sha256(const hs_study *study, char hex[65], hs_error *err);
 
 void hs_study_reading_free(hs_study_reading *r);

@@ -7,7 +7,8 @@
  * Grouping. Every regular file below the drop folder (up to 64 folders
  * down; names starting with '.' and temporary names, see
  * hs_watch_is_temp_name, are not looked at; symbolic links are not
- * followed) has its header read once (hs_dicom_read_header, no pixels). Files whose header names a
+ * followed; a deeper folder, or a path over HS_PATH_MAX bytes, is an
+ * error entry, reported) has its header read once (hs_dicom_read_header, no pixels). Files whose header names a
  * StudyInstanceUID are grouped by its whole key (dicom.h: UIDs that differ
  * only after byte 64 or after a NUL are two studies) across the whole tree, whatever
  * folder they are in and whatever their verdict (an MR or corrupt file of

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifdef HAVE_CONFIG_H
@@ -45,83 +46,283 @@ static int worse(int a, int b)
     return rank[a] >= rank[b] ? a : b;
 }
 
+/* ---- the studies of one folder ----------------------------------------------- */
+
+/* One study found in a --study folder: its UID, and the folder's files
+ * that belong to it (the paths are the scan's, not owned here). */
+typedef struct {
+    char *uid;
+    const char **paths;
+    int n;
+} folder_study;
+
+typedef struct {
+    folder_study *study;
+    int n;
+} folder_studies;
+
+static void folder_studies_free(folder_studies *f)
+{
+    for (int i = 0; i < f->n; i++) {
+        free(f->study[i].uid);
+        free(f->study[i].paths);
+    }
+    free(f->study);
+    memset(f, 0, sizeof *f);
+}
+
+static folder_study *study_of(folder_studies *f, const char *uid)
+{
+    for (int i = 0; i < f->n; i++)
+        if (strcmp(f->study[i].uid, uid) == 0)
+            return &f->study[i];
+    folder_study *grown = realloc(f->study, (size_t)(f->n + 1) * sizeof *grown);
+    if (grown == NULL)
+        return NULL;
+    f->study = grown;
+    folder_study *g = &f->study[f->n];
+    memset(g, 0, sizeof *g);
+    g->uid = strdup(uid);
+    if (g->uid == NULL)
+        return NULL;
+    f->n++;
+    return g;
+}
+
+static int add_path(folder_study *g, const char *path)
+{
+    for (int i = 0; i < g->n; i++)
+        if (strcmp(g->paths[i], path) == 0)
+            return 0; /* the frames of one file */
+    const char **grown = realloc(g->paths, (size_t)(g->n + 1) * sizeof *grown);
+    if (grown == NULL)
+        return -1;
+    g->paths = grown;
+    g->paths[g->n++] = path;
+    return 0;
+}
+
+/* The studies of a scanned folder, the scan's own first: its files are
+ * every file of the folder but those of other studies ("other_study",
+ * whose headers are read again here to tell their studies apart). */
+static hs_status split_folder(const hs_study *scan, folder_studies *out, hs_error *err)
+{
+    memset(out, 0, sizeof *out);
+    folder_study *mine = study_of(out, scan->study_uid);
+    hs_status st = mine == NULL ? hs_fail(err, HS_ERR_NOMEM, "out of memory") : HS_OK;
+    for (int s = 0; st == HS_OK && s < scan->n_series; s++)
+        for (int k = 0; st == HS_OK && k < scan->series[s].n_slices; k++)
+            if (add_path(&out->study[0], scan->series[s].slices[k].header.path) != 0)
+                st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    for (int i = 0; st == HS_OK && i < scan->n_skipped; i++) {
+        const hs_skipped_file *k = &scan->skipped[i];
+        folder_study *g = &out->study[0];
+        if (strcmp(k->verdict, "other_study") == 0) {
+            hs_dicom_header h;
+            hs_dicom_verdict v;
+            char why[256];
+            hs_error herr = {0};
+            /* it was read a moment ago; one that fails now stays with the first study */
+            if (hs_dicom_read_header(k->path, &h, &v, why, &herr) == HS_OK)
+                g = study_of(out, h.study_uid);
+        }
+        if (g == NULL || add_path(g, k->path) != 0)
+            st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    }
+    return st;
+}
+
+/* The files of study g: the folder's, plus those known from earlier
+ * readings of the same study that are still there (hs_audit_study_known_files),
+ * so that a study delivered in parts is read whole. *n_known: how many were
+ * added. Free with free_paths(paths, n, g->n). */
+static char **study_files(hs_audit *audit, const folder_study *g, int *n_out, int *n_known,
+                          hs_error *err)
+{
+    char **known = NULL;
+    int nk = 0;
+    *n_out = *n_known = 0;
+    if (g->uid[0] != '\0' && hs_audit_study_known_files(audit, g->uid, &known, &nk, err) != HS_OK)
+        return NULL;
+    char **paths = malloc((size_t)(g->n + nk + 1) * sizeof *paths);
+    if (paths == NULL) {
+        for (int i = 0; i < nk; i++)
+            free(known[i]);
+        free(known);
+        hs_fail(err, HS_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    int n = 0;
+    for (int i = 0; i < g->n; i++)
+        paths[n++] = (char *)g->paths[i];
+    for (int i = 0; i < nk; i++) {
+        struct stat sb;
+        int dup = 0;
+        for (int j = 0; j < g->n && !dup; j++)
+            dup = strcmp(g->paths[j], known[i]) == 0;
+        if (!dup && lstat(known[i], &sb) == 0 && S_ISREG(sb.st_mode)) {
+            paths[n++] = known[i];
+            (*n_known)++;
+        } else {
+            free(known[i]);
+        }
+    }
+    free(known);
+    *n_out = n;
+    return paths;
+}
+
+static void free_paths(char **paths, int n, int n_own_from)
+{
+    for (int i = n_own_from; paths != NULL && i < n; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+/* What the mode needs at hand for each study. */
+typedef struct {
+    const options *o;
+    hs_model *model;
+    const char *model_path, *db_path;
+    hs_audit *audit;
+    long long run_id;
+    hs_study_options sopt;
+    hs_review_options ropt;
+    int printed; /* readings printed so far */
+} study_run;
+
+/* Records reading r (made from dir), writes its review, prints it; returns
+ * what it adds to the exit status. read_st/err: how the reading went. */
+static int finish_reading(study_run *m, const char *dir, hs_study_reading *r, hs_status read_st,
+                          hs_error *err)
+{
+    const options *o = m->o;
+    int status = EXIT_OK;
+    long long verdict_id = 0;
+    hs_review_file review;
+    memset(&review, 0, sizeof review);
+    hs_status st = read_st;
+    if (st == HS_OK)
+        st = hs_audit_record_study(m->audit, m->run_id, r, m->model, &verdict_id, err);
+    /* The review file is written after the verdict is recorded (a
+     * review that fails never costs the verdict) and recorded after
+     * it is complete (a row never points at a missing file). */
+    if (st == HS_OK && o->review_dir != NULL) {
+        hs_error rerr = {0}, err2 = {0};
+        if (hs_review_store(m->audit, verdict_id, r, m->model, o->review_dir, &m->ropt, &review, &rerr) != HS_OK) {
+            fprintf(stderr, "hemoscan: %s: review: %s\n", dir, rerr.msg);
+            status = worse(status, EXIT_FAILED);
+            if (hs_audit_record_failure(m->audit, m->run_id, dir, r->study.study_uid[0] ? r->study.study_uid : NULL,
+                                        "review", rerr.msg, &err2) != HS_OK)
+                fprintf(stderr, "hemoscan: audit database: %s\n", err2.msg);
+        }
+    }
+    if (read_st != HS_OK) {
+        hs_error err2 = {0};
+        if (hs_audit_record_failure(m->audit, m->run_id, dir, r->study.study_uid[0] ? r->study.study_uid : NULL,
+                                    "read", err->msg, &err2) != HS_OK)
+            fprintf(stderr, "hemoscan: audit database: %s\n", err2.msg);
+    }
+    if (st != HS_OK) {
+        fprintf(stderr, "hemoscan: %s: %s\n", dir, err->msg);
+        return worse(status, EXIT_FAILED);
+    }
+    if (m->printed++ > 0 && !o->json && o->verbose >= 0)
+        printf("\n");
+    cli_emit_reading(o, 0, r, m->model, m->model_path, m->db_path, verdict_id, &review);
+    status = worse(status, cli_on_positive(o, m->audit, m->db_path, r, verdict_id, &review));
+    hs_audit_standing standing;
+    hs_error serr = {0};
+    if (hs_audit_verdict_standing(m->audit, verdict_id, &standing, &serr) != HS_OK)
+        fprintf(stderr, "hemoscan: audit database: %s\n", serr.msg);
+    else if (standing.outranked_by > 0)
+        fprintf(stderr, "hemoscan: %s: study %s: verdict %lld is not the study's verdict: it %s; "
+                "verdict %lld (%s) stands\n", dir, r->study.study_uid, verdict_id, standing.reason,
+                standing.outranked_by, standing.outranked_verdict);
+    return worse(status, study_exit_status(r));
+}
+
+/* Every study in dir, each read with all its known files. */
+static int read_folder(study_run *m, const char *dir)
+{
+    hs_error err = {0};
+    hs_study scan;
+    hs_study_reading r;
+    memset(&r, 0, sizeof r);
+    if (hs_study_scan(dir, m->sopt.threads, &scan, &err) != HS_OK) {
+        hs_study_free(&scan);
+        snprintf(r.dir, sizeof r.dir, "%s", dir);
+        return finish_reading(m, dir, &r, HS_ERR_IO, &err);
+    }
+    folder_studies f;
+    if (split_folder(&scan, &f, &err) != HS_OK) {
+        fprintf(stderr, "hemoscan: %s: %s\n", dir, err.msg);
+        folder_studies_free(&f);
+        hs_study_free(&scan);
+        return EXIT_FAILED;
+    }
+    if (f.n > 1 && m->o->verbose >= 0)
+        fprintf(stderr, "hemoscan: %s holds %d studies; each is read and recorded on its own\n",
+                dir, f.n);
+    int status = EXIT_OK;
+    for (int i = 0; i < f.n; i++) {
+        int n = 0, n_known = 0;
+        char **paths = study_files(m->audit, &f.study[i], &n, &n_known, &err);
+        if (paths == NULL) {
+            fprintf(stderr, "hemoscan: %s: %s\n", dir, err.msg);
+            status = worse(status, EXIT_FAILED);
+            continue;
+        }
+        if (n_known > 0 && m->o->verbose >= 0)
+            fprintf(stderr, "hemoscan: %s: study %s: read with %d file(s) of it read before "
+                    "elsewhere\n", dir, f.study[i].uid, n_known);
+        hs_status st;
+        memset(&r, 0, sizeof r);
+        if (f.n == 1 && n_known == 0) /* the usual case: the scan is the study's */
+            st = hs_study_read_scanned(dir, &scan, m->model, &m->sopt, &r, &err);
+        else
+            st = hs_study_read_files(dir, paths, n, m->model, &m->sopt, &r, &err);
+        status = worse(status, finish_reading(m, dir, &r, st, &err));
+        hs_study_reading_free(&r);
+        free_paths(paths, n, f.study[i].n);
+    }
+    folder_studies_free(&f);
+    hs_study_free(&scan);
+    return status;
+}
+
 int cli_mode_study(const options *o)
 {
     hs_error err = {0};
     hs_model model;
-    const char *model_path;
-    if (cli_load_model(o, &model, &model_path) != EXIT_OK)
+    study_run m = {.o = o, .model = &model};
+    if (cli_load_model(o, &model, &m.model_path) != EXIT_OK)
         return EXIT_FAILED;
     char db_buf[HS_PATH_MAX];
-    const char *db_path = cli_audit_path(o, db_buf, sizeof db_buf, &err);
-    hs_audit *audit = NULL;
-    if (db_path == NULL || hs_audit_open(db_path, &audit, &err) != HS_OK) {
+    m.db_path = cli_audit_path(o, db_buf, sizeof db_buf, &err);
+    if (m.db_path == NULL || hs_audit_open(m.db_path, &m.audit, &err) != HS_OK) {
         fprintf(stderr, "hemoscan: audit database: %s\n", err.msg);
         hs_model_free(&model);
         return EXIT_FAILED;
     }
-    hs_audit_run run = {"study", o->command, model_path, model.sha256, model.provenance.note};
-    long long run_id = 0;
-    if (hs_audit_run_begin(audit, &run, &run_id, &err) != HS_OK) {
+    hs_audit_run run = {"study", o->command, m.model_path, model.sha256, model.provenance.note};
+    if (hs_audit_run_begin(m.audit, &run, &m.run_id, &err) != HS_OK) {
         fprintf(stderr, "hemoscan: audit database: %s\n", err.msg);
-        hs_audit_close(audit);
+        hs_audit_close(m.audit);
         hs_model_free(&model);
         return EXIT_FAILED;
     }
-
-    hs_study_options sopt;
-    cli_study_options(o, &sopt);
-    hs_review_options ropt;
-    cli_review_options(o, &ropt);
+    cli_study_options(o, &m.sopt);
+    cli_review_options(o, &m.ropt);
 
     int status = EXIT_OK;
-    for (int i = 0; i < o->n_paths; i++) {
-        const char *dir = o->paths[i];
-        hs_study_reading r;
-        long long verdict_id = 0;
-        hs_review_file review;
-        memset(&review, 0, sizeof review);
-        hs_status st = hs_study_read(dir, &model, &sopt, &r, &err);
-        const hs_status read_st = st;
-        if (st == HS_OK)
-            st = hs_audit_record_study(audit, run_id, &r, &model, &verdict_id, &err);
-        /* The review file is written after the verdict is recorded (a
-         * review that fails never costs the verdict) and recorded after
-         * it is complete (a row never points at a missing file). */
-        if (st == HS_OK && o->review_dir != NULL) {
-            hs_error rerr = {0}, err2 = {0};
-            if (hs_review_store(audit, verdict_id, &r, &model, o->review_dir, &ropt, &review, &rerr) != HS_OK) {
-                fprintf(stderr, "hemoscan: %s: review: %s\n", dir, rerr.msg);
-                status = worse(status, EXIT_FAILED);
-                if (hs_audit_record_failure(audit, run_id, dir, r.study.study_uid[0] ? r.study.study_uid : NULL,
-                                            "review", rerr.msg, &err2) != HS_OK)
-                    fprintf(stderr, "hemoscan: audit database: %s\n", err2.msg);
-            }
-        }
-        if (read_st != HS_OK) {
-            hs_error err2 = {0};
-            if (hs_audit_record_failure(audit, run_id, dir, r.study.study_uid[0] ? r.study.study_uid : NULL,
-                                        "read", err.msg, &err2) != HS_OK)
-                fprintf(stderr, "hemoscan: audit database: %s\n", err2.msg);
-        }
-        if (st != HS_OK) {
-            fprintf(stderr, "hemoscan: %s: %s\n", dir, err.msg);
-            status = worse(status, EXIT_FAILED);
-            hs_study_reading_free(&r);
-            continue;
-        }
-        if (i > 0 && !o->json && o->verbose >= 0)
-            printf("\n");
-        cli_emit_reading(o, 0, &r, &model, model_path, db_path, verdict_id, &review);
-        status = worse(status, cli_on_positive(o, audit, db_path, &r, verdict_id, &review));
-        status = worse(status, study_exit_status(&r));
-        hs_study_reading_free(&r);
-    }
-    if (hs_audit_run_end(audit, run_id, status, &err) != HS_OK) {
+    for (int i = 0; i < o->n_paths; i++)
+        status = worse(status, read_folder(&m, o->paths[i]));
+    if (hs_audit_run_end(m.audit, m.run_id, status, &err) != HS_OK) {
         fprintf(stderr, "hemoscan: audit database: %s\n", err.msg);
         status = worse(status, EXIT_FAILED);
     }
-    hs_audit_close(audit);
+    hs_audit_close(m.audit);
     hs_model_free(&model);
     return status;
 }

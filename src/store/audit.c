@@ -30,7 +30,10 @@
  *     unique index on verdicts where superseded_by is NULL). The new
  *     verdict's id is chosen before it is inserted, the old verdict is
  *     pointed at it, then the new one is inserted; the foreign key of
- *     superseded_by is checked at commit.
+ *     superseded_by is checked at commit. From schema 8 a reading lists
+ *     what it found and read (reading_instances), and a new verdict that
+ *     read less than the current one is inserted outranked by it instead
+ *     (standing_of): the database compares the two instance lists.
  *   - Times are taken here (hs_clock_now, clock.h) and written by SQLite's own
  *     strftime('%Y-%m-%dT%H:%M:%fZ', t, 'unixepoch'): one format for every
  *     time in the database, the one the schema's CHECKs demand. */
@@ -68,7 +71,7 @@
 enum {
     Q_BEGIN, Q_COMMIT, Q_RUN_BEGIN, Q_RUN_END, Q_MODEL, Q_MODEL_CLASS, Q_STUDY, Q_READING,
     Q_SERIES, Q_SLICE, Q_SERIES_VERDICT, Q_SKIPPED, Q_NEXT_VERDICT, Q_SUPERSEDE, Q_VERDICT,
-    Q_FAILURE, Q_ALREADY_READ, Q_COUNT
+    Q_FAILURE, Q_ALREADY_READ, Q_SUPERSEDED_BY, Q_COUNT
 };
 
 /* What each statement does (for messages) and its text. */
@@ -138,6 +141,8 @@ static const struct {
     [Q_FAILURE] = {"recording the failure",
                    "INSERT INTO failures (run_id, study_dir, study_uid, stage, message,"
                    " recorded_at) VALUES (?, ?, ?, ?, ?, " HS_SQL_TIME ")"},
+    [Q_SUPERSEDED_BY] = {"looking up a verdict's standing",
+                         "SELECT coalesce(superseded_by, 0) FROM verdicts WHERE verdict_id = ?"},
     [Q_ALREADY_READ] = {"looking up earlier readings",
                         "SELECT EXISTS (SELECT 1 FROM verdicts AS v"
                         " JOIN studies AS s ON s.study_id = v.study_id"
@@ -154,7 +159,9 @@ static const struct {
 enum {
     W_RUN = Q_COUNT, W_RUN_COUNTS, W_LOOSE, W_PLAN, W_PENDING, W_FINISH, W_DONE_FILES,
     W_REVIEW, W_CRASH, W_CRASHED, W_FILE_CRASHED, V_RUN_BEGIN, V_SUPERSEDE, V_VERDICT,
-    V_ALREADY_READ, V_LABEL, N_NOTIFICATION, W_END
+    V_ALREADY_READ, V_LABEL, N_NOTIFICATION,
+    I_INSTANCE, I_CURRENT, I_COVER, I_VERDICT, I_KNOWN, I_STANDING, I_PRODUCTION, I_FUTURE_ADD,
+    I_FUTURE_GET, W_END
 };
 
 /* From schema 007 on, a verdict carries its run's purpose, and only
@@ -246,6 +253,60 @@ static const struct {
                                   "INSERT INTO notifications (verdict_id, command, started_at,"
                                   " finished_at, outcome, exit_status, signal, timeout_s, message)"
                                   " VALUES (?, ?, " HS_SQL_TIME ", " HS_SQL_TIME ", ?, ?, ?, ?, ?)"},
+    /* From schema 009 on: what each reading saw, and who outranks whom. */
+    [I_INSTANCE - Q_COUNT] = {"recording an instance of the reading",
+                              "INSERT INTO reading_instances (reading_id, instance_key,"
+                              " frame_number, file_path, file_size, file_sha256, lossy, series_read)"
+                              " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
+                              " SET series_read = max(series_read, excluded.series_read)"},
+    [I_CURRENT - Q_COUNT] = {"looking up the current verdict",
+                             "SELECT v.verdict_id, v.reading_id, v.verdict = 'hemorrhage',"
+                             " (SELECT count(*) FROM reading_instances AS i"
+                             "  WHERE i.reading_id = v.reading_id AND i.series_read = 1)"
+                             " FROM verdicts AS v WHERE v.study_id = ? AND v.superseded_by IS NULL"
+                             " AND v.outranked_by IS NULL AND v.purpose = 'production'"},
+    [I_COVER - Q_COUNT] = {"comparing what two readings saw",
+                           "SELECT coalesce(sum(NOT EXISTS (SELECT 1 FROM reading_instances AS n"
+                           "  WHERE n.reading_id = ?2 AND n.instance_key = o.instance_key"
+                           "  AND n.frame_number = o.frame_number AND n.series_read = 1)), 0),"
+                           " coalesce(sum(EXISTS (SELECT 1 FROM reading_instances AS n"
+                           "  WHERE n.reading_id = ?2 AND n.instance_key = o.instance_key"
+                           "  AND n.frame_number = o.frame_number AND n.series_read = 1"
+                           "  AND n.lossy > o.lossy)), 0)"
+                           " FROM reading_instances AS o WHERE o.reading_id = ?1 AND o.series_read = 1"},
+    [I_VERDICT - Q_COUNT] = {"recording the verdict",
+                             "INSERT INTO verdicts (verdict_id, reading_id, study_id, verdict,"
+                             " probability, threshold, confidence, confidence_label, key_slice_id,"
+                             " key_slice_instance, decisive_series_id, scored_slices, reason,"
+                             " model_sha256, recorded_at, purpose, outranked_by, outranked_reason)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " HS_SQL_TIME ","
+                             " (SELECT purpose FROM runs WHERE run_id = ?), ?, ?)"},
+    [I_KNOWN - Q_COUNT] = {"listing the files of a study read before",
+                           "SELECT i.file_path FROM reading_instances AS i"
+                           " JOIN readings AS r ON r.reading_id = i.reading_id"
+                           " JOIN studies AS s ON s.study_id = r.study_id"
+                           " JOIN runs AS u ON u.run_id = r.run_id"
+                           " WHERE s.study_uid = ?1 AND u.purpose = 'production'"
+                           " UNION SELECT dest_path FROM watch_files WHERE study_uid = ?1"
+                           " AND action = 'done' AND state = 'finished' ORDER BY 1"},
+    [I_FUTURE_ADD - Q_COUNT] = {"recording a file changed in the future",
+                                "INSERT INTO watch_future_files (file_path, size_bytes, changed_unix,"
+                                " first_seen_unix, first_seen_at, run_id)"
+                                " VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', ?4,"
+                                " 'unixepoch'), ?5) ON CONFLICT DO NOTHING RETURNING 1"},
+    [I_FUTURE_GET - Q_COUNT] = {"looking up a file changed in the future",
+                                "SELECT CAST(round(first_seen_unix * 1000) AS INTEGER)"
+                                " FROM watch_future_files WHERE file_path = ? AND size_bytes = ?"
+                                " AND changed_unix = ?"},
+    [I_PRODUCTION - Q_COUNT] = {"looking up the run's purpose",
+                                "SELECT purpose = 'production' FROM runs WHERE run_id = ?"},
+    [I_STANDING - Q_COUNT] = {"looking up a verdict's standing",
+                              "SELECT v.superseded_by IS NULL AND v.outranked_by IS NULL,"
+                              " coalesce(v.outranked_by, 0), coalesce(v.superseded_by, 0),"
+                              " coalesce(v.outranked_reason, ''),"
+                              " coalesce((SELECT verdict FROM verdicts AS o"
+                              "  WHERE o.verdict_id = v.outranked_by), '')"
+                              " FROM verdicts AS v WHERE v.verdict_id = ?"},
 };
 
 struct hs_audit {
@@ -323,8 +384,33 @@ static hs_status audit_statement(hs_audit *a, int q, sqlite3_stmt **out, hs_erro
  *   p  double, NULL unless > 0 (the structs' "0 when unknown")
  * When the statement returns a row and first is not NULL, *first receives
  * its first column. */
+static hs_status vexec(hs_audit *a, hs_error *err, int q, long long *cols, int n_cols,
+                       const char *types, va_list ap);
+
 static hs_status exec(hs_audit *a, hs_error *err, int q, long long *first, const char *types,
                       ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    hs_status st = vexec(a, err, q, first, first != NULL, types, ap);
+    va_end(ap);
+    return st;
+}
+
+/* exec with the first n_cols columns of the first row into cols (left as
+ * they were when there is no row). */
+static hs_status exec_row(hs_audit *a, hs_error *err, int q, long long *cols, int n_cols,
+                          const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    hs_status st = vexec(a, err, q, cols, n_cols, types, ap);
+    va_end(ap);
+    return st;
+}
+
+static hs_status vexec(hs_audit *a, hs_error *err, int q, long long *cols, int n_cols,
+                       const char *types, va_list ap)
 {
     sqlite3_stmt *st = NULL;
     hs_status ps = audit_statement(a, q, &st, err);
@@ -334,8 +420,6 @@ static hs_status exec(hs_audit *a, hs_error *err, int q, long long *first, const
         return hs_fail(err, HS_ERR_ARG, "audit database %s: %s: %d values for %d parameters "
                        "(a bug in audit.c)", a->path, audit_what(q), (int)strlen(types),
                        sqlite3_bind_parameter_count(st));
-    va_list ap;
-    va_start(ap, types);
     int rc = SQLITE_OK;
     for (int i = 1; types[i - 1] != '\0' && rc == SQLITE_OK; i++) {
         switch (types[i - 1]) {
@@ -379,13 +463,11 @@ static hs_status exec(hs_audit *a, hs_error *err, int q, long long *first, const
             rc = SQLITE_MISUSE;
         }
     }
-    va_end(ap);
     if (rc == SQLITE_OK) {
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            if (first != NULL) {
-                *first = sqlite3_column_int64(st, 0);
-                first = NULL;
-            }
+            for (int c = 0; c < n_cols; c++)
+                cols[c] = sqlite3_column_int64(st, c);
+            n_cols = 0;
         }
     }
     hs_status status = HS_OK;
@@ -767,7 +849,65 @@ static hs_status write_result(hs_audit *a, const hs_study_reading *r, int k,
                 v->reason, series_id);
 }
 
-/* The study's verdict, superseding the current one of the same study. */
+/* Every accepted instance of the scan (schema 008): what the reading
+ * found, and which of it it read (the series scored). */
+static hs_status write_instances(hs_audit *a, long long reading_id, const hs_study_reading *r,
+                                 hs_error *err)
+{
+    const hs_study *s = &r->study;
+    hs_status st = HS_OK;
+    for (int i = 0; st == HS_OK && i < s->n_series; i++) {
+        int read = 0;
+        for (int k = 0; k < r->n_results && !read; k++)
+            read = r->result[k].series_index == i;
+        for (int j = 0; st == HS_OK && j < s->series[i].n_slices; j++) {
+            const hs_dicom_header *h = &s->series[i].slices[j].header;
+            st = exec(a, err, I_INSTANCE, NULL, "lsislsii", reading_id,
+                      h->sop_uid[0] != '\0' ? h->sop_uid : h->path, h->frames > 1 ? h->frame + 1 : 0,
+                      h->path, h->file_size, h->file_sha256, h->lossy != 0, read);
+        }
+    }
+    return st;
+}
+
+/* Whether the new reading (reading_id, verdict v) outranks nothing: the
+ * study's current production verdict stands when it read instances the
+ * new reading did not, or read them in better copies, unless the new verdict is
+ * a hemorrhage and the current one is not (schema 008). *outranked_by
+ * receives the verdict that stands (0: the new one supersedes), reason why. */
+static hs_status standing_of(hs_audit *a, long long run_id, long long study_id, long long reading_id,
+                             hs_verdict v, long long *outranked_by, char *reason, size_t cap,
+                             hs_error *err)
+{
+    *outranked_by = 0;
+    reason[0] = '\0';
+    long long cur[4] = {0, 0, 0, 0}, purpose = 0;
+    hs_status st = exec(a, err, I_PRODUCTION, &purpose, "l", run_id);
+    if (st != HS_OK || purpose == 0)
+        return st;
+    st = exec_row(a, err, I_CURRENT, cur, 4, "l", study_id);
+    /* none, or one recorded before instances were (it is superseded as before) */
+    if (st != HS_OK || cur[0] == 0 || cur[3] == 0)
+        return st;
+    long long cover[2] = {0, 0};
+    st = exec_row(a, err, I_COVER, cover, 2, "ll", cur[1], reading_id);
+    if (st != HS_OK || (cover[0] == 0 && cover[1] == 0))
+        return st;
+    if (v == HS_VERDICT_HEMORRHAGE && cur[2] == 0)
+        return HS_OK; /* a positive is never held back by a fuller negative */
+    *outranked_by = cur[0];
+    if (cover[1] == 0)
+        snprintf(reason, cap, "read %lld of the %lld instances verdict %lld read",
+                 cur[3] - cover[0], cur[3], cur[0]);
+    else
+        snprintf(reason, cap, "read %lld of the %lld instances verdict %lld read, %lld of them in "
+                 "lossy copies where it read lossless ones",
+                 cur[3] - cover[0], cur[3], cur[0], cover[1]);
+    return HS_OK;
+}
+
+/* The study's verdict, superseding the current one of the same study, or
+ * outranked by it (standing_of). */
 static hs_status write_verdict(hs_audit *a, long long run_id, const hs_study_reading *r,
                                const hs_model *model, long long study_id, long long reading_id,
                                const long long *series_ids, long long key_slice,
@@ -788,6 +928,21 @@ static hs_status write_verdict(hs_audit *a, long long run_id, const hs_study_rea
     double now = hs_clock_now();
     int purposes = a->version >= HS_AUDIT_VERSION_VALIDATION;
     hs_status st = exec(a, err, Q_NEXT_VERDICT, verdict_id, "");
+    if (st == HS_OK && a->version >= HS_AUDIT_VERSION_IDENTITY) {
+        long long outranked_by = 0;
+        char why[300];
+        st = standing_of(a, run_id, study_id, reading_id, v->verdict, &outranked_by, why,
+                         sizeof why, err);
+        if (st == HS_OK && outranked_by == 0)
+            st = exec(a, err, V_SUPERSEDE, NULL, "ldll", *verdict_id, now, study_id, run_id);
+        if (st == HS_OK)
+            st = exec(a, err, I_VERDICT, NULL, "lllsdddtLjLitsdlLt", *verdict_id, reading_id,
+                      study_id, hs_verdict_name(v->verdict), v->probability, v->threshold,
+                      v->confidence, v->confidence_label, key_slice, key_instance, decisive,
+                      v->n_scored, v->reason, model->sha256, now, run_id, outranked_by,
+                      outranked_by > 0 ? why : NULL);
+        return st;
+    }
     if (st == HS_OK && purposes)
         st = exec(a, err, V_SUPERSEDE, NULL, "ldll", *verdict_id, now, study_id, run_id);
     else if (st == HS_OK)
@@ -827,6 +982,8 @@ static hs_status write_reading(hs_audit *a, long long run_id, const hs_study_rea
     for (int i = 0; st == HS_OK && i < s->n_skipped; i++)
         st = exec(a, err, Q_SKIPPED, NULL, "lsst", reading_id, s->skipped[i].path,
                   s->skipped[i].verdict, s->skipped[i].reason);
+    if (st == HS_OK && a->version >= HS_AUDIT_VERSION_IDENTITY)
+        st = write_instances(a, reading_id, r, err);
     if (st == HS_OK)
         st = write_verdict(a, run_id, r, model, study_id, reading_id, series_ids, key_slice,
                            verdict_id, err);
@@ -1036,17 +1193,18 @@ hs_status hs_audit_pending_files(hs_audit *a, hs_audit_file_action **out, int *n
     return HS_OK;
 }
 
-hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***paths, int *n,
-                                    hs_error *err)
+/* The paths query q returns for study_uid (bound as ?1). */
+static hs_status study_paths_query(hs_audit *a, int q, const char *study_uid, char ***paths, int *n,
+                                   hs_error *err)
 {
     if (paths != NULL)
         *paths = NULL;
     if (n != NULL)
         *n = 0;
     if (a == NULL || study_uid == NULL || paths == NULL || n == NULL)
-        return hs_fail(err, HS_ERR_ARG, "hs_audit_study_done_files: NULL argument");
+        return hs_fail(err, HS_ERR_ARG, "listing a study's files: NULL argument");
     sqlite3_stmt *st = NULL;
-    hs_status ps = audit_statement(a, W_DONE_FILES, &st, err);
+    hs_status ps = audit_statement(a, q, &st, err);
     if (ps != HS_OK)
         return ps;
     int rc = sqlite3_bind_text(st, 1, study_uid, -1, SQLITE_STATIC);
@@ -1079,11 +1237,59 @@ hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***
         free(list);
         if (oom)
             return hs_fail(err, HS_ERR_NOMEM, "audit database %s: out of memory", a->path);
-        return db_fail(a->db, a->path, rc, audit_what(W_DONE_FILES), err);
+        return db_fail(a->db, a->path, rc, audit_what(q), err);
     }
     *paths = list;
     *n = count;
     return HS_OK;
+}
+
+hs_status hs_audit_study_done_files(hs_audit *a, const char *study_uid, char ***paths, int *n,
+                                    hs_error *err)
+{
+    return study_paths_query(a, W_DONE_FILES, study_uid, paths, n, err);
+}
+
+hs_status hs_audit_study_known_files(hs_audit *a, const char *study_uid, char ***paths, int *n,
+                                     hs_error *err)
+{
+    int q = a != NULL && a->version >= HS_AUDIT_VERSION_IDENTITY ? I_KNOWN : W_DONE_FILES;
+    return study_paths_query(a, q, study_uid, paths, n, err);
+}
+
+hs_status hs_audit_verdict_standing(hs_audit *a, long long verdict_id, hs_audit_standing *out,
+                                    hs_error *err)
+{
+    if (a == NULL || out == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_verdict_standing: NULL argument");
+    memset(out, 0, sizeof *out);
+    if (a->version < HS_AUDIT_VERSION_IDENTITY) {
+        long long cur = 0;
+        hs_status st = exec(a, err, Q_SUPERSEDED_BY, &cur, "l", verdict_id);
+        out->superseded_by = cur;
+        out->current = st == HS_OK && cur == 0;
+        return st;
+    }
+    sqlite3_stmt *st = NULL;
+    hs_status ps = audit_statement(a, I_STANDING, &st, err);
+    if (ps != HS_OK)
+        return ps;
+    int rc = sqlite3_bind_int64(st, 1, verdict_id);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        out->current = sqlite3_column_int(st, 0);
+        out->outranked_by = sqlite3_column_int64(st, 1);
+        out->superseded_by = sqlite3_column_int64(st, 2);
+        const unsigned char *why = sqlite3_column_text(st, 3), *v = sqlite3_column_text(st, 4);
+        snprintf(out->reason, sizeof out->reason, "%s", why != NULL ? (const char *)why : "");
+        snprintf(out->outranked_verdict, sizeof out->outranked_verdict, "%s",
+                 v != NULL ? (const char *)v : "");
+        rc = sqlite3_step(st);
+    }
+    hs_status status = rc == SQLITE_DONE ? HS_OK
+                                         : db_fail(a->db, a->path, rc, audit_what(I_STANDING), err);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return status; /* no such verdict: all zero */
 }
 
 /* ---- review pictures (schema step 004-review) ------------------------------------- */
@@ -1221,4 +1427,26 @@ hs_status hs_audit_record_notification(hs_audit *a, const hs_audit_notification 
                 n->finished, hs_notify_outcome_name(n->outcome), has_status ? &n->exit_status : NULL,
                 has_signal ? &n->signal : NULL, n->timeout_s,
                 n->outcome == HS_NOTIFY_OK ? NULL : n->message);
+/* ---- files changed in the future (schema step 008-identity) ---------------------- */
+
+hs_status hs_audit_watch_future_file(hs_audit *a, long long run_id, const char *path, long long bytes,
+                                     double changed, double now, double *first_seen, int *is_new,
+                                     hs_error *err)
+{
+    if (a == NULL || path == NULL || first_seen == NULL)
+        return hs_fail(err, HS_ERR_ARG, "hs_audit_watch_future_file: NULL argument");
+    *first_seen = now;
+    if (is_new != NULL)
+        *is_new = 0;
+    if (a->version < HS_AUDIT_VERSION_IDENTITY)
+        return HS_OK; /* nothing to remember it in: changed now, at every pass */
+    long long added = 0, ms = 0;
+    hs_status st = exec(a, err, I_FUTURE_ADD, &added, "sldd" "l", path, bytes, changed, now, run_id);
+    if (st == HS_OK)
+        st = exec(a, err, I_FUTURE_GET, &ms, "sld", path, bytes, changed);
+    if (st == HS_OK && ms > 0)
+        *first_seen = (double)ms / 1000.0;
+    if (is_new != NULL)
+        *is_new = added != 0;
+    return st;
 }

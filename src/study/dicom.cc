@@ -611,6 +611,17 @@ void fill_header(DcmItem *ds, DcmItem *meta, E_TransferSyntax xfer, hs_dicom_hea
     /* Scanners write "NONE" or "NO" rather than leave the field empty. */
     h->contrast = agent_field[0] != '\0' && std::strcmp(agent_field, "NONE") != 0 &&
                   std::strcmp(agent_field, "NO") != 0;
+
+    /* A lossy copy: said by the header, or by an encoding that cannot be
+     * lossless (JPEG processes 1, 2/4; JPEG-LS near-lossless; JPEG 2000
+     * part 1 "lossy or lossless" is counted lossy, as PS3.5 allows both). */
+    std::string lossy = get_string(ds, DCM_LossyImageCompression);
+    static const char *const lossy_syntaxes[] = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
+                                                 "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.91"};
+    h->lossy = lossy.compare(0, 2, "01") == 0;
+    for (const char *ts : lossy_syntaxes)
+        if (std::strcmp(h->transfer_syntax, ts) == 0)
+            h->lossy = 1;
 }
 
 /* Overrides the fields a functional group item g (shared, or one frame's

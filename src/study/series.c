@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hemoscan/checksum.h"
 #include "hemoscan/dirwalk.h"
 #include "hemoscan/grow.h"
 #include "hemoscan/parallel.h"
@@ -279,8 +280,83 @@ static void same_position_reason(char *out, size_t cap, const hs_dicom_header *h
     series_sentence(out, cap, "%sduplicate position: same slice position as %.180s%s", a, kept->path, b);
 }
 
+/* Copies of one instance (same SOPInstanceUID and frame), best first: a
+ * lossless copy before a lossy one, then the newer one (a corrected copy
+ * sent again), then the larger file, then the path. A copy cut short
+ * mostly fails the header check (CORRUPT) and is no copy at all. Equal
+ * files (same SHA-256) are told apart by path alone, as before. */
+static int copy_better(const hs_dicom_header *a, const hs_dicom_header *b)
+{
+    if (a->lossy != b->lossy)
+        return a->lossy < b->lossy;
+    if (strcmp(a->file_sha256, b->file_sha256) != 0) {
+        if (a->file_mtime != b->file_mtime)
+            return a->file_mtime > b->file_mtime;
+        if (a->file_size != b->file_size)
+            return a->file_size > b->file_size;
+    }
+    return strcmp(a->path, b->path) < 0;
+}
+
+static int cmp_copies(const void *x, const void *y)
+{
+    const hs_dicom_header *a = *(const hs_dicom_header *const *)x;
+    const hs_dicom_header *b = *(const hs_dicom_header *const *)y;
+    int c = strcmp(a->sop_uid, b->sop_uid);
+    if (c != 0)
+        return c;
+    if (a->frame != b->frame)
+        return a->frame < b->frame ? -1 : 1;
+    if (a == b)
+        return 0;
+    return copy_better(a, b) ? -1 : 1;
+}
+
+/* For each of hs[0..n): NULL when it is the best copy of its instance (or
+ * has no SOPInstanceUID), else the best copy, which is kept instead. */
+static hs_status best_copies(const hs_dicom_header **hs, int n, const hs_dicom_header **best,
+                             hs_error *err)
+{
+    const hs_dicom_header **by = malloc(sizeof *by * (size_t)(n > 0 ? n : 1));
+    if (by == NULL)
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory sorting %d slices", n);
+    memcpy(by, hs, sizeof *by * (size_t)n);
+    qsort(by, (size_t)n, sizeof *by, cmp_copies);
+    for (int i = 0; i < n; i++)
+        best[i] = NULL;
+    for (int i = 0, first = 0; i < n; i++) {
+        if (i > 0 && (strcmp(by[i]->sop_uid, by[i - 1]->sop_uid) != 0 || by[i]->frame != by[i - 1]->frame))
+            first = i;
+        if (i == first || by[i]->sop_uid[0] == '\0')
+            continue;
+        for (int k = 0; k < n; k++)
+            if (hs[k] == by[i]) {
+                best[k] = by[first];
+                break;
+            }
+    }
+    free(by);
+    return HS_OK;
+}
+
+/* Why the copy h of an instance is not used: best is kept instead. */
+static void copy_reason(char *out, size_t cap, const hs_dicom_header *h, const hs_dicom_header *best)
+{
+    const char *why = best->lossy != h->lossy                             ? "it is lossless, this copy lossy"
+                      : strcmp(best->file_sha256, h->file_sha256) == 0 ? "the same bytes"
+                      : best->file_mtime != h->file_mtime               ? "it is the newer file"
+                      : best->file_size != h->file_size                 ? "it is the larger file"
+                                                                        : "the same size and time";
+    if (h->frames > 1)
+        series_sentence(out, cap, "frame %d: duplicate of %.160s frame %d (same SOPInstanceUID and frame; %s)",
+                        h->frame + 1, best->path, best->frame + 1, why);
+    else
+        series_sentence(out, cap, "duplicate of %.180s (same SOPInstanceUID; %s)", best->path, why);
+}
+
 /* Sorts the accepted headers hs[0..n) of one series into se, skipping
- * duplicates into s->skipped. */
+ * duplicates into s->skipped: of the copies of one instance the best
+ * (copy_better) is kept, then of slices at one position the first. */
 static hs_status build_series(hs_study *s, int *skip_cap, hs_dicom_header **hs, int n,
                               hs_series *se, hs_error *err)
 {
@@ -337,21 +413,20 @@ static hs_status build_series(hs_study *s, int *skip_cap, hs_dicom_header **hs, 
     }
     qsort(it, (size_t)n, sizeof *it, cmp_item);
 
-    hs_status st = HS_OK;
+    const hs_dicom_header **sorted = malloc(sizeof *sorted * (size_t)n);
+    const hs_dicom_header **best = malloc(sizeof *best * (size_t)n);
+    hs_status st = sorted == NULL || best == NULL
+                       ? hs_fail(err, HS_ERR_NOMEM, "series %s: out of memory", se->series_uid)
+                       : HS_OK;
+    for (int i = 0; i < n && st == HS_OK; i++)
+        sorted[i] = it[i].h;
+    if (st == HS_OK)
+        st = best_copies(sorted, n, best, err);
     for (int i = 0; i < n && st == HS_OK; i++) {
         const hs_dicom_header *h = it[i].h;
         char reason[256] = "";
-        for (int j = 0; j < se->n_slices && reason[0] == '\0'; j++) {
-            const hs_dicom_header *o = &se->slices[j].header;
-            if (h->sop_uid[0] == '\0' || strcmp(h->sop_uid, o->sop_uid) != 0 || h->frame != o->frame)
-                continue;
-            if (h->frames > 1)
-                series_sentence(reason, sizeof reason,
-                                "frame %d: duplicate of %.180s frame %d (same SOPInstanceUID and frame)",
-                                h->frame + 1, o->path, o->frame + 1);
-            else
-                snprintf(reason, sizeof reason, "duplicate of %.200s (same SOPInstanceUID)", o->path);
-        }
+        if (best[i] != NULL)
+            copy_reason(reason, sizeof reason, h, best[i]);
         if (reason[0] == '\0' && se->sort_method == HS_SORT_POSITION && se->n_slices > 0) {
             const hs_slice *last = &se->slices[se->n_slices - 1];
             if (fabs(it[i].key - last->position_along_normal) < HS_SAME_POSITION_MM)
@@ -366,6 +441,8 @@ static hs_status build_series(hs_study *s, int *skip_cap, hs_dicom_header **hs, 
         sl->header = *h;
         sl->position_along_normal = se->sort_method == HS_SORT_POSITION ? it[i].key : 0.0;
     }
+    free(sorted);
+    free(best);
     free(it);
     if (st != HS_OK)
         return st;
@@ -420,6 +497,21 @@ static void read_task(void *ctx, int task, int thread)
                          : hs_dicom_read_header(job->paths[task], r->h, &r->v, r->reason, &r->err);
     if (r->h == NULL)
         snprintf(r->err.msg, sizeof r->err.msg, "out of memory");
+    /* An accepted file's content identity: what was read is these bytes.
+     * The header read just brought the file into the page cache, and
+     * libcrypto hashes far faster than the slice decodes later. */
+    if (r->rs == HS_OK && r->v == HS_DICOM_OK) {
+        struct stat sb;
+        if (stat(job->paths[task], &sb) != 0) {
+            r->rs = HS_ERR_IO;
+            snprintf(r->err.msg, sizeof r->err.msg, "%.300s: cannot examine: %s", job->paths[task],
+                     strerror(errno));
+            return;
+        }
+        r->h->file_size = (long long)sb.st_size;
+        r->h->file_mtime = (double)sb.st_mtim.tv_sec + (double)sb.st_mtim.tv_nsec * 1e-9;
+        r->rs = hs_sha256_file(job->paths[task], r->h->file_sha256, &r->err);
+    }
 }
 
 /* Pass 2 for an accepted multi-frame file (header file): each frame whose
@@ -465,6 +557,10 @@ static hs_status add_frames(hs_study *study, int *skip_cap, const hs_dicom_heade
             break;
         }
         *one = fr[k];
+        /* the file's identity is the scan's, not the reader's */
+        one->file_size = file->file_size;
+        one->file_mtime = file->file_mtime;
+        memcpy(one->file_sha256, file->file_sha256, sizeof one->file_sha256);
         (*ok)[(*n_ok)++] = one;
     }
 done:

@@ -39,12 +39,13 @@ static int compare_strings(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* SHA-256 over the sorted SOPInstanceUIDs (the path when a file has none)
- * of every accepted slice, each followed by a newline. A frame of a
- * multi-frame file is "UID#N", N its 1-based frame number: the identity is
- * the set of slices read, so a file of which other frames were accepted
- * (a LOCALIZER frame dropped, say) is another set; single-frame studies
- * keep the identity they always had. */
+/* SHA-256 over the sorted lines "ID[#N] FILE_SHA256" of every accepted
+ * slice, each followed by a newline: ID is the SOPInstanceUID (the path
+ * when a file has none), N the 1-based frame number of a frame of a
+ * multi-frame file, FILE_SHA256 the SHA-256 of the file it was read from.
+ * The identity is what was read, UIDs and content: a file of which other
+ * frames were accepted (a LOCALIZER frame dropped, say) is another set, and
+ * so is a corrected copy sent again with the same UIDs. */
 hs_status hs_study_instances_sha256(const hs_study *study, char hex[65], hs_error *err)
 {
     if (study == NULL || hex == NULL)
@@ -52,43 +53,46 @@ hs_status hs_study_instances_sha256(const hs_study *study, char hex[65], hs_erro
     int n = 0;
     for (int s = 0; s < study->n_series; s++)
         n += study->series[s].n_slices;
-    const char **ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
-    /* "#N" names, for frames only: UID (64) + '#' + digits */
-    char(*framed)[96] = calloc((size_t)(n > 0 ? n : 1), sizeof *framed);
-    if (ids == NULL || framed == NULL) {
-        free(ids);
-        free(framed);
-        return hs_fail(err, HS_ERR_NOMEM, "out of memory listing the instances of a study");
-    }
+    /* One line per instance: "ID[#FRAME] SHA256"; ID is the SOPInstanceUID
+     * (the path without one), whole, whatever its length. */
+    char **lines = calloc((size_t)(n > 0 ? n : 1), sizeof *lines);
+    hs_status st = lines == NULL ? hs_fail(err, HS_ERR_NOMEM, "out of memory listing the instances of a study")
+                                 : HS_OK;
     int k = 0;
-    for (int s = 0; s < study->n_series; s++) {
-        for (int i = 0; i < study->series[s].n_slices; i++) {
+    for (int s = 0; s < study->n_series && st == HS_OK; s++) {
+        for (int i = 0; i < study->series[s].n_slices && st == HS_OK; i++) {
             const hs_dicom_header *h = &study->series[s].slices[i].header;
             const char *id = h->sop_uid[0] ? h->sop_uid : h->path;
-            if (h->frames > 1) {
-                snprintf(framed[k], sizeof framed[k], "%.64s#%d", id, h->frame + 1);
-                id = framed[k];
+            size_t cap = strlen(id) + 16 + sizeof h->file_sha256;
+            lines[k] = malloc(cap);
+            if (lines[k] == NULL) {
+                st = hs_fail(err, HS_ERR_NOMEM, "out of memory listing the instances of a study");
+                break;
             }
-            ids[k++] = id;
+            if (h->frames > 1)
+                snprintf(lines[k], cap, "%s#%d %s", id, h->frame + 1, h->file_sha256);
+            else
+                snprintf(lines[k], cap, "%s %s", id, h->file_sha256);
+            k++;
         }
     }
-    qsort(ids, (size_t)n, sizeof *ids, compare_strings);
-    hs_sha256_ctx *ctx = hs_sha256_begin();
-    if (ctx == NULL) {
-        free(ids);
-        free(framed);
-        return hs_fail(err, HS_ERR_NOMEM, "cannot set up SHA-256");
+    hs_sha256_ctx *ctx = st == HS_OK ? hs_sha256_begin() : NULL;
+    if (st == HS_OK && ctx == NULL)
+        st = hs_fail(err, HS_ERR_NOMEM, "cannot set up SHA-256");
+    if (st == HS_OK) {
+        qsort(lines, (size_t)k, sizeof *lines, compare_strings);
+        for (int i = 0; i < k; i++) {
+            hs_sha256_update(ctx, lines[i], strlen(lines[i]));
+            hs_sha256_update(ctx, "\n", 1);
+        }
+        unsigned char digest[HS_SHA256_LEN];
+        hs_sha256_end(ctx, digest);
+        hs_sha256_hex(digest, hex);
     }
-    for (int i = 0; i < n; i++) {
-        hs_sha256_update(ctx, ids[i], strlen(ids[i]));
-        hs_sha256_update(ctx, "\n", 1);
-    }
-    unsigned char digest[HS_SHA256_LEN];
-    hs_sha256_end(ctx, digest);
-    hs_sha256_hex(digest, hex);
-    free(ids);
-    free(framed);
-    return HS_OK;
+    for (int i = 0; i < k; i++)
+        free(lines[i]);
+    free(lines);
+    return st;
 }
 
 /* What the workers of one series share. Each worker has its own
@@ -201,7 +205,16 @@ static void decide(hs_study_reading *r, double threshold)
     if (decisive < 0 && r->n_results > 0)
         decisive = 0;
     r->decisive = decisive;
-    if (decisive >= 0) {
+    /* A file that could not be read at all (no permission, an unreadable
+     * folder, a path too long) may hold the bleed: no "no hemorrhage" from
+     * part of a study. A hemorrhage found in the rest stands. */
+    const hs_skipped_file *unreadable = NULL;
+    int n_unreadable = 0;
+    for (int i = 0; i < r->study.n_skipped; i++)
+        if (strcmp(r->study.skipped[i].verdict, "unreadable") == 0 && n_unreadable++ == 0)
+            unreadable = &r->study.skipped[i];
+    if (decisive >= 0 && (unreadable == NULL ||
+                          r->result[decisive].verdict.verdict == HS_VERDICT_HEMORRHAGE)) {
         r->verdict = r->result[decisive].verdict;
         return;
     }
@@ -211,8 +224,20 @@ static void decide(hs_study_reading *r, double threshold)
     r->verdict.confidence = NAN;
     r->verdict.key_slice = -1;
     r->verdict.threshold = threshold;
-    snprintf(r->verdict.reason, sizeof r->verdict.reason, "%s",
-             r->study.why[0] ? r->study.why : "no readable axial CT series in the folder");
+    if (decisive < 0) {
+        snprintf(r->verdict.reason, sizeof r->verdict.reason, "%s",
+                 r->study.why[0] ? r->study.why : "no readable axial CT series in the folder");
+        return;
+    }
+    r->verdict.n_scored = r->result[decisive].verdict.n_scored;
+    /* the reader's messages name the file already */
+    const char *why = unreadable->reason;
+    size_t len = strlen(unreadable->path);
+    if (strncmp(why, unreadable->path, len) == 0 && why[len] == ':')
+        why += len + (why[len + 1] == ' ' ? 2 : 1);
+    snprintf(r->verdict.reason, sizeof r->verdict.reason,
+             "%d file(s) could not be read (%.100s: %.50s): no verdict from part of a study",
+             n_unreadable, unreadable->path, why);
 }
 
 /* Checks the arguments and model, and starts out; label goes to out->dir. */

@@ -95,6 +95,10 @@ static hs_watch_file *add_file(list_state *w, const char *path)
     return f;
 }
 
+/* Deepest folder the listing enters below the drop folder: storescp and
+ * PACS exports nest a few levels; a deeper tree is reported, not walked. */
+#define MAX_DEPTH 64
+
 static int watch_excluded(const list_state *w, const struct stat *st)
 {
     for (int i = 0; i < w->n_exclude; i++)
@@ -120,9 +124,11 @@ static double folders_newest(const hs_dirwalk_entry *e)
 
 /* The listing's visit (dirwalk.h). The drop folder failing to open is the
  * only error; a subfolder that cannot be opened, or an entry that cannot
- * be examined, becomes an error entry. An entry gone meanwhile has nothing
- * to list, and one whose path does not fit HS_PATH_MAX cannot be named:
- * both are left out. Excluded folders are not entered. Everything that is
+ * be examined, becomes an error entry; so do a path that does not fit
+ * HS_PATH_MAX (named by its first HS_PATH_MAX - 1 bytes) and a folder
+ * deeper than MAX_DEPTH, which the walk does not enter: nothing below the
+ * drop folder goes unread without a word. An entry gone meanwhile has
+ * nothing to list. Excluded folders are not entered. Everything that is
  * not a folder is a file of the listing; a non-regular one is loose at
  * once. */
 static hs_status list_visit(void *ctx, hs_dirwalk_entry *e, hs_error *err)
@@ -141,16 +147,29 @@ static hs_status list_visit(void *ctx, hs_dirwalk_entry *e, hs_error *err)
         snprintf(f->reason, sizeof f->reason, "cannot open folder: %s", strerror(e->error));
         return HS_OK;
     case HS_DIRWALK_STAT_ERROR:
-        if (e->error == ENOENT || e->path_cut)
+        if (e->error == ENOENT)
             return HS_OK;
         f = add_file(w, e->path);
         if (f == NULL)
             return hs_fail(err, HS_ERR_NOMEM, "out of memory listing %s", e->path);
         f->kind = HS_WATCH_ERROR;
-        snprintf(f->reason, sizeof f->reason, "cannot examine: %s", strerror(e->error));
+        if (e->path_cut)
+            snprintf(f->reason, sizeof f->reason, "a path longer than %d bytes (cut here): "
+                     "not read", HS_PATH_MAX - 1);
+        else
+            snprintf(f->reason, sizeof f->reason, "cannot examine: %s", strerror(e->error));
         return HS_OK;
     case HS_DIRWALK_DIR:
         e->prune = watch_excluded(w, e->st);
+        if (!e->prune && e->depth > MAX_DEPTH) {
+            /* not entered by the walk: say so, rather than never see it */
+            f = add_file(w, e->path);
+            if (f == NULL)
+                return hs_fail(err, HS_ERR_NOMEM, "out of memory listing %s", e->path);
+            f->kind = HS_WATCH_ERROR;
+            snprintf(f->reason, sizeof f->reason, "a folder more than %d folders below the drop "
+                     "folder: not entered, its files not read", MAX_DEPTH);
+        }
         return HS_OK;
     case HS_DIRWALK_FILE:
         break;
@@ -323,7 +342,7 @@ hs_status hs_watch_list(const char *drop, const char *const *exclude, int n_excl
          *   - names still being written are left out;
          *   - folders more than 64 levels down are not entered;
          *   - unsorted, as the listing sorts itself. */
-        const hs_dirwalk_options walk_opt = {.max_depth = 64, .skip_name = hs_watch_is_temp_name};
+        const hs_dirwalk_options walk_opt = {.max_depth = MAX_DEPTH, .skip_name = hs_watch_is_temp_name};
         memcpy(buf, drop, root_len);
         buf[root_len] = '\0';
         st = hs_dirwalk(buf, &walk_opt, list_visit, &w, err);

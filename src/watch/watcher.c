@@ -303,17 +303,29 @@ static void study_failed(hs_watcher *w, const hs_watch_listing *l, const hs_watc
     }
 }
 
-/* Drop files plus, with a done folder, the study's files already there (a
- * study that gains instances is read whole). The drop paths are the
- * listing's; the others are owned by the array (free_study_paths). */
+/* 1 when path is one of the study's drop files. */
+static int in_drop(const hs_watch_listing *l, const hs_watch_study *s, const char *path)
+{
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(l->files[s->file[i]].path, path) == 0)
+            return 1;
+    return 0;
+}
+
+/* Drop files plus every file of the study known from before that is still
+ * there: in the done folder, or wherever an earlier reading found it
+ * (hs_audit_study_known_files). A study that gains instances, in this
+ * folder or another, is read whole, and a reading never sees less than it
+ * could. A known path is taken only as a regular file (a link put in its
+ * place is not followed). The drop paths are the listing's; the others
+ * are owned by the array (free_study_paths). */
 static char **study_paths(hs_watcher *w, const hs_watch_listing *l, const hs_watch_study *s,
                           int *n_out)
 {
     char **done = NULL;
     int n_done = 0;
     hs_error err = {0};
-    if (w->cfg.done_dir != NULL &&
-        hs_audit_study_done_files(w->cfg.audit, s->study_uid, &done, &n_done, &err) != HS_OK) {
+    if (hs_audit_study_known_files(w->cfg.audit, s->study_uid, &done, &n_done, &err) != HS_OK) {
         report(w, "%s", err.msg);
         return NULL;
     }
@@ -324,7 +336,7 @@ static char **study_paths(hs_watcher *w, const hs_watch_listing *l, const hs_wat
             paths[n++] = l->files[s->file[i]].path;
         for (int i = 0; i < n_done; i++) {
             struct stat sb;
-            if (lstat(done[i], &sb) == 0 && S_ISREG(sb.st_mode))
+            if (!in_drop(l, s, done[i]) && lstat(done[i], &sb) == 0 && S_ISREG(sb.st_mode))
                 paths[n++] = done[i]; /* owned by paths now */
             else
                 free(done[i]);
@@ -637,6 +649,52 @@ static void take_crash_note(hs_watcher *w)
         report(w, "%s: %s", path, err.msg);
 }
 
+/* ---- change times in the future ------------------------------------------------------ */
+
+/* How far ahead of the clock a change time may be before it is "in the
+ * future": file servers' clocks drift by a second or two. */
+#define FUTURE_SLACK_S 5.0
+
+/* Files (or folders above them) whose change time lies in the future
+ * would keep their study waiting until that time comes, maybe for years.
+ * Each counts as changed when a watcher first saw it so (kept in the
+ * database, so a cron run the next night still knows), and is reported
+ * once. The studies' newest times are made again from their files'. */
+static void tame_future_times(hs_watcher *w, hs_watch_listing *l, double now)
+{
+    int any = 0;
+    for (int i = 0; i < l->n_files; i++) {
+        hs_watch_file *f = &l->files[i];
+        if (f->kind == HS_WATCH_ERROR || f->newest <= now + FUTURE_SLACK_S)
+            continue;
+        double first_seen = now;
+        int is_new = 0;
+        hs_error err = {0};
+        if (hs_audit_watch_future_file(w->cfg.audit, w->cfg.run_id, f->path, f->size, f->newest, now,
+                                       &first_seen, &is_new, &err) != HS_OK) {
+            report(w, "%s", err.msg);
+            continue; /* the pass goes on; the file is counted as changed now */
+        }
+        if (is_new) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "its change time (or its folder's) is %.0f s in the future; "
+                     "counted as changed when first seen", f->newest - now);
+            report(w, "%s: %s", f->path, msg);
+            record_failure(w, f->path, f->kind == HS_WATCH_STUDY_FILE ? f->study_uid : NULL, "list",
+                           msg);
+        }
+        f->newest = first_seen;
+        any = 1;
+    }
+    for (int s = 0; any && s < l->n_studies; s++) {
+        hs_watch_study *st = &l->studies[s];
+        st->newest = 0;
+        for (int k = 0; k < st->n; k++)
+            if (l->files[st->file[k]].newest > st->newest)
+                st->newest = l->files[st->file[k]].newest;
+    }
+}
+
 /* ---- the watcher -------------------------------------------------------------------- */
 
 void hs_watcher_config_default(hs_watcher_config *cfg)
@@ -729,9 +787,11 @@ void hs_watcher_pass(hs_watcher *w)
         return;
     }
     double now = hs_clock_now();
+    tame_future_times(w, &l, now);
     for (int i = 0; i < l.n_errors; i++) {
         const hs_watch_file *f = &l.files[l.errors[i]];
-        report(w, "%s: %s", f->path, f->reason);
+        /* a path of thousands of bytes must not push its reason off the line */
+        report(w, "%.600s%s: %s", f->path, strlen(f->path) > 600 ? "..." : "", f->reason);
         record_failure(w, f->path, NULL, "list", f->reason);
         w->c.failed++;
     }
