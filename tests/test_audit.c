@@ -135,6 +135,10 @@ static void fake_series(hs_series *se, const char *uid, int index, int n)
         snprintf(h->sop_uid, sizeof h->sop_uid, "%s.%d.%d", uid, index + 1, j + 1);
         h->has_instance_number = 1;
         h->instance_number = j + 1;
+        /* the file's identity, as the scan gives it */
+        h->file_size = 1000 + j;
+        for (int k = 0; k < 64; k++)
+            h->file_sha256[k] = "0123456789abcdef"[(index * 7 + j * 3 + k) % 16];
         se->slices[j].position_along_normal = index == 0 ? -40.0 + 5.0 * j : 0.0;
     }
     if (index == 0) {
@@ -1308,6 +1312,85 @@ static void test_already_read(void)
     hs_audit_close(a);
 }
 
+/* Schema 8: a verdict that read less than the current one is outranked
+ * and the fuller one stands, unless it is a hemorrhage and the current one
+ * is not; the instances are listed; the outranked reading counts as read. */
+static void test_outranked(void)
+{
+    char path[PATH_CAP];
+    long long run = 0;
+    hs_audit *a = open_run(path, "outranked.db", &run, NULL);
+    fake_spec full = {"1.2.40", "A40", "20260101", HS_VERDICT_NO_HEMORRHAGE, 0.25f, 8, 0, 0, 1, 'a'};
+    long long v1 = record_ok(a, run, &full, model_a);
+    fake_spec part = full; /* the first 6 of the 8 slices of series 1 */
+    part.slices = 6;
+    part.minute = 2;
+    part.variant = 'b';
+    long long v2 = record_ok(a, run, &part, model_a);
+    hs_audit_standing st;
+    hs_error err = {0};
+    CU_ASSERT_EQUAL(hs_audit_verdict_standing(a, v2, &st, &err), HS_OK);
+    CU_ASSERT(!st.current && st.outranked_by == v1 && st.superseded_by == 0);
+    CU_ASSERT_STRING_EQUAL(st.outranked_verdict, "no_hemorrhage");
+    char want[128];
+    snprintf(want, sizeof want, "read 6 of the 8 instances verdict %lld read", v1);
+    CU_ASSERT_STRING_EQUAL(st.reason, want);
+    CU_ASSERT_EQUAL(hs_audit_verdict_standing(a, v1, &st, &err), HS_OK);
+    CU_ASSERT(st.current && st.outranked_by == 0);
+    sqlite3 *db = raw_open(path, 0); /* beside the open database (WAL) */
+    snprintf(want, sizeof want, "%lld", v1);
+    CHECK_ROW(db, "SELECT verdict_id FROM current_verdicts WHERE study_uid = '1.2.40'", want);
+    /* 8 + 3 instances found, 8 read (series 2 was not chosen) */
+    snprintf(want, sizeof want, "SELECT count(*), sum(series_read) FROM reading_instances "
+             "JOIN verdicts USING (reading_id) WHERE verdict_id = %lld", v1);
+    CHECK_ROW(db, want, "11|8");
+    /* the partial reading's instances count as read: not read again */
+    hs_study_reading r;
+    fake_reading(&r, &part);
+    int found = 0;
+    CU_ASSERT_EQUAL(hs_audit_already_read(a, "1.2.40", r.instances_sha256, SHA_A, &found, &err), HS_OK);
+    CU_ASSERT_EQUAL(found, 1);
+    fake_free(&r);
+    /* a positive that read less still supersedes a negative */
+    fake_spec pos = part;
+    pos.verdict = HS_VERDICT_HEMORRHAGE;
+    pos.probability = 0.75f;
+    pos.minute = 3;
+    pos.variant = 'c';
+    long long v3 = record_ok(a, run, &pos, model_a);
+    snprintf(want, sizeof want, "%lld|hemorrhage", v3);
+    CHECK_ROW(db, "SELECT verdict_id, verdict FROM current_verdicts WHERE study_uid = '1.2.40'", want);
+    snprintf(want, sizeof want, "SELECT superseded_by FROM verdicts WHERE verdict_id = %lld", v1);
+    char got[32];
+    snprintf(got, sizeof got, "%lld", v3);
+    CHECK_ROW(db, want, got);
+    /* and a negative that read less never replaces that positive */
+    part.minute = 4;
+    part.variant = 'd';
+    part.slices = 5;
+    long long v4 = record_ok(a, run, &part, model_a);
+    CU_ASSERT_EQUAL(hs_audit_verdict_standing(a, v4, &st, &err), HS_OK);
+    CU_ASSERT(!st.current && st.outranked_by == v3);
+    CU_ASSERT_STRING_EQUAL(st.outranked_verdict, "hemorrhage");
+    /* a full reading supersedes the current verdict and the outranked ones */
+    full.minute = 5;
+    full.variant = 'e';
+    long long v5 = record_ok(a, run, &full, model_a);
+    snprintf(want, sizeof want, "SELECT count(*) FROM verdicts WHERE study_id = (SELECT study_id "
+             "FROM verdicts WHERE verdict_id = %lld) AND superseded_by IS NULL", v5);
+    CHECK_ROW(db, want, "1"); /* v5 alone: v3 superseded v1 and v2, v5 v3 and v4 */
+    CU_ASSERT_EQUAL(hs_audit_verdict_standing(a, v5, &st, &err), HS_OK);
+    CU_ASSERT(st.current);
+    /* the database refuses an outranked verdict's change */
+    char sql[160];
+    snprintf(sql, sizeof sql, "UPDATE verdicts SET outranked_by = NULL, outranked_reason = NULL "
+             "WHERE verdict_id = %lld", v4);
+    sqlite3_close(db);
+    db = inspect(a, path, 1);
+    CU_ASSERT_NOT_EQUAL(exec(db, sql), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 /* A study that fails half-way leaves no row behind, and the verdict it
  * would have superseded stays current. */
 static void test_atomic(void)
@@ -1966,6 +2049,7 @@ int hs_register_audit_tests(void)
         {"a reading is recorded field by field", test_record_fields},
         {"not assessable with no series read", test_record_nothing_read},
         {"a new verdict supersedes, the old one is kept", test_supersede},
+        {"a verdict that read less is outranked; a positive never is", test_outranked},
         {"a study without UID never supersedes", test_study_without_uid},
         {"already read: same instances and model only", test_already_read},
         {"a failing study leaves nothing behind", test_atomic},

@@ -276,12 +276,18 @@ static int read_folder(study_run *m, const char *dir)
         if (n_known > 0 && m->o->verbose >= 0)
             fprintf(stderr, "hemoscan: %s: study %s: read with %d file(s) of it read before "
                     "elsewhere\n", dir, f.study[i].uid, n_known);
+        /* Read with files known from before: every eligible series, so
+         * the verdict comes from everything known of the study and covers
+         * the series an earlier verdict was read from (audit.h). */
+        hs_study_options sopt = m->sopt;
+        if (n_known > 0)
+            sopt.all_series = 1;
         hs_status st;
         memset(&r, 0, sizeof r);
         if (f.n == 1 && n_known == 0) /* the usual case: the scan is the study's */
-            st = hs_study_read_scanned(dir, &scan, m->model, &m->sopt, &r, &err);
+            st = hs_study_read_scanned(dir, &scan, m->model, &sopt, &r, &err);
         else
-            st = hs_study_read_files(dir, paths, n, m->model, &m->sopt, &r, &err);
+            st = hs_study_read_files(dir, paths, n, m->model, &sopt, &r, &err);
         status = worse(status, finish_reading(m, dir, &r, st, &err));
         hs_study_reading_free(&r);
         free_paths(paths, n, f.study[i].n);

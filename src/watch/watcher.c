@@ -459,14 +459,20 @@ static void record_reading(hs_watcher *w, const hs_watch_listing *l, const hs_wa
 /* Reads a scanned study (taking *study over) and records it, unless its
  * files changed while it was read: then it waits for a later pass. */
 static void read_scanned(hs_watcher *w, const hs_watch_listing *l, const hs_watch_study *s,
-                         const char *label, hs_study *study)
+                         const char *label, hs_study *study, int known_files)
 {
+    /* Read with files known from before: every eligible series is read,
+     * so the verdict comes from everything known of the study and covers
+     * whatever series an earlier verdict was read from (audit.h). */
+    hs_study_options opt = w->cfg.study;
+    if (known_files)
+        opt.all_series = 1;
     hs_error err = {0};
     phase(w, "reading", s->study_uid);
     if (w->cfg.crash_study_uid != NULL && strcmp(w->cfg.crash_study_uid, s->study_uid) == 0)
         abort(); /* the tests' stand-in for a library that asserts */
     hs_study_reading r;
-    hs_status st = hs_study_read_scanned(label, study, w->cfg.model, &w->cfg.study, &r, &err);
+    hs_status st = hs_study_read_scanned(label, study, w->cfg.model, &opt, &r, &err);
     if (st != HS_OK) {
         study_failed(w, l, s, label, "read", err.msg, st == HS_ERR_ARG || st == HS_ERR_FORMAT);
     } else if (!hs_watch_unchanged(l, s)) {
@@ -493,7 +499,7 @@ static void read_study(hs_watcher *w, const hs_watch_listing *l, const hs_watch_
     hs_study study;
     memset(&study, 0, sizeof study);
     if (scan_study(w, l, s, label, paths, n, &study) == SCAN_TO_READ)
-        read_scanned(w, l, s, label, &study);
+        read_scanned(w, l, s, label, &study, n > s->n);
     hs_study_free(&study); /* emptied already when it was read */
     free_study_paths(paths, n, s->n);
 }
