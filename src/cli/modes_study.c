@@ -135,15 +135,17 @@ static hs_status split_folder(const hs_study *scan, folder_studies *out, hs_erro
 /* The files of study g: the folder's, plus those known from earlier
  * readings of the same study that are still there (hs_audit_study_known_files),
  * so that a study delivered in parts is read whole. *n_known: how many were
- * added. Free with free_paths(paths, n, g->n). */
+ * added; *read_before: whether the study was read before at all. Free with
+ * free_paths(paths, n, g->n). */
 static char **study_files(hs_audit *audit, const folder_study *g, int *n_out, int *n_known,
-                          hs_error *err)
+                          int *read_before, hs_error *err)
 {
     char **known = NULL;
     int nk = 0;
     *n_out = *n_known = 0;
     if (g->uid[0] != '\0' && hs_audit_study_known_files(audit, g->uid, &known, &nk, err) != HS_OK)
         return NULL;
+    *read_before = nk > 0;
     char **paths = malloc((size_t)(g->n + nk + 1) * sizeof *paths);
     if (paths == NULL) {
         for (int i = 0; i < nk; i++)
@@ -266,8 +268,8 @@ static int read_folder(study_run *m, const char *dir)
                 dir, f.n);
     int status = EXIT_OK;
     for (int i = 0; i < f.n; i++) {
-        int n = 0, n_known = 0;
-        char **paths = study_files(m->audit, &f.study[i], &n, &n_known, &err);
+        int n = 0, n_known = 0, read_before = 0;
+        char **paths = study_files(m->audit, &f.study[i], &n, &n_known, &read_before, &err);
         if (paths == NULL) {
             fprintf(stderr, "hemoscan: %s: %s\n", dir, err.msg);
             status = worse(status, EXIT_FAILED);
@@ -276,11 +278,11 @@ static int read_folder(study_run *m, const char *dir)
         if (n_known > 0 && m->o->verbose >= 0)
             fprintf(stderr, "hemoscan: %s: study %s: read with %d file(s) of it read before "
                     "elsewhere\n", dir, f.study[i].uid, n_known);
-        /* Read with files known from before: every eligible series, so
-         * the verdict comes from everything known of the study and covers
-         * the series an earlier verdict was read from (audit.h). */
+        /* A study read before: every eligible series, so the verdict
+         * comes from everything known of the study and covers the series
+         * an earlier verdict was read from (audit.h). */
         hs_study_options sopt = m->sopt;
-        if (n_known > 0)
+        if (read_before)
             sopt.all_series = 1;
         hs_status st;
         memset(&r, 0, sizeof r);

@@ -320,7 +320,7 @@ static int in_drop(const hs_watch_listing *l, const hs_watch_study *s, const cha
  * place is not followed). The drop paths are the listing's; the others
  * are owned by the array (free_study_paths). */
 static char **study_paths(hs_watcher *w, const hs_watch_listing *l, const hs_watch_study *s,
-                          int *n_out)
+                          int *n_out, int *read_before)
 {
     char **done = NULL;
     int n_done = 0;
@@ -331,6 +331,7 @@ static char **study_paths(hs_watcher *w, const hs_watch_listing *l, const hs_wat
     }
     char **paths = malloc((size_t)(s->n + n_done) * sizeof *paths);
     int n = 0;
+    *read_before = n_done > 0;
     if (paths != NULL) {
         for (int i = 0; i < s->n; i++)
             paths[n++] = l->files[s->file[i]].path;
@@ -459,13 +460,13 @@ static void record_reading(hs_watcher *w, const hs_watch_listing *l, const hs_wa
 /* Reads a scanned study (taking *study over) and records it, unless its
  * files changed while it was read: then it waits for a later pass. */
 static void read_scanned(hs_watcher *w, const hs_watch_listing *l, const hs_watch_study *s,
-                         const char *label, hs_study *study, int known_files)
+                         const char *label, hs_study *study, int read_before)
 {
-    /* Read with files known from before: every eligible series is read,
-     * so the verdict comes from everything known of the study and covers
-     * whatever series an earlier verdict was read from (audit.h). */
+    /* A study read before is read with every eligible series, so the
+     * verdict comes from everything known of it and covers whatever
+     * series an earlier verdict was read from (audit.h). */
     hs_study_options opt = w->cfg.study;
-    if (known_files)
+    if (read_before)
         opt.all_series = 1;
     hs_error err = {0};
     phase(w, "reading", s->study_uid);
@@ -490,8 +491,8 @@ static void read_scanned(hs_watcher *w, const hs_watch_listing *l, const hs_watc
 static void read_study(hs_watcher *w, const hs_watch_listing *l, const hs_watch_study *s,
                        const char *label)
 {
-    int n = 0;
-    char **paths = study_paths(w, l, s, &n);
+    int n = 0, read_before = 0;
+    char **paths = study_paths(w, l, s, &n, &read_before);
     if (paths == NULL) {
         w->c.failed++;
         return;
@@ -499,7 +500,7 @@ static void read_study(hs_watcher *w, const hs_watch_listing *l, const hs_watch_
     hs_study study;
     memset(&study, 0, sizeof study);
     if (scan_study(w, l, s, label, paths, n, &study) == SCAN_TO_READ)
-        read_scanned(w, l, s, label, &study, n > s->n);
+        read_scanned(w, l, s, label, &study, read_before);
     hs_study_free(&study); /* emptied already when it was read */
     free_study_paths(paths, n, s->n);
 }
