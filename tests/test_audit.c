@@ -1312,7 +1312,7 @@ static void test_already_read(void)
     hs_audit_close(a);
 }
 
-/* Schema 8: a verdict that read less than the current one is outranked
+/* Schema 9: a verdict that read less than the current one is outranked
  * and the fuller one stands, unless it is a hemorrhage and the current one
  * is not; the instances are listed; the outranked reading counts as read. */
 static void test_outranked(void)

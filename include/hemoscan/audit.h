@@ -90,7 +90,7 @@ hs_status hs_audit_run_end(hs_audit *a, long long run_id, int exit_status, hs_er
  * When it read less, the new verdict is recorded outranked instead
  * (outranked_by, outranked_reason): the fuller verdict stands. A hemorrhage verdict always
  * supersedes a current verdict that is not one, whatever it saw: a positive
- * is never held back. A current verdict recorded before schema 8 is
+ * is never held back. A current verdict recorded before schema 9 is
  * superseded as before; a study without a UID never supersedes anything;
  * a validation verdict neither supersedes nor is outranked.
  * *verdict_id (may be NULL) receives the new verdict's id.
@@ -121,7 +121,7 @@ hs_status hs_audit_verdict_standing(hs_audit *a, long long verdict_id, hs_audit_
  * every file of it the watcher moved to its done folder, each path once,
  * sorted: where the rest of a study is when more of it arrives. The files
  * may since have gone or changed; the caller looks. Free each path and the
- * array. Before schema 8, the done files only. */
+ * array. Before schema 9, the done files only. */
 hs_status hs_audit_study_known_files(hs_audit *a, const char *study_uid, char ***paths, int *n,
                                      hs_error *err);
 
@@ -238,7 +238,7 @@ hs_status hs_audit_watch_file_crashed(hs_audit *a, const char *path, long long b
  * the future at time now: *first_seen receives when a watcher first saw
  * this path with this size and change time (now, the first time; it is
  * then recorded for run_id in watch_future_files), and *is_new (may be
- * NULL) whether that was now. Before schema 8 nothing is kept and
+ * NULL) whether that was now. Before schema 9 nothing is kept and
  * *first_seen is now. */
 hs_status hs_audit_watch_future_file(hs_audit *a, long long run_id, const char *path, long long bytes,
                                      double changed, double now, double *first_seen, int *is_new,

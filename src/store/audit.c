@@ -30,7 +30,7 @@
  *     unique index on verdicts where superseded_by is NULL). The new
  *     verdict's id is chosen before it is inserted, the old verdict is
  *     pointed at it, then the new one is inserted; the foreign key of
- *     superseded_by is checked at commit. From schema 8 a reading lists
+ *     superseded_by is checked at commit. From schema 9 a reading lists
  *     what it found and read (reading_instances), and a new verdict that
  *     read less than the current one is inserted outranked by it instead
  *     (standing_of): the database compares the two instance lists.
@@ -849,7 +849,7 @@ static hs_status write_result(hs_audit *a, const hs_study_reading *r, int k,
                 v->reason, series_id);
 }
 
-/* Every accepted instance of the scan (schema 008): what the reading
+/* Every accepted instance of the scan (schema 009): what the reading
  * found, and which of it it read (the series scored). */
 static hs_status write_instances(hs_audit *a, long long reading_id, const hs_study_reading *r,
                                  hs_error *err)
@@ -873,7 +873,7 @@ static hs_status write_instances(hs_audit *a, long long reading_id, const hs_stu
 /* Whether the new reading (reading_id, verdict v) outranks nothing: the
  * study's current production verdict stands when it read instances the
  * new reading did not, or read them in better copies, unless the new verdict is
- * a hemorrhage and the current one is not (schema 008). *outranked_by
+ * a hemorrhage and the current one is not (schema 009). *outranked_by
  * receives the verdict that stands (0: the new one supersedes), reason why. */
 static hs_status standing_of(hs_audit *a, long long run_id, long long study_id, long long reading_id,
                              hs_verdict v, long long *outranked_by, char *reason, size_t cap,
@@ -1427,7 +1427,7 @@ hs_status hs_audit_record_notification(hs_audit *a, const hs_audit_notification 
                 n->finished, hs_notify_outcome_name(n->outcome), has_status ? &n->exit_status : NULL,
                 has_signal ? &n->signal : NULL, n->timeout_s,
                 n->outcome == HS_NOTIFY_OK ? NULL : n->message);
-/* ---- files changed in the future (schema step 008-identity) ---------------------- */
+/* ---- files changed in the future (schema step 009-identity) ---------------------- */
 
 hs_status hs_audit_watch_future_file(hs_audit *a, long long run_id, const char *path, long long bytes,
                                      double changed, double now, double *first_seen, int *is_new,
