@@ -254,7 +254,10 @@ test_meaningless_hu() {
         cp -r "$tmp/hu/$src" "$tmp/hu/edited" || return 1
         # $change is an option and its argument: split on purpose
         dcmodify -nb -q $change "$tmp"/hu/edited/*.dcm || { why "dcmodify $change failed"; return 1; }
-        study "$tmp/hu/edited"
+        # a database of its own: one that knows the unedited copy's files
+        # reads the study with them (a study is read whole)
+        rm -f "$tmp/hu/edited.db"*
+        run "$HEMOSCAN" --model "$MODEL" --db "$tmp/hu/edited.db" --study "$tmp/hu/edited"
         [ "$status" -eq 4 ] || { why "$change: exit $status, expected 4 (not assessable)"; return 1; }
         grep -q "verdict: *NOT ASSESSABLE" "$tmp/out" || { why "$change: not 'not assessable'"; return 1; }
         ! grep -qi "no hemorrhage" "$tmp/out" || { why "$change: says no hemorrhage"; return 1; }

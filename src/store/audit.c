@@ -1427,6 +1427,8 @@ hs_status hs_audit_record_notification(hs_audit *a, const hs_audit_notification 
                 n->finished, hs_notify_outcome_name(n->outcome), has_status ? &n->exit_status : NULL,
                 has_signal ? &n->signal : NULL, n->timeout_s,
                 n->outcome == HS_NOTIFY_OK ? NULL : n->message);
+}
+
 /* ---- files changed in the future (schema step 009-identity) ---------------------- */
 
 hs_status hs_audit_watch_future_file(hs_audit *a, long long run_id, const char *path, long long bytes,
