@@ -521,6 +521,22 @@ sniff sniff_file(const char *path, std::string *why)
     return kind;
 }
 
+/* A lossy copy: said by the header (LossyImageCompression 01), or by an
+ * encoding that cannot be lossless (JPEG processes 1, 2/4; JPEG-LS
+ * near-lossless; JPEG 2000 part 1 "lossy or lossless" is counted lossy, as
+ * PS3.5 allows both). */
+int lossy_copy(DcmItem *ds, const char *transfer_syntax)
+{
+    static const char *const lossy_syntaxes[] = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
+                                                 "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.91"};
+    if (get_string(ds, DCM_LossyImageCompression).compare(0, 2, "01") == 0)
+        return 1;
+    for (const char *ts : lossy_syntaxes)
+        if (std::strcmp(transfer_syntax, ts) == 0)
+            return 1;
+    return 0;
+}
+
 /* Fill h from a parsed data set. meta may be NULL (ACR-NEMA). */
 void fill_header(DcmItem *ds, DcmItem *meta, E_TransferSyntax xfer, hs_dicom_header *h)
 {
@@ -611,17 +627,7 @@ void fill_header(DcmItem *ds, DcmItem *meta, E_TransferSyntax xfer, hs_dicom_hea
     /* Scanners write "NONE" or "NO" rather than leave the field empty. */
     h->contrast = agent_field[0] != '\0' && std::strcmp(agent_field, "NONE") != 0 &&
                   std::strcmp(agent_field, "NO") != 0;
-
-    /* A lossy copy: said by the header, or by an encoding that cannot be
-     * lossless (JPEG processes 1, 2/4; JPEG-LS near-lossless; JPEG 2000
-     * part 1 "lossy or lossless" is counted lossy, as PS3.5 allows both). */
-    std::string lossy = get_string(ds, DCM_LossyImageCompression);
-    static const char *const lossy_syntaxes[] = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
-                                                 "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.91"};
-    h->lossy = lossy.compare(0, 2, "01") == 0;
-    for (const char *ts : lossy_syntaxes)
-        if (std::strcmp(h->transfer_syntax, ts) == 0)
-            h->lossy = 1;
+    h->lossy = lossy_copy(ds, h->transfer_syntax);
 }
 
 /* Overrides the fields a functional group item g (shared, or one frame's
