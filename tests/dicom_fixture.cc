@@ -89,6 +89,8 @@ extern "C" int hs_test_dicom_write(const char *path, const hs_test_dicom_slice *
             c = ds->putAndInsertString(DCM_Modality, s->modality);
         if (c.good())
             c = ds->putAndInsertString(DCM_ImageType, s->image_type);
+        if (c.good() && s->lossy)
+            c = ds->putAndInsertString(DCM_LossyImageCompression, "01");
         if (c.good())
             c = ds->putAndInsertString(DCM_PatientID, "HS-SYNTH");
         if (c.good() && s->has_instance_number)

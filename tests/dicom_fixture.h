@@ -40,6 +40,7 @@ typedef struct {
     int has_padding, padding_value; /* US if pixel_representation is 0, else SS */
     int frames;                     /* > 1 writes NumberOfFrames (pixels for frame 1 repeated) */
     int big_endian;                 /* Explicit VR Big Endian instead of Little Endian */
+    int lossy;                      /* LossyImageCompression "01" (a lossy copy) */
     const unsigned short *pixels;   /* rows * columns raw 16-bit samples */
 } hs_test_dicom_slice;
 

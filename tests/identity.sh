@@ -82,6 +82,24 @@ test_two_parts() {
         { why "an outranked verdict could be changed"; return 1; }
 }
 
+# Case 2 under --watch --delete: the first part is read and deleted, the
+# second arrives alone; it read less and is outranked, said on stderr; the
+# positive stands.
+test_watch_parts_deleted() {
+    fresh_db delparts
+    mkdir -p "$tmp/drop-d" || return 1
+    gen "$tmp/drop-d/p1" 31 --bleed "$BLEED" || return 1
+    watch "$tmp/drop-d" --stable-age 0 --delete || { why "part 1: exit $status"; return 1; }
+    uid=$(sql "SELECT study_uid FROM current_verdicts")
+    [ "$(sql "SELECT verdict FROM current_verdicts")" = hemorrhage ] || { why "part 1 not positive"; return 1; }
+    gen "$tmp/drop-d/p2" 41 --study-uid "$uid" --series-number 3 || return 1
+    watch "$tmp/drop-d" --stable-age 0 --delete || { why "part 2: exit $status"; return 1; }
+    [ "$(sql "SELECT verdict_id || verdict FROM current_verdicts")" = 1hemorrhage ] ||
+        { why "part 2 alone replaced the positive"; return 1; }
+    grep -q "verdict 2 is not the study's verdict: it read 0 of the 14 instances verdict 1 read; verdict 1 (hemorrhage) stands" \
+        "$tmp/err" || { why "the outranked reading is not said"; return 1; }
+}
+
 # Case 3: the first delivery was wrong (here: a head without the bleed),
 # the corrected files come again with the same UIDs. Identity is the UIDs
 # and each file's content, so the corrected delivery is read, and the
@@ -209,6 +227,7 @@ test_watch_listing() {
 }
 
 check "two parts of a study: read together; less never replaces a positive" test_two_parts
+check "--watch --delete: a part read alone never replaces a positive" test_watch_parts_deleted
 check "a corrected re-send with the same UIDs is read again" test_resend
 check "--study: a folder with several studies reads each, says so" test_several_studies
 check "--study: an unreadable file makes the study not assessable" test_unreadable_file

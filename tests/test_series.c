@@ -15,12 +15,14 @@
  * loop). Series are 64 x 64 x 8 so the suite stays quick under valgrind.
  * Without the data or the generator the tests say they are skipped. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <CUnit/CUnit.h>
@@ -668,6 +670,71 @@ static void test_uid_instances(void)
     hs_study_free(&s);
 }
 
+/* Copies src to dst byte for byte; 0 on success. */
+static int copy_file(const char *src, const char *dst)
+{
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    int rc = in != NULL && out != NULL ? 0 : -1;
+    char buf[4096];
+    size_t n;
+    while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        rc = fwrite(buf, 1, n, out) == n ? 0 : -1;
+    if (in != NULL)
+        fclose(in);
+    if (out != NULL && fclose(out) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* Copies of one instance (same SOPInstanceUID): the lossless one is read,
+ * then the newer, and the skipped copy says why; equal bytes are told
+ * apart by path. */
+static void test_copies(void)
+{
+    char dir[4096], p[3][4200];
+    CU_ASSERT_EQUAL_FATAL(new_dir(dir, sizeof dir, "copies"), 0);
+    unsigned short px[3][32 * 32];
+    for (int i = 0; i < 32 * 32; i++) {
+        px[0][i] = (unsigned short)(i % 7);
+        px[1][i] = (unsigned short)(i % 11);
+        px[2][i] = (unsigned short)(i % 13);
+    }
+    const char *names[3] = {"a.dcm", "b.dcm", "c.dcm"};
+    for (int k = 0; k < 3; k++) {
+        hs_test_dicom_slice sl;
+        hs_test_dicom_slice_default(&sl, 32, 32, px[k]);
+        sl.sop_uid = "1.2.826.0.1.3680043.2.1143.30.1";
+        sl.lossy = k == 2; /* c: a lossy copy, and the newest */
+        hs_test_path(p[k], sizeof p[k], dir, names[k]);
+        CU_ASSERT_EQUAL_FATAL(hs_test_dicom_write(p[k], &sl), 0);
+        struct timespec t[2] = {{1700000000 + 100 * k, 0}, {1700000000 + 100 * k, 0}};
+        CU_ASSERT_EQUAL_FATAL(utimensat(AT_FDCWD, p[k], t, 0), 0);
+    }
+    hs_study s;
+    if (scan(dir, &s) == 0) {
+        CU_ASSERT_EQUAL_FATAL(s.n_series, 1);
+        CU_ASSERT_EQUAL_FATAL(s.series[0].n_slices, 1);
+        /* b: lossless and newer than a */
+        CU_ASSERT_PTR_NOT_NULL(strstr(s.series[0].slices[0].header.path, "b.dcm"));
+        CU_ASSERT_EQUAL(s.series[0].slices[0].header.lossy, 0);
+        CU_ASSERT_EQUAL(strlen(s.series[0].slices[0].header.file_sha256), 64);
+        const hs_skipped_file *a = find_skipped(&s, "a.dcm"), *c = find_skipped(&s, "c.dcm");
+        CU_ASSERT(a != NULL && strstr(a->reason, "same SOPInstanceUID; it is the newer file") != NULL);
+        CU_ASSERT(c != NULL && strstr(c->reason, "same SOPInstanceUID; it is lossless, this copy lossy") != NULL);
+    }
+    hs_study_free(&s);
+    /* the same bytes under two names: the first path is kept */
+    char copy[4200];
+    hs_test_path(copy, sizeof copy, dir, "0-copy.dcm");
+    CU_ASSERT_EQUAL_FATAL(copy_file(p[1], copy), 0); /* not a link: the walk counts an inode once */
+    if (scan(dir, &s) == 0) {
+        CU_ASSERT_PTR_NOT_NULL(strstr(s.series[0].slices[0].header.path, "0-copy.dcm"));
+        const hs_skipped_file *b = find_skipped(&s, "b.dcm");
+        CU_ASSERT(b != NULL && strstr(b->reason, "the same bytes") != NULL);
+    }
+    hs_study_free(&s);
+}
+
 int hs_register_series_tests(void)
 {
     static const hs_test_case tests[] = {
@@ -686,6 +753,7 @@ int hs_register_series_tests(void)
         {"missing and empty folders", test_errors},
         {"StudyInstanceUIDs differing after byte 64 or a NUL: two studies", test_uid_studies},
         {"SOPInstanceUIDs differing after byte 64: no duplicates; notes", test_uid_instances},
+        {"copies of an instance: lossless, then newer; same bytes by path", test_copies},
     };
     return hs_test_add_suite("series stage", suite_init, suite_clean, tests, sizeof tests / sizeof tests[0]);
 }

@@ -377,3 +377,15 @@ void cli_review_options(const options *o, hs_review_options *ropt)
     ropt->threads = o->threads > 0 ? o->threads : 1;
     ropt->secondary_capture = o->review_dicom;
 }
+
+void cli_say_standing(hs_audit *audit, const char *dir, const hs_study_reading *r, long long verdict_id)
+{
+    hs_audit_standing standing;
+    hs_error err = {0};
+    if (hs_audit_verdict_standing(audit, verdict_id, &standing, &err) != HS_OK)
+        fprintf(stderr, "hemoscan: audit database: %s\n", err.msg);
+    else if (standing.outranked_by > 0)
+        fprintf(stderr, "hemoscan: %s: study %s: verdict %lld is not the study's verdict: it %s; "
+                "verdict %lld (%s) stands\n", dir, r->study.study_uid, verdict_id, standing.reason,
+                standing.outranked_by, standing.outranked_verdict);
+}

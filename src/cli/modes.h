@@ -126,6 +126,11 @@ void cli_emit_reading(const options *o, int brief, const hs_study_reading *r, co
                       const char *model_path, const char *db_path, long long verdict_id,
                       const hs_review_file *review);
 
+/* When verdict_id was recorded outranked (audit.h: it read less than the
+ * study's current verdict, which stands), one line on stderr saying so
+ * and which verdict stands; a lookup that fails is said instead. */
+void cli_say_standing(hs_audit *audit, const char *dir, const hs_study_reading *r, long long verdict_id);
+
 /* in with every control byte (below 0x20, and DEL) made '?', cut to fit
  * out (cap bytes, terminated): DICOM header values and file names as they
  * may go into a line of output, a log or a command's environment. */

@@ -233,14 +233,7 @@ static int finish_reading(study_run *m, const char *dir, hs_study_reading *r, hs
         printf("\n");
     cli_emit_reading(o, 0, r, m->model, m->model_path, m->db_path, verdict_id, &review);
     status = worse(status, cli_on_positive(o, m->audit, m->db_path, r, verdict_id, &review));
-    hs_audit_standing standing;
-    hs_error serr = {0};
-    if (hs_audit_verdict_standing(m->audit, verdict_id, &standing, &serr) != HS_OK)
-        fprintf(stderr, "hemoscan: audit database: %s\n", serr.msg);
-    else if (standing.outranked_by > 0)
-        fprintf(stderr, "hemoscan: %s: study %s: verdict %lld is not the study's verdict: it %s; "
-                "verdict %lld (%s) stands\n", dir, r->study.study_uid, verdict_id, standing.reason,
-                standing.outranked_by, standing.outranked_verdict);
+    cli_say_standing(m->audit, dir, r, verdict_id);
     return worse(status, study_exit_status(r));
 }
 

@@ -129,6 +129,7 @@ static void on_reading(void *ctx, const hs_study_reading *r, long long verdict_i
 {
     watch_run *m = ctx;
     cli_emit_reading(m->o, 1, r, &m->model, m->model_path, m->db_path, verdict_id, review);
+    cli_say_standing(m->audit, r->dir, r, verdict_id);
     if (!m->o->json && m->o->verbose > 0) {
         printf("\n");
         fflush(stdout);
