@@ -111,9 +111,18 @@ typedef struct {
  * reason. When the folder holds several StudyInstanceUIDs, the study with
  * the most accepted slices is kept (ties: the smaller key) and the accepted
  * slices of the others are skipped as "other_study", "belongs to another
- * study (KEY)". Within a series, a second file with the same SOPInstanceUID or the same
- * position along the normal (within 0.01 mm) is skipped as "duplicate"; the
- * one kept is the first by InstanceNumber, then path.
+ * study (KEY)" (hemoscan --study then reads each of them on its own).
+ * Within a series, copies of one instance (the same SOPInstanceUID and
+ * frame) are skipped as "duplicate" but the best: a lossless copy before
+ * a lossy one, then the newer file, then the larger, then the path (equal
+ * bytes: the path); the reason says which rule chose. Then a slice at the
+ * same position along the normal as the one before it (within 0.01 mm) is
+ * skipped as "duplicate": the one kept is the first by InstanceNumber,
+ * then path.
+ *
+ * Every accepted file is hashed (SHA-256 of its bytes, with its size and
+ * modification time, into the header's file_* fields): the identity of
+ * what a reading read (study.h, hs_study_instances_sha256).
  *
  * Gaps: a neighbour distance larger than 1.5 times the expected spacing
  * counts round(distance / expected) - 1 missing slices. The expected spacing

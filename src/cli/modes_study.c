@@ -2,6 +2,14 @@
  * as JSON, and in the audit database) and --export (the rendered slices as
  * PNG files, for a site that labels its own cases).
  *
+ * --study reads every study a folder holds, each on its own (the scan
+ * keeps one and lists the others' files as "other_study"; their headers
+ * are read again here to tell them apart), and each with every file of it
+ * known from earlier readings (hs_audit_study_known_files), so a study
+ * delivered in two folders is read whole. A study read before has every
+ * eligible series read. The usual folder of one study seen for the first
+ * time is read straight from its scan, without a second header pass.
+ *
  * The stages live in the library (series, dicom, render, verdict, study,
  * audit, review_store); this file only calls them, prints and picks the
  * exit status. The watcher prints its readings with the same function
