@@ -125,6 +125,17 @@ hs_status hs_audit_verdict_standing(hs_audit *a, long long verdict_id, hs_audit_
 hs_status hs_audit_study_known_files(hs_audit *a, const char *study_uid, char ***paths, int *n,
                                      hs_error *err);
 
+/* The files to read study_uid from: the n_given paths (given[i], not
+ * copied) and then every known file of hs_audit_study_known_files that is
+ * not among them and is still there as a regular file (a link put in its
+ * place is not followed): a study that gains instances, in this folder or
+ * another, is read whole. *n_added: how many known files were added;
+ * *read_before: whether the study has any known file at all (it was read
+ * or moved before). Free with hs_audit_study_files_free(paths, *n, n_given). */
+hs_status hs_audit_study_files(hs_audit *a, const char *study_uid, char *const *given, int n_given,
+                               char ***paths, int *n, int *n_added, int *read_before, hs_error *err);
+void hs_audit_study_files_free(char **paths, int n, int n_given);
+
 /* Record that a study folder could not be read at all (stage: "scan",
  * "model", ...; message: the error line). study_uid may be NULL. */
 hs_status hs_audit_record_failure(hs_audit *a, long long run_id, const char *study_dir,

@@ -5,7 +5,7 @@
  * --study reads every study a folder holds, each on its own (the scan
  * keeps one and lists the others' files as "other_study"; their headers
  * are read again here to tell them apart), and each with every file of it
- * known from earlier readings (hs_audit_study_known_files), so a study
+ * known from earlier readings (hs_audit_study_files), so a study
  * delivered in two folders is read whole. A study read before has every
  * eligible series read. The usual folder of one study seen for the first
  * time is read straight from its scan, without a second header pass.
@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #ifdef HAVE_CONFIG_H
@@ -140,55 +139,6 @@ static hs_status split_folder(const hs_study *scan, folder_studies *out, hs_erro
     return st;
 }
 
-/* The files of study g: the folder's, plus those known from earlier
- * readings of the same study that are still there (hs_audit_study_known_files),
- * so that a study delivered in parts is read whole. *n_known: how many were
- * added; *read_before: whether the study was read before at all. Free with
- * free_paths(paths, n, g->n). */
-static char **study_files(hs_audit *audit, const folder_study *g, int *n_out, int *n_known,
-                          int *read_before, hs_error *err)
-{
-    char **known = NULL;
-    int nk = 0;
-    *n_out = *n_known = 0;
-    if (g->uid[0] != '\0' && hs_audit_study_known_files(audit, g->uid, &known, &nk, err) != HS_OK)
-        return NULL;
-    *read_before = nk > 0;
-    char **paths = malloc((size_t)(g->n + nk + 1) * sizeof *paths);
-    if (paths == NULL) {
-        for (int i = 0; i < nk; i++)
-            free(known[i]);
-        free(known);
-        hs_fail(err, HS_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    int n = 0;
-    for (int i = 0; i < g->n; i++)
-        paths[n++] = (char *)g->paths[i];
-    for (int i = 0; i < nk; i++) {
-        struct stat sb;
-        int dup = 0;
-        for (int j = 0; j < g->n && !dup; j++)
-            dup = strcmp(g->paths[j], known[i]) == 0;
-        if (!dup && lstat(known[i], &sb) == 0 && S_ISREG(sb.st_mode)) {
-            paths[n++] = known[i];
-            (*n_known)++;
-        } else {
-            free(known[i]);
-        }
-    }
-    free(known);
-    *n_out = n;
-    return paths;
-}
-
-static void free_paths(char **paths, int n, int n_own_from)
-{
-    for (int i = n_own_from; paths != NULL && i < n; i++)
-        free(paths[i]);
-    free(paths);
-}
-
 /* What the mode needs at hand for each study. */
 typedef struct {
     const options *o;
@@ -269,9 +219,12 @@ static int read_folder(study_run *m, const char *dir)
                 dir, f.n);
     int status = EXIT_OK;
     for (int i = 0; i < f.n; i++) {
+        /* the folder's files plus those known from earlier readings that
+         * are still there, so a study delivered in parts is read whole */
         int n = 0, n_known = 0, read_before = 0;
-        char **paths = study_files(m->audit, &f.study[i], &n, &n_known, &read_before, &err);
-        if (paths == NULL) {
+        char **paths = NULL;
+        if (hs_audit_study_files(m->audit, f.study[i].uid, (char *const *)f.study[i].paths, f.study[i].n,
+                                 &paths, &n, &n_known, &read_before, &err) != HS_OK) {
             fprintf(stderr, "hemoscan: %s: %s\n", dir, err.msg);
             status = worse(status, EXIT_FAILED);
             continue;
@@ -293,7 +246,7 @@ static int read_folder(study_run *m, const char *dir)
             st = hs_study_read_files(dir, paths, n, m->model, &sopt, &r, &err);
         status = worse(status, finish_reading(m, dir, &r, st, &err));
         hs_study_reading_free(&r);
-        free_paths(paths, n, f.study[i].n);
+        hs_audit_study_files_free(paths, n, f.study[i].n);
     }
     folder_studies_free(&f);
     hs_study_free(&scan);

@@ -50,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hemoscan/clock.h"
@@ -1255,6 +1256,46 @@ hs_status hs_audit_study_known_files(hs_audit *a, const char *study_uid, char **
 {
     int q = a != NULL && a->version >= HS_AUDIT_VERSION_IDENTITY ? I_KNOWN : W_DONE_FILES;
     return study_paths_query(a, q, study_uid, paths, n, err);
+}
+
+hs_status hs_audit_study_files(hs_audit *a, const char *study_uid, char *const *given, int n_given,
+                               char ***paths, int *n, int *n_added, int *read_before, hs_error *err)
+{
+    char **known = NULL;
+    int nk = 0;
+    *paths = NULL;
+    *n = *n_added = *read_before = 0;
+    hs_status st = study_uid[0] != '\0' ? hs_audit_study_known_files(a, study_uid, &known, &nk, err) : HS_OK;
+    if (st != HS_OK)
+        return st;
+    *read_before = nk > 0;
+    char **out = malloc((size_t)(n_given + nk + 1) * sizeof *out);
+    for (int i = 0; out != NULL && i < n_given; i++)
+        out[(*n)++] = given[i];
+    for (int i = 0; i < nk; i++) {
+        struct stat sb;
+        int dup = 0;
+        for (int j = 0; j < n_given && !dup; j++)
+            dup = strcmp(given[j], known[i]) == 0;
+        if (out != NULL && !dup && lstat(known[i], &sb) == 0 && S_ISREG(sb.st_mode)) {
+            out[(*n)++] = known[i]; /* owned by out now */
+            (*n_added)++;
+        } else {
+            free(known[i]);
+        }
+    }
+    free(known);
+    if (out == NULL)
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory listing the files of study %s", study_uid);
+    *paths = out;
+    return HS_OK;
+}
+
+void hs_audit_study_files_free(char **paths, int n, int n_given)
+{
+    for (int i = n_given; paths != NULL && i < n; i++)
+        free(paths[i]);
+    free(paths);
 }
 
 hs_status hs_audit_verdict_standing(hs_audit *a, long long verdict_id, hs_audit_standing *out,

@@ -303,59 +303,27 @@ static void study_failed(hs_watcher *w, const hs_watch_listing *l, const hs_watc
     }
 }
 
-/* 1 when path is one of the study's drop files. */
-static int in_drop(const hs_watch_listing *l, const hs_watch_study *s, const char *path)
-{
-    for (int i = 0; i < s->n; i++)
-        if (strcmp(l->files[s->file[i]].path, path) == 0)
-            return 1;
-    return 0;
-}
-
 /* Drop files plus every file of the study known from before that is still
- * there: in the done folder, or wherever an earlier reading found it
- * (hs_audit_study_known_files). A study that gains instances, in this
- * folder or another, is read whole, and a reading never sees less than it
- * could. A known path is taken only as a regular file (a link put in its
- * place is not followed). The drop paths are the listing's; the others
- * are owned by the array (free_study_paths). */
+ * there (hs_audit_study_files): in the done folder, or wherever an earlier
+ * reading found it. A study that gains instances, in this folder or
+ * another, is read whole, and a reading never sees less than it could.
+ * Free with hs_audit_study_files_free(paths, *n_out, s->n). */
 static char **study_paths(hs_watcher *w, const hs_watch_listing *l, const hs_watch_study *s,
                           int *n_out, int *read_before)
 {
-    char **done = NULL;
-    int n_done = 0;
+    char **drop = malloc((size_t)(s->n > 0 ? s->n : 1) * sizeof *drop);
+    char **paths = NULL;
+    int added = 0;
     hs_error err = {0};
-    if (hs_audit_study_known_files(w->cfg.audit, s->study_uid, &done, &n_done, &err) != HS_OK) {
+    for (int i = 0; drop != NULL && i < s->n; i++)
+        drop[i] = l->files[s->file[i]].path;
+    if (drop == NULL)
+        report(w, "%s: out of memory listing its files", s->study_uid);
+    else if (hs_audit_study_files(w->cfg.audit, s->study_uid, drop, s->n, &paths, n_out, &added,
+                                  read_before, &err) != HS_OK)
         report(w, "%s", err.msg);
-        return NULL;
-    }
-    char **paths = malloc((size_t)(s->n + n_done) * sizeof *paths);
-    int n = 0;
-    *read_before = n_done > 0;
-    if (paths != NULL) {
-        for (int i = 0; i < s->n; i++)
-            paths[n++] = l->files[s->file[i]].path;
-        for (int i = 0; i < n_done; i++) {
-            struct stat sb;
-            if (!in_drop(l, s, done[i]) && lstat(done[i], &sb) == 0 && S_ISREG(sb.st_mode))
-                paths[n++] = done[i]; /* owned by paths now */
-            else
-                free(done[i]);
-        }
-    } else {
-        for (int i = 0; i < n_done; i++)
-            free(done[i]);
-    }
-    free(done);
-    *n_out = n;
+    free(drop);
     return paths;
-}
-
-static void free_study_paths(char **paths, int n, int n_drop)
-{
-    for (int i = n_drop; paths != NULL && i < n; i++)
-        free(paths[i]);
-    free(paths);
 }
 
 /* The disposal of a study's drop files once it is recorded (or found
@@ -502,7 +470,7 @@ static void read_study(hs_watcher *w, const hs_watch_listing *l, const hs_watch_
     if (scan_study(w, l, s, label, paths, n, &study) == SCAN_TO_READ)
         read_scanned(w, l, s, label, &study, read_before);
     hs_study_free(&study); /* emptied already when it was read */
-    free_study_paths(paths, n, s->n);
+    hs_audit_study_files_free(paths, n, s->n);
 }
 
 /* One study of the listing: waits while it is not complete, is failed
